@@ -1,0 +1,1 @@
+//! Builds graphs forward through the shape rules.

@@ -1,0 +1,294 @@
+//! The intermediate graph every loader produces and every later pass reads.
+//!
+//! A `Graph` is a list of tensors and a list of nodes in execution order. Loaders
+//! (Caffe, ONNX) fill it; the memory pass and the reports only read it. Nothing
+//! here knows a file format: format names appear only as `Node::source_type`.
+
+pub mod build;
+mod shape;
+
+pub use shape::{checked_product, Shape, ShapeError};
+
+use crate::ops::Op;
+
+/// Index into `Graph::tensors`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub usize);
+
+/// Index into `Graph::nodes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub usize);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFormat {
+    Caffe,
+    Onnx,
+}
+
+impl ModelFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelFormat::Caffe => "caffe",
+            ModelFormat::Onnx => "onnx",
+        }
+    }
+}
+
+/// Element types. Sizes are the storage sizes a framework uses for one element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F64,
+    F32,
+    F16,
+    BF16,
+    F8,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+    /// Sub-byte types (int4, float4) round up to one byte per element here.
+    Packed4,
+    String,
+}
+
+impl DType {
+    /// Bytes one element takes.
+    pub fn size_bytes(self) -> u64 {
+        match self {
+            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
+            DType::F8 | DType::I8 | DType::U8 | DType::Bool | DType::Packed4 => 1,
+            // Strings have no fixed size; count the pointer-sized handle.
+            DType::String => 8,
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16 | DType::F8)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F64 => "f64",
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::F8 => "f8",
+            DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::I16 => "i16",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::U16 => "u16",
+            DType::U32 => "u32",
+            DType::U64 => "u64",
+            DType::Bool => "bool",
+            DType::Packed4 => "4bit",
+            DType::String => "string",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// A graph input (an image batch, labels).
+    Input,
+    /// Computed by a node.
+    Activation,
+    /// A stored weight blob. `Tensor::trainable` separates learned weights from
+    /// running statistics.
+    Param,
+    /// A stored non-weight value (reshape targets, shape constants).
+    Constant,
+}
+
+impl TensorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TensorKind::Input => "input",
+            TensorKind::Activation => "activation",
+            TensorKind::Param => "param",
+            TensorKind::Constant => "constant",
+        }
+    }
+}
+
+/// Why a shape is missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unknown {
+    /// Some producer upstream has no shape rule (named in a warning).
+    NoRule,
+    /// The size depends on the data (detections, region proposals).
+    RunTime,
+    /// A dimension is a free symbol the user did not bind; the formula is kept.
+    Symbolic(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub name: String,
+    /// `None` when the shape is not known; `unknown` then says why.
+    pub shape: Option<Shape>,
+    pub unknown: Option<Unknown>,
+    pub dtype: DType,
+    pub kind: TensorKind,
+    /// Only for `Param`: learned (true) or running statistics (false).
+    pub trainable: bool,
+    pub producer: Option<NodeId>,
+}
+
+impl Tensor {
+    /// Bytes of the tensor's storage, when its shape is known and fits in u64.
+    pub fn bytes(&self) -> Option<u64> {
+        self.shape.as_ref()?.elems()?.checked_mul(self.dtype.size_bytes())
+    }
+
+    pub fn elems(&self) -> Option<u64> {
+        self.shape.as_ref()?.elems()
+    }
+}
+
+/// A scalar or list attribute kept for the report (the op itself holds the
+/// typed parameters).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
+    Strs(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    /// The operator as the file spelled it ("Convolution", "CONVOLUTION", "Conv").
+    pub source_type: String,
+    pub op: Op,
+    /// Data inputs (activations, graph inputs, small constants), in order.
+    pub inputs: Vec<TensorId>,
+    /// Weight tensors this node reads. A tensor listed by several nodes is shared.
+    pub params: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+    /// The node writes its output over its first input's storage (Caffe top == bottom).
+    pub in_place: bool,
+    pub attrs: Vec<(String, AttrValue)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Graph {
+    pub name: String,
+    pub format: ModelFormat,
+    pub tensors: Vec<Tensor>,
+    /// Nodes in execution order: every input is produced before it is read.
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+    pub warnings: Vec<String>,
+}
+
+/// Parameter totals over the whole graph, shared tensors counted once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParamTotals {
+    pub params: u64,
+    pub non_trainable: u64,
+    pub param_bytes: u64,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>, format: ModelFormat) -> Self {
+        Graph {
+            name: name.into(),
+            format,
+            tensors: Vec::new(),
+            nodes: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn tensor(&self, id: TensorId) -> &Tensor {
+        &self.tensors[id.0]
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0]
+    }
+
+    pub fn add_tensor(&mut self, tensor: Tensor) -> TensorId {
+        self.tensors.push(tensor);
+        TensorId(self.tensors.len() - 1)
+    }
+
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(message.into());
+    }
+
+    /// Per node: (learned, statistics) elements of the weights it is the first
+    /// to read, so a weight shared by several nodes is counted at its first user.
+    pub fn node_param_counts(&self) -> Vec<(u64, u64)> {
+        let mut seen = vec![false; self.tensors.len()];
+        self.nodes
+            .iter()
+            .map(|node| {
+                let (mut learned, mut stats) = (0u64, 0u64);
+                for &p in &node.params {
+                    if std::mem::replace(&mut seen[p.0], true) {
+                        continue;
+                    }
+                    let t = self.tensor(p);
+                    let e = t.elems().unwrap_or(0);
+                    if t.trainable {
+                        learned = learned.saturating_add(e);
+                    } else {
+                        stats = stats.saturating_add(e);
+                    }
+                }
+                (learned, stats)
+            })
+            .collect()
+    }
+
+    /// Totals over every param tensor some node reads, each counted once.
+    pub fn param_totals(&self) -> ParamTotals {
+        let mut seen = vec![false; self.tensors.len()];
+        let mut totals = ParamTotals::default();
+        for node in &self.nodes {
+            for &p in &node.params {
+                if std::mem::replace(&mut seen[p.0], true) {
+                    continue;
+                }
+                let t = self.tensor(p);
+                let e = t.elems().unwrap_or(0);
+                if t.trainable {
+                    totals.params = totals.params.saturating_add(e);
+                } else {
+                    totals.non_trainable = totals.non_trainable.saturating_add(e);
+                }
+                totals.param_bytes = totals.param_bytes.saturating_add(t.bytes().unwrap_or(0));
+            }
+        }
+        totals
+    }
+
+    /// Consumers of every tensor, in execution order.
+    pub fn consumers(&self) -> Vec<Vec<NodeId>> {
+        let mut users = vec![Vec::new(); self.tensors.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &t in &node.inputs {
+                if users[t.0].last() != Some(&NodeId(i)) {
+                    users[t.0].push(NodeId(i));
+                }
+            }
+        }
+        users
+    }
+}

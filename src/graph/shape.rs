@@ -1,0 +1,105 @@
+//! Concrete tensor shapes and overflow-checked arithmetic on them.
+
+use std::fmt;
+
+/// A concrete shape: one non-negative extent per axis. A scalar has no axes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub Vec<u64>);
+
+impl Shape {
+    pub fn new(dims: impl Into<Vec<u64>>) -> Self {
+        Shape(dims.into())
+    }
+
+    pub fn scalar() -> Self {
+        Shape(Vec::new())
+    }
+
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn dims(&self) -> &[u64] {
+        &self.0
+    }
+
+    /// Number of elements, or `None` when the product overflows u64.
+    pub fn elems(&self) -> Option<u64> {
+        checked_product(&self.0)
+    }
+
+    /// Resolve a Caffe/ONNX style axis (negative counts from the end).
+    pub fn axis(&self, axis: i64) -> Result<usize, ShapeError> {
+        let rank = self.rank() as i64;
+        let a = if axis < 0 { axis + rank } else { axis };
+        if a < 0 || a >= rank.max(1) || (rank == 0) {
+            return Err(ShapeError::new(format!("axis {axis} is out of range for a rank-{rank} input {self}")));
+        }
+        Ok(a as usize)
+    }
+
+    pub fn dim(&self, axis: usize) -> Result<u64, ShapeError> {
+        self.0
+            .get(axis)
+            .copied()
+            .ok_or_else(|| ShapeError::new(format!("input {self} has no axis {axis}")))
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl From<Vec<u64>> for Shape {
+    fn from(v: Vec<u64>) -> Self {
+        Shape(v)
+    }
+}
+
+/// Product of dims, `None` on overflow.
+pub fn checked_product(dims: &[u64]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+}
+
+/// A shape rule could not produce an output: the message says which rule and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ShapeError {
+    pub message: String,
+}
+
+impl ShapeError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ShapeError { message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_overflow_is_none() {
+        assert_eq!(checked_product(&[1 << 62, 4]), None);
+        assert_eq!(checked_product(&[2, 3, 4]), Some(24));
+        assert_eq!(checked_product(&[]), Some(1));
+    }
+
+    #[test]
+    fn negative_axis_counts_from_end() {
+        let s = Shape::new(vec![1, 3, 224, 224]);
+        assert_eq!(s.axis(-1).unwrap(), 3);
+        assert_eq!(s.axis(1).unwrap(), 1);
+        assert!(s.axis(4).is_err());
+        assert!(s.axis(-5).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! nnmem: why does this network need so much memory, and will it fit?
+//!
+//! The pipeline: `load` reads a model file into a `graph::Graph` with every
+//! tensor's real shape (per-operator knowledge in `ops`); `memory` annotates the
+//! graph for inference and training; `report` renders the result.
+
+pub mod graph;
+pub mod load;
+pub mod ops;
+pub mod units;

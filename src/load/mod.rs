@@ -1,0 +1,175 @@
+//! Loaders: one per file format, each returning the same intermediate `Graph`.
+//!
+//! A loader knows its format and nothing of memory. It resolves every tensor
+//! shape it can (Caffe through nnmem's own shape rules, ONNX through tract) and
+//! records what it could not as warnings on the graph.
+
+pub mod caffe;
+pub mod onnx;
+
+use std::path::{Path, PathBuf};
+
+use crate::graph::Graph;
+
+/// Which Caffe phase to build (layers' include/exclude rules select on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phase {
+    #[default]
+    Test,
+    Train,
+}
+
+/// An input shape given on the command line: `data=1x3x224x224` or `1x3x224x224`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputSpec {
+    /// `None` when the user gave only dims (allowed when the model has one input).
+    pub name: Option<String>,
+    pub dims: Vec<u64>,
+}
+
+impl InputSpec {
+    /// Parse `[NAME=]D1xD2x…` (also `,` between dims).
+    pub fn parse(text: &str) -> Result<InputSpec, String> {
+        let (name, dims_text) = match text.rsplit_once('=') {
+            Some((n, d)) if !n.is_empty() => (Some(n.to_string()), d),
+            Some((_, _)) => return Err(format!("\"{text}\": the input name before '=' is empty")),
+            None => (None, text),
+        };
+        let mut dims = Vec::new();
+        for part in dims_text.split(['x', 'X', ',']) {
+            let part = part.trim();
+            let d: u64 = part
+                .parse()
+                .map_err(|_| format!("\"{text}\": \"{part}\" is not a dimension (expected NAME=1x3x224x224)"))?;
+            dims.push(d);
+        }
+        if dims.is_empty() {
+            return Err(format!("\"{text}\": no dimensions"));
+        }
+        Ok(InputSpec { name, dims })
+    }
+}
+
+/// A symbolic ONNX dimension bound on the command line: `batch=8`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DimBinding {
+    pub symbol: String,
+    pub value: u64,
+}
+
+impl DimBinding {
+    pub fn parse(text: &str) -> Result<DimBinding, String> {
+        let (symbol, value) =
+            text.split_once('=').ok_or_else(|| format!("\"{text}\": expected SYMBOL=VALUE, e.g. batch=8"))?;
+        let value = value.trim().parse().map_err(|_| format!("\"{text}\": \"{value}\" is not a number"))?;
+        if symbol.trim().is_empty() {
+            return Err(format!("\"{text}\": the symbol name is empty"));
+        }
+        Ok(DimBinding { symbol: symbol.trim().to_string(), value })
+    }
+}
+
+/// What the user told us about the model beyond the file itself.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub inputs: Vec<InputSpec>,
+    /// Replaces only the first (batch) dimension of every image input.
+    pub batch: Option<u64>,
+    pub dims: Vec<DimBinding>,
+    pub phase: Phase,
+    /// Caffe: a .caffemodel whose blob shapes are checked against the prototxt.
+    pub weights: Option<PathBuf>,
+}
+
+/// A model file could not be read at all. Problems that leave part of the
+/// graph usable are warnings on the `Graph` instead.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// Prototxt syntax: file:line:column and what was expected.
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    /// A structural problem located by a layer or node name.
+    #[error("{path}: {location}: {message}")]
+    Model { path: PathBuf, location: String, message: String },
+    /// A problem of the file as a whole (unknown format, bad protobuf).
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// The user's options do not fit the model (an --input name that is not an input).
+    #[error("{message}")]
+    Usage { message: String },
+}
+
+/// The model formats nnmem reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Prototxt,
+    Onnx,
+    CaffeModel,
+}
+
+/// Decide the format from the extension, falling back to the first bytes.
+pub fn sniff_format(path: &Path, head: &[u8]) -> Format {
+    match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+        Some("prototxt") | Some("pbtxt") | Some("txt") => return Format::Prototxt,
+        Some("onnx") => return Format::Onnx,
+        Some("caffemodel") => return Format::CaffeModel,
+        _ => {}
+    }
+    // Text prototxts start with printable ASCII; ONNX begins with field 1
+    // (ir_version, varint: 0x08) and caffemodels with field 1 (name, 0x0a) or 100.
+    let printable = head.iter().take(256).all(|&b| b == b'\t' || b == b'\n' || b == b'\r' || (0x20..0x7f).contains(&b));
+    if printable && !head.is_empty() {
+        Format::Prototxt
+    } else if head.first() == Some(&0x08) {
+        Format::Onnx
+    } else {
+        Format::CaffeModel
+    }
+}
+
+/// Load any supported model file into a graph.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
+    let head = read_head(path)?;
+    match sniff_format(path, &head) {
+        Format::Prototxt => caffe::load_prototxt(path, options),
+        Format::Onnx => onnx::load_onnx(path, options),
+        Format::CaffeModel => caffe::load_caffemodel(path, options),
+    }
+}
+
+fn read_head(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.is_dir() {
+        return Err(LoadError::Format { path: path.to_path_buf(), message: "is a directory, not a model file".into() });
+    }
+    let mut head = Vec::with_capacity(256);
+    file.take(256).read_to_end(&mut head).map_err(io)?;
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_spec_with_and_without_name() {
+        assert_eq!(
+            InputSpec::parse("data=1x3x512x512").unwrap(),
+            InputSpec { name: Some("data".into()), dims: vec![1, 3, 512, 512] }
+        );
+        assert_eq!(InputSpec::parse("2,3,8,8").unwrap().dims, vec![2, 3, 8, 8]);
+        assert!(InputSpec::parse("data=1xAx3").is_err());
+        assert!(InputSpec::parse("=1x3").is_err());
+        assert!(InputSpec::parse("data=-1x3").is_err());
+    }
+
+    #[test]
+    fn dim_binding_parses() {
+        assert_eq!(DimBinding::parse("batch=8").unwrap(), DimBinding { symbol: "batch".into(), value: 8 });
+        assert!(DimBinding::parse("batch").is_err());
+    }
+}

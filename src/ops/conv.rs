@@ -1,0 +1,214 @@
+//! Convolution and transposed convolution (Caffe Convolution, Deconvolution,
+//! the ConvolutionDepthwise fork; ONNX Conv, ConvTranspose).
+//!
+//! Output extent: conv `(in + pads − (d·(k−1)+1)) / stride + 1` (floor);
+//! deconv `stride·(in−1) + d·(k−1) + 1 − pads + output_pad`.
+//! Weights: conv (out, C_in/group, k…), deconv (C_in, out/group, k…), bias (out).
+
+use super::window::{Rounding, Window};
+use super::{channels, overflow, ParamSpec};
+use crate::graph::{checked_product, Shape, ShapeError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvParams {
+    pub out_channels: u64,
+    pub window: Window,
+    pub group: u64,
+    /// The group equals the input channels, whatever `group` says (depthwise forks).
+    pub depthwise: bool,
+    pub bias: bool,
+    /// The channel axis; spatial axes follow it.
+    pub axis: i64,
+    /// Extra extent added to one side of a transposed convolution's output.
+    pub output_pad: Vec<u64>,
+}
+
+impl ConvParams {
+    /// Groups for an input with `c_in` channels.
+    pub fn groups(&self, c_in: u64) -> u64 {
+        if self.depthwise {
+            c_in
+        } else {
+            self.group
+        }
+    }
+}
+
+/// Channel axis and spatial axes of the input, checked against the window.
+fn split_axes(p: &ConvParams, input: &Shape) -> Result<(usize, u64), ShapeError> {
+    let axis = input.axis(p.axis)?;
+    let c_in = input.dim(axis)?;
+    let n_spatial = input.rank() - axis - 1;
+    if n_spatial != p.window.n_axes() {
+        return Err(ShapeError::new(format!(
+            "input {input} has {n_spatial} spatial axes but the kernel has {}",
+            p.window.n_axes()
+        )));
+    }
+    let group = p.groups(c_in);
+    if group == 0 || c_in % group != 0 {
+        return Err(ShapeError::new(format!("group {group} does not divide the {c_in} input channels")));
+    }
+    if p.out_channels % group != 0 {
+        return Err(ShapeError::new(format!("group {group} does not divide num_output {}", p.out_channels)));
+    }
+    Ok((axis, c_in))
+}
+
+pub fn conv_shape(p: &ConvParams, input: &Shape) -> Result<Shape, ShapeError> {
+    let (axis, _) = split_axes(p, input)?;
+    let mut dims = input.dims()[..axis].to_vec();
+    dims.push(p.out_channels);
+    for (i, &extent) in input.dims()[axis + 1..].iter().enumerate() {
+        dims.push(p.window.output_extent(i, extent, Rounding::Floor)?);
+    }
+    Ok(Shape(dims))
+}
+
+pub fn deconv_shape(p: &ConvParams, input: &Shape) -> Result<Shape, ShapeError> {
+    let (axis, _) = split_axes(p, input)?;
+    let mut dims = input.dims()[..axis].to_vec();
+    dims.push(p.out_channels);
+    for (i, &extent) in input.dims()[axis + 1..].iter().enumerate() {
+        let w = &p.window;
+        let grown = w.stride[i]
+            .checked_mul(extent.saturating_sub(1))
+            .and_then(|v| v.checked_add(w.effective_kernel(i).ok()?))
+            .and_then(|v| v.checked_add(p.output_pad.get(i).copied().unwrap_or(0)))
+            .ok_or_else(|| overflow("deconvolution output"))?;
+        let pads = w.pad_begin[i].saturating_add(w.pad_end[i]);
+        if extent == 0 || pads >= grown {
+            return Err(ShapeError::new(format!(
+                "padding {pads} leaves no output from input extent {extent}"
+            )));
+        }
+        dims.push(grown - pads);
+    }
+    Ok(Shape(dims))
+}
+
+fn kernel_elems(p: &ConvParams) -> Result<u64, ShapeError> {
+    checked_product(&p.window.kernel).ok_or_else(|| overflow("kernel size"))
+}
+
+fn weight_and_bias(p: &ConvParams, mut dims: Vec<u64>) -> Vec<ParamSpec> {
+    dims.extend_from_slice(&p.window.kernel);
+    let mut specs = vec![ParamSpec::learned("weight", dims)];
+    if p.bias {
+        specs.push(ParamSpec::learned("bias", vec![p.out_channels]));
+    }
+    specs
+}
+
+pub fn conv_params(p: &ConvParams, input: &Shape) -> Result<Vec<ParamSpec>, ShapeError> {
+    let (_, c_in) = split_axes(p, input)?;
+    kernel_elems(p)?;
+    Ok(weight_and_bias(p, vec![p.out_channels, c_in / p.groups(c_in)]))
+}
+
+pub fn deconv_params(p: &ConvParams, input: &Shape) -> Result<Vec<ParamSpec>, ShapeError> {
+    let (_, c_in) = split_axes(p, input)?;
+    kernel_elems(p)?;
+    Ok(weight_and_bias(p, vec![c_in, p.out_channels / p.groups(c_in)]))
+}
+
+/// Elements of the unrolled input (im2col) one image needs:
+/// C_in/group · ∏k · ∏out_spatial, for all groups together (Caffe loops over
+/// groups within one buffer of this size).
+pub fn column_elems(p: &ConvParams, input: &Shape, output: &Shape) -> Option<u64> {
+    let axis = input.axis(p.axis).ok()?;
+    let c_in = input.dim(axis).ok()?;
+    let out_spatial = checked_product(output.dims().get(axis + 1..)?)?;
+    c_in.checked_mul(checked_product(&p.window.kernel)?)?.checked_mul(out_spatial)
+}
+
+/// Multiply-accumulates: every output element sums C_in/group · ∏k products.
+pub fn conv_macs(p: &ConvParams, input: &Shape, output: &Shape) -> Option<u64> {
+    let axis = input.axis(p.axis).ok()?;
+    let c_in = input.dim(axis).ok()?;
+    let per_output = (c_in / p.groups(c_in).max(1)).checked_mul(checked_product(&p.window.kernel)?)?;
+    output.elems()?.checked_mul(per_output)
+}
+
+/// Transposed convolution scatters every input element over out/group · ∏k outputs.
+pub fn deconv_macs(p: &ConvParams, input: &Shape) -> Option<u64> {
+    let c_in = channels(input).ok()?;
+    let per_input = (p.out_channels / p.groups(c_in).max(1)).checked_mul(checked_product(&p.window.kernel)?)?;
+    input.elems()?.checked_mul(per_input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv2d(out: u64, k: u64, s: u64, pad: u64, group: u64) -> ConvParams {
+        ConvParams {
+            out_channels: out,
+            window: Window::symmetric(vec![k, k], vec![s, s], vec![pad, pad], vec![1, 1]),
+            group,
+            depthwise: false,
+            bias: true,
+            axis: 1,
+            output_pad: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn alexnet_conv1_227_to_55() {
+        let p = conv2d(96, 11, 4, 0, 1);
+        assert_eq!(conv_shape(&p, &Shape::new(vec![10, 3, 227, 227])).unwrap(), Shape::new(vec![10, 96, 55, 55]));
+        // 96·3·11·11 + 96 = 34,944
+        let n: u64 = conv_params(&p, &Shape::new(vec![10, 3, 227, 227]))
+            .unwrap()
+            .iter()
+            .map(|s| s.shape.elems().unwrap())
+            .sum();
+        assert_eq!(n, 34_944);
+    }
+
+    #[test]
+    fn grouped_weights_divide_input_channels() {
+        // AlexNet conv2: 256 out, 96 in, group 2, k5 → 256·48·25 + 256 = 307,456
+        let p = conv2d(256, 5, 1, 2, 2);
+        let specs = conv_params(&p, &Shape::new(vec![1, 96, 27, 27])).unwrap();
+        assert_eq!(specs[0].shape, Shape::new(vec![256, 48, 5, 5]));
+        assert!(conv_shape(&conv2d(256, 5, 1, 2, 5), &Shape::new(vec![1, 96, 27, 27])).is_err());
+    }
+
+    #[test]
+    fn asymmetric_kernel_with_single_pad() {
+        // ENet: kernel 5x1, pad 1 on 64x128 → 62x130.
+        let p = ConvParams {
+            window: Window::symmetric(vec![5, 1], vec![1, 1], vec![1, 1], vec![1, 1]),
+            ..conv2d(16, 1, 1, 0, 1)
+        };
+        assert_eq!(conv_shape(&p, &Shape::new(vec![1, 16, 64, 128])).unwrap().dims(), &[1, 16, 62, 130]);
+    }
+
+    #[test]
+    fn deconv_upsamples() {
+        // FCN-8s upscore2: 16 → 34 with k4 s2; upscore8: 70 → 568 with k16 s8.
+        let p = ConvParams { bias: false, ..conv2d(21, 4, 2, 0, 1) };
+        assert_eq!(deconv_shape(&p, &Shape::new(vec![1, 21, 16, 16])).unwrap().dims(), &[1, 21, 34, 34]);
+        let p = ConvParams { bias: false, ..conv2d(21, 16, 8, 0, 1) };
+        assert_eq!(deconv_shape(&p, &Shape::new(vec![1, 21, 70, 70])).unwrap().dims(), &[1, 21, 568, 568]);
+        assert_eq!(deconv_params(&p, &Shape::new(vec![1, 21, 70, 70])).unwrap()[0].shape.dims(), &[21, 21, 16, 16]);
+    }
+
+    #[test]
+    fn depthwise_takes_group_from_input() {
+        let p = ConvParams { depthwise: true, out_channels: 32, ..conv2d(32, 3, 1, 1, 1) };
+        let specs = conv_params(&p, &Shape::new(vec![1, 32, 10, 10])).unwrap();
+        assert_eq!(specs[0].shape.dims(), &[32, 1, 3, 3]);
+    }
+
+    #[test]
+    fn im2col_is_input_times_kernel_area() {
+        // 3x3, pad 1, 64 channels at 56x56: 64·9·56·56 elements.
+        let p = conv2d(64, 3, 1, 1, 1);
+        let input = Shape::new(vec![1, 64, 56, 56]);
+        let out = conv_shape(&p, &input).unwrap();
+        assert_eq!(column_elems(&p, &input, &out), Some(64 * 9 * 56 * 56));
+        assert_eq!(conv_macs(&p, &input, &out), Some(64 * 56 * 56 * 64 * 9));
+    }
+}

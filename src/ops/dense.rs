@@ -1,0 +1,141 @@
+//! Fully connected layers and matrix products (Caffe InnerProduct, Embed;
+//! ONNX Gemm, MatMul).
+//!
+//! Dense: the input is flattened from `axis` on, `K = ∏ shape[axis..]`, output
+//! `shape[..axis] + [out]`; weights (out, K) or (K, out) when transposed, bias (out).
+
+use super::{nth, overflow, ParamSpec};
+use crate::graph::{checked_product, Shape, ShapeError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseParams {
+    pub out_features: u64,
+    pub axis: i64,
+    pub bias: bool,
+    /// Weights stored as (K, out) instead of (out, K).
+    pub transpose: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbedParams {
+    pub out_features: u64,
+    pub vocabulary: u64,
+    pub bias: bool,
+}
+
+/// Flattened input width K.
+pub fn dense_fan_in(p: &DenseParams, input: &Shape) -> Result<u64, ShapeError> {
+    let axis = input.axis(p.axis)?;
+    checked_product(&input.dims()[axis..]).ok_or_else(|| overflow("flattened input"))
+}
+
+pub fn dense_shape(p: &DenseParams, input: &Shape) -> Result<Shape, ShapeError> {
+    let axis = input.axis(p.axis)?;
+    let mut dims = input.dims()[..axis].to_vec();
+    dims.push(p.out_features);
+    Ok(Shape(dims))
+}
+
+pub fn dense_params(p: &DenseParams, input: &Shape) -> Result<Vec<ParamSpec>, ShapeError> {
+    let k = dense_fan_in(p, input)?;
+    let weight = if p.transpose { vec![k, p.out_features] } else { vec![p.out_features, k] };
+    let mut specs = vec![ParamSpec::learned("weight", weight)];
+    if p.bias {
+        specs.push(ParamSpec::learned("bias", vec![p.out_features]));
+    }
+    Ok(specs)
+}
+
+/// Every output element is a K-long dot product.
+pub fn dense_macs(p: &DenseParams, input: &Shape, output: &Shape) -> Option<u64> {
+    output.elems()?.checked_mul(dense_fan_in(p, input).ok()?)
+}
+
+/// numpy-style matmul: the last two axes multiply, the leading ones broadcast.
+pub fn matmul_shape(inputs: &[&Shape]) -> Result<Shape, ShapeError> {
+    let a = nth(inputs, 0, "left matrix")?;
+    let b = nth(inputs, 1, "right matrix")?;
+    if a.rank() == 0 || b.rank() == 0 {
+        return Err(ShapeError::new("matmul of a scalar"));
+    }
+    let (a_dims, a_vec) = if a.rank() == 1 { (vec![1, a.dims()[0]], true) } else { (a.dims().to_vec(), false) };
+    let (b_dims, b_vec) = if b.rank() == 1 { (vec![b.dims()[0], 1], true) } else { (b.dims().to_vec(), false) };
+    let (m, ka) = (a_dims[a_dims.len() - 2], a_dims[a_dims.len() - 1]);
+    let (kb, n) = (b_dims[b_dims.len() - 2], b_dims[b_dims.len() - 1]);
+    if ka != kb {
+        return Err(ShapeError::new(format!("matmul of {a} and {b}: inner dimensions {ka} and {kb} differ")));
+    }
+    let mut dims = broadcast(&a_dims[..a_dims.len() - 2], &b_dims[..b_dims.len() - 2])
+        .map_err(|e| ShapeError::new(format!("matmul of {a} and {b}: {}", e.message)))?;
+    if !a_vec {
+        dims.push(m);
+    }
+    if !b_vec {
+        dims.push(n);
+    }
+    Ok(Shape(dims))
+}
+
+/// numpy broadcasting of two dim lists.
+pub fn broadcast(a: &[u64], b: &[u64]) -> Result<Vec<u64>, ShapeError> {
+    let rank = a.len().max(b.len());
+    let at = |v: &[u64], i: usize| if i + v.len() >= rank { v[i + v.len() - rank] } else { 1 };
+    (0..rank)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y => Ok(x),
+            (1, y) => Ok(y),
+            (x, 1) => Ok(x),
+            (x, y) => Err(ShapeError::new(format!("extents {x} and {y} do not broadcast"))),
+        })
+        .collect()
+}
+
+pub fn matmul_macs(inputs: &[&Shape], output: &Shape) -> Option<u64> {
+    let a = inputs.first()?;
+    output.elems()?.checked_mul(*a.dims().last()?)
+}
+
+pub fn embed_shape(p: &EmbedParams, input: &Shape) -> Result<Shape, ShapeError> {
+    let mut dims = input.dims().to_vec();
+    dims.push(p.out_features);
+    Ok(Shape(dims))
+}
+
+pub fn embed_params(p: &EmbedParams) -> Vec<ParamSpec> {
+    let mut specs = vec![ParamSpec::learned("weight", vec![p.vocabulary, p.out_features])];
+    if p.bias {
+        specs.push(ParamSpec::learned("bias", vec![p.out_features]));
+    }
+    specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vgg_fc6_flattens_from_axis_one() {
+        let p = DenseParams { out_features: 4096, axis: 1, bias: true, transpose: false };
+        let input = Shape::new(vec![1, 512, 7, 7]);
+        assert_eq!(dense_shape(&p, &input).unwrap().dims(), &[1, 4096]);
+        let n: u64 = dense_params(&p, &input).unwrap().iter().map(|s| s.shape.elems().unwrap()).sum();
+        assert_eq!(n, 102_764_544);
+    }
+
+    #[test]
+    fn matmul_broadcasts_batch_axes() {
+        let a = Shape::new(vec![2, 1, 4, 8]);
+        let b = Shape::new(vec![3, 8, 5]);
+        assert_eq!(matmul_shape(&[&a, &b]).unwrap().dims(), &[2, 3, 4, 5]);
+        let v = Shape::new(vec![8]);
+        assert_eq!(matmul_shape(&[&a, &v]).unwrap().dims(), &[2, 1, 4]);
+        assert!(matmul_shape(&[&a, &Shape::new(vec![7, 5])]).is_err());
+    }
+
+    #[test]
+    fn embed_appends_features() {
+        let p = EmbedParams { out_features: 1000, vocabulary: 8801, bias: false };
+        assert_eq!(embed_shape(&p, &Shape::new(vec![20, 10])).unwrap().dims(), &[20, 10, 1000]);
+        assert_eq!(embed_params(&p)[0].shape.elems(), Some(8_801_000));
+    }
+}

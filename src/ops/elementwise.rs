@@ -1,0 +1,172 @@
+//! Pointwise ops: activations of one input, PReLU, dropout, and combinations of
+//! several inputs (Caffe Eltwise and Axpy; ONNX Add, Mul, Sub, Div, Max, Min).
+
+use super::dense::broadcast;
+use super::{channels, nth, ParamSpec};
+use crate::graph::{Shape, ShapeError};
+
+/// Same-shape functions of one input. Which value backward needs differs: see
+/// `Activation::backward_uses_output`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu { negative_slope: f32 },
+    Sigmoid,
+    Tanh,
+    AbsVal,
+    Bnll,
+    Exp,
+    Log,
+    Elu,
+    Power,
+    Threshold,
+    Clip,
+    Gelu,
+    Silu,
+    HardSigmoid,
+    HardSwish,
+    Softplus,
+    Erf,
+    Sqrt,
+    Reciprocal,
+    Neg,
+    /// A value copy or cast (ONNX Identity, Cast): no compute, same shape.
+    Identity,
+}
+
+impl Activation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu { negative_slope } if negative_slope != 0.0 => "LeakyReLU",
+            Activation::Relu { .. } => "ReLU",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Tanh => "Tanh",
+            Activation::AbsVal => "AbsVal",
+            Activation::Bnll => "BNLL",
+            Activation::Exp => "Exp",
+            Activation::Log => "Log",
+            Activation::Elu => "ELU",
+            Activation::Power => "Power",
+            Activation::Threshold => "Threshold",
+            Activation::Clip => "Clip",
+            Activation::Gelu => "GELU",
+            Activation::Silu => "SiLU",
+            Activation::HardSigmoid => "HardSigmoid",
+            Activation::HardSwish => "HardSwish",
+            Activation::Softplus => "Softplus",
+            Activation::Erf => "Erf",
+            Activation::Sqrt => "Sqrt",
+            Activation::Reciprocal => "Reciprocal",
+            Activation::Neg => "Neg",
+            Activation::Identity => "Identity",
+        }
+    }
+
+    /// Backward computes the gradient from the output (ReLU's mask, σ(1−σ),
+    /// 1−tanh², eˣ, √x) rather than from the input.
+    pub fn backward_uses_output(self) -> bool {
+        matches!(
+            self,
+            Activation::Relu { .. }
+                | Activation::Sigmoid
+                | Activation::Tanh
+                | Activation::Exp
+                | Activation::Sqrt
+                | Activation::Reciprocal
+                | Activation::Elu
+                | Activation::Clip
+        )
+    }
+
+    /// The gradient does not depend on any value (linear maps).
+    pub fn backward_needs_nothing(self) -> bool {
+        matches!(self, Activation::Neg | Activation::Identity)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EltwiseKind {
+    Sum,
+    Sub,
+    Prod,
+    Div,
+    Max,
+    Min,
+}
+
+impl EltwiseKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EltwiseKind::Sum => "Add",
+            EltwiseKind::Sub => "Sub",
+            EltwiseKind::Prod => "Mul",
+            EltwiseKind::Div => "Div",
+            EltwiseKind::Max => "Max",
+            EltwiseKind::Min => "Min",
+        }
+    }
+}
+
+/// All inputs share one shape (Caffe) or broadcast to one (ONNX).
+pub fn eltwise_shape(inputs: &[&Shape], broadcasting: bool) -> Result<Shape, ShapeError> {
+    let first = nth(inputs, 0, "first operand")?;
+    let mut dims = first.dims().to_vec();
+    for other in &inputs[1..] {
+        if other.dims() == dims.as_slice() {
+            continue;
+        }
+        if !broadcasting {
+            return Err(ShapeError::new(format!(
+                "Eltwise inputs must have identical shapes, got {first} and {other}"
+            )));
+        }
+        dims = broadcast(&dims, other.dims())?;
+    }
+    Ok(Shape(dims))
+}
+
+/// Axpy(a, x, y) = a·x + y with a of shape (N, C, 1, 1): output has x's shape.
+pub fn axpy_shape(inputs: &[&Shape]) -> Result<Shape, ShapeError> {
+    let a = nth(inputs, 0, "per-channel scale")?;
+    let x = nth(inputs, 1, "feature map")?;
+    let y = nth(inputs, 2, "feature map to add")?;
+    if x != y {
+        return Err(ShapeError::new(format!("Axpy: x {x} and y {y} differ")));
+    }
+    if a.dims().get(..2) != x.dims().get(..2) {
+        return Err(ShapeError::new(format!("Axpy: scale {a} does not match the channels of {x}")));
+    }
+    Ok(x.clone())
+}
+
+/// One slope per channel, or one for all.
+pub fn prelu_params(channel_shared: bool, input: &Shape) -> Vec<ParamSpec> {
+    let n = if channel_shared { 1 } else { channels(input).unwrap_or(1) };
+    vec![ParamSpec::learned("slope", vec![n])]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caffe_eltwise_rejects_mismatch_onnx_broadcasts() {
+        let a = Shape::new(vec![1, 64, 8, 8]);
+        let b = Shape::new(vec![1, 64, 1, 1]);
+        assert!(eltwise_shape(&[&a, &b], false).is_err());
+        assert_eq!(eltwise_shape(&[&a, &b], true).unwrap(), a);
+    }
+
+    #[test]
+    fn axpy_takes_x_shape() {
+        let a = Shape::new(vec![1, 64, 1, 1]);
+        let x = Shape::new(vec![1, 64, 8, 8]);
+        assert_eq!(axpy_shape(&[&a, &x, &x]).unwrap(), x);
+    }
+
+    #[test]
+    fn prelu_slope_per_channel() {
+        let s = Shape::new(vec![1, 16, 4, 4]);
+        assert_eq!(prelu_params(false, &s)[0].shape.dims(), &[16]);
+        assert_eq!(prelu_params(true, &s)[0].shape.dims(), &[1]);
+    }
+}

@@ -1,0 +1,281 @@
+//! Ops that rearrange or join values without arithmetic on them: Concat, Slice,
+//! Flatten, Reshape, Crop, Permute, Tile, ShuffleChannel, and the reductions
+//! Reduction and ArgMax whose output drops axes.
+
+use super::{channels, nth, overflow, OutShape};
+use crate::graph::{checked_product, Shape, ShapeError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SliceParams {
+    pub axis: i64,
+    /// Cut positions along the axis; empty means equal parts, one per output.
+    pub points: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlattenParams {
+    pub axis: i64,
+    /// Last axis merged (inclusive).
+    pub end_axis: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReshapeParams {
+    /// 0 copies the input's extent at that position; -1 is inferred.
+    pub dims: Vec<i64>,
+    pub axis: i64,
+    /// -1: replace every axis from `axis` on.
+    pub num_axes: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CropParams {
+    pub axis: i64,
+    pub offsets: Vec<u64>,
+}
+
+pub fn concat_shape(axis: i64, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
+    let first = nth(inputs, 0, "blob to concatenate")?;
+    let axis = first.axis(axis)?;
+    let mut dims = first.dims().to_vec();
+    for other in &inputs[1..] {
+        let same_elsewhere = other.rank() == first.rank()
+            && other.dims().iter().zip(first.dims()).enumerate().all(|(i, (a, b))| i == axis || a == b);
+        if !same_elsewhere {
+            return Err(ShapeError::new(format!(
+                "Concat along axis {axis}: {first} and {other} differ on another axis"
+            )));
+        }
+        dims[axis] = dims[axis].checked_add(other.dims()[axis]).ok_or_else(|| overflow("concatenated axis"))?;
+    }
+    Ok(Shape(dims))
+}
+
+pub fn slice_shapes(p: &SliceParams, input: &Shape, n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+    let axis = input.axis(p.axis)?;
+    let extent = input.dims()[axis];
+    let mut cuts = Vec::new();
+    if p.points.is_empty() {
+        let n = n_outputs.max(1) as u64;
+        if extent % n != 0 {
+            return Err(ShapeError::new(format!("axis {axis} of {input} does not split evenly into {n} parts")));
+        }
+        cuts.extend(std::iter::repeat_n(extent / n, n as usize));
+    } else {
+        if p.points.len() + 1 != n_outputs {
+            return Err(ShapeError::new(format!(
+                "{} slice points need {} tops, the layer has {n_outputs}",
+                p.points.len(),
+                p.points.len() + 1
+            )));
+        }
+        let mut prev = 0;
+        for &pt in p.points.iter().chain(std::iter::once(&extent)) {
+            if pt <= prev || pt > extent {
+                return Err(ShapeError::new(format!(
+                    "slice points {:?} must increase within axis {axis} of extent {extent}",
+                    p.points
+                )));
+            }
+            cuts.push(pt - prev);
+            prev = pt;
+        }
+    }
+    Ok(cuts
+        .into_iter()
+        .map(|c| {
+            let mut dims = input.dims().to_vec();
+            dims[axis] = c;
+            OutShape::Known(Shape(dims))
+        })
+        .collect())
+}
+
+pub fn flatten_shape(p: &FlattenParams, input: &Shape) -> Result<Shape, ShapeError> {
+    let start = input.axis(p.axis)?;
+    let end = input.axis(p.end_axis)?;
+    if end < start {
+        return Err(ShapeError::new(format!("end_axis {} precedes axis {} in {input}", p.end_axis, p.axis)));
+    }
+    let d = input.dims();
+    let mut dims = d[..start].to_vec();
+    dims.push(checked_product(&d[start..=end]).ok_or_else(|| overflow("flattened extent"))?);
+    dims.extend_from_slice(&d[end + 1..]);
+    Ok(Shape(dims))
+}
+
+pub fn reshape_shape(p: &ReshapeParams, input: &Shape) -> Result<Shape, ShapeError> {
+    let rank = input.rank() as i64;
+    // Caffe's axis may equal the rank (append axes), so resolve it by hand.
+    let start = if p.axis < 0 { p.axis + rank + 1 } else { p.axis };
+    if start < 0 || start > rank {
+        return Err(ShapeError::new(format!("axis {} is out of range for {input}", p.axis)));
+    }
+    let start = start as usize;
+    let end = if p.num_axes < 0 { input.rank() } else { start + p.num_axes as usize };
+    if end > input.rank() {
+        return Err(ShapeError::new(format!("num_axes {} from axis {start} exceeds {input}", p.num_axes)));
+    }
+    let d = input.dims();
+    let mut dims = d[..start].to_vec();
+    let mut infer_at = None;
+    for (i, &v) in p.dims.iter().enumerate() {
+        match v {
+            0 => dims.push(
+                *d.get(start + i)
+                    .ok_or_else(|| ShapeError::new(format!("dim 0 at position {i} copies an axis {input} lacks")))?,
+            ),
+            -1 if infer_at.is_none() => {
+                infer_at = Some(dims.len());
+                dims.push(1);
+            }
+            -1 => return Err(ShapeError::new("more than one -1 in the reshape dims")),
+            v if v > 0 => dims.push(v as u64),
+            v => return Err(ShapeError::new(format!("reshape dim {v} is negative"))),
+        }
+    }
+    dims.extend_from_slice(&d[end..]);
+    let total = input.elems().ok_or_else(|| overflow("input size"))?;
+    let known = checked_product(&dims).ok_or_else(|| overflow("reshape target"))?;
+    if let Some(at) = infer_at {
+        if known == 0 || total % known != 0 {
+            return Err(ShapeError::new(format!("cannot infer -1: {total} elements do not divide by {known}")));
+        }
+        dims[at] = total / known;
+    } else if known != total {
+        return Err(ShapeError::new(format!(
+            "reshape of {input} ({total} elements) to {} ({known} elements)",
+            Shape(dims.clone())
+        )));
+    }
+    Ok(Shape(dims))
+}
+
+/// Crop bottom[0] to bottom[1]'s extents from `axis` on, at the given offsets.
+pub fn crop_shape(p: &CropParams, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
+    let x = nth(inputs, 0, "blob to crop")?;
+    let reference = nth(inputs, 1, "reference blob")?;
+    let axis = x.axis(p.axis)?;
+    if reference.rank() != x.rank() {
+        return Err(ShapeError::new(format!("crop reference {reference} and input {x} differ in rank")));
+    }
+    let n_cropped = x.rank() - axis;
+    let offsets = super::window::per_axis(&p.offsets, n_cropped, 0, "crop offsets")?;
+    let mut dims = x.dims()[..axis].to_vec();
+    for (i, off) in offsets.iter().enumerate() {
+        let (have, want) = (x.dims()[axis + i], reference.dims()[axis + i]);
+        if off.checked_add(want).is_none_or(|end| end > have) {
+            return Err(ShapeError::new(format!(
+                "crop of axis {} at offset {off} to {want} exceeds the input extent {have}",
+                axis + i
+            )));
+        }
+        dims.push(want);
+    }
+    Ok(Shape(dims))
+}
+
+/// Listed axes first, in order; unlisted axes keep their order after them.
+pub fn permute_shape(order: &[usize], input: &Shape) -> Result<Shape, ShapeError> {
+    let mut seen = vec![false; input.rank()];
+    let mut dims = Vec::with_capacity(input.rank());
+    for &a in order {
+        if a >= input.rank() || std::mem::replace(&mut seen[a], true) {
+            return Err(ShapeError::new(format!("permute order {order:?} is not valid for {input}")));
+        }
+        dims.push(input.dims()[a]);
+    }
+    dims.extend(input.dims().iter().zip(&seen).filter(|(_, s)| !**s).map(|(d, _)| *d));
+    Ok(Shape(dims))
+}
+
+pub fn tile_shape(axis: i64, tiles: u64, input: &Shape) -> Result<Shape, ShapeError> {
+    let axis = input.axis(axis)?;
+    let mut dims = input.dims().to_vec();
+    dims[axis] = dims[axis].checked_mul(tiles).ok_or_else(|| overflow("tiled axis"))?;
+    Ok(Shape(dims))
+}
+
+pub fn reduction_shape(axis: i64, input: &Shape) -> Result<Shape, ShapeError> {
+    let axis = if input.rank() == 0 { 0 } else { input.axis(axis)? };
+    Ok(Shape(input.dims()[..axis].to_vec()))
+}
+
+pub fn argmax_shape(top_k: u64, out_max_val: bool, axis: Option<i64>, input: &Shape) -> Result<Shape, ShapeError> {
+    match axis {
+        Some(axis) => {
+            let axis = input.axis(axis)?;
+            let mut dims = input.dims().to_vec();
+            dims[axis] = top_k;
+            Ok(Shape(dims))
+        }
+        None => Ok(Shape(vec![input.dim(0)?, if out_max_val { 2 } else { 1 }, top_k])),
+    }
+}
+
+pub fn shuffle_shape(group: u64, input: &Shape) -> Result<Shape, ShapeError> {
+    let c = channels(input)?;
+    if group == 0 || c % group != 0 {
+        return Err(ShapeError::new(format!("group {group} does not divide the {c} channels")));
+    }
+    Ok(input.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(d: &[u64]) -> Shape {
+        Shape::new(d.to_vec())
+    }
+
+    #[test]
+    fn concat_sums_the_axis() {
+        assert_eq!(concat_shape(1, &[&s(&[1, 64, 8, 8]), &s(&[1, 32, 8, 8])]).unwrap(), s(&[1, 96, 8, 8]));
+        assert!(concat_shape(1, &[&s(&[1, 64, 8, 8]), &s(&[1, 32, 4, 8])]).is_err());
+    }
+
+    #[test]
+    fn slice_at_points_and_evenly() {
+        let shapes = slice_shapes(&SliceParams { axis: 1, points: vec![1] }, &s(&[64, 2, 28, 28]), 2).unwrap();
+        assert_eq!(shapes, vec![OutShape::Known(s(&[64, 1, 28, 28])); 2]);
+        let halves = slice_shapes(&SliceParams { axis: 1, points: vec![] }, &s(&[1, 116, 28, 28]), 2).unwrap();
+        assert_eq!(halves[1], OutShape::Known(s(&[1, 58, 28, 28])));
+        assert!(slice_shapes(&SliceParams { axis: 1, points: vec![3] }, &s(&[1, 2]), 2).is_err());
+    }
+
+    #[test]
+    fn flatten_merges_axis_range() {
+        let p = FlattenParams { axis: 1, end_axis: -1 };
+        assert_eq!(flatten_shape(&p, &s(&[1, 38, 38, 16])).unwrap(), s(&[1, 23104]));
+    }
+
+    #[test]
+    fn reshape_copies_zero_and_infers_minus_one() {
+        let p = ReshapeParams { dims: vec![0, 2, -1, 0], axis: 0, num_axes: -1 };
+        assert_eq!(reshape_shape(&p, &s(&[1, 18, 14, 14])).unwrap(), s(&[1, 2, 126, 14]));
+        let p = ReshapeParams { dims: vec![0, -1, 21], axis: 0, num_axes: -1 };
+        assert_eq!(reshape_shape(&p, &s(&[1, 7308, 1])).unwrap(), s(&[1, 348, 21]));
+        // SE-BN-Inception drops the trailing 1x1 axes with {0, 0}.
+        let p = ReshapeParams { dims: vec![0, 0], axis: 0, num_axes: -1 };
+        assert_eq!(reshape_shape(&p, &s(&[1, 256, 1, 1])).unwrap(), s(&[1, 256]));
+        let p = ReshapeParams { dims: vec![3, 0], axis: 0, num_axes: -1 };
+        assert!(reshape_shape(&p, &s(&[1, 256, 1, 1])).is_err());
+        let p = ReshapeParams { dims: vec![-1, -1], axis: 0, num_axes: -1 };
+        assert!(reshape_shape(&p, &s(&[4])).is_err());
+    }
+
+    #[test]
+    fn crop_takes_reference_extent() {
+        let p = CropParams { axis: 2, offsets: vec![31] };
+        assert_eq!(crop_shape(&p, &[&s(&[1, 21, 568, 568]), &s(&[1, 3, 500, 500])]).unwrap(), s(&[1, 21, 500, 500]));
+        let p = CropParams { axis: 2, offsets: vec![100] };
+        assert!(crop_shape(&p, &[&s(&[1, 21, 568, 568]), &s(&[1, 3, 500, 500])]).is_err());
+    }
+
+    #[test]
+    fn permute_nchw_to_nhwc() {
+        assert_eq!(permute_shape(&[0, 2, 3, 1], &s(&[1, 16, 38, 38])).unwrap(), s(&[1, 38, 38, 16]));
+        assert!(permute_shape(&[0, 0], &s(&[1, 2])).is_err());
+    }
+}
