@@ -4,7 +4,9 @@
 //! tensor's real shape (per-operator knowledge in `ops`); `memory` annotates the
 //! graph for inference and training; `report` renders the result.
 
+pub mod cli;
 pub mod graph;
 pub mod load;
 pub mod ops;
+pub mod report;
 pub mod units;

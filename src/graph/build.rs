@@ -1,1 +1,268 @@
-//! Builds graphs forward through the shape rules.
+//! Builds a graph forward, node by node, running each op's shape rule as the
+//! node is added and creating the weight tensors its parameter rule names.
+//!
+//! Loaders whose format does not state shapes (Caffe) use this; a node whose
+//! inputs are not all known gets unknown outputs, with the reason carried
+//! forward, so one layer without a rule never hides the rest of the net.
+
+use std::collections::HashMap;
+
+use super::{AttrValue, DType, Graph, ModelFormat, Node, NodeId, Shape, ShapeError, Tensor, TensorId, TensorKind, Unknown};
+use crate::ops::{Op, OutShape};
+
+/// One node to add.
+pub struct NodeSpec {
+    pub name: String,
+    pub source_type: String,
+    pub op: Op,
+    pub inputs: Vec<TensorId>,
+    pub output_names: Vec<String>,
+    pub in_place: bool,
+    /// Per weight blob, in the op's order: a sharing key (Caffe `param { name }`).
+    pub param_names: Vec<Option<String>>,
+    pub attrs: Vec<(String, AttrValue)>,
+}
+
+pub struct GraphBuilder {
+    graph: Graph,
+    shared_params: HashMap<String, TensorId>,
+    dtype: DType,
+}
+
+impl GraphBuilder {
+    pub fn new(name: impl Into<String>, format: ModelFormat, dtype: DType) -> Self {
+        GraphBuilder { graph: Graph::new(name, format), shared_params: HashMap::new(), dtype }
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.graph.warn(message);
+    }
+
+    pub fn add_input(&mut self, name: &str, shape: Result<Shape, Unknown>) -> TensorId {
+        let (shape, unknown) = split(shape);
+        let id = self.graph.add_tensor(Tensor {
+            name: name.to_string(),
+            shape,
+            unknown,
+            dtype: self.dtype,
+            kind: TensorKind::Input,
+            trainable: false,
+            producer: None,
+        });
+        self.graph.inputs.push(id);
+        id
+    }
+
+    /// Add a node; its outputs get shapes when every input has one.
+    /// A shape rule that rejects its inputs is an error for the caller to locate.
+    pub fn add_node(&mut self, spec: NodeSpec) -> Result<Vec<TensorId>, ShapeError> {
+        let node_id = NodeId(self.graph.nodes.len());
+        let input_shapes: Option<Vec<&Shape>> =
+            spec.inputs.iter().map(|&t| self.graph.tensor(t).shape.as_ref()).collect();
+        let n_outputs = spec.output_names.len();
+
+        let (outputs, params): (Vec<Result<Shape, Unknown>>, Vec<_>) = match (&spec.op, input_shapes) {
+            (Op::Unknown { type_name }, _) => {
+                self.graph.warn(format!(
+                    "layer \"{}\": no shape rule for type \"{type_name}\"; its outputs are unknown",
+                    spec.name
+                ));
+                (vec![Err(Unknown::NoRule); n_outputs], Vec::new())
+            }
+            (op, Some(shapes)) => {
+                let outs = op.infer_shapes(&shapes, n_outputs)?;
+                let params = op.param_specs(&shapes)?;
+                let outs = outs
+                    .into_iter()
+                    .map(|o| match o {
+                        OutShape::Known(s) => Ok(s),
+                        OutShape::RunTime => Err(Unknown::RunTime),
+                    })
+                    .collect();
+                (outs, params)
+            }
+            (_, None) => {
+                // Carry the first reason forward: run-time sizes stay run-time.
+                let reason = spec
+                    .inputs
+                    .iter()
+                    .find_map(|&t| self.graph.tensor(t).unknown.clone())
+                    .unwrap_or(Unknown::NoRule);
+                if op_has_params(&spec.op) {
+                    self.graph.warn(format!(
+                        "layer \"{}\": input shape unknown, so its parameters are not counted",
+                        spec.name
+                    ));
+                }
+                (vec![Err(reason); n_outputs], Vec::new())
+            }
+        };
+
+        let mut param_ids = Vec::with_capacity(params.len());
+        for (i, p) in params.into_iter().enumerate() {
+            let key = spec.param_names.get(i).cloned().flatten().filter(|k| !k.is_empty());
+            if let Some(existing) = key.as_ref().and_then(|k| self.shared_params.get(k)) {
+                let existing = *existing;
+                if self.graph.tensor(existing).shape.as_ref() != Some(&p.shape) {
+                    self.graph.warn(format!(
+                        "layer \"{}\": shared weight \"{}\" has shape {} here but {} where it was first used",
+                        spec.name,
+                        key.as_deref().unwrap_or_default(),
+                        p.shape,
+                        self.graph.tensor(existing).shape.as_ref().map(|s| s.to_string()).unwrap_or_default()
+                    ));
+                }
+                param_ids.push(existing);
+                continue;
+            }
+            let id = self.graph.add_tensor(Tensor {
+                name: key.clone().unwrap_or_else(|| format!("{}/{}", spec.name, p.role)),
+                shape: Some(p.shape),
+                unknown: None,
+                dtype: self.dtype,
+                kind: TensorKind::Param,
+                trainable: p.trainable,
+                producer: None,
+            });
+            if let Some(k) = key {
+                self.shared_params.insert(k, id);
+            }
+            param_ids.push(id);
+        }
+
+        let mut output_ids = Vec::with_capacity(n_outputs);
+        for (name, shape) in spec.output_names.iter().zip(outputs) {
+            let (shape, unknown) = split(shape);
+            output_ids.push(self.graph.add_tensor(Tensor {
+                name: name.clone(),
+                shape,
+                unknown,
+                dtype: self.dtype,
+                kind: TensorKind::Activation,
+                trainable: false,
+                producer: Some(node_id),
+            }));
+        }
+        self.graph.nodes.push(Node {
+            name: spec.name,
+            source_type: spec.source_type,
+            op: spec.op,
+            inputs: spec.inputs,
+            params: param_ids,
+            outputs: output_ids.clone(),
+            in_place: spec.in_place,
+            attrs: spec.attrs,
+        });
+        Ok(output_ids)
+    }
+
+    /// Finish: the outputs are the tensors no node reads.
+    pub fn finish(mut self) -> Graph {
+        let consumers = self.graph.consumers();
+        let mut replaced = vec![false; self.graph.tensors.len()];
+        for node in &self.graph.nodes {
+            if node.in_place {
+                if let Some(&first) = node.inputs.first() {
+                    replaced[first.0] = true;
+                }
+            }
+        }
+        self.graph.outputs = self
+            .graph
+            .tensors
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| t.kind == TensorKind::Activation && consumers[*i].is_empty() && !replaced[*i])
+            .map(|(i, _)| TensorId(i))
+            .collect();
+        self.graph
+    }
+}
+
+fn split(shape: Result<Shape, Unknown>) -> (Option<Shape>, Option<Unknown>) {
+    match shape {
+        Ok(s) => (Some(s), None),
+        Err(u) => (None, Some(u)),
+    }
+}
+
+fn op_has_params(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Conv(_)
+            | Op::Deconv(_)
+            | Op::Dense(_)
+            | Op::Embed(_)
+            | Op::PRelu { .. }
+            | Op::BatchNorm { .. }
+            | Op::Scale(_)
+            | Op::Bias(_)
+            | Op::BnFork { .. }
+            | Op::Normalize { .. }
+            | Op::Recurrent(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{ConvParams, Window};
+
+    fn conv(out: u64) -> Op {
+        Op::Conv(ConvParams {
+            out_channels: out,
+            window: Window::symmetric(vec![3, 3], vec![1, 1], vec![1, 1], vec![1, 1]),
+            group: 1,
+            depthwise: false,
+            bias: true,
+            axis: 1,
+            output_pad: vec![],
+        })
+    }
+
+    fn spec(name: &str, op: Op, inputs: Vec<TensorId>, shared: Vec<Option<String>>) -> NodeSpec {
+        NodeSpec {
+            name: name.into(),
+            source_type: "Convolution".into(),
+            op,
+            inputs,
+            output_names: vec![name.into()],
+            in_place: false,
+            param_names: shared,
+            attrs: vec![],
+        }
+    }
+
+    #[test]
+    fn shared_weights_are_one_tensor() {
+        let mut b = GraphBuilder::new("t", ModelFormat::Caffe, DType::F32);
+        let x = b.add_input("x", Ok(Shape::new(vec![1, 4, 8, 8])));
+        let y = b.add_input("y", Ok(Shape::new(vec![1, 4, 8, 8])));
+        let names = vec![Some("w".to_string()), Some("b".to_string())];
+        b.add_node(spec("c1", conv(4), vec![x], names.clone())).unwrap();
+        b.add_node(spec("c2", conv(4), vec![y], names)).unwrap();
+        let g = b.finish();
+        // 4·4·9 + 4 = 148, counted once.
+        assert_eq!(g.param_totals().params, 148);
+        assert_eq!(g.nodes[0].params, g.nodes[1].params);
+        assert_eq!(g.node_param_counts(), vec![(148, 0), (0, 0)]);
+    }
+
+    #[test]
+    fn unknown_op_poisons_only_its_descendants() {
+        let mut b = GraphBuilder::new("t", ModelFormat::Caffe, DType::F32);
+        let x = b.add_input("x", Ok(Shape::new(vec![1, 4, 8, 8])));
+        let u = b.add_node(spec("u", Op::Unknown { type_name: "Magic".into() }, vec![x], vec![])).unwrap();
+        let after = b.add_node(spec("after", conv(4), u, vec![])).unwrap();
+        let side = b.add_node(spec("side", conv(8), vec![x], vec![])).unwrap();
+        let g = b.finish();
+        assert_eq!(g.tensor(after[0]).unknown, Some(Unknown::NoRule));
+        assert_eq!(g.tensor(side[0]).shape, Some(Shape::new(vec![1, 8, 8, 8])));
+        assert_eq!(g.warnings.len(), 2, "{:?}", g.warnings);
+        assert_eq!(g.outputs, vec![after[0], side[0]]);
+    }
+}

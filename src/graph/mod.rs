@@ -124,6 +124,8 @@ impl TensorKind {
 pub enum Unknown {
     /// Some producer upstream has no shape rule (named in a warning).
     NoRule,
+    /// An input whose shape the file does not state (give it with --input).
+    Unstated,
     /// The size depends on the data (detections, region proposals).
     RunTime,
     /// A dimension is a free symbol the user did not bind; the formula is kept.

@@ -76,7 +76,8 @@ pub struct LoadOptions {
     /// Replaces only the first (batch) dimension of every image input.
     pub batch: Option<u64>,
     pub dims: Vec<DimBinding>,
-    pub phase: Phase,
+    /// `None`: the file's `state { phase }`, else TEST.
+    pub phase: Option<Phase>,
     /// Caffe: a .caffemodel whose blob shapes are checked against the prototxt.
     pub weights: Option<PathBuf>,
 }

@@ -1,0 +1,577 @@
+//! The Caffe layer table: every layer type spelling (V2 string, V1 enum, V0
+//! string) to one canonical name, and each canonical type to an `Op` with its
+//! parameters read from the layer's `*_param` block (V0: flat in the layer).
+//! Defaults are Caffe's, spelled out here.
+
+use super::text::{Field, Message};
+use crate::ops::detection::{DetectionOutputParams, PriorBoxParams, RoiPoolParams};
+use crate::ops::recurrent::{RecurrentKind, RecurrentParams};
+use crate::ops::window::per_axis;
+use crate::ops::{
+    Activation, ConvParams, CropParams, DenseParams, EltwiseKind, EmbedParams, FlattenParams, InterpParams,
+    LrnParams, Op, PoolMethod, PoolParams, ReshapeParams, Rounding, ScaleParams, SliceParams, UpsampleParams,
+    Window,
+};
+
+/// A field value that does not fit: where it is and what was expected.
+#[derive(Debug)]
+pub struct FieldError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The canonical (V2) name for a V1 enum or V0 string spelling.
+pub fn canonical_type(spelled: &str) -> &str {
+    match spelled {
+        "CONVOLUTION" | "conv" => "Convolution",
+        "DECONVOLUTION" => "Deconvolution",
+        "RELU" | "relu" => "ReLU",
+        "POOLING" | "pool" => "Pooling",
+        "INNER_PRODUCT" | "innerproduct" => "InnerProduct",
+        "DROPOUT" | "dropout" => "Dropout",
+        "SOFTMAX" | "softmax" => "Softmax",
+        "LRN" | "lrn" => "LRN",
+        "DATA" | "data" => "Data",
+        "ACCURACY" | "accuracy" => "Accuracy",
+        "SOFTMAX_LOSS" | "softmax_loss" => "SoftmaxWithLoss",
+        "ABSVAL" => "AbsVal",
+        "ARGMAX" => "ArgMax",
+        "BNLL" | "bnll" => "BNLL",
+        "CONCAT" | "concat" => "Concat",
+        "CONTRASTIVE_LOSS" => "ContrastiveLoss",
+        "DUMMY_DATA" => "DummyData",
+        "EUCLIDEAN_LOSS" | "euclidean_loss" => "EuclideanLoss",
+        "ELTWISE" => "Eltwise",
+        "EXP" => "Exp",
+        "FLATTEN" | "flatten" => "Flatten",
+        "HDF5_DATA" | "hdf5_data" => "HDF5Data",
+        "HDF5_OUTPUT" | "hdf5_output" => "HDF5Output",
+        "HINGE_LOSS" => "HingeLoss",
+        "IM2COL" | "im2col" => "Im2col",
+        "IMAGE_DATA" | "images" => "ImageData",
+        "INFOGAIN_LOSS" | "infogain_loss" => "InfogainLoss",
+        "MEMORY_DATA" => "MemoryData",
+        "MULTINOMIAL_LOGISTIC_LOSS" | "multinomial_logistic_loss" => "MultinomialLogisticLoss",
+        "MVN" => "MVN",
+        "POWER" => "Power",
+        "SIGMOID" | "sigmoid" => "Sigmoid",
+        "SIGMOID_CROSS_ENTROPY_LOSS" => "SigmoidCrossEntropyLoss",
+        "SILENCE" => "Silence",
+        "SPLIT" | "split" => "Split",
+        "SLICE" => "Slice",
+        "TANH" | "tanh" => "TanH",
+        "WINDOW_DATA" | "window_data" => "WindowData",
+        "THRESHOLD" => "Threshold",
+        "DepthwiseConvolution" => "ConvolutionDepthwise",
+        other => other,
+    }
+}
+
+/// Layers that produce the net's inputs rather than compute on them.
+pub fn is_data_layer(canonical: &str) -> bool {
+    matches!(
+        canonical,
+        "Input"
+            | "Data"
+            | "ImageData"
+            | "HDF5Data"
+            | "MemoryData"
+            | "WindowData"
+            | "DummyData"
+            | "DenseImageData"
+            | "AnnotatedData"
+            | "VideoData"
+    )
+}
+
+/// Reads a layer's parameters. For V0 files the block is the flat inner layer
+/// and legacy names (`kernelsize`, `biasterm`) are accepted.
+pub struct Params<'a> {
+    layer: &'a Message,
+    v0: bool,
+    empty: Message,
+}
+
+impl<'a> Params<'a> {
+    pub fn new(layer: &'a Message, v0: bool) -> Self {
+        Params { layer, v0, empty: Message::default() }
+    }
+
+    /// The named `*_param` block (V0: the layer itself).
+    pub fn block(&self, name: &str) -> Block<'_> {
+        let msg = if self.v0 { self.layer } else { self.layer.message(name).unwrap_or(&self.empty) };
+        Block { msg }
+    }
+}
+
+/// One parameter block, with typed getters that name the field on error.
+#[derive(Clone, Copy)]
+pub struct Block<'a> {
+    pub msg: &'a Message,
+}
+
+fn legacy_alias(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "kernel_size" => "kernelsize",
+        "bias_term" => "biasterm",
+        "batch_size" => "batchsize",
+        "crop_size" => "cropsize",
+        _ => return None,
+    })
+}
+
+fn bad(field: &Field, expected: &str) -> FieldError {
+    FieldError {
+        line: field.line,
+        column: field.column,
+        message: format!(
+            "expected {expected} for \"{}\", found {}",
+            field.name,
+            field.as_text().map(|t| format!("\"{t}\"")).unwrap_or_else(|| "a block".into())
+        ),
+    }
+}
+
+impl<'a> Block<'a> {
+    fn fields(&self, name: &str) -> Vec<&'a Field> {
+        let named = |n: &str| -> Vec<&'a Field> { self.msg.fields.iter().filter(|f| f.name == n).collect() };
+        let v = named(name);
+        match legacy_alias(name) {
+            Some(alias) if v.is_empty() => named(alias),
+            _ => v,
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        !self.fields(name).is_empty()
+    }
+
+    pub fn u64s(&self, name: &str) -> Result<Vec<u64>, FieldError> {
+        self.fields(name)
+            .into_iter()
+            .map(|f| f.as_text().and_then(parse_u64).ok_or_else(|| bad(f, "a non-negative integer")))
+            .collect()
+    }
+
+    pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, FieldError> {
+        Ok(self.u64s(name)?.last().copied())
+    }
+
+    pub fn u64_or(&self, name: &str, default: u64) -> Result<u64, FieldError> {
+        Ok(self.opt_u64(name)?.unwrap_or(default))
+    }
+
+    pub fn i64s(&self, name: &str) -> Result<Vec<i64>, FieldError> {
+        self.fields(name)
+            .into_iter()
+            .map(|f| f.as_text().and_then(|t| t.trim().parse().ok()).ok_or_else(|| bad(f, "an integer")))
+            .collect()
+    }
+
+    pub fn i64_or(&self, name: &str, default: i64) -> Result<i64, FieldError> {
+        Ok(self.i64s(name)?.last().copied().unwrap_or(default))
+    }
+
+    pub fn f64s(&self, name: &str) -> Result<Vec<f64>, FieldError> {
+        self.fields(name)
+            .into_iter()
+            .map(|f| f.as_text().and_then(parse_f64).ok_or_else(|| bad(f, "a number")))
+            .collect()
+    }
+
+    pub fn f64_or(&self, name: &str, default: f64) -> Result<f64, FieldError> {
+        Ok(self.f64s(name)?.last().copied().unwrap_or(default))
+    }
+
+    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, FieldError> {
+        match self.fields(name).last() {
+            None => Ok(default),
+            Some(f) => match f.as_text().map(str::trim) {
+                Some("true" | "True" | "t" | "1") => Ok(true),
+                Some("false" | "False" | "f" | "0") => Ok(false),
+                _ => Err(bad(f, "true or false")),
+            },
+        }
+    }
+
+    /// An enum field: one of `allowed` (also given as its number), or the default.
+    pub fn enum_or(&self, name: &str, allowed: &[&'static str], default: &'static str) -> Result<&'static str, FieldError> {
+        let Some(f) = self.fields(name).last().copied() else { return Ok(default) };
+        let text = f.as_text().unwrap_or_default().trim();
+        if let Some(v) = allowed.iter().find(|a| **a == text) {
+            return Ok(v);
+        }
+        if let Some(v) = text.parse::<usize>().ok().and_then(|i| allowed.get(i)) {
+            return Ok(v);
+        }
+        Err(bad(f, &format!("one of {}", allowed.join(", "))))
+    }
+
+    pub fn message(&self, name: &str) -> Option<&'a Message> {
+        self.msg.message(name)
+    }
+}
+
+fn parse_u64(text: &str) -> Option<u64> {
+    let t = text.trim();
+    t.parse::<u64>().ok().or_else(|| {
+        // Some files write integers as floats ("4.0").
+        let f: f64 = t.parse().ok()?;
+        (f >= 0.0 && f.fract() == 0.0 && f < 9.0e15).then_some(f as u64)
+    })
+}
+
+fn parse_f64(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let t = t.strip_suffix(['f', 'F']).unwrap_or(t);
+    match t {
+        "inf" | "infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        "nan" => Some(f64::NAN),
+        _ => t.parse().ok(),
+    }
+}
+
+/// Convolution geometry: `kernel_h`/`kernel_w` or repeated `kernel_size`, and
+/// the same for pad and stride; dilation only repeated.
+fn conv_window(b: Block<'_>) -> Result<Window, FieldError> {
+    let kernel = if b.has("kernel_h") || b.has("kernel_w") {
+        vec![b.u64_or("kernel_h", 0)?, b.u64_or("kernel_w", 0)?]
+    } else {
+        b.u64s("kernel_size")?
+    };
+    if kernel.is_empty() || kernel.contains(&0) {
+        return Err(FieldError { line: 0, column: 0, message: "kernel_size (or kernel_h and kernel_w) must be given and positive".into() });
+    }
+    // Two spatial axes unless the repeated fields say otherwise.
+    let n_axes = kernel.len().max(2);
+    let expand = |values: Vec<u64>, default: u64, what: &str| {
+        per_axis(&values, n_axes, default, what).map_err(|e| FieldError { line: 0, column: 0, message: e.message })
+    };
+    let pick = |h: &str, w: &str, rep: &str, default: u64| -> Result<Vec<u64>, FieldError> {
+        if b.has(h) || b.has(w) {
+            Ok(vec![b.u64_or(h, default)?, b.u64_or(w, default)?])
+        } else {
+            expand(b.u64s(rep)?, default, rep)
+        }
+    };
+    let kernel = expand(kernel, 1, "kernel_size")?;
+    let pad = pick("pad_h", "pad_w", "pad", 0)?;
+    let stride = pick("stride_h", "stride_w", "stride", 1)?;
+    let dilation = expand(b.u64s("dilation")?, 1, "dilation")?;
+    if stride.contains(&0) || dilation.contains(&0) {
+        return Err(FieldError { line: 0, column: 0, message: "stride and dilation must be positive".into() });
+    }
+    Ok(Window::symmetric(kernel, stride, pad, dilation))
+}
+
+fn conv_params(p: &Params<'_>, depthwise: bool) -> Result<ConvParams, FieldError> {
+    let b = p.block("convolution_param");
+    let out = b.opt_u64("num_output")?.ok_or_else(|| FieldError {
+        line: 0,
+        column: 0,
+        message: "convolution_param.num_output is required".into(),
+    })?;
+    let group = b.u64_or("group", 1)?;
+    if group == 0 {
+        return Err(FieldError { line: 0, column: 0, message: "group must be positive".into() });
+    }
+    Ok(ConvParams {
+        out_channels: out,
+        window: conv_window(b)?,
+        group,
+        depthwise,
+        bias: b.bool_or("bias_term", true)?,
+        axis: b.i64_or("axis", 1)?,
+        output_pad: Vec::new(),
+    })
+}
+
+fn pool_params(p: &Params<'_>) -> Result<PoolParams, FieldError> {
+    let b = p.block("pooling_param");
+    let method = match b.enum_or("pool", &["MAX", "AVE", "STOCHASTIC"], "MAX")? {
+        "AVE" => PoolMethod::Average,
+        "STOCHASTIC" => PoolMethod::Stochastic,
+        _ => PoolMethod::Max,
+    };
+    let global = b.bool_or("global_pooling", false)?;
+    let pair = |h: &str, w: &str, one: &str, default: u64| -> Result<Vec<u64>, FieldError> {
+        if b.has(h) || b.has(w) {
+            Ok(vec![b.u64_or(h, default)?, b.u64_or(w, default)?])
+        } else {
+            let v = b.u64_or(one, default)?;
+            Ok(vec![v, v])
+        }
+    };
+    let kernel = pair("kernel_h", "kernel_w", "kernel_size", 0)?;
+    if !global && kernel.contains(&0) {
+        return Err(FieldError { line: 0, column: 0, message: "pooling needs kernel_size (or kernel_h and kernel_w) unless global_pooling".into() });
+    }
+    let pad = pair("pad_h", "pad_w", "pad", 0)?;
+    let stride = pair("stride_h", "stride_w", "stride", 1)?;
+    if stride.contains(&0) {
+        return Err(FieldError { line: 0, column: 0, message: "pooling stride must be positive".into() });
+    }
+    // BVLC's round_mode, or the fork's ceil_mode: false, select FLOOR.
+    let mut rounding = match b.enum_or("round_mode", &["CEIL", "FLOOR"], "CEIL")? {
+        "FLOOR" => Rounding::Floor,
+        _ => Rounding::Ceil,
+    };
+    if !b.bool_or("ceil_mode", true)? {
+        rounding = Rounding::Floor;
+    }
+    let clip = pad.iter().any(|&v| v > 0);
+    Ok(PoolParams {
+        method,
+        window: Window::symmetric(kernel.iter().map(|&k| k.max(1)).collect(), stride, pad, vec![1, 1]),
+        rounding,
+        global,
+        clip_last_window: clip,
+    })
+}
+
+fn scale_params(b: Block<'_>, bias_default: bool) -> Result<ScaleParams, FieldError> {
+    Ok(ScaleParams { axis: b.i64_or("axis", 1)?, num_axes: b.i64_or("num_axes", 1)?, bias: b.bool_or("bias_term", bias_default)? })
+}
+
+fn loss_kind(canonical: &str) -> bool {
+    canonical.ends_with("Loss")
+}
+
+/// Map a canonical compute-layer type to an op. `n_bottoms` decides between
+/// layer forms (Scale by a second input). Unknown types become `Op::Unknown`.
+pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op, FieldError> {
+    let act = |a: Activation| Ok(Op::Activation(a));
+    match canonical {
+        "Convolution" => Ok(Op::Conv(conv_params(p, false)?)),
+        "ConvolutionDepthwise" => Ok(Op::Conv(conv_params(p, true)?)),
+        "Deconvolution" => Ok(Op::Deconv(conv_params(p, false)?)),
+        "Pooling" => Ok(Op::Pool(pool_params(p)?)),
+        "InnerProduct" => {
+            let b = p.block("inner_product_param");
+            let out = b.opt_u64("num_output")?.ok_or_else(|| FieldError {
+                line: 0,
+                column: 0,
+                message: "inner_product_param.num_output is required".into(),
+            })?;
+            Ok(Op::Dense(DenseParams {
+                out_features: out,
+                axis: b.i64_or("axis", 1)?,
+                bias: b.bool_or("bias_term", true)?,
+                transpose: b.bool_or("transpose", false)?,
+            }))
+        }
+        "ReLU" => act(Activation::Relu { negative_slope: p.block("relu_param").f64_or("negative_slope", 0.0)? as f32 }),
+        "PReLU" => Ok(Op::PRelu { channel_shared: p.block("prelu_param").bool_or("channel_shared", false)? }),
+        "Sigmoid" => act(Activation::Sigmoid),
+        "TanH" => act(Activation::Tanh),
+        "AbsVal" => act(Activation::AbsVal),
+        "BNLL" => act(Activation::Bnll),
+        "Exp" => act(Activation::Exp),
+        "Log" => act(Activation::Log),
+        "ELU" => act(Activation::Elu),
+        "Power" => act(Activation::Power),
+        "Threshold" => act(Activation::Threshold),
+        "Clip" => act(Activation::Clip),
+        "Swish" => act(Activation::Silu),
+        "MVN" => act(Activation::Identity),
+        "Dropout" => Ok(Op::Dropout { ratio: p.block("dropout_param").f64_or("dropout_ratio", 0.5)? as f32 }),
+        "LRN" => {
+            let b = p.block("lrn_param");
+            Ok(Op::Lrn(LrnParams {
+                local_size: b.u64_or("local_size", 5)?,
+                across_channels: b.enum_or("norm_region", &["ACROSS_CHANNELS", "WITHIN_CHANNEL"], "ACROSS_CHANNELS")?
+                    == "ACROSS_CHANNELS",
+            }))
+        }
+        "Softmax" => Ok(Op::Softmax { axis: p.block("softmax_param").i64_or("axis", 1)? }),
+        "BatchNorm" => Ok(Op::BatchNorm { eps: p.block("batch_norm_param").f64_or("eps", 1e-5)? as f32, caffe_factor: true }),
+        "Scale" => Ok(Op::Scale(scale_params(p.block("scale_param"), false)?)),
+        "Bias" => Ok(Op::Bias(scale_params(p.block("bias_param"), false)?)),
+        "BN" => {
+            // PSPNet's BN variant keeps running statistics; it says so with
+            // its own fields (moving_average_fraction / use_global_stats).
+            let b = p.block("bn_param");
+            let stats = b.has("moving_average_fraction") || b.has("use_global_stats") || b.has("momentum");
+            Ok(Op::BnFork { running_stats: stats })
+        }
+        "Normalize" => Ok(Op::Normalize { channel_shared: p.block("norm_param").bool_or("channel_shared", true)? }),
+        "Concat" => {
+            let b = p.block("concat_param");
+            let axis = if b.has("concat_dim") { b.i64_or("concat_dim", 1)? } else { b.i64_or("axis", 1)? };
+            Ok(Op::Concat { axis })
+        }
+        "Eltwise" => {
+            let kind = match p.block("eltwise_param").enum_or("operation", &["PROD", "SUM", "MAX"], "SUM")? {
+                "PROD" => EltwiseKind::Prod,
+                "MAX" => EltwiseKind::Max,
+                _ => EltwiseKind::Sum,
+            };
+            Ok(Op::Eltwise { kind, broadcast: false })
+        }
+        "Axpy" => Ok(Op::Axpy),
+        "Split" => Ok(Op::Split),
+        "Slice" => {
+            let b = p.block("slice_param");
+            let axis = if b.has("slice_dim") { b.i64_or("slice_dim", 1)? } else { b.i64_or("axis", 1)? };
+            Ok(Op::Slice(SliceParams { axis, points: b.u64s("slice_point")? }))
+        }
+        "Flatten" => {
+            let b = p.block("flatten_param");
+            Ok(Op::Flatten(FlattenParams { axis: b.i64_or("axis", 1)?, end_axis: b.i64_or("end_axis", -1)? }))
+        }
+        "Reshape" => {
+            let b = p.block("reshape_param");
+            let dims = match b.message("shape") {
+                Some(shape) => Block { msg: shape }.i64s("dim")?,
+                None => Vec::new(),
+            };
+            Ok(Op::Reshape(ReshapeParams { dims, axis: b.i64_or("axis", 0)?, num_axes: b.i64_or("num_axes", -1)? }))
+        }
+        "Crop" => {
+            let b = p.block("crop_param");
+            Ok(Op::Crop(CropParams { axis: b.i64_or("axis", 2)?, offsets: b.u64s("offset")? }))
+        }
+        "Permute" => {
+            let order = p.block("permute_param").u64s("order")?;
+            Ok(Op::Permute { order: order.into_iter().map(|o| o as usize).collect() })
+        }
+        "ShuffleChannel" => Ok(Op::ShuffleChannel { group: p.block("shuffle_channel_param").u64_or("group", 1)? }),
+        "Tile" => {
+            let b = p.block("tile_param");
+            Ok(Op::Tile { axis: b.i64_or("axis", 1)?, tiles: b.u64_or("tiles", 1)? })
+        }
+        "Reduction" => Ok(Op::Reduction { axis: p.block("reduction_param").i64_or("axis", 0)? }),
+        "ArgMax" => {
+            let b = p.block("argmax_param");
+            let axis = if b.has("axis") { Some(b.i64_or("axis", 0)?) } else { None };
+            Ok(Op::ArgMax { top_k: b.u64_or("top_k", 1)?, out_max_val: b.bool_or("out_max_val", false)?, axis })
+        }
+        "Upsample" => {
+            let b = p.block("upsample_param");
+            let scale = b.u64_or("scale", 2)?;
+            Ok(Op::Upsample(UpsampleParams {
+                scale_h: b.u64_or("scale_h", scale)?,
+                scale_w: b.u64_or("scale_w", scale)?,
+                out_h: b.opt_u64("upsample_h")?,
+                out_w: b.opt_u64("upsample_w")?,
+                pad_out_h: b.bool_or("pad_out_h", false)?,
+                pad_out_w: b.bool_or("pad_out_w", false)?,
+            }))
+        }
+        "Interp" => {
+            let b = p.block("interp_param");
+            Ok(Op::Interp(InterpParams {
+                height: b.opt_u64("height")?,
+                width: b.opt_u64("width")?,
+                zoom: b.opt_u64("zoom_factor")?,
+                shrink: b.opt_u64("shrink_factor")?,
+                pad_beg: b.i64_or("pad_beg", 0)?,
+                pad_end: b.i64_or("pad_end", 0)?,
+            }))
+        }
+        "PriorBox" => {
+            let b = p.block("prior_box_param");
+            Ok(Op::PriorBox(PriorBoxParams {
+                n_min_sizes: b.f64s("min_size")?.len() as u64,
+                n_max_sizes: b.f64s("max_size")?.len() as u64,
+                aspect_ratios: b.f64s("aspect_ratio")?,
+                flip: b.bool_or("flip", true)?,
+            }))
+        }
+        "DetectionOutput" => {
+            Ok(Op::DetectionOutput(DetectionOutputParams { keep_top_k: p.block("detection_output_param").opt_u64("keep_top_k")? }))
+        }
+        "ROIPooling" => {
+            let b = p.block("roi_pooling_param");
+            Ok(Op::RoiPool(RoiPoolParams { pooled_h: b.u64_or("pooled_h", 0)?, pooled_w: b.u64_or("pooled_w", 0)? }))
+        }
+        "Embed" => {
+            let b = p.block("embed_param");
+            Ok(Op::Embed(EmbedParams {
+                out_features: b.u64_or("num_output", 0)?,
+                vocabulary: b.u64_or("input_dim", 0)?,
+                bias: b.bool_or("bias_term", true)?,
+            }))
+        }
+        "LSTM" | "RNN" => {
+            let b = p.block("recurrent_param");
+            Ok(Op::Recurrent(RecurrentParams {
+                kind: if canonical == "LSTM" { RecurrentKind::Lstm } else { RecurrentKind::Rnn },
+                num_output: b.u64_or("num_output", 0)?,
+                expose_hidden: b.bool_or("expose_hidden", false)?,
+            }))
+        }
+        "Accuracy" => Ok(Op::Accuracy { top_k: p.block("accuracy_param").u64_or("top_k", 1)? }),
+        "Silence" => Ok(Op::Silence),
+        "Python" => Ok(python_op(p, n_bottoms)),
+        t if loss_kind(t) => Ok(Op::Loss { kind: t.to_string() }),
+        t => Ok(Op::Unknown { type_name: t.to_string() }),
+    }
+}
+
+/// Python layers run user code; a few well-known ones have a known shape.
+fn python_op(p: &Params<'_>, _n_bottoms: usize) -> Op {
+    let layer = p.block("python_param").msg.text("layer").unwrap_or_default();
+    match layer {
+        "ProposalLayer" => Op::Proposal,
+        // ENet's spatial dropout keeps the shape.
+        "SpatialDropout" => Op::Dropout { ratio: 0.5 },
+        other => Op::Unknown { type_name: format!("Python ({other})") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::text::parse;
+    use super::*;
+
+    fn op_of(canonical: &str, text: &str) -> Result<Op, FieldError> {
+        let m = parse(text.as_bytes()).unwrap();
+        layer_op(canonical, &Params::new(&m, false), 1)
+    }
+
+    #[test]
+    fn spellings_map_to_one_type() {
+        assert_eq!(canonical_type("CONVOLUTION"), "Convolution");
+        assert_eq!(canonical_type("conv"), "Convolution");
+        assert_eq!(canonical_type("SOFTMAX_LOSS"), "SoftmaxWithLoss");
+        assert_eq!(canonical_type("MyFancyLayer"), "MyFancyLayer");
+    }
+
+    #[test]
+    fn pooling_rounding_flags() {
+        let Op::Pool(p) = op_of("Pooling", "pooling_param { pool: MAX kernel_size: 3 stride: 2 }").unwrap() else { panic!() };
+        assert_eq!(p.rounding, Rounding::Ceil);
+        let Op::Pool(p) = op_of("Pooling", "pooling_param { kernel_size: 3 ceil_mode: false }").unwrap() else { panic!() };
+        assert_eq!(p.rounding, Rounding::Floor);
+        let Op::Pool(p) = op_of("Pooling", "pooling_param { kernel_size: 3 round_mode: FLOOR }").unwrap() else { panic!() };
+        assert_eq!(p.rounding, Rounding::Floor);
+    }
+
+    #[test]
+    fn unknown_enum_and_bad_numbers_are_located() {
+        let e = op_of("Pooling", "pooling_param {\n pool: MAXIMUM kernel_size: 2 }").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("one of MAX, AVE, STOCHASTIC"), "{}", e.message);
+        let e = op_of("Convolution", "convolution_param { num_output: -3 kernel_size: 3 }").unwrap_err();
+        assert!(e.message.contains("non-negative integer for \"num_output\""), "{}", e.message);
+        assert!(op_of("Convolution", "convolution_param { num_output: 3 }").is_err());
+        assert!(op_of("Convolution", "convolution_param { num_output: 3 kernel_size: 3 stride: 0 }").is_err());
+    }
+
+    #[test]
+    fn v0_reads_flat_legacy_names() {
+        let m = parse(b"name: 'conv1' type: 'conv' num_output: 96 kernelsize: 11 stride: 4 biasterm: false").unwrap();
+        let Op::Conv(c) = layer_op("Convolution", &Params::new(&m, true), 1).unwrap() else { panic!() };
+        assert_eq!((c.out_channels, c.window.kernel.clone(), c.bias), (96, vec![11, 11], false));
+    }
+
+    #[test]
+    fn legacy_concat_and_slice_dims() {
+        assert_eq!(op_of("Concat", "concat_param { concat_dim: 2 }").unwrap(), Op::Concat { axis: 2 });
+        let Op::Slice(s) = op_of("Slice", "slice_param { slice_dim: 1 slice_point: 1 }").unwrap() else { panic!() };
+        assert_eq!((s.axis, s.points), (1, vec![1]));
+    }
+}

@@ -1,0 +1,24 @@
+//! The `nnmem` binary: parse the command line, run, map the outcome to an exit code.
+
+use clap::Parser;
+use nnmem::cli::{self, exit::ExitCode};
+
+fn main() {
+    let parsed = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr.
+            let code = if e.use_stderr() { i32::from(ExitCode::Error) } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match cli::run(parsed) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nnmem: error: {e:#}");
+            ExitCode::Error
+        }
+    };
+    std::process::exit(code.into());
+}
