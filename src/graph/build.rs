@@ -25,13 +25,16 @@ pub struct NodeSpec {
 
 pub struct GraphBuilder {
     graph: Graph,
+    /// For tensors sized at run time: their shape with 1 for the data-dependent
+    /// extent, used only to size later layers' weights.
+    provisional: HashMap<TensorId, Shape>,
     shared_params: HashMap<String, TensorId>,
     dtype: DType,
 }
 
 impl GraphBuilder {
     pub fn new(name: impl Into<String>, format: ModelFormat, dtype: DType) -> Self {
-        GraphBuilder { graph: Graph::new(name, format), shared_params: HashMap::new(), dtype }
+        GraphBuilder { graph: Graph::new(name, format), provisional: HashMap::new(), shared_params: HashMap::new(), dtype }
     }
 
     pub fn graph(&self) -> &Graph {
@@ -61,10 +64,21 @@ impl GraphBuilder {
     /// A shape rule that rejects its inputs is an error for the caller to locate.
     pub fn add_node(&mut self, spec: NodeSpec) -> Result<Vec<TensorId>, ShapeError> {
         let node_id = NodeId(self.graph.nodes.len());
-        let input_shapes: Option<Vec<&Shape>> =
-            spec.inputs.iter().map(|&t| self.graph.tensor(t).shape.as_ref()).collect();
+        let mut runtime_input = false;
+        let input_shapes: Option<Vec<&Shape>> = spec
+            .inputs
+            .iter()
+            .map(|&t| {
+                self.graph.tensor(t).shape.as_ref().or_else(|| {
+                    let p = self.provisional.get(&t);
+                    runtime_input |= p.is_some();
+                    p
+                })
+            })
+            .collect();
         let n_outputs = spec.output_names.len();
 
+        let mut provisional_outputs: Vec<Option<Shape>> = vec![None; n_outputs];
         let (outputs, params): (Vec<Result<Shape, Unknown>>, Vec<_>) = match (&spec.op, input_shapes) {
             (Op::Unknown { type_name }, _) => {
                 self.graph.warn(format!(
@@ -74,13 +88,22 @@ impl GraphBuilder {
                 (vec![Err(Unknown::NoRule); n_outputs], Vec::new())
             }
             (op, Some(shapes)) => {
-                let outs = op.infer_shapes(&shapes, n_outputs)?;
-                let params = op.param_specs(&shapes)?;
-                let outs = outs
-                    .into_iter()
-                    .map(|o| match o {
-                        OutShape::Known(s) => Ok(s),
-                        OutShape::RunTime => Err(Unknown::RunTime),
+                let inferred = op.infer_shapes(&shapes, n_outputs).and_then(|o| Ok((o, op.param_specs(&shapes)?)));
+                let (outs, params) = match inferred {
+                    Ok(v) => v,
+                    // A rule that rejects a stand-in extent of 1 is not the file's fault.
+                    Err(_) if runtime_input => (Vec::new(), Vec::new()),
+                    Err(e) => return Err(e),
+                };
+                let outs = (0..n_outputs)
+                    .map(|i| match outs.get(i) {
+                        Some(OutShape::Known(s)) if !runtime_input => Ok(s.clone()),
+                        Some(OutShape::Known(s) | OutShape::RunTime(s)) => {
+                            provisional_outputs[i] = Some(s.clone());
+                            Err(Unknown::RunTime)
+                        }
+                        None if runtime_input => Err(Unknown::RunTime),
+                        None => Err(Unknown::NoRule),
                     })
                     .collect();
                 (outs, params)
@@ -135,8 +158,11 @@ impl GraphBuilder {
         }
 
         let mut output_ids = Vec::with_capacity(n_outputs);
-        for (name, shape) in spec.output_names.iter().zip(outputs) {
+        for ((name, shape), provisional) in spec.output_names.iter().zip(outputs).zip(provisional_outputs) {
             let (shape, unknown) = split(shape);
+            if let Some(p) = provisional {
+                self.provisional.insert(TensorId(self.graph.tensors.len()), p);
+            }
             output_ids.push(self.graph.add_tensor(Tensor {
                 name: name.clone(),
                 shape,

@@ -16,6 +16,7 @@ pub mod norm;
 pub mod pool;
 pub mod recurrent;
 pub mod resize;
+pub mod tensor;
 pub mod window;
 
 use crate::graph::{DType, Shape, ShapeError};
@@ -29,6 +30,7 @@ pub use norm::{LrnParams, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
 pub use recurrent::RecurrentParams;
 pub use resize::{InterpParams, UpsampleParams};
+pub use tensor::{BinaryKind, CompareKind, ReduceKind};
 pub use window::{Rounding, Window};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -82,12 +84,40 @@ pub enum Op {
     PriorBox(PriorBoxParams),
     DetectionOutput(DetectionOutputParams),
     RoiPool(RoiPoolParams),
+    /// Region proposals (py-faster-rcnn's Python ProposalLayer): (R, 5), R set at run time.
+    Proposal,
     Recurrent(RecurrentParams),
     /// A loss: one scalar output.
     Loss { kind: String },
     Accuracy { top_k: u64 },
     /// Consumes its inputs, produces nothing.
     Silence,
+    // ONNX tensor-program ops (family file tensor.rs).
+    /// Normalises over the axes from `axis` on, learned scale and bias.
+    LayerNorm { axis: i64, eps: f32 },
+    /// Normalises per group of channels; `None` groups: one per channel (InstanceNorm).
+    GroupNorm { groups: Option<u64>, eps: f32 },
+    Reduce { kind: ReduceKind, axes: Vec<i64>, keep_dims: bool },
+    /// Picks slices along `axis` by an index tensor (embedding lookups, token selection).
+    Gather { axis: i64 },
+    /// The input's shape as a 1-D integer tensor.
+    ShapeOf,
+    /// A value stored in the graph (`from_shape`: filled to a shape given at run time).
+    Constant { from_shape: bool },
+    /// Broadcasts the input to a shape given as a second input.
+    Expand,
+    Squeeze { axes: Vec<i64> },
+    Unsqueeze { axes: Vec<i64> },
+    /// ONNX Slice: starts/ends/axes/steps given as inputs.
+    StridedSlice,
+    Pad,
+    /// Spatial resampling by scales or sizes (ONNX Resize, Upsample).
+    Resize { mode: String },
+    /// Element-wise predicate or logic (boolean output, no gradient).
+    Compare(CompareKind),
+    /// Element-wise choice between two inputs by a condition.
+    Where,
+    Binary(BinaryKind),
     /// A type nnmem has no rule for: outputs are unknown, the report says so.
     Unknown { type_name: String },
 }
@@ -96,7 +126,9 @@ pub enum Op {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutShape {
     Known(Shape),
-    RunTime,
+    /// Sized at run time. The shape given has 1 for the data-dependent
+    /// extent, so later layers can still size their weights (which never depend on it).
+    RunTime(Shape),
 }
 
 /// A weight blob a layer stores, named by its role ("weight", "bias", "mean").
@@ -190,10 +222,26 @@ impl Op {
             Op::PriorBox(_) => "PriorBox",
             Op::DetectionOutput(_) => "DetectionOutput",
             Op::RoiPool(_) => "RoiPool",
+            Op::Proposal => "Proposal",
             Op::Recurrent(r) => r.kind_name(),
             Op::Loss { .. } => "Loss",
             Op::Accuracy { .. } => "Accuracy",
             Op::Silence => "Silence",
+            Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::Reduce { .. }
+            | Op::Gather { .. }
+            | Op::ShapeOf
+            | Op::Constant { .. }
+            | Op::Expand
+            | Op::Squeeze { .. }
+            | Op::Unsqueeze { .. }
+            | Op::StridedSlice
+            | Op::Pad
+            | Op::Resize { .. }
+            | Op::Compare(_)
+            | Op::Where
+            | Op::Binary(_) => tensor::name(self),
             Op::Unknown { .. } => "Unknown",
         }
     }
@@ -236,12 +284,28 @@ impl Op {
             Op::Upsample(p) => known(resize::upsample_shape(p, first(inputs)?)?),
             Op::Interp(p) => known(resize::interp_shape(p, inputs)?),
             Op::PriorBox(p) => known(detection::prior_box_shape(p, inputs)?),
-            Op::DetectionOutput(_) => Ok(vec![OutShape::RunTime; n_outputs.max(1)]),
+            Op::DetectionOutput(_) => Ok(vec![OutShape::RunTime(Shape(vec![1, 1, 1, 7])); n_outputs.max(1)]),
             Op::RoiPool(p) => known(detection::roi_pool_shape(p, inputs)?),
+            Op::Proposal => Ok(vec![OutShape::RunTime(Shape(vec![1, 5])); n_outputs.max(1)]),
             Op::Recurrent(p) => recurrent::recurrent_shapes(p, inputs, n_outputs),
             Op::Loss { .. } => known(Shape::scalar()),
             Op::Accuracy { .. } => loss::accuracy_shapes(inputs, n_outputs),
             Op::Silence => Ok(Vec::new()),
+            Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::Reduce { .. }
+            | Op::Gather { .. }
+            | Op::ShapeOf
+            | Op::Constant { .. }
+            | Op::Expand
+            | Op::Squeeze { .. }
+            | Op::Unsqueeze { .. }
+            | Op::StridedSlice
+            | Op::Pad
+            | Op::Resize { .. }
+            | Op::Compare(_)
+            | Op::Where
+            | Op::Binary(_) => tensor::infer_shapes(self, inputs, n_outputs),
             Op::Unknown { type_name } => {
                 Err(ShapeError::new(format!("no shape rule for type \"{type_name}\"")))
             }
@@ -262,6 +326,7 @@ impl Op {
             Op::BnFork { running_stats } => norm::bn_fork_params(*running_stats, first(inputs)?),
             Op::Normalize { channel_shared } => norm::normalize_params(*channel_shared, first(inputs)?),
             Op::Recurrent(p) => recurrent::recurrent_params(p, inputs),
+            Op::LayerNorm { .. } | Op::GroupNorm { .. } => tensor::param_specs(self, inputs),
             _ => Ok(Vec::new()),
         }
     }

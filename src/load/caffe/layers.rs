@@ -516,8 +516,8 @@ fn python_op(p: &Params<'_>, _n_bottoms: usize) -> Op {
     let layer = p.block("python_param").msg.text("layer").unwrap_or_default();
     match layer {
         "ProposalLayer" => Op::Proposal,
-        // ENet's spatial dropout keeps the shape.
-        "SpatialDropout" => Op::Dropout { ratio: 0.5 },
+        // ENet's spatial dropout (SpatialDropoutLayer) keeps the shape.
+        l if l.starts_with("SpatialDropout") => Op::Dropout { ratio: 0.5 },
         other => Op::Unknown { type_name: format!("Python ({other})") },
     }
 }

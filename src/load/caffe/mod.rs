@@ -338,6 +338,14 @@ impl<'p> NetBuilder<'p> {
 
         let mut inputs = Vec::with_capacity(layer.bottoms.len());
         for bottom in &layer.bottoms {
+            // A blob no included layer produces, that the user sized with
+            // --input (a data layer of another stage), becomes an input.
+            let user_sized = self.options.inputs.iter().enumerate().any(|(i, s)| {
+                !self.used_overrides[i] && s.name.as_deref() == Some(bottom.as_str())
+            });
+            if !self.blobs.contains_key(bottom) && user_sized {
+                self.add_input(bottom, Err(Unknown::Unstated));
+            }
             match self.blobs.get(bottom) {
                 Some(&id) => inputs.push(id),
                 None => {
