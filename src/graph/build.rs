@@ -28,13 +28,15 @@ pub struct GraphBuilder {
     /// For tensors sized at run time: their shape with 1 for the data-dependent
     /// extent, used only to size later layers' weights.
     provisional: HashMap<TensorId, Shape>,
+    /// Layers with weights whose input shape is unknown (one warning at the end).
+    uncounted: Vec<String>,
     shared_params: HashMap<String, TensorId>,
     dtype: DType,
 }
 
 impl GraphBuilder {
     pub fn new(name: impl Into<String>, format: ModelFormat, dtype: DType) -> Self {
-        GraphBuilder { graph: Graph::new(name, format), provisional: HashMap::new(), shared_params: HashMap::new(), dtype }
+        GraphBuilder { graph: Graph::new(name, format), provisional: HashMap::new(), uncounted: Vec::new(), shared_params: HashMap::new(), dtype }
     }
 
     pub fn graph(&self) -> &Graph {
@@ -116,10 +118,7 @@ impl GraphBuilder {
                     .find_map(|&t| self.graph.tensor(t).unknown.clone())
                     .unwrap_or(Unknown::NoRule);
                 if op_has_params(&spec.op) {
-                    self.graph.warn(format!(
-                        "layer \"{}\": input shape unknown, so its parameters are not counted",
-                        spec.name
-                    ));
+                    self.uncounted.push(spec.name.clone());
                 }
                 (vec![Err(reason); n_outputs], Vec::new())
             }
@@ -188,6 +187,15 @@ impl GraphBuilder {
 
     /// Finish: the outputs are the tensors no node reads.
     pub fn finish(mut self) -> Graph {
+        if let Some(first) = self.uncounted.first() {
+            let n = self.uncounted.len();
+            self.graph.warn(format!(
+                "{n} layer{} with weights ha{} an unknown input shape, so {} parameters are not counted (first: \"{first}\")",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "s" } else { "ve" },
+                if n == 1 { "its" } else { "their" },
+            ));
+        }
         let consumers = self.graph.consumers();
         let mut replaced = vec![false; self.graph.tensors.len()];
         for node in &self.graph.nodes {

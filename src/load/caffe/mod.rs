@@ -365,7 +365,7 @@ impl<'p> NetBuilder<'p> {
         };
         let spec = NodeSpec {
             name,
-            source_type: layer.spelled_type.clone(),
+            source_type: canonical.clone(),
             op,
             inputs,
             output_names: layer.tops.clone(),
