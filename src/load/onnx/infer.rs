@@ -1,0 +1,401 @@
+//! Shape inference through tract-onnx on a *weightless* copy of the graph.
+//!
+//! tract copies every initializer twice while it loads a model (1.3 GB for a
+//! 550 MB VGG), and refuses a model whose external data file is absent. So tract
+//! is handed a rewritten graph instead: every external initializer and every
+//! large or exotic-typed one becomes a typed graph input of the same shape;
+//! small internal constants (reshape targets, Shape/Gather/Concat chains, Resize
+//! scales, BatchNorm vectors) stay as values because shapes can depend on them.
+//! The copy is built from the byte slices the decoder found, decoded with
+//! tract's own protobuf types, so no weight payload is ever read.
+//!
+//! Further rewrites keep tract's analysis going where it would stop:
+//! * training-mode BatchNormalization (3 outputs) becomes its inference form; the
+//!   statistics outputs are filled by rule afterwards (per channel);
+//! * bf16 / float8 / 4-bit element types become f16 / i8 (same or larger storage)
+//!   because tract rejects them at load; the loader reports the real dtype;
+//! * `value_info` is not given to tract: an export's recorded shapes are for the
+//!   export size and would contradict the size the user asks for.
+//!
+//! After `analyse(true)`, ops tract has no implementation for are patched by
+//! simple rules (same shape as input 0, Upsample by scales) and analysis runs again.
+
+use std::collections::{HashMap, HashSet};
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::{Factoid, GenericFactoid, InferenceModelExt, ShapeFactoid};
+
+use super::proto::{self, elem};
+use super::{Decoded, DimSpec, InputBinding, ValueFact, ValueShape};
+
+/// Internal initializers with fewer elements than this stay real values in the
+/// copy (feasibility note: 65,536 kept every torchvision model analysable).
+const KEEP_BELOW_ELEMS: u64 = 65_536;
+
+/// ONNX op types tract lacks whose outputs have the shape and type of input 0.
+const SAME_AS_INPUT: &[&str] = &[
+    "Bernoulli",
+    "CumProd",
+    "ReverseSequence",
+    "Shrink",
+    "Swish",
+    "BiasDropout",
+    "FastGelu",
+    "Gelu",
+    "QuickGelu",
+    "BiasGelu",
+    "LpNormalization",
+    "MeanVarianceNormalization",
+    "Celu",
+    "ThresholdedRelu",
+    "Mish",
+    "HardSwish",
+];
+
+/// What the analysis found, by ONNX value name.
+pub struct Analysis {
+    pub values: HashMap<String, ValueFact>,
+    pub warnings: Vec<String>,
+}
+
+/// Runs the whole tract analysis; a panic inside tract becomes an error message
+/// (tract is not written for hostile input, and one bad model must not abort nnmem).
+pub fn analyse(decoded: &Decoded<'_>, inputs: &[InputBinding]) -> Result<Analysis, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse_inner(decoded, inputs))) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!("tract's shape analysis crashed ({what})"))
+        }
+    }
+}
+
+fn analyse_inner(decoded: &Decoded<'_>, inputs: &[InputBinding]) -> Result<Analysis, String> {
+    let mut warnings = Vec::new();
+    let (proto, bn_training) = weightless_proto(decoded, inputs)?;
+    let framework = tract_onnx::onnx().with_ignore_value_info(true).with_ignore_output_shapes(true);
+    // No model folder: nothing kept in the copy refers to external data, and tract
+    // must never open a data file on nnmem's behalf.
+    let parsed = framework.parse(&proto, None).map_err(|e| format!("tract could not build the graph: {e:#}"))?;
+    let mut model = parsed.model;
+    let outlets = parsed.outlets_by_name;
+
+    if let Err(e) = model.analyse(true) {
+        // Analysis failed somewhere; what it could solve is still in the facts.
+        warnings.push(format!("shape analysis stopped at an operator: {}", first_line(&format!("{e:#}"))));
+    }
+    if patch_unimplemented(decoded, &mut model, &outlets, &mut warnings) {
+        let _ = model.analyse(true);
+    }
+
+    let input_symbols: HashSet<String> = inputs
+        .iter()
+        .flat_map(|b| b.dims.iter())
+        .filter_map(|d| match d {
+            DimSpec::Symbol(s) => Some(s.clone()),
+            DimSpec::Value(_) => None,
+        })
+        .collect();
+
+    let mut values = HashMap::with_capacity(outlets.len());
+    for (name, outlet) in &outlets {
+        let Ok(fact) = model.outlet_fact(*outlet) else { continue };
+        values.insert(name.clone(), read_fact(fact, &input_symbols));
+    }
+    // Training BatchNormalization: the running statistics outputs are per channel.
+    for (outputs, scale_name) in bn_training {
+        let channels = match values.get(&scale_name).map(|v| &v.shape) {
+            Some(ValueShape::Concrete(d)) if d.len() == 1 => d.first().copied(),
+            _ => None,
+        };
+        for out in outputs {
+            let shape = match channels {
+                Some(c) => ValueShape::Concrete(vec![c]),
+                None => ValueShape::Unknown,
+            };
+            values.insert(out, ValueFact { dtype: None, shape });
+        }
+    }
+    Ok(Analysis { values, warnings })
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    line.chars().take(300).collect()
+}
+
+/// Converts one tract fact into nnmem's view: concrete, symbolic (free input
+/// symbols only), run-time sized (symbols tract invented for data-dependent
+/// extents) or unknown.
+fn read_fact(fact: &InferenceFact, input_symbols: &HashSet<String>) -> ValueFact {
+    let dtype = fact.datum_type.concretize().and_then(dtype_of_datum);
+    let shape = match fact.shape.concretize() {
+        None => ValueShape::Unknown,
+        Some(dims) => {
+            let concrete: Option<Vec<u64>> =
+                dims.iter().map(|d| d.to_i64().ok().and_then(|v| u64::try_from(v).ok())).collect();
+            match concrete {
+                Some(c) => ValueShape::Concrete(c),
+                None => {
+                    let foreign = dims
+                        .iter()
+                        .flat_map(|d| d.symbols())
+                        .any(|s| !input_symbols.contains(&format!("{s}")));
+                    if foreign {
+                        ValueShape::RunTime
+                    } else {
+                        ValueShape::Symbolic(dims.iter().map(|d| format!("{d}")).collect())
+                    }
+                }
+            }
+        }
+    };
+    ValueFact { dtype, shape }
+}
+
+fn dtype_of_datum(dt: DatumType) -> Option<crate::graph::DType> {
+    use crate::graph::DType;
+    Some(match dt {
+        DatumType::Bool => DType::Bool,
+        DatumType::U8 => DType::U8,
+        DatumType::U16 => DType::U16,
+        DatumType::U32 => DType::U32,
+        DatumType::U64 => DType::U64,
+        DatumType::I8 => DType::I8,
+        DatumType::I16 => DType::I16,
+        DatumType::I32 => DType::I32,
+        DatumType::I64 => DType::I64,
+        DatumType::F16 => DType::F16,
+        DatumType::F32 => DType::F32,
+        DatumType::F64 => DType::F64,
+        DatumType::TDim => DType::I64,
+        DatumType::String => DType::String,
+        _ => return None,
+    })
+}
+
+/// The element type tract is given for `t`: types it cannot load map to a type
+/// of the same (or larger) storage.
+fn tract_elem(t: i32) -> i32 {
+    match t {
+        elem::BFLOAT16 | 17..=20 | elem::FLOAT8E8M0 => elem::FLOAT16,
+        elem::UINT4 | elem::INT4 | elem::FLOAT4E2M1 | elem::UINT2 | elem::INT2 => elem::INT8,
+        elem::COMPLEX64 | elem::COMPLEX128 => elem::DOUBLE,
+        other => other,
+    }
+}
+
+fn tract_can_load(t: i32) -> bool {
+    tract_elem(t) == t && !matches!(t, elem::STRING)
+}
+
+/// Builds the weightless ModelProto; also returns, for every training-mode
+/// BatchNormalization, its statistics outputs and the name of its scale input.
+fn weightless_proto(
+    decoded: &Decoded<'_>,
+    inputs: &[InputBinding],
+) -> Result<(pb::ModelProto, Vec<(Vec<String>, String)>), String> {
+    let dec = |what: &str, e: prost::DecodeError| format!("{what}: {e}");
+    let mut graph = pb::GraphProto { name: decoded.graph_name.clone(), ..Default::default() };
+
+    // Initializers: keep small internal ones whose type tract loads, turn the rest into facts.
+    let mut as_fact = HashSet::new();
+    for (t, bytes) in &decoded.initializers {
+        let elems = super::elems_of(&t.dims);
+        let keep = !t.is_external() && tract_can_load(t.data_type) && elems.is_some_and(|e| e < KEEP_BELOW_ELEMS);
+        if keep {
+            graph.initializer.push(pb::TensorProto::decode(*bytes).map_err(|e| dec("initializer", e))?);
+        } else {
+            as_fact.insert(t.name.as_str());
+            graph.input.push(fact_input(&t.name, tract_elem(t.data_type), &t.dims, elems.is_some()));
+        }
+    }
+    // Declared inputs, with the dims the user bound.
+    let bound: HashMap<&str, &InputBinding> = inputs.iter().map(|b| (b.name.as_str(), b)).collect();
+    for (vi, bytes) in &decoded.inputs {
+        if as_fact.contains(vi.name.as_str()) {
+            continue; // an initializer also listed as input (IR < 4): already a fact
+        }
+        let mut v = pb::ValueInfoProto::decode(*bytes).map_err(|e| dec("graph input", e))?;
+        map_value_info_type(&mut v);
+        if let Some(b) = bound.get(vi.name.as_str()) {
+            set_dims(&mut v, &b.dims);
+        }
+        graph.input.push(v);
+    }
+    for (_, bytes) in &decoded.outputs {
+        let mut v = pb::ValueInfoProto::decode(*bytes).map_err(|e| dec("graph output", e))?;
+        map_value_info_type(&mut v);
+        graph.output.push(v);
+    }
+    let mut bn_training = Vec::new();
+    for (node, bytes) in &decoded.nodes {
+        let mut n = pb::NodeProto::decode(*bytes).map_err(|e| dec("node", e))?;
+        if n.op_type == "BatchNormalization" && n.output.len() > 1 {
+            // Inference form for tract; the extra outputs are filled by rule.
+            let extra: Vec<String> = n.output.drain(1..).filter(|s| !s.is_empty()).collect();
+            n.attribute.retain(|a| a.name != "training_mode");
+            bn_training.push((extra, node.input.get(1).cloned().unwrap_or_default()));
+        }
+        for a in &mut n.attribute {
+            if n.op_type == "Cast" && a.name == "to" {
+                a.i = i64::from(tract_elem(a.i as i32));
+            }
+            if let Some(t) = &mut a.t {
+                t.data_type = tract_elem(t.data_type);
+            }
+        }
+        graph.node.push(n);
+    }
+    let opset_import = decoded
+        .header
+        .opset_import
+        .iter()
+        .map(|o| pb::OperatorSetIdProto { domain: o.domain.clone(), version: o.version })
+        .collect();
+    let model = pb::ModelProto {
+        ir_version: decoded.header.ir_version,
+        opset_import,
+        graph: Some(graph),
+        ..Default::default()
+    };
+    Ok((model, bn_training))
+}
+
+/// A typed graph input standing in for an initializer. An initializer whose
+/// element count overflows gets an unknown shape (tract's dim arithmetic is not
+/// made for 2^62-sized extents).
+fn fact_input(name: &str, elem_type: i32, dims: &[i64], sane: bool) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let shape = sane.then(|| pb::TensorShapeProto {
+        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() }).collect(),
+    });
+    pb::ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor { elem_type, shape })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn map_value_info_type(v: &mut pb::ValueInfoProto) {
+    if let Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(t)), .. }) = &mut v.r#type {
+        t.elem_type = tract_elem(t.elem_type);
+    }
+}
+
+fn set_dims(v: &mut pb::ValueInfoProto, dims: &[DimSpec]) {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let shape = pb::TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|d| Dimension {
+                value: Some(match d {
+                    // Values above i64::MAX were refused when the binding was made.
+                    DimSpec::Value(v) => Value::DimValue(i64::try_from(*v).unwrap_or(i64::MAX)),
+                    DimSpec::Symbol(s) => Value::DimParam(s.clone()),
+                }),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    match &mut v.r#type {
+        Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(t)), .. }) => t.shape = Some(shape),
+        _ => {
+            // No declared type: assume f32 (image inputs) so the user's dims are still used.
+            v.r#type = Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: elem::FLOAT,
+                    shape: Some(shape),
+                })),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+/// Gives ops tract has no implementation for an output fact by rule. Returns
+/// whether anything was set (then analysis must run again).
+fn patch_unimplemented(
+    decoded: &Decoded<'_>,
+    model: &mut InferenceModel,
+    outlets: &HashMap<String, OutletId>,
+    warnings: &mut Vec<String>,
+) -> bool {
+    let mut changed = false;
+    for (node, _) in &decoded.nodes {
+        let Some(first_out) = node.output.first().and_then(|o| outlets.get(o)) else { continue };
+        let tract_node = model.node(first_out.node);
+        if !tract_node.op.name().starts_with("Unimplemented") {
+            continue;
+        }
+        let op_type = node.op_type.as_str();
+        let input0 = tract_node.inputs.first().and_then(|i| model.outlet_fact(*i).ok()).cloned();
+        let fact = match (op_type, input0) {
+            (t, Some(x)) if SAME_AS_INPUT.contains(&t) => Some(x.without_value()),
+            ("Upsample", Some(x)) => upsample_fact(node, model, &tract_node.inputs, &x),
+            _ => None,
+        };
+        match fact {
+            Some(f) => {
+                if model.set_outlet_fact(*first_out, f).is_ok() {
+                    changed = true;
+                }
+            }
+            None => warnings.push(format!(
+                "node \"{}\": tract has no shape rule for op \"{}\"; what depends on it is left unknown",
+                node.name, node.op_type
+            )),
+        }
+    }
+    changed
+}
+
+/// Upsample (opset 7–9, removed in 10): each dim times its scale; scales come
+/// from the attribute (opset 7–8) or the constant second input (opset 9).
+fn upsample_fact(
+    node: &proto::NodeProto,
+    model: &InferenceModel,
+    tract_inputs: &[OutletId],
+    x: &InferenceFact,
+) -> Option<InferenceFact> {
+    let scales: Vec<f32> = match node.attribute.iter().find(|a| a.name == "scales") {
+        Some(a) => a.floats.clone(),
+        None => {
+            let value = model.outlet_fact(*tract_inputs.get(1)?).ok()?.value.concretize()?;
+            let cast = value.cast_to::<f32>().ok()?;
+            cast.to_plain_array_view::<f32>().ok()?.iter().copied().collect()
+        }
+    };
+    let dims = x.shape.concretize()?;
+    if dims.len() != scales.len() {
+        return None;
+    }
+    let out: Vec<GenericFactoid<TDim>> = dims
+        .iter()
+        .zip(&scales)
+        .map(|(d, &s)| {
+            if s.fract() == 0.0 && s >= 0.0 {
+                GenericFactoid::Only(d.clone() * (s as i64))
+            } else {
+                match d.to_i64() {
+                    Ok(v) => GenericFactoid::Only(TDim::from((v as f64 * f64::from(s)).floor() as i64)),
+                    Err(_) => GenericFactoid::Any,
+                }
+            }
+        })
+        .collect();
+    let mut fact = InferenceFact::default().with_shape(ShapeFactoid::closed(out.into_iter().collect()));
+    if let Some(dt) = x.datum_type.concretize() {
+        fact = fact.with_datum_type(dt);
+    }
+    Some(fact)
+}

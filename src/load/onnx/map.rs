@@ -1,0 +1,264 @@
+//! ONNX op types and attributes → nnmem's operator vocabulary (`Op`).
+//!
+//! One arm per ONNX op type, each reading attributes with the defaults the ONNX
+//! operator specification gives. No shape arithmetic happens here: ONNX shapes
+//! come from tract. Weight dims (Conv out channels, Gemm out features) are read
+//! from the initializer headers when the weight is an initializer.
+
+use std::collections::HashMap;
+
+use super::proto::{AttributeProto, NodeProto, TensorProto};
+use crate::graph::AttrValue;
+use crate::ops::{
+    Activation, BinaryKind, CompareKind, ConvParams, DenseParams, EltwiseKind, FlattenParams, LrnParams, Op,
+    PoolMethod, PoolParams, ReduceKind, ReshapeParams, Rounding, SliceParams, Window,
+};
+
+/// What the mapper may look at besides the node itself.
+pub struct MapCtx<'a> {
+    /// Default-domain opset the model imports.
+    pub opset: i64,
+    pub initializers: &'a HashMap<&'a str, &'a TensorProto>,
+}
+
+impl MapCtx<'_> {
+    /// Dims of input `i` when it is an initializer.
+    fn init_dims(&self, node: &NodeProto, i: usize) -> Option<Vec<u64>> {
+        let t = self.initializers.get(node.input.get(i)?.as_str())?;
+        t.dims.iter().map(|&d| u64::try_from(d).ok()).collect()
+    }
+}
+
+/// The op and the attributes kept for the report. An op type outside the
+/// vocabulary becomes `Op::Unknown` (the caller warns once per type).
+pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrValue)>) {
+    let attrs: Vec<(String, AttrValue)> = node.attribute.iter().filter_map(attr_value).collect();
+    let a = Attrs(&node.attribute);
+    let has_input = |i: usize| node.input.get(i).is_some_and(|s| !s.is_empty());
+    use Activation as A;
+    let op = match node.op_type.as_str() {
+        "Conv" => {
+            let w = ctx.init_dims(node, 1).unwrap_or_default();
+            let out_channels = w.first().copied().unwrap_or(0);
+            Op::Conv(conv_params(&a, &w, out_channels, has_input(2), 2))
+        }
+        "ConvTranspose" => {
+            let w = ctx.init_dims(node, 1).unwrap_or_default();
+            let group = a.int("group", 1).max(1) as u64;
+            let out_channels = w.get(1).copied().unwrap_or(0).saturating_mul(group);
+            let mut p = conv_params(&a, &w, out_channels, has_input(2), 2);
+            p.output_pad = a.ints("output_padding").iter().map(|&v| v.max(0) as u64).collect();
+            Op::Deconv(p)
+        }
+        "MaxPool" | "AveragePool" => {
+            let method = if node.op_type == "MaxPool" { PoolMethod::Max } else { PoolMethod::Average };
+            let ceil = a.int("ceil_mode", 0) != 0;
+            Op::Pool(PoolParams {
+                method,
+                window: window(&a, &[]),
+                rounding: if ceil { Rounding::Ceil } else { Rounding::Floor },
+                global: false,
+                clip_last_window: ceil,
+            })
+        }
+        "GlobalMaxPool" | "GlobalAveragePool" => Op::Pool(PoolParams {
+            method: if node.op_type == "GlobalMaxPool" { PoolMethod::Max } else { PoolMethod::Average },
+            window: Window::symmetric(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            rounding: Rounding::Floor,
+            global: true,
+            clip_last_window: false,
+        }),
+        "Gemm" => {
+            // B is (K, N), or (N, K) with transB: Caffe's (out, K) layout is transB = 1.
+            let trans_b = a.int("transB", 0) != 0;
+            let b = ctx.init_dims(node, 1).unwrap_or_default();
+            let out_features = if trans_b { b.first() } else { b.get(1) }.copied().unwrap_or(0);
+            Op::Dense(DenseParams { out_features, axis: 1, bias: has_input(2), transpose: !trans_b })
+        }
+        "MatMul" => match ctx.init_dims(node, 1) {
+            // A weight matrix (K, N) applied to the last axis: a dense layer.
+            Some(b) if b.len() == 2 => {
+                Op::Dense(DenseParams { out_features: b[1], axis: -1, bias: false, transpose: true })
+            }
+            _ => Op::MatMul,
+        },
+        "Relu" => Op::Activation(A::Relu { negative_slope: 0.0 }),
+        "LeakyRelu" => Op::Activation(A::Relu { negative_slope: a.float("alpha", 0.01) }),
+        "Sigmoid" => Op::Activation(A::Sigmoid),
+        "Tanh" => Op::Activation(A::Tanh),
+        "Abs" => Op::Activation(A::AbsVal),
+        "Exp" => Op::Activation(A::Exp),
+        "Log" => Op::Activation(A::Log),
+        "Elu" | "Selu" | "Celu" => Op::Activation(A::Elu),
+        "Clip" => Op::Activation(A::Clip),
+        "Gelu" => Op::Activation(A::Gelu),
+        "HardSigmoid" => Op::Activation(A::HardSigmoid),
+        "HardSwish" => Op::Activation(A::HardSwish),
+        "Softplus" => Op::Activation(A::Softplus),
+        "Erf" => Op::Activation(A::Erf),
+        "Sqrt" => Op::Activation(A::Sqrt),
+        "Reciprocal" => Op::Activation(A::Reciprocal),
+        "Neg" => Op::Activation(A::Neg),
+        "Identity" | "Cast" | "CastLike" => Op::Activation(A::Identity),
+        "PRelu" => {
+            let shared = ctx.init_dims(node, 1).is_some_and(|d| d.iter().product::<u64>() == 1);
+            Op::PRelu { channel_shared: shared }
+        }
+        "Dropout" => Op::Dropout { ratio: a.float("ratio", 0.5) },
+        "Add" | "Sum" | "Mean" => Op::Eltwise { kind: EltwiseKind::Sum, broadcast: true },
+        "Sub" => Op::Eltwise { kind: EltwiseKind::Sub, broadcast: true },
+        "Mul" => Op::Eltwise { kind: EltwiseKind::Prod, broadcast: true },
+        "Div" => Op::Eltwise { kind: EltwiseKind::Div, broadcast: true },
+        "Max" => Op::Eltwise { kind: EltwiseKind::Max, broadcast: true },
+        "Min" => Op::Eltwise { kind: EltwiseKind::Min, broadcast: true },
+        "Pow" => Op::Binary(BinaryKind::Pow),
+        "Mod" => Op::Binary(BinaryKind::Mod),
+        "Concat" => Op::Concat { axis: a.int("axis", 1) },
+        "Softmax" | "LogSoftmax" => {
+            // Opset 13 changed the default axis from 1 (flattening) to -1.
+            Op::Softmax { axis: a.int("axis", if ctx.opset < 13 { 1 } else { -1 }) }
+        }
+        "LRN" => Op::Lrn(LrnParams { local_size: a.int("size", 5).max(1) as u64, across_channels: true }),
+        "BatchNormalization" => Op::BatchNorm { eps: a.float("epsilon", 1e-5), caffe_factor: false },
+        "LayerNormalization" => Op::LayerNorm { axis: a.int("axis", -1), eps: a.float("epsilon", 1e-5) },
+        "InstanceNormalization" => Op::GroupNorm { groups: None, eps: a.float("epsilon", 1e-5) },
+        "GroupNormalization" => Op::GroupNorm {
+            groups: Some(a.int("num_groups", 1).max(1) as u64),
+            eps: a.float("epsilon", 1e-5),
+        },
+        "Flatten" => Op::Flatten(FlattenParams { axis: a.int("axis", 1), end_axis: -1 }),
+        "Reshape" => Op::Reshape(ReshapeParams { dims: Vec::new(), axis: 0, num_axes: -1 }),
+        "Transpose" => Op::Permute { order: a.ints("perm").iter().map(|&p| p.max(0) as usize).collect() },
+        "Squeeze" => Op::Squeeze { axes: a.ints("axes").to_vec() },
+        "Unsqueeze" => Op::Unsqueeze { axes: a.ints("axes").to_vec() },
+        "Split" => {
+            let mut points = Vec::new();
+            let mut acc = 0u64;
+            let split = a.ints("split");
+            for &s in split.iter().take(split.len().saturating_sub(1)) {
+                acc = acc.saturating_add(s.max(0) as u64);
+                points.push(acc);
+            }
+            Op::Slice(SliceParams { axis: a.int("axis", 0), points })
+        }
+        "Slice" => Op::StridedSlice,
+        "Pad" => Op::Pad,
+        "Resize" | "Upsample" => {
+            Op::Resize { mode: a.string("mode").unwrap_or_else(|| "nearest".into()) }
+        }
+        "Expand" => Op::Expand,
+        "Gather" => Op::Gather { axis: a.int("axis", 0) },
+        "Shape" => Op::ShapeOf,
+        "Constant" => Op::Constant { from_shape: false },
+        "ConstantOfShape" => Op::Constant { from_shape: true },
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
+        | "ReduceLogSumExp" | "ReduceSumSquare" => Op::Reduce {
+            kind: match node.op_type.as_str() {
+                "ReduceMean" => ReduceKind::Mean,
+                "ReduceSum" => ReduceKind::Sum,
+                "ReduceMax" => ReduceKind::Max,
+                "ReduceMin" => ReduceKind::Min,
+                "ReduceProd" => ReduceKind::Prod,
+                "ReduceL1" => ReduceKind::L1,
+                "ReduceL2" => ReduceKind::L2,
+                "ReduceLogSumExp" => ReduceKind::LogSumExp,
+                _ => ReduceKind::SumSquare,
+            },
+            // Newer opsets pass the axes as an input; the attribute is then absent.
+            axes: a.ints("axes").to_vec(),
+            keep_dims: a.int("keepdims", 1) != 0,
+        },
+        "ArgMax" => Op::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) },
+        "Equal" => Op::Compare(CompareKind::Equal),
+        "Less" => Op::Compare(CompareKind::Less),
+        "LessOrEqual" => Op::Compare(CompareKind::LessOrEqual),
+        "Greater" => Op::Compare(CompareKind::Greater),
+        "GreaterOrEqual" => Op::Compare(CompareKind::GreaterOrEqual),
+        "And" => Op::Compare(CompareKind::And),
+        "Or" => Op::Compare(CompareKind::Or),
+        "Xor" => Op::Compare(CompareKind::Xor),
+        "Not" => Op::Compare(CompareKind::Not),
+        "Where" => Op::Where,
+        other => Op::Unknown { type_name: other.to_string() },
+    };
+    (op, attrs)
+}
+
+fn conv_params(a: &Attrs<'_>, w: &[u64], out_channels: u64, bias: bool, skip: usize) -> ConvParams {
+    let kernel_from_weight = w.get(skip..).map(|k| k.to_vec()).unwrap_or_default();
+    ConvParams {
+        out_channels,
+        window: window(a, &kernel_from_weight),
+        group: a.int("group", 1).max(1) as u64,
+        depthwise: false,
+        bias,
+        axis: 1,
+        output_pad: Vec::new(),
+    }
+}
+
+/// Kernel, strides, pads (`[b1..bn, e1..en]`) and dilations with ONNX defaults.
+/// `auto_pad` SAME_* padding depends on the input size; it is left at 0 here
+/// and the real output shape comes from tract.
+fn window(a: &Attrs<'_>, kernel_fallback: &[u64]) -> Window {
+    let u = |v: &[i64]| v.iter().map(|&x| x.max(0) as u64).collect::<Vec<u64>>();
+    let kernel = match a.ints("kernel_shape") {
+        k if !k.is_empty() => u(k),
+        _ => kernel_fallback.to_vec(),
+    };
+    let n = kernel.len();
+    let or_ones = |v: Vec<u64>| if v.len() == n { v } else { vec![1; n] };
+    let pads = u(a.ints("pads"));
+    let (pad_begin, pad_end) =
+        if pads.len() == 2 * n { (pads[..n].to_vec(), pads[n..].to_vec()) } else { (vec![0; n], vec![0; n]) };
+    Window {
+        stride: or_ones(u(a.ints("strides"))),
+        dilation: or_ones(u(a.ints("dilations"))),
+        pad_begin,
+        pad_end,
+        kernel,
+    }
+}
+
+/// Attribute lookup with defaults.
+struct Attrs<'a>(&'a [AttributeProto]);
+
+impl Attrs<'_> {
+    fn get(&self, name: &str) -> Option<&AttributeProto> {
+        self.0.iter().find(|a| a.name == name)
+    }
+    fn int(&self, name: &str, default: i64) -> i64 {
+        self.get(name).map_or(default, |a| a.i)
+    }
+    fn float(&self, name: &str, default: f32) -> f32 {
+        self.get(name).map_or(default, |a| a.f)
+    }
+    fn ints(&self, name: &str) -> &[i64] {
+        self.get(name).map_or(&[], |a| &a.ints)
+    }
+    fn string(&self, name: &str) -> Option<String> {
+        self.get(name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+    }
+}
+
+/// AttributeProto.AttributeType numbers.
+const FLOAT: i32 = 1;
+const INT: i32 = 2;
+const STRING: i32 = 3;
+const FLOATS: i32 = 6;
+const INTS: i32 = 7;
+const STRINGS: i32 = 8;
+
+/// The report form of a scalar or list attribute; tensors and graphs are left out.
+fn attr_value(a: &AttributeProto) -> Option<(String, AttrValue)> {
+    let v = match a.r#type {
+        FLOAT => AttrValue::Float(f64::from(a.f)),
+        INT => AttrValue::Int(a.i),
+        STRING => AttrValue::Str(String::from_utf8_lossy(&a.s).into_owned()),
+        FLOATS => AttrValue::Floats(a.floats.iter().map(|&f| f64::from(f)).collect()),
+        INTS => AttrValue::Ints(a.ints.clone()),
+        STRINGS => AttrValue::Strs(a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+        _ => return None,
+    };
+    Some((a.name.clone(), v))
+}

@@ -1,0 +1,655 @@
+//! ONNX loader: the file is memory-mapped and decoded with nnmem's own reduced
+//! protobuf schema (`proto`), which leaves weight payloads undecoded, so a
+//! 500 MB model is inspected without reading its weights; external data files
+//! are never opened. Shapes come from tract-onnx run on a weightless copy of the
+//! graph (`infer`, feature `tract`); without that feature only declared shapes
+//! are known.
+//!
+//! Pipeline: `decode` (wire slices + reduced messages) → checks (names defined,
+//! no cycle, sane dims) → `Graph` tensors and nodes in execution order, ops
+//! mapped by `map` → shapes from the analysis → warnings.
+
+mod external;
+#[cfg(feature = "tract")]
+mod infer;
+mod map;
+pub mod proto;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::Path;
+
+use prost::Message;
+
+use self::proto::{Dim, NodeProto, TensorProto, ValueInfoProto};
+use super::{LoadError, LoadOptions};
+use crate::graph::{DType, Graph, ModelFormat, Node, NodeId, Shape, Tensor, TensorId, TensorKind, Unknown};
+use crate::ops::Op;
+
+/// The decoded model: reduced messages, each with the bytes it was decoded
+/// from (the tract bridge re-decodes those slices with tract's full schema).
+pub(crate) struct Decoded<'a> {
+    pub header: proto::ModelProto,
+    pub graph_name: String,
+    pub nodes: Vec<(NodeProto, &'a [u8])>,
+    pub initializers: Vec<(TensorProto, &'a [u8])>,
+    pub inputs: Vec<(ValueInfoProto, &'a [u8])>,
+    pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
+    pub value_info: Vec<(ValueInfoProto, &'a [u8])>,
+    pub sparse_initializers: usize,
+}
+
+/// One dim of a graph input as handed to shape inference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DimSpec {
+    Value(u64),
+    Symbol(String),
+}
+
+/// The dims a graph input gets: declared, overridden by `--input`, `--batch`, `--dim`.
+#[derive(Clone, Debug)]
+pub(crate) struct InputBinding {
+    pub name: String,
+    pub dims: Vec<DimSpec>,
+}
+
+/// What shape inference found for one value.
+#[derive(Clone, Debug)]
+pub(crate) struct ValueFact {
+    pub dtype: Option<DType>,
+    pub shape: ValueShape,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum ValueShape {
+    Concrete(Vec<u64>),
+    /// Formulas over the free input symbols, one per dim.
+    Symbolic(Vec<String>),
+    /// Depends on values only known when the model runs.
+    RunTime,
+    Unknown,
+}
+
+/// Ops whose output extents depend on data or control flow.
+const RUN_TIME_OPS: &[&str] = &[
+    "If",
+    "Loop",
+    "Scan",
+    "NonZero",
+    "NonMaxSuppression",
+    "Unique",
+    "Compress",
+    "TopK",
+    "RoiAlign",
+    "MaxRoiPool",
+    "SequenceAt",
+    "SplitToSequence",
+    "ConcatFromSequence",
+];
+
+/// Elements of an initializer, `None` for a negative dim or an overflow.
+pub(crate) fn elems_of(dims: &[i64]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
+}
+
+/// Loads an ONNX model file.
+pub fn load_onnx(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
+    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not an ONNX model".into() });
+    }
+    // SAFETY: the map is read-only and dropped before returning. A process that
+    // truncates the file while nnmem reads it could make a read fault; that is
+    // the accepted cost of never reading (or copying) the weights at all.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    load_onnx_bytes(path, &map, options)
+}
+
+/// Loads an ONNX model held in memory; `path` names it in messages and locates
+/// its folder for external-data checks.
+pub fn load_onnx_bytes(path: &Path, buf: &[u8], options: &LoadOptions) -> Result<Graph, LoadError> {
+    let decoded = decode(buf).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
+    build(path, &decoded, options)
+}
+
+fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
+    let top = proto::fields(buf).map_err(|e| format!("not a valid ONNX protobuf: {e}"))?;
+    let header = proto::ModelProto::decode(buf).map_err(|e| format!("not a valid ONNX model: {e}"))?;
+    let mut graph_bytes = None;
+    for f in &top {
+        if f.number == 7 {
+            if f.wire != proto::Wire::Len {
+                return Err("ModelProto.graph (field 7) has the wrong wire type".into());
+            }
+            if graph_bytes.replace(f.bytes).is_some() {
+                return Err("the model holds more than one graph (field 7 repeated)".into());
+            }
+        }
+    }
+    let graph_bytes = graph_bytes.ok_or("the file holds no graph (ModelProto field 7): not an ONNX model")?;
+    let mut d = Decoded {
+        header,
+        graph_name: String::new(),
+        nodes: Vec::new(),
+        initializers: Vec::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        value_info: Vec::new(),
+        sparse_initializers: 0,
+    };
+    let fields = proto::fields(graph_bytes).map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
+    for f in fields {
+        let expect_len = matches!(f.number, 1 | 2 | 5 | 11 | 12 | 13 | 15);
+        if expect_len && f.wire != proto::Wire::Len {
+            return Err(format!("GraphProto field {} has the wrong wire type", f.number));
+        }
+        let err = |what: &str, e: prost::DecodeError| format!("graph {what}: {e}");
+        match f.number {
+            1 => d.nodes.push((NodeProto::decode(f.bytes).map_err(|e| err("node", e))?, f.bytes)),
+            2 => d.graph_name = String::from_utf8_lossy(f.bytes).into_owned(),
+            5 => d.initializers.push((TensorProto::decode(f.bytes).map_err(|e| err("initializer", e))?, f.bytes)),
+            11 => d.inputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("input", e))?, f.bytes)),
+            12 => d.outputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("output", e))?, f.bytes)),
+            13 => d.value_info.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("value_info", e))?, f.bytes)),
+            15 => d.sparse_initializers += 1,
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+/// How a node is named in messages.
+fn node_location(n: &NodeProto, index: usize) -> String {
+    if !n.name.is_empty() {
+        format!("node \"{}\"", n.name)
+    } else {
+        format!("node #{index} ({})", n.op_type)
+    }
+}
+
+fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, LoadError> {
+    let model_err =
+        |location: String, message: String| LoadError::Model { path: path.to_path_buf(), location, message };
+    let graph_name = if d.graph_name.is_empty() {
+        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    } else {
+        d.graph_name.clone()
+    };
+    let mut g = Graph::new(graph_name, ModelFormat::Onnx);
+
+    let opset = d
+        .header
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(0);
+    if (1..7).contains(&opset) {
+        g.warn(format!("opset {opset} is older than 7, the oldest nnmem knows; shapes may be wrong"));
+    }
+    if d.sparse_initializers > 0 {
+        g.warn(format!("{} sparse initializer(s) are not counted as parameters", d.sparse_initializers));
+    }
+
+    // Initializers by name, with checked dims.
+    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len());
+    for (t, _) in &d.initializers {
+        if t.name.is_empty() {
+            g.warn("an initializer has no name; it is ignored");
+            continue;
+        }
+        if let Some(bad) = t.dims.iter().find(|&&x| x < 0) {
+            return Err(model_err(format!("initializer \"{}\"", t.name), format!("dimension {bad} is negative")));
+        }
+        if elems_of(&t.dims).is_none() {
+            g.warn(format!(
+                "initializer \"{}\" claims {:?} elements, which overflows 64 bits; it is counted as 0",
+                t.name, t.dims
+            ));
+        }
+        if inits.insert(&t.name, t).is_some() {
+            g.warn(format!("initializer \"{}\" is defined twice; the last one is used", t.name));
+        }
+    }
+    let model_dir = path.parent().unwrap_or(Path::new("."));
+    let refs: Vec<&TensorProto> = inits.values().copied().collect();
+    for w in external::check_locations(model_dir, &refs) {
+        g.warn(w);
+    }
+
+    // Graph inputs that are not initializers (IR < 4 lists initializers as inputs too).
+    let real_inputs: Vec<&ValueInfoProto> =
+        d.inputs.iter().map(|(v, _)| v).filter(|v| !inits.contains_key(v.name.as_str())).collect();
+    let input_names: HashSet<&str> = real_inputs.iter().map(|v| v.name.as_str()).collect();
+
+    // Producers, and every node input defined somewhere.
+    let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if inits.contains_key(o.as_str()) || input_names.contains(o.as_str()) || producer.insert(o, i).is_some()
+            {
+                return Err(model_err(
+                    node_location(n, i),
+                    format!("output \"{o}\" is already defined elsewhere (ONNX values are assigned once)"),
+                ));
+            }
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        for x in n.input.iter().filter(|x| !x.is_empty()) {
+            let known = producer.contains_key(x.as_str())
+                || inits.contains_key(x.as_str())
+                || input_names.contains(x.as_str());
+            if !known {
+                return Err(model_err(
+                    node_location(n, i),
+                    format!("input \"{x}\" is not produced by any node and is neither an initializer nor a graph input"),
+                ));
+            }
+        }
+    }
+    let order = execution_order(&nodes, &producer).map_err(|i| {
+        let n = nodes.get(i).copied();
+        model_err(
+            n.map(|n| node_location(n, i)).unwrap_or_default(),
+            "is part of a cycle: its inputs depend on its own outputs".into(),
+        )
+    })?;
+
+    // How each initializer is used: a running statistic only when every reader
+    // uses it as BatchNormalization's mean or variance (an exporter that
+    // deduplicates equal tensors may feed one to an Identity as well; that
+    // reader makes it count as an ordinary parameter, as manifest.json does).
+    // Float initializers read only as an operator argument (a dropout ratio,
+    // resize scales) are constants, not weights.
+    let mut stats_only: HashMap<&str, bool> = HashMap::new();
+    let mut argument_only: HashMap<&str, bool> = HashMap::new();
+    for n in &nodes {
+        for (k, x) in n.input.iter().enumerate() {
+            if inits.contains_key(x.as_str()) {
+                let is_stat = n.op_type == "BatchNormalization" && (k == 3 || k == 4);
+                let e = stats_only.entry(x.as_str()).or_insert(true);
+                *e = *e && is_stat;
+                let e = argument_only.entry(x.as_str()).or_insert(true);
+                *e = *e && is_argument(&n.op_type, k);
+            }
+        }
+    }
+
+    let bindings = bind_inputs(&real_inputs, options, &mut g)?;
+
+    // Tensors: graph inputs first, then initializers and values as nodes reach them.
+    let mut ids: HashMap<String, TensorId> = HashMap::new();
+    for v in &real_inputs {
+        let dtype = v.elem_type().and_then(proto::dtype_of).unwrap_or(DType::F32);
+        let id = g.add_tensor(Tensor {
+            name: v.name.clone(),
+            shape: None,
+            unknown: Some(Unknown::NoRule),
+            dtype,
+            kind: TensorKind::Input,
+            trainable: false,
+            producer: None,
+        });
+        ids.insert(v.name.clone(), id);
+        g.inputs.push(id);
+    }
+    let ctx = map::MapCtx { opset, initializers: &inits };
+    let mut unknown_ops: Vec<(String, usize, String)> = Vec::new();
+    for &i in &order {
+        let n = nodes[i];
+        let mut inputs = Vec::new();
+        let mut params = Vec::new();
+        for x in n.input.iter().filter(|x| !x.is_empty()) {
+            let id = match ids.get(x.as_str()) {
+                Some(&id) => id,
+                None => match inits.get(x.as_str()) {
+                    Some(t) => {
+                        let stats = stats_only.get(x.as_str()).copied().unwrap_or(false);
+                        let argument = argument_only.get(x.as_str()).copied().unwrap_or(false);
+                        let id = g.add_tensor(initializer_tensor(t, stats, argument));
+                        ids.insert(x.clone(), id);
+                        id
+                    }
+                    // Checked above: every input is an initializer, an input or produced earlier.
+                    None => continue,
+                },
+            };
+            if g.tensors[id.0].kind == TensorKind::Param {
+                if !params.contains(&id) {
+                    params.push(id);
+                }
+            } else {
+                inputs.push(id);
+            }
+        }
+        let node_id = NodeId(g.nodes.len());
+        let mut outputs = Vec::new();
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            let id = g.add_tensor(Tensor {
+                name: o.clone(),
+                shape: None,
+                unknown: Some(Unknown::NoRule),
+                dtype: DType::F32,
+                kind: TensorKind::Activation,
+                trainable: false,
+                producer: Some(node_id),
+            });
+            ids.insert(o.clone(), id);
+            outputs.push(id);
+        }
+        let (op, attrs) = map::map_node(n, &ctx);
+        let name = if !n.name.is_empty() {
+            n.name.clone()
+        } else {
+            n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
+        };
+        if let Op::Unknown { type_name } = &op {
+            match unknown_ops.iter_mut().find(|(t, _, _)| t == type_name) {
+                Some(entry) => entry.1 += 1,
+                None => unknown_ops.push((type_name.clone(), 1, name.clone())),
+            }
+        }
+        g.nodes.push(Node {
+            name,
+            source_type: n.op_type.clone(),
+            op,
+            inputs,
+            params,
+            outputs,
+            in_place: false,
+            attrs,
+        });
+    }
+    for (t, count, first) in unknown_ops {
+        g.warn(format!(
+            "op \"{t}\" ({count} node(s), first \"{first}\") is not in nnmem's operator vocabulary; its outputs are counted, its internals are not"
+        ));
+    }
+    for (v, _) in &d.outputs {
+        match ids.get(v.name.as_str()) {
+            Some(&id) => g.outputs.push(id),
+            None => g.warn(format!("graph output \"{}\" is not produced by any node", v.name)),
+        }
+    }
+
+    fill_shapes(d, &bindings, &mut g);
+    Ok(g)
+}
+
+/// Input positions that take an operator argument rather than a weight.
+fn is_argument(op_type: &str, index: usize) -> bool {
+    match op_type {
+        "Dropout" => index >= 1,
+        "Clip" => index >= 1,
+        "Resize" | "Upsample" => index >= 1,
+        "Pad" => index >= 1,
+        "Range" | "ConstantOfShape" => true,
+        _ => false,
+    }
+}
+
+/// A Param (floating point: what `file_params` counts) or a Constant tensor
+/// for an initializer.
+fn initializer_tensor(t: &TensorProto, stats_only: bool, argument_only: bool) -> Tensor {
+    let is_float = proto::is_float_elem(t.data_type) && !argument_only;
+    Tensor {
+        name: t.name.clone(),
+        // Negative dims were refused before; an overflowing product keeps its dims.
+        shape: Some(Shape(t.dims.iter().map(|&x| x.max(0) as u64).collect())),
+        unknown: None,
+        dtype: proto::dtype_of(t.data_type).unwrap_or(DType::F32),
+        kind: if is_float { TensorKind::Param } else { TensorKind::Constant },
+        trainable: is_float && !stats_only,
+        producer: None,
+    }
+}
+
+/// Kahn's algorithm, taking the lowest file index first so a well-ordered file
+/// keeps its order. `Err(i)`: node `i` is on a cycle.
+fn execution_order(nodes: &[&NodeProto], producer: &HashMap<&str, usize>) -> Result<Vec<usize>, usize> {
+    let mut indegree = vec![0usize; nodes.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        let mut deps: Vec<usize> =
+            n.input.iter().filter_map(|x| producer.get(x.as_str()).copied()).collect();
+        deps.sort_unstable();
+        deps.dedup();
+        for p in deps {
+            if p == i {
+                return Err(i);
+            }
+            indegree[i] += 1;
+            users[p].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        indegree.iter().enumerate().filter(|(_, &d)| d == 0).map(|(i, _)| Reverse(i)).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &u in &users[i] {
+            indegree[u] -= 1;
+            if indegree[u] == 0 {
+                ready.push(Reverse(u));
+            }
+        }
+    }
+    if order.len() < nodes.len() {
+        let stuck = indegree.iter().position(|&d| d > 0).unwrap_or(0);
+        return Err(stuck);
+    }
+    Ok(order)
+}
+
+/// A symbol name for an input dim the file leaves unnamed.
+fn unnamed_dim_symbol(input: &str, axis: usize) -> String {
+    let clean: String = input.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("{clean}_d{axis}")
+}
+
+/// Applies `--input`, `--batch` and `--dim` to the declared graph inputs.
+fn bind_inputs(
+    real_inputs: &[&ValueInfoProto],
+    options: &LoadOptions,
+    g: &mut Graph,
+) -> Result<Vec<InputBinding>, LoadError> {
+    let names = || real_inputs.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ");
+    let mut specs: HashMap<&str, &[u64]> = HashMap::new();
+    for spec in &options.inputs {
+        let target = match &spec.name {
+            Some(n) => real_inputs.iter().find(|v| &v.name == n).ok_or_else(|| LoadError::Usage {
+                message: format!("--input {n}=…: the model has no input named \"{n}\" (its inputs: {})", names()),
+            })?,
+            None if real_inputs.len() == 1 && options.inputs.len() == 1 => &real_inputs[0],
+            None => {
+                return Err(LoadError::Usage {
+                    message: format!(
+                        "--input without a name needs a model with exactly one input; name it (NAME=1x3x224x224); inputs: {}",
+                        names()
+                    ),
+                })
+            }
+        };
+        if let Some(&too_big) = spec.dims.iter().find(|&&d| d > i64::MAX as u64) {
+            return Err(LoadError::Usage { message: format!("--input {}: dimension {too_big} is too large", target.name) });
+        }
+        if let Some(declared) = target.dims() {
+            if declared.len() != spec.dims.len() {
+                let shown = declared.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+                return Err(LoadError::Usage {
+                    message: format!(
+                        "--input {}: {} dims given, but the model declares rank {} ([{shown}])",
+                        target.name,
+                        spec.dims.len(),
+                        declared.len()
+                    ),
+                });
+            }
+        }
+        specs.insert(target.name.as_str(), &spec.dims);
+    }
+    let dim_values: HashMap<&str, u64> = options.dims.iter().map(|b| (b.symbol.as_str(), b.value)).collect();
+    let mut used_symbols = HashSet::new();
+    let mut bindings = Vec::new();
+    for v in real_inputs {
+        let mut dims: Vec<DimSpec> = match (specs.get(v.name.as_str()), v.dims()) {
+            (Some(spec), _) => spec.iter().map(|&d| DimSpec::Value(d)).collect(),
+            (None, Some(declared)) => declared
+                .iter()
+                .enumerate()
+                .map(|(axis, d)| match d {
+                    Dim::Value(x) => DimSpec::Value(*x),
+                    Dim::Param(p) => {
+                        used_symbols.insert(p.clone());
+                        match dim_values.get(p.as_str()) {
+                            Some(&x) => DimSpec::Value(x),
+                            None => DimSpec::Symbol(p.clone()),
+                        }
+                    }
+                    Dim::Unknown => DimSpec::Symbol(unnamed_dim_symbol(&v.name, axis)),
+                })
+                .collect(),
+            (None, None) => {
+                g.warn(format!("graph input \"{}\" declares no shape; give it with --input", v.name));
+                continue;
+            }
+        };
+        if let (Some(b), Some(first)) = (options.batch, dims.first_mut()) {
+            *first = DimSpec::Value(b);
+        }
+        bindings.push(InputBinding { name: v.name.clone(), dims });
+    }
+    for b in &options.dims {
+        if !used_symbols.contains(&b.symbol) {
+            g.warn(format!("--dim {}={}: no input dimension is named \"{}\"", b.symbol, b.value, b.symbol));
+        }
+    }
+    Ok(bindings)
+}
+
+/// Sets every tensor's shape (or why it is unknown) and dtype.
+fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], g: &mut Graph) {
+    #[cfg(feature = "tract")]
+    let analysis: Option<HashMap<String, ValueFact>> = match infer::analyse(d, bindings) {
+        Ok(a) => {
+            for w in a.warnings {
+                g.warn(w);
+            }
+            Some(a.values)
+        }
+        Err(e) => {
+            g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
+            None
+        }
+    };
+    #[cfg(not(feature = "tract"))]
+    let analysis: Option<HashMap<String, ValueFact>> = {
+        g.warn("nnmem was built without the `tract` feature: intermediate ONNX shapes are not inferred");
+        None
+    };
+    let analysis = analysis.unwrap_or_default();
+
+    // Shapes an export recorded (value_info), used where the analysis has none.
+    let declared: HashMap<&str, (Vec<u64>, i32)> = d
+        .value_info
+        .iter()
+        .filter_map(|(v, _)| {
+            let dims = v.dims()?;
+            let c: Option<Vec<u64>> = dims.iter().map(|x| if let Dim::Value(v) = x { Some(*v) } else { None }).collect();
+            Some((v.name.as_str(), (c?, v.elem_type().unwrap_or(0))))
+        })
+        .collect();
+    // tract is given f16 for bf16; when the model has no real f16, map back.
+    let all_types = d.inputs.iter().chain(&d.value_info).chain(&d.outputs).filter_map(|(v, _)| v.elem_type());
+    let init_types = d.initializers.iter().map(|(t, _)| t.data_type);
+    let types: HashSet<i32> = all_types.chain(init_types).collect();
+    let bf16_model = types.contains(&proto::elem::BFLOAT16) && !types.contains(&proto::elem::FLOAT16);
+
+    for b in bindings {
+        let Some(t) = g.tensors.iter_mut().find(|t| t.kind == TensorKind::Input && t.name == b.name) else { continue };
+        let concrete: Option<Vec<u64>> =
+            b.dims.iter().map(|x| if let DimSpec::Value(v) = x { Some(*v) } else { None }).collect();
+        match concrete {
+            Some(c) => {
+                t.shape = Some(Shape(c));
+                t.unknown = None;
+            }
+            None => {
+                t.shape = None;
+                t.unknown = Some(Unknown::Symbolic(
+                    b.dims
+                        .iter()
+                        .map(|x| match x {
+                            DimSpec::Value(v) => v.to_string(),
+                            DimSpec::Symbol(s) => s.clone(),
+                        })
+                        .collect(),
+                ));
+            }
+        }
+    }
+
+    let mut rootless = Vec::new();
+    for ni in 0..g.nodes.len() {
+        let data_dependent = RUN_TIME_OPS.contains(&g.nodes[ni].source_type.as_str());
+        let input_runtime = g.nodes[ni].inputs.iter().any(|&x| g.tensors[x.0].unknown == Some(Unknown::RunTime));
+        let inputs_known = g.nodes[ni].inputs.iter().all(|&x| g.tensors[x.0].shape.is_some());
+        let first_dtype = g.nodes[ni].inputs.first().map(|&x| g.tensors[x.0].dtype);
+        for oi in 0..g.nodes[ni].outputs.len() {
+            let id = g.nodes[ni].outputs[oi];
+            let fact = analysis.get(g.tensors[id.0].name.as_str());
+            let decl = declared.get(g.tensors[id.0].name.as_str());
+            let t = &mut g.tensors[id.0];
+            t.dtype = match (fact.and_then(|f| f.dtype), decl.and_then(|(_, e)| proto::dtype_of(*e))) {
+                (Some(DType::F16), _) if bf16_model => DType::BF16,
+                (Some(dt), _) => dt,
+                (None, Some(dt)) => dt,
+                (None, None) => first_dtype.unwrap_or(DType::F32),
+            };
+            let shape = fact.map(|f| f.shape.clone()).unwrap_or(ValueShape::Unknown);
+            match shape {
+                ValueShape::Concrete(c) => {
+                    t.shape = Some(Shape(c));
+                    t.unknown = None;
+                }
+                ValueShape::Symbolic(s) => {
+                    t.shape = None;
+                    t.unknown = Some(Unknown::Symbolic(s));
+                }
+                ValueShape::RunTime => {
+                    t.shape = None;
+                    t.unknown = Some(Unknown::RunTime);
+                }
+                ValueShape::Unknown => match decl {
+                    Some((c, _)) => {
+                        t.shape = Some(Shape(c.clone()));
+                        t.unknown = None;
+                    }
+                    None => {
+                        t.shape = None;
+                        let run_time = data_dependent || input_runtime;
+                        t.unknown = Some(if run_time { Unknown::RunTime } else { Unknown::NoRule });
+                        if inputs_known && !run_time && oi == 0 {
+                            rootless.push(ni);
+                        }
+                    }
+                },
+            }
+        }
+    }
+    if !rootless.is_empty() {
+        let shown: Vec<String> = rootless
+            .iter()
+            .take(5)
+            .map(|&ni| format!("\"{}\" ({})", g.nodes[ni].name, g.nodes[ni].source_type))
+            .collect();
+        let more = if rootless.len() > 5 { format!(" and {} more", rootless.len() - 5) } else { String::new() };
+        g.warn(format!(
+            "no output shape for {}{more} although the inputs are known; tensors after them are unknown",
+            shown.join(", ")
+        ));
+    }
+}
