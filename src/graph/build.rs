@@ -97,6 +97,12 @@ impl GraphBuilder {
                     Err(_) if runtime_input => (Vec::new(), Vec::new()),
                     Err(e) => return Err(e),
                 };
+                let size = self.dtype.size_bytes();
+                if let Some(OutShape::Known(big)) =
+                    outs.iter().find(|o| matches!(o, OutShape::Known(s) if s.elems().and_then(|e| e.checked_mul(size)).is_none()))
+                {
+                    return Err(ShapeError::new(format!("the output {big} overflows 64 bits of bytes")));
+                }
                 let outs = (0..n_outputs)
                     .map(|i| match outs.get(i) {
                         Some(OutShape::Known(s)) if !runtime_input => Ok(s.clone()),

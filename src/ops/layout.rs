@@ -112,7 +112,7 @@ pub fn reshape_shape(p: &ReshapeParams, input: &Shape) -> Result<Shape, ShapeErr
         return Err(ShapeError::new(format!("axis {} is out of range for {input}", p.axis)));
     }
     let start = start as usize;
-    let end = if p.num_axes < 0 { input.rank() } else { start + p.num_axes as usize };
+    let end = if p.num_axes < 0 { input.rank() } else { start.saturating_add(p.num_axes as usize) };
     if end > input.rank() {
         return Err(ShapeError::new(format!("num_axes {} from axis {start} exceeds {input}", p.num_axes)));
     }

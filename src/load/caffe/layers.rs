@@ -273,6 +273,9 @@ fn conv_params(p: &Params<'_>, depthwise: bool) -> Result<ConvParams, FieldError
         column: 0,
         message: "convolution_param.num_output is required".into(),
     })?;
+    if out == 0 {
+        return Err(FieldError { line: 0, column: 0, message: "convolution_param.num_output must be positive".into() });
+    }
     let group = b.u64_or("group", 1)?;
     if group == 0 {
         return Err(FieldError { line: 0, column: 0, message: "group must be positive".into() });
@@ -355,6 +358,9 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 column: 0,
                 message: "inner_product_param.num_output is required".into(),
             })?;
+            if out == 0 {
+                return Err(FieldError { line: 0, column: 0, message: "inner_product_param.num_output must be positive".into() });
+            }
             Ok(Op::Dense(DenseParams {
                 out_features: out,
                 axis: b.i64_or("axis", 1)?,

@@ -284,13 +284,13 @@ impl<'p> NetBuilder<'p> {
                 dims.get(4 * k..4 * k + 4).map(<[u64]>::to_vec).unwrap_or_default()
             };
             let shape = if stated.is_empty() { Err(Unknown::Unstated) } else { Ok(Shape(stated)) };
-            self.add_input(name, shape);
+            self.add_input(name, shape)?;
         }
         Ok(())
     }
 
     /// Declare an input, applying --input and --batch.
-    fn add_input(&mut self, name: &str, stated: Result<Shape, Unknown>) {
+    fn add_input(&mut self, name: &str, stated: Result<Shape, Unknown>) -> Result<(), LoadError> {
         let first_input = self.builder.graph().inputs.is_empty();
         let override_idx = self.options.inputs.iter().enumerate().position(|(i, spec)| {
             !self.used_overrides[i]
@@ -312,6 +312,22 @@ impl<'p> NetBuilder<'p> {
                 *first = batch;
             }
         }
+        if let Ok(s) = &shape {
+            if s.elems().and_then(|e| e.checked_mul(4)).is_none() {
+                return Err(LoadError::Model {
+                    path: self.path.to_path_buf(),
+                    location: format!("input \"{name}\""),
+                    message: format!("shape {s} overflows 64 bits of bytes"),
+                });
+            }
+            if s.0.contains(&0) {
+                return Err(LoadError::Model {
+                    path: self.path.to_path_buf(),
+                    location: format!("input \"{name}\""),
+                    message: format!("shape {s} has a zero dimension"),
+                });
+            }
+        }
         if shape.is_err() {
             self.builder.warn(format!(
                 "input \"{name}\": the file does not state its shape; give it with --input {name}=NxCxHxW"
@@ -319,6 +335,7 @@ impl<'p> NetBuilder<'p> {
         }
         let id = self.builder.add_input(name, shape);
         self.blobs.insert(name.to_string(), id);
+        Ok(())
     }
 
     fn add_layer(&mut self, layer: &LayerRecord<'_>) -> Result<(), LoadError> {
@@ -331,7 +348,7 @@ impl<'p> NetBuilder<'p> {
         if is_data_layer(&canonical) || is_python_source {
             let shapes = data_layer_shapes(&canonical, &params, layer.tops.len()).map_err(|e| self.field_error(layer, e))?;
             for (top, shape) in layer.tops.iter().zip(shapes) {
-                self.add_input(top, shape);
+                self.add_input(top, shape)?;
             }
             return Ok(());
         }
@@ -344,7 +361,7 @@ impl<'p> NetBuilder<'p> {
                 !self.used_overrides[i] && s.name.as_deref() == Some(bottom.as_str())
             });
             if !self.blobs.contains_key(bottom) && user_sized {
-                self.add_input(bottom, Err(Unknown::Unstated));
+                self.add_input(bottom, Err(Unknown::Unstated))?;
             }
             match self.blobs.get(bottom) {
                 Some(&id) => inputs.push(id),

@@ -1,0 +1,122 @@
+//! Hostile prototxts: every case ends with a clear error (exit 2) or a report
+//! (exit 0), never a panic or a hang, within 1 s and 100 MB.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+const TIME_LIMIT: Duration = Duration::from_secs(1);
+const RSS_LIMIT_KB: i64 = 100 * 1024;
+
+struct Outcome {
+    code: i32,
+    stderr: String,
+    elapsed: Duration,
+}
+
+fn run_on(text: &[u8], extra: &[&str]) -> Outcome {
+    let f = tempfile::Builder::new().suffix(".prototxt").tempfile().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    let start = Instant::now();
+    let out = Command::cargo_bin("nnmem").unwrap().arg("inspect").arg(f.path()).args(extra).output().unwrap();
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Largest resident set of any child this test process has waited for.
+fn max_child_rss_kb() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init().ru_maxrss
+    }
+}
+
+fn rejects(text: &str, expected: &str) {
+    let o = run_on(text.as_bytes(), &[]);
+    assert_eq!(o.code, 2, "expected exit 2 for {text:.80?}: {}", o.stderr);
+    assert!(o.stderr.contains(expected), "stderr {:?} lacks {expected:?}", o.stderr);
+    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
+    assert!(max_child_rss_kb() < RSS_LIMIT_KB, "rss {} KiB", max_child_rss_kb());
+}
+
+const NET: &str = "input: 'data'\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n";
+
+#[test]
+fn deep_nesting_is_refused() {
+    rejects(&"a {".repeat(100_000), "nested deeper than 64 levels");
+}
+
+#[test]
+fn absurd_and_invalid_dims() {
+    rejects("input: 'data'\ninput_shape { dim: 4611686018427387904 dim: 8 }\nlayer { name: 'f' type: 'InnerProduct' bottom: 'data' top: 'f' inner_product_param { num_output: 1 } }",
+        "overflows 64 bits of bytes");
+    rejects("input: 'data'\ninput_shape { dim: 99999999999999999999999 }\n", "expected a non-negative integer for \"dim\"");
+    rejects("input: 'data'\ninput_shape { dim: -1 dim: 3 }\n", "expected a non-negative integer");
+    rejects("input: 'data'\ninput_shape { dim: 1 dim: 0 dim: 4 }\n", "has a zero dimension");
+}
+
+#[test]
+fn impossible_layer_geometry() {
+    let layer = |p: &str| format!("{NET}layer {{ name: 'c' type: 'Convolution' bottom: 'data' top: 'c' convolution_param {{ {p} }} }}");
+    rejects(&layer("num_output: 4 kernel_size: 9"), "kernel 9 is larger than the padded input 8");
+    rejects(&layer("num_output: 4 kernel_size: 3 stride: 0"), "stride and dilation must be positive");
+    rejects(&layer("num_output: 4 kernel_size: 3 group: 2"), "group 2 does not divide the 3 input channels");
+    rejects(&layer("num_output: 0 kernel_size: 3"), "num_output must be positive");
+    rejects(&format!("{NET}layer {{ name: 'p' type: 'Pooling' bottom: 'data' top: 'p' pooling_param {{ kernel_size: 2 stride: 0 }} }}"),
+        "pooling stride must be positive");
+    rejects(&format!("{NET}layer {{ name: 'e' type: 'Eltwise' bottom: 'data' bottom: 'x' top: 'e' }}"),
+        "bottom \"x\" is not produced");
+}
+
+#[test]
+fn truncations_never_panic() {
+    let full = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/caffe/small_resnet.prototxt")).unwrap();
+    for cut in (1..full.len()).step_by(97) {
+        let o = run_on(&full[..cut], &[]);
+        assert!(o.code == 0 || o.code == 2, "cut at {cut}: exit {} {}", o.code, o.stderr);
+        assert!(!o.stderr.contains("panicked"), "cut at {cut}: {}", o.stderr);
+        assert!(o.elapsed < TIME_LIMIT);
+    }
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..20 {
+        let bytes: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Half the rounds draw from the syntax's own characters.
+                if round % 2 == 0 { b"{}:<>[],;'\"#\n abc123-." [(state % 20) as usize] } else { state as u8 }
+            })
+            .collect();
+        let o = run_on(&bytes, &["--json"]);
+        assert!(o.code == 0 || o.code == 2, "round {round}: exit {} {}", o.code, o.stderr);
+        assert!(!o.stderr.contains("panicked"));
+        assert!(o.elapsed < TIME_LIMIT);
+    }
+}
+
+#[test]
+fn many_layers_take_linear_time() {
+    let net = |n: usize| {
+        let mut s = String::from(NET);
+        for i in 0..n {
+            s.push_str(&format!("layer {{ name: 'r{i}' type: 'ReLU' bottom: 'data' top: 'data' }}\n"));
+        }
+        s
+    };
+    let small = run_on(net(10_000).as_bytes(), &[]);
+    let large = run_on(net(100_000).as_bytes(), &[]);
+    assert_eq!((small.code, large.code), (0, 0), "{}", large.stderr);
+    // Ten times the layers: well under a hundred times the time (quadratic would be 100×).
+    assert!(large.elapsed < small.elapsed * 30 + Duration::from_millis(200), "{:?} vs {:?}", large.elapsed, small.elapsed);
+}
