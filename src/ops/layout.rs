@@ -278,4 +278,22 @@ mod tests {
         assert_eq!(permute_shape(&[0, 2, 3, 1], &s(&[1, 16, 38, 38])).unwrap(), s(&[1, 38, 38, 16]));
         assert!(permute_shape(&[0, 0], &s(&[1, 2])).is_err());
     }
+
+    #[test]
+    fn tile_reduction_argmax_shuffle() {
+        assert_eq!(tile_shape(1, 3, &s(&[2, 4, 5])).unwrap(), s(&[2, 12, 5]));
+        assert_eq!(reduction_shape(1, &s(&[2, 4, 5])).unwrap(), s(&[2]));
+        assert_eq!(argmax_shape(5, false, Some(1), &s(&[2, 1000])).unwrap(), s(&[2, 5]));
+        assert_eq!(argmax_shape(1, true, None, &s(&[2, 1000])).unwrap(), s(&[2, 2, 1]));
+        assert_eq!(shuffle_shape(3, &s(&[1, 240, 28, 28])).unwrap(), s(&[1, 240, 28, 28]));
+        assert!(shuffle_shape(7, &s(&[1, 240, 28, 28])).is_err());
+    }
+
+    #[test]
+    fn flatten_middle_axes_and_bad_range() {
+        let p = FlattenParams { axis: 1, end_axis: 2 };
+        assert_eq!(flatten_shape(&p, &s(&[2, 3, 4, 5])).unwrap(), s(&[2, 12, 5]));
+        let p = FlattenParams { axis: 2, end_axis: 1 };
+        assert!(flatten_shape(&p, &s(&[2, 3, 4, 5])).is_err());
+    }
 }
