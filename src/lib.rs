@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod graph;
 pub mod load;
+pub mod memory;
 pub mod ops;
 pub mod report;
 pub mod units;

@@ -80,6 +80,76 @@ pub struct InspectArgs {
     /// Print no warnings on standard error.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub memory: MemoryArgs,
+}
+
+/// Memory-pass settings (docs/memory-model.md).
+#[derive(Args, Debug, Clone)]
+pub struct MemoryArgs {
+    /// Which memory scenarios to compute.
+    #[arg(long, value_enum, default_value = "all")]
+    pub scenario: ScenarioArg,
+
+    /// Optimizer whose state training keeps: sgd, momentum, adam, adamw, lbfgs[:HISTORY].
+    #[arg(long, value_name = "NAME", default_value = "sgd", value_parser = parse_optimizer)]
+    pub optimizer: crate::memory::Optimizer,
+
+    /// Element type of weights and activations: f32, f16, bf16 or f64.
+    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = parse_dtype)]
+    pub dtype: crate::graph::DType,
+
+    /// Half-precision activations with f32 master weights, gradients and optimizer state.
+    #[arg(long)]
+    pub mixed_precision: bool,
+
+    /// Backend whose allocation behaviour is modelled.
+    #[arg(long, value_name = "NAME", default_value = "pytorch", value_parser = parse_profile)]
+    pub profile: crate::memory::Profile,
+
+    /// Worker threads, for backends whose buffers are per worker.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: u32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScenarioArg {
+    Inference,
+    Training,
+    All,
+}
+
+impl MemoryArgs {
+    pub fn settings(&self) -> crate::memory::MemorySettings {
+        use crate::memory::Scenario;
+        crate::memory::MemorySettings {
+            scenarios: match self.scenario {
+                ScenarioArg::Inference => vec![Scenario::Inference],
+                ScenarioArg::Training => vec![Scenario::Training],
+                ScenarioArg::All => vec![Scenario::Inference, Scenario::Training],
+            },
+            optimizer: self.optimizer,
+            dtype: self.dtype,
+            mixed_precision: self.mixed_precision,
+            profile: self.profile.clone(),
+            threads: self.threads,
+        }
+    }
+}
+
+fn parse_optimizer(s: &str) -> Result<crate::memory::Optimizer, String> {
+    crate::memory::Optimizer::parse(s)
+        .ok_or_else(|| format!("unknown optimizer \"{s}\": use sgd, momentum, adam, adamw or lbfgs[:HISTORY]"))
+}
+
+fn parse_dtype(s: &str) -> Result<crate::graph::DType, String> {
+    crate::memory::parse_dtype(s).ok_or_else(|| format!("unknown dtype \"{s}\": use f32, f16, bf16 or f64"))
+}
+
+fn parse_profile(s: &str) -> Result<crate::memory::Profile, String> {
+    crate::memory::Profile::by_name(s)
+        .ok_or_else(|| format!("unknown profile \"{s}\": use {}", crate::memory::Profile::NAMES.join(", ")))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -133,13 +203,20 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     }
     let path = args.model.model.display().to_string();
     let source = Source { path: &path };
+    let memory = crate::memory::analyse(&graph, &args.memory.settings());
+    if !args.quiet {
+        print_warnings(&memory.warnings);
+    }
     let mut buffer = Vec::new();
     if args.json {
-        let report = report::json::build(&graph, &source);
+        let mut report = report::json::build(&graph, &source);
+        report::json::add_memory(&mut report, &memory);
         serde_json::to_writer_pretty(&mut buffer, &report).context("serialising the JSON report")?;
         buffer.push(b'\n');
     } else {
-        report::table::write(&mut buffer, &graph, &source, &[]).context("rendering the table")?;
+        let columns = report::table::memory_columns(&memory);
+        report::table::write(&mut buffer, &graph, &source, &columns).context("rendering the table")?;
+        report::table::write_memory_summary(&mut buffer, &memory).context("rendering the table")?;
     }
     output::emit(&buffer, args.output.as_deref(), &[args.model.model.as_path()])?;
     Ok(ExitCode::Success)

@@ -190,3 +190,55 @@ pub fn build(graph: &Graph, source: &Source<'_>) -> JsonReport {
         warnings: graph.warnings.clone(),
     }
 }
+
+/// Adds the memory pass's results: per node `output_bytes`, and per scenario
+/// `<scenario>.saved_bytes`, `.workspace_bytes`, `.live_bytes_after` (training
+/// also `.backward_workspace_bytes`, `.live_bytes_after_backward`); and
+/// `scenarios.<name>` with the peak, its breakdown, the naive sums and the settings.
+pub fn add_memory(report: &mut JsonReport, memory: &crate::memory::MemoryReport) {
+    use serde_json::json;
+    for sc in &memory.scenarios {
+        let name = sc.scenario.as_str();
+        let breakdown: Map<String, Value> =
+            sc.peak_breakdown.iter().map(|(c, b)| (c.as_str().to_string(), Value::from(b))).collect();
+        let s = &sc.settings;
+        report.scenarios.insert(
+            name.to_string(),
+            json!({
+                "peak_bytes": sc.peak_bytes,
+                "peak_node": sc.peak_node_name,
+                "peak_phase": sc.peak_phase.as_str(),
+                "peak_breakdown": breakdown,
+                "naive": {
+                    "activations_bytes": sc.naive.activations_bytes,
+                    "activations_x2_bytes": sc.naive.activations_x2_bytes,
+                    "weights_bytes": sc.naive.weights_bytes,
+                    "inputs_bytes": sc.naive.inputs_bytes,
+                    "inference_total_bytes": sc.naive.inference_total_bytes,
+                    "training_total_bytes": sc.naive.training_total_bytes,
+                },
+                "settings": {
+                    "profile": s.profile,
+                    "dtype": s.dtype.name(),
+                    "mixed_precision": s.mixed_precision,
+                    "optimizer": s.optimizer.map(|o| o.to_string()),
+                    "threads": s.threads,
+                },
+            }),
+        );
+        for (node, nm) in report.nodes.iter_mut().zip(&sc.nodes) {
+            node.extra.insert("output_bytes".into(), Value::from(nm.output_bytes));
+            let mut per = json!({
+                "saved_bytes": nm.saved_bytes,
+                "workspace_bytes": nm.workspace_bytes,
+                "live_bytes_after": nm.live_bytes_after,
+            });
+            if let (Some(obj), Some(after)) = (per.as_object_mut(), nm.live_bytes_after_backward) {
+                obj.insert("backward_workspace_bytes".into(), Value::from(nm.backward_workspace_bytes));
+                obj.insert("live_bytes_after_backward".into(), Value::from(after));
+            }
+            node.extra.insert(name.to_string(), per);
+        }
+    }
+    report.warnings.extend(memory.warnings.iter().cloned());
+}

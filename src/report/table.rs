@@ -95,3 +95,60 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
     writeln!(out, "units: KiB = 1024 B, MiB = 1024 KiB, GiB = 1024 MiB")?;
     Ok(())
 }
+
+/// Memory columns for the node table: output, then per scenario the live bytes after the node.
+pub fn memory_columns(memory: &crate::memory::MemoryReport) -> Vec<Column> {
+    let mut cols = Vec::new();
+    for sc in &memory.scenarios {
+        let name = sc.scenario.as_str();
+        if sc.scenario == crate::memory::Scenario::Training {
+            cols.push(Column {
+                header: "saved (train)".into(),
+                cells: sc.nodes.iter().map(|n| if n.saved_bytes > 0 { format_bytes(n.saved_bytes) } else { String::new() }).collect(),
+            });
+        }
+        cols.push(Column {
+            header: format!("workspace ({name})"),
+            cells: sc.nodes.iter().map(|n| if n.workspace_bytes > 0 { format_bytes(n.workspace_bytes) } else { String::new() }).collect(),
+        });
+        cols.push(Column {
+            header: format!("live after ({name})"),
+            cells: sc.nodes.iter().map(|n| format_bytes(n.live_bytes_after)).collect(),
+        });
+    }
+    cols
+}
+
+/// Summary lines: each scenario's peak, where it happens, and its breakdown.
+pub fn write_memory_summary(out: &mut dyn Write, memory: &crate::memory::MemoryReport) -> io::Result<()> {
+    for sc in &memory.scenarios {
+        let s = &sc.settings;
+        let opt = s.optimizer.map(|o| format!(", optimizer {o}")).unwrap_or_default();
+        writeln!(
+            out,
+            "{} peak: {} at {} ({}); profile {}, {}{}{}",
+            sc.scenario.as_str(),
+            format_bytes(sc.peak_bytes),
+            sc.peak_node_name.as_deref().unwrap_or(sc.peak_phase.as_str()),
+            sc.peak_phase.as_str(),
+            s.profile,
+            s.dtype.name(),
+            if s.mixed_precision { " mixed precision" } else { "" },
+            opt
+        )?;
+        let parts: Vec<String> = sc
+            .peak_breakdown
+            .iter()
+            .filter(|(_, b)| *b > 0)
+            .map(|(c, b)| format!("{} {}", c.as_str(), format_bytes(b)))
+            .collect();
+        writeln!(out, "  at the peak: {}", parts.join(", "))?;
+        writeln!(
+            out,
+            "  naive sums: all outputs {}, x2 for backward {}",
+            format_bytes(sc.naive.activations_bytes),
+            format_bytes(sc.naive.activations_x2_bytes)
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! The memory pass: per-node and peak memory of a built graph for inference
+//! and for one training step, under a backend profile.
+//!
+//! `analyse` is the entry point. It does no IO and returns values, not errors:
+//! tensors without a known shape count as zero bytes and are named in a
+//! warning. The rules are documented for users in docs/memory-model.md.
+//!
+//! Inside: `schedule` decides when each storage is born and dies (views and
+//! in-place ops share storage; saved tensors live until their backward step),
+//! `liveness` replays that schedule and finds the peak, `profiles` holds what
+//! a backend allocates beyond the op facts, `training` the optimizer state and
+//! precision, and `facts` what each op's backward keeps.
+
+mod facts;
+mod liveness;
+pub mod profiles;
+mod schedule;
+pub mod training;
+
+pub use profiles::{ConvWorkspace, Profile};
+pub use training::{parse_dtype, Optimizer, Precision};
+
+use crate::graph::{DType, Graph};
+use std::fmt;
+
+/// What to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// One forward pass without gradients.
+    Inference,
+    /// Forward keeping what backward needs, backward, optimizer step.
+    Training,
+}
+
+impl Scenario {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Inference => "inference",
+            Scenario::Training => "training",
+        }
+    }
+}
+
+/// Where the bytes at a moment go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    Weights,
+    WeightGrads,
+    OptimizerState,
+    Activations,
+    SavedForBackward,
+    ActivationGrads,
+    Workspace,
+    Inputs,
+}
+
+impl Category {
+    pub const ALL: [Category; 8] = [
+        Category::Weights,
+        Category::WeightGrads,
+        Category::OptimizerState,
+        Category::Activations,
+        Category::SavedForBackward,
+        Category::ActivationGrads,
+        Category::Workspace,
+        Category::Inputs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Weights => "weights",
+            Category::WeightGrads => "weight_grads",
+            Category::OptimizerState => "optimizer_state",
+            Category::Activations => "activations",
+            Category::SavedForBackward => "saved_for_backward",
+            Category::ActivationGrads => "activation_grads",
+            Category::Workspace => "workspace",
+            Category::Inputs => "inputs",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Bytes per category at one moment. Arithmetic saturates: a sum that does not
+/// fit in 64 bits is not a real machine anyway.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Breakdown([u64; 8]);
+
+impl Breakdown {
+    pub fn get(&self, c: Category) -> u64 {
+        self.0[c.index()]
+    }
+
+    pub fn add(&mut self, c: Category, bytes: u64) {
+        let v = &mut self.0[c.index()];
+        *v = v.saturating_add(bytes);
+    }
+
+    pub fn sub(&mut self, c: Category, bytes: u64) {
+        let v = &mut self.0[c.index()];
+        *v = v.saturating_sub(bytes);
+    }
+
+    pub(crate) fn move_bytes(&mut self, from: Category, to: Category, bytes: u64) {
+        self.sub(from, bytes);
+        self.add(to, bytes);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().fold(0u64, |a, &b| a.saturating_add(b))
+    }
+
+    /// (category, bytes) for every category, in `Category::ALL` order.
+    pub fn iter(&self) -> impl Iterator<Item = (Category, u64)> + '_ {
+        Category::ALL.iter().map(move |&c| (c, self.get(c)))
+    }
+}
+
+/// The step of the schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Forward,
+    /// After forward, the loss's gradient is created.
+    Loss,
+    Backward,
+    /// The optimizer step after backward.
+    Step,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Loss => "loss",
+            Phase::Backward => "backward",
+            Phase::Step => "step",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How to run the pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemorySettings {
+    pub scenarios: Vec<Scenario>,
+    pub optimizer: Optimizer,
+    /// Element type of float tensors (weights and activations).
+    pub dtype: DType,
+    /// Half-precision activations and compute copies, f32 master weights,
+    /// gradients of weights and optimizer state.
+    pub mixed_precision: bool,
+    pub profile: Profile,
+    /// Worker threads, for profiles whose buffers are per worker.
+    pub threads: u32,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        MemorySettings {
+            scenarios: vec![Scenario::Inference, Scenario::Training],
+            optimizer: Optimizer::Sgd,
+            dtype: DType::F32,
+            mixed_precision: false,
+            profile: Profile::pytorch(),
+            threads: 1,
+        }
+    }
+}
+
+/// One node's memory in one scenario.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeMemory {
+    /// Bytes of its outputs (in-place and view outputs included, though they reuse storage).
+    pub output_bytes: u64,
+    /// Training: bytes of the tensors it keeps for backward (shared storages counted per node).
+    pub saved_bytes: u64,
+    /// Transient forward scratch (conv reorders, im2col, unused pool indices).
+    pub workspace_bytes: u64,
+    /// Total live bytes (weights and inputs included) once the node has run.
+    pub live_bytes_after: u64,
+    /// Training: transient scratch of its backward step.
+    pub backward_workspace_bytes: u64,
+    /// Training: total live bytes once its backward step has run.
+    pub live_bytes_after_backward: Option<u64>,
+}
+
+/// The sums simpler tools print, to reconcile with them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NaiveSums {
+    /// Every node's output, no reuse, in-place outputs counted again.
+    pub activations_bytes: u64,
+    /// "×2 for backward": twice the above.
+    pub activations_x2_bytes: u64,
+    pub weights_bytes: u64,
+    pub inputs_bytes: u64,
+    /// weights + inputs + activations.
+    pub inference_total_bytes: u64,
+    /// weights + inputs + 2 × activations.
+    pub training_total_bytes: u64,
+}
+
+/// The settings a scenario was computed with, echoed in reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsUsed {
+    pub profile: &'static str,
+    pub dtype: DType,
+    pub mixed_precision: bool,
+    /// `None` for inference.
+    pub optimizer: Option<Optimizer>,
+    pub threads: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioReport {
+    pub scenario: Scenario,
+    pub peak_bytes: u64,
+    /// Index into `Graph::nodes` of the step where the peak happens (`None`: loss or optimizer step).
+    pub peak_node: Option<usize>,
+    pub peak_node_name: Option<String>,
+    pub peak_phase: Phase,
+    pub peak_breakdown: Breakdown,
+    pub naive: NaiveSums,
+    pub settings: SettingsUsed,
+    /// Per node, in `Graph::nodes` order.
+    pub nodes: Vec<NodeMemory>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryReport {
+    pub scenarios: Vec<ScenarioReport>,
+    pub warnings: Vec<String>,
+}
+
+impl MemoryReport {
+    pub fn scenario(&self, s: Scenario) -> Option<&ScenarioReport> {
+        self.scenarios.iter().find(|r| r.scenario == s)
+    }
+}
+
+/// Computes every requested scenario for a built graph.
+pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
+    let prec = Precision::new(settings.dtype, settings.mixed_precision);
+    let mut report = MemoryReport::default();
+    for &scenario in &settings.scenarios {
+        let training = scenario == Scenario::Training;
+        let sched = schedule::Schedule::build(graph, &settings.profile, &prec, training, settings.threads);
+        let state = if training {
+            sched.trainable_master_bytes.saturating_mul(settings.optimizer.state_copies())
+        } else {
+            0
+        };
+        let out = liveness::replay(&sched, scenario, state);
+        let activations = sched.nodes.iter().fold(0u64, |a, n| a.saturating_add(n.output_bytes));
+        let naive = NaiveSums {
+            activations_bytes: activations,
+            activations_x2_bytes: activations.saturating_mul(2),
+            weights_bytes: sched.weight_bytes,
+            inputs_bytes: sched.input_bytes,
+            inference_total_bytes: sched.weight_bytes.saturating_add(sched.input_bytes).saturating_add(activations),
+            training_total_bytes: sched
+                .weight_bytes
+                .saturating_add(sched.input_bytes)
+                .saturating_add(activations.saturating_mul(2)),
+        };
+        if sched.unknown_tensors > 0 && report.warnings.is_empty() {
+            report.warnings.push(format!(
+                "memory: {} tensor(s) without a known shape are left out of the estimate",
+                sched.unknown_tensors
+            ));
+        }
+        report.scenarios.push(ScenarioReport {
+            scenario,
+            peak_bytes: out.peak_bytes,
+            peak_node: out.peak_node,
+            peak_node_name: out.peak_node.map(|i| graph.nodes[i].name.clone()),
+            peak_phase: out.peak_phase,
+            peak_breakdown: out.peak_breakdown,
+            naive,
+            settings: SettingsUsed {
+                profile: settings.profile.name,
+                dtype: settings.dtype,
+                mixed_precision: settings.mixed_precision,
+                optimizer: training.then_some(settings.optimizer),
+                threads: settings.threads,
+            },
+            nodes: out.nodes,
+        });
+    }
+    report
+}

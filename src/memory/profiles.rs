@@ -1,0 +1,166 @@
+//! Backend profiles: what one framework really allocates around the operator
+//! facts. A profile is plain data (switches and workspace rules), so another
+//! backend (Caffe, torch-nn, cuDNN, tiny-dnn) is one more constructor here and
+//! one more name in `Profile::NAMES`, not a change to the liveness engine.
+
+/// How a backend finds scratch memory for a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvWorkspace {
+    /// No scratch beyond the output.
+    None,
+    /// oneDNN through PyTorch on CPU (f32): the input is copied into a blocked
+    /// layout (when it has more than 3 channels), the weights are reordered, the
+    /// result is written blocked and then copied to the plain output. A 3×3 (or
+    /// larger) kernel releases the blocked input before the plain output is
+    /// allocated; a 1×1 kernel still holds it then.
+    OneDnnBlocked,
+    /// An im2col column buffer for one image at a time, reused across the batch
+    /// (Caffe): `C_in/groups × ∏k × ∏out_spatial` elements.
+    Im2colPerImage,
+    /// One column buffer per worker thread (tiny-dnn style).
+    Im2colPerThread,
+}
+
+/// A backend's allocation behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub name: &'static str,
+    /// Activations the framework's model code runs in place (`ReLU(inplace=True)`)
+    /// reuse their input's storage when nothing else reads the input.
+    pub in_place_activations: bool,
+    /// Reshape-like ops (reshape, flatten, squeeze, permute, slicing, eval-mode
+    /// dropout, identity) return views that share their input's storage.
+    pub views_share_storage: bool,
+    /// Fold the ONNX decompositions of one framework op back into it (SiLU as
+    /// Sigmoid·Mul, GELU through Erf): the intermediate results never exist.
+    pub fuse_pointwise_decompositions: bool,
+    /// Max pooling writes its indices even when no backward will run (they are
+    /// then freed as soon as the op returns).
+    pub pool_indices_in_inference: bool,
+    pub conv_workspace: ConvWorkspace,
+    /// Convolution backward reorders the input and the output gradient into
+    /// blocked layouts and the weights once (transient).
+    pub conv_backward_blocked: bool,
+    /// Batch-norm backward holds one input-sized temporary.
+    pub norm_backward_temporary: bool,
+    /// Gradient flowing into a tensor read by several ops is accumulated in place
+    /// into the first gradient buffer; each later contribution is transient.
+    pub accumulate_grads_in_place: bool,
+}
+
+impl Profile {
+    /// Names accepted by `--profile`.
+    pub const NAMES: &'static [&'static str] = &["pytorch"];
+
+    /// PyTorch eager on CPU with oneDNN (the default; validated against measured
+    /// allocator traces, see docs/memory-model.md).
+    pub fn pytorch() -> Self {
+        Profile {
+            name: "pytorch",
+            in_place_activations: true,
+            views_share_storage: true,
+            fuse_pointwise_decompositions: true,
+            pool_indices_in_inference: true,
+            conv_workspace: ConvWorkspace::OneDnnBlocked,
+            conv_backward_blocked: true,
+            norm_backward_temporary: true,
+            accumulate_grads_in_place: true,
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "pytorch" | "torch" => Some(Self::pytorch()),
+            _ => None,
+        }
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self::pytorch()
+    }
+}
+
+/// Sizes a convolution workspace rule needs, in bytes (run dtype applied).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvSizes {
+    pub input: u64,
+    pub output: u64,
+    pub weight: u64,
+    pub in_channels: u64,
+    /// Kernel is 1 along every spatial axis.
+    pub pointwise: bool,
+    /// im2col column buffer for one image, bytes.
+    pub column_per_image: u64,
+    pub batch: u64,
+}
+
+impl Profile {
+    /// Transient bytes a forward convolution holds on top of its input and its
+    /// (already counted) output at the op's worst moment.
+    pub fn conv_forward_workspace(&self, s: &ConvSizes, threads: u32) -> u64 {
+        match self.conv_workspace {
+            ConvWorkspace::None => 0,
+            ConvWorkspace::OneDnnBlocked => {
+                // Blocked input copy only when the channels fill a block (the
+                // 3-channel image is consumed as is).
+                let in_blk = if s.in_channels > 3 { s.input } else { 0 };
+                let out_blk = s.output;
+                if s.pointwise {
+                    // All of in_blk, reordered weight, out_blk coexist with the plain output.
+                    in_blk.saturating_add(s.weight).saturating_add(out_blk)
+                } else {
+                    // Peak is in + max(in_blk + w + out_blk, out_blk + out); the
+                    // plain output is counted by the caller, so subtract it.
+                    in_blk.saturating_add(s.weight).saturating_add(out_blk).saturating_sub(s.output).max(out_blk)
+                }
+            }
+            ConvWorkspace::Im2colPerImage => s.column_per_image,
+            ConvWorkspace::Im2colPerThread => {
+                s.column_per_image.saturating_mul(u64::from(threads.max(1)).min(s.batch.max(1)))
+            }
+        }
+    }
+
+    /// Transient bytes of a convolution's backward step beyond the gradients it returns.
+    pub fn conv_backward_workspace(&self, s: &ConvSizes, threads: u32) -> u64 {
+        if self.conv_backward_blocked {
+            // Blocked copies of the input and of the output gradient, and the weights.
+            s.input.saturating_add(s.output).saturating_add(s.weight)
+        } else {
+            match self.conv_workspace {
+                ConvWorkspace::Im2colPerImage | ConvWorkspace::Im2colPerThread => {
+                    self.conv_forward_workspace(s, threads)
+                }
+                _ => 0,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onednn_3x3_conv_peaks_on_blocked_copies() {
+        // VGG conv1_2 at 224: in = out = 12,845,056 B, w = 147,456 B.
+        // Peak above the input: max(in_blk + w + out_blk, out_blk + out) = 25,837,568,
+        // i.e. 12,992,512 beyond the plain output.
+        let s = ConvSizes { input: 12_845_056, output: 12_845_056, weight: 147_456, in_channels: 64, ..Default::default() };
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 12_992_512);
+    }
+
+    #[test]
+    fn image_conv_has_no_blocked_input() {
+        let s = ConvSizes { input: 602_112, output: 3_211_264, weight: 37_632, in_channels: 3, ..Default::default() };
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 3_211_264);
+    }
+
+    #[test]
+    fn unknown_profile_is_none() {
+        assert!(Profile::by_name("pytorch").is_some());
+        assert!(Profile::by_name("nope").is_none());
+    }
+}

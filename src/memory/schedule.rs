@@ -1,0 +1,580 @@
+//! The schedule: for one graph, settings and profile, when every storage is
+//! born and when it dies, in forward node order and (for training) in reverse
+//! for backward. This is pure bookkeeping over the graph; `liveness` replays it.
+//!
+//! Tensors map onto storages: a view (reshape, flatten, …) or an in-place op
+//! shares its input's storage, so a storage dies only when every tensor on it
+//! is done with. A storage is done in forward after its last reader runs,
+//! unless a node saved it for backward (then it dies after the backward step of
+//! the earliest such node, which runs last) or it is a graph output.
+
+use super::facts::facts;
+use super::profiles::{ConvSizes, Profile};
+use super::training::Precision;
+use crate::graph::{Graph, TensorId, TensorKind};
+use crate::ops::{Activation, EltwiseKind, MemoryFacts, Op, PoolMethod};
+
+/// Node never (a storage that outlives the pass).
+pub(crate) const NEVER: usize = usize::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Produces no data (constants, shape queries) or was folded into another node.
+    Skip,
+    /// Its outputs are views of its first input.
+    View,
+    /// Writes its output over its first input.
+    InPlace,
+    /// Allocates its outputs.
+    Normal,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct NodePlan {
+    pub role: Role,
+    /// Data inputs after folding (constants and shape tensors dropped).
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+    /// Storages this node allocates in forward.
+    pub new_storages: Vec<usize>,
+    /// Logical bytes of the outputs (whether or not they reuse storage).
+    pub output_bytes: u64,
+    /// Storages this node keeps for backward (inputs and outputs it saves).
+    pub saved: Vec<usize>,
+    /// Bytes of the tensors it keeps (incl. extra), for the report.
+    pub saved_bytes: u64,
+    /// Extra tensors kept for backward (indices, masks, statistics), bytes.
+    pub extra_saved_bytes: u64,
+    /// Transient forward bytes in training and in inference.
+    pub workspace_train: u64,
+    pub workspace_infer: u64,
+    /// Transient bytes of its backward step beyond the gradients.
+    pub workspace_backward: u64,
+    /// Storages whose forward life ends after this node (unless saved or output).
+    pub fwd_frees: Vec<usize>,
+    /// Training: the node runs a backward step.
+    pub needs_backward: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct StoragePlan {
+    pub bytes: u64,
+    /// A graph input (resident, counted under "inputs").
+    pub is_input: bool,
+    /// Held to the end (a graph output).
+    pub pinned: bool,
+    /// Training: index of the earliest node that saved it (its backward step frees it).
+    pub saved_until: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct GradPlan {
+    pub bytes: u64,
+    /// Backward step (node index) that creates it; `NEVER` for graph outputs (born at the loss).
+    pub born_at: usize,
+    /// Backward step after which it is freed.
+    pub freed_after: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Schedule {
+    pub nodes: Vec<NodePlan>,
+    pub storages: Vec<StoragePlan>,
+    /// Per tensor: its storage, if it is data.
+    pub storage_of: Vec<Option<usize>>,
+    pub grads: Vec<GradPlan>,
+    /// Per node: gradient buffers born at its backward step, and transient accumulations.
+    pub grads_born: Vec<Vec<usize>>,
+    pub grad_accum_bytes: Vec<u64>,
+    pub grads_freed: Vec<Vec<usize>>,
+    /// Per node: weight-gradient bytes born (persist) and accumulated (transient).
+    pub weight_grads_born: Vec<u64>,
+    pub weight_grad_accum: Vec<u64>,
+    /// Bytes of resident weights (incl. compute copies) and of trainable weights' master copy.
+    pub weight_bytes: u64,
+    pub trainable_master_bytes: u64,
+    pub input_bytes: u64,
+    /// Tensors whose shape is unknown (left out).
+    pub unknown_tensors: usize,
+}
+
+/// Whether `t` carries data through the network (not a weight, shape or constant).
+fn is_data(graph: &Graph, t: TensorId) -> bool {
+    let tensor = graph.tensor(t);
+    match tensor.kind {
+        TensorKind::Input => true,
+        TensorKind::Activation => match tensor.producer {
+            Some(p) => !matches!(graph.node(p).op, Op::Constant { .. } | Op::ShapeOf),
+            None => false,
+        },
+        TensorKind::Param | TensorKind::Constant => false,
+    }
+}
+
+fn is_pointwise_unary(op: &Op) -> bool {
+    matches!(op, Op::Activation(_) | Op::Eltwise { .. } | Op::Binary(_))
+}
+
+/// Folds ONNX decompositions of one framework op (SiLU = x·σ(x); GELU =
+/// x·½·(1+erf(x/√2))): a binary pointwise node whose two data operands both
+/// trace back, through chains of single-reader pointwise nodes, to the same
+/// tensor x. Returns, per node, the node it was folded into, and per fused
+/// node its root x.
+fn fold_decompositions(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<usize>]) -> (Vec<Option<usize>>, Vec<Option<TensorId>>) {
+    let n = graph.nodes.len();
+    let mut folded = vec![None; n];
+    let mut root = vec![None; n];
+    for (m, node) in graph.nodes.iter().enumerate() {
+        let binary = matches!(node.op, Op::Eltwise { kind: EltwiseKind::Prod, .. });
+        if !binary || data_inputs[m].len() != 2 {
+            continue;
+        }
+        // Walk each operand back through single-reader one-data-input pointwise nodes.
+        let trace = |mut t: TensorId| -> (TensorId, Vec<usize>) {
+            let mut chain = Vec::new();
+            let mut roots_seen = Vec::new();
+            loop {
+                roots_seen.push(t);
+                let Some(p) = graph.tensor(t).producer else { break };
+                let p = p.0;
+                if folded[p].is_some()
+                    || readers[t.0].len() != 1
+                    || !is_pointwise_unary(&graph.nodes[p].op)
+                    || data_inputs[p].len() != 1
+                    || chain.len() >= 8
+                {
+                    break;
+                }
+                chain.push(p);
+                t = data_inputs[p][0];
+            }
+            (t, chain)
+        };
+        let (a, ca) = trace(data_inputs[m][0]);
+        let (b, cb) = trace(data_inputs[m][1]);
+        // Prefix of a chain may itself be x: try the shorter root against the other's path.
+        let (x, chain) = if a == b {
+            (a, [ca, cb].concat())
+        } else if cb.is_empty() && ca.iter().any(|&p| data_inputs[p][0] == b) {
+            let cut = ca.iter().position(|&p| data_inputs[p][0] == b).unwrap_or(0);
+            (b, ca[..=cut].to_vec())
+        } else if ca.is_empty() && cb.iter().any(|&p| data_inputs[p][0] == a) {
+            let cut = cb.iter().position(|&p| data_inputs[p][0] == a).unwrap_or(0);
+            (a, cb[..=cut].to_vec())
+        } else {
+            continue;
+        };
+        if chain.is_empty() {
+            continue;
+        }
+        for p in chain {
+            folded[p] = Some(m);
+        }
+        root[m] = Some(x);
+    }
+    (folded, root)
+}
+
+impl Schedule {
+    pub(crate) fn build(graph: &Graph, profile: &Profile, prec: &Precision, training: bool, threads: u32) -> Schedule {
+        let n_nodes = graph.nodes.len();
+        let n_tensors = graph.tensors.len();
+        let mut unknown_tensors = 0usize;
+        let bytes: Vec<u64> = graph
+            .tensors
+            .iter()
+            .map(|t| match t.elems() {
+                Some(e) => prec.activation_bytes(t.dtype, e),
+                None => 0,
+            })
+            .collect();
+        let data: Vec<bool> = (0..n_tensors).map(|i| is_data(graph, TensorId(i))).collect();
+        for (i, t) in graph.tensors.iter().enumerate() {
+            if data[i] && t.elems().is_none() {
+                unknown_tensors += 1;
+            }
+        }
+        let mut data_inputs: Vec<Vec<TensorId>> =
+            graph.nodes.iter().map(|nd| nd.inputs.iter().copied().filter(|t| data[t.0]).collect()).collect();
+
+        // Readers before folding, to find decompositions.
+        let readers_of = |inputs: &[Vec<TensorId>], skip: &[bool]| {
+            let mut r: Vec<Vec<usize>> = vec![Vec::new(); n_tensors];
+            for (i, ins) in inputs.iter().enumerate() {
+                if skip[i] {
+                    continue;
+                }
+                for t in ins {
+                    if r[t.0].last() != Some(&i) {
+                        r[t.0].push(i);
+                    }
+                }
+            }
+            r
+        };
+        let no_skip = vec![false; n_nodes];
+        let mut readers = readers_of(&data_inputs, &no_skip);
+        let (folded, fold_root) = if profile.fuse_pointwise_decompositions {
+            fold_decompositions(graph, &data_inputs, &readers)
+        } else {
+            (vec![None; n_nodes], vec![None; n_nodes])
+        };
+        let is_folded: Vec<bool> = folded.iter().map(|f| f.is_some()).collect();
+        for (m, r) in fold_root.iter().enumerate() {
+            if let Some(x) = r {
+                data_inputs[m] = vec![*x];
+            }
+        }
+        if is_folded.iter().any(|&f| f) {
+            readers = readers_of(&data_inputs, &is_folded);
+        }
+
+        // Facts per node, on the original shapes.
+        let node_facts: Vec<MemoryFacts> = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, nd)| {
+                if fold_root[i].is_some() {
+                    // The folded op (SiLU, GELU) keeps its input.
+                    return MemoryFacts { saves_inputs: vec![0], ..Default::default() };
+                }
+                let ins: Vec<_> = nd.inputs.iter().filter_map(|&t| graph.tensor(t).shape.as_ref()).collect();
+                let outs: Vec<_> = nd.outputs.iter().filter_map(|&t| graph.tensor(t).shape.as_ref()).collect();
+                if ins.len() != nd.inputs.len() || outs.len() != nd.outputs.len() {
+                    return MemoryFacts { saves_inputs: (0..nd.inputs.len()).collect(), ..Default::default() };
+                }
+                facts(&nd.op, &ins, &outs)
+            })
+            .collect();
+
+        // Which tensors need a gradient (training): those computed from trainable weights.
+        let mut requires_grad = vec![false; n_tensors];
+        let mut needs_backward = vec![false; n_nodes];
+        if training {
+            for (i, nd) in graph.nodes.iter().enumerate() {
+                if is_folded[i] || node_facts[i].no_grad {
+                    continue;
+                }
+                let from_weights = nd.params.iter().any(|&p| graph.tensor(p).trainable);
+                let from_inputs = data_inputs[i].iter().any(|t| requires_grad[t.0]);
+                if from_weights || from_inputs {
+                    needs_backward[i] = true;
+                    for &o in &nd.outputs {
+                        if data[o.0] {
+                            requires_grad[o.0] = true;
+                        }
+                    }
+                }
+            }
+        }
+
+        // Roles and storages.
+        let mut storage_of: Vec<Option<usize>> = vec![None; n_tensors];
+        let mut storages: Vec<StoragePlan> = Vec::new();
+        let mut input_bytes = 0u64;
+        for &t in &graph.inputs {
+            if data[t.0] && storage_of[t.0].is_none() {
+                storage_of[t.0] = Some(storages.len());
+                storages.push(StoragePlan { bytes: bytes[t.0], is_input: true, pinned: true, saved_until: NEVER });
+                input_bytes = input_bytes.saturating_add(bytes[t.0]);
+            }
+        }
+        let mut plans: Vec<NodePlan> = Vec::with_capacity(n_nodes);
+        for (i, nd) in graph.nodes.iter().enumerate() {
+            let f = &node_facts[i];
+            let outputs: Vec<TensorId> = nd.outputs.iter().copied().filter(|t| data[t.0]).collect();
+            let first_in = data_inputs[i].first().copied();
+            let first_storage = first_in.and_then(|t| storage_of[t.0]);
+            let producer_role = first_in
+                .and_then(|t| graph.tensor(t).producer)
+                .map(|p| plans.get(p.0).map(|pl: &NodePlan| pl.role))
+                .flatten();
+            let role = if is_folded[i] || outputs.is_empty() {
+                Role::Skip
+            } else if first_storage.is_some() && profile.views_share_storage && is_view(&nd.op, training) {
+                Role::View
+            } else if first_storage.is_some()
+                && (nd.in_place
+                    || (profile.in_place_activations
+                        && f.in_place_ok
+                        && first_in.map(|t| readers[t.0].len() == 1 && graph.tensor(t).kind == TensorKind::Activation).unwrap_or(false)
+                        && matches!(producer_role, Some(Role::Normal) | Some(Role::InPlace))
+                        && first_in.map(|t| !graph.outputs.contains(&t)).unwrap_or(false)))
+            {
+                Role::InPlace
+            } else {
+                Role::Normal
+            };
+            let mut new_storages = Vec::new();
+            let mut output_bytes = 0u64;
+            for &o in &outputs {
+                output_bytes = output_bytes.saturating_add(bytes[o.0]);
+                match role {
+                    Role::View | Role::InPlace => storage_of[o.0] = first_storage,
+                    Role::Normal => {
+                        storage_of[o.0] = Some(storages.len());
+                        new_storages.push(storages.len());
+                        storages.push(StoragePlan { bytes: bytes[o.0], is_input: false, pinned: false, saved_until: NEVER });
+                    }
+                    Role::Skip => {}
+                }
+            }
+            if role == Role::Skip {
+                output_bytes = 0;
+            }
+            plans.push(NodePlan {
+                role,
+                inputs: data_inputs[i].clone(),
+                outputs,
+                new_storages,
+                output_bytes,
+                saved: Vec::new(),
+                saved_bytes: 0,
+                extra_saved_bytes: 0,
+                workspace_train: 0,
+                workspace_infer: 0,
+                workspace_backward: 0,
+                fwd_frees: Vec::new(),
+                needs_backward: needs_backward[i],
+            });
+        }
+        for &t in &graph.outputs {
+            if let Some(s) = storage_of[t.0] {
+                storages[s].pinned = true;
+            }
+        }
+
+        // What each node saves, and its workspaces.
+        for (i, nd) in graph.nodes.iter().enumerate() {
+            let f = &node_facts[i];
+            let plan = &mut plans[i];
+            if plan.role == Role::Skip {
+                continue;
+            }
+            // Indices in `facts` refer to the node's own input list; map them
+            // to data tensors (folded nodes already list just x).
+            let own_inputs: &[TensorId] = if fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
+            if plan.needs_backward {
+                let mut saved_tensors: Vec<TensorId> = Vec::new();
+                for &k in &f.saves_inputs {
+                    if let Some(&t) = own_inputs.get(k) {
+                        saved_tensors.push(t);
+                    }
+                }
+                for &k in &f.saves_outputs {
+                    if let Some(&t) = nd.outputs.get(k) {
+                        saved_tensors.push(t);
+                    }
+                }
+                for t in saved_tensors {
+                    plan.saved_bytes = plan.saved_bytes.saturating_add(bytes[t.0]);
+                    if let Some(s) = storage_of[t.0] {
+                        if !plan.saved.contains(&s) {
+                            plan.saved.push(s);
+                        }
+                        storages[s].saved_until = storages[s].saved_until.min(i);
+                    }
+                }
+                for e in &f.extra_saved {
+                    let b = match e.dtype {
+                        Some(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
+                        // Statistics are kept in f32 whatever the compute type.
+                        Some(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(prec.compute)),
+                        None => e.elems.saturating_mul(prec.compute),
+                    };
+                    plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(b);
+                }
+                plan.saved_bytes = plan.saved_bytes.saturating_add(plan.extra_saved_bytes);
+            }
+            // Workspaces.
+            let in_bytes = plan.inputs.first().map(|t| bytes[t.0]).unwrap_or(0);
+            match &nd.op {
+                Op::Conv(p) | Op::Deconv(p) => {
+                    let in_shape = nd.inputs.first().and_then(|&t| graph.tensor(t).shape.as_ref());
+                    let weight_elems: u64 = nd
+                        .params
+                        .iter()
+                        .filter(|&&w| graph.tensor(w).shape.as_ref().map(|s| s.rank() > 1).unwrap_or(false))
+                        .filter_map(|&w| graph.tensor(w).elems())
+                        .fold(0u64, |a, e| a.saturating_add(e));
+                    let sizes = ConvSizes {
+                        input: in_bytes,
+                        output: plan.output_bytes,
+                        weight: weight_elems.saturating_mul(prec.compute),
+                        in_channels: in_shape.and_then(|s| s.dims().get(1).copied()).unwrap_or(0),
+                        pointwise: p.window.kernel.iter().all(|&k| k == 1),
+                        column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
+                        batch: in_shape.and_then(|s| s.dims().first().copied()).unwrap_or(1),
+                    };
+                    let ws = profile.conv_forward_workspace(&sizes, threads);
+                    plan.workspace_train = ws;
+                    plan.workspace_infer = ws;
+                    plan.workspace_backward = profile.conv_backward_workspace(&sizes, threads);
+                }
+                Op::Pool(p) if p.method == PoolMethod::Max && profile.pool_indices_in_inference => {
+                    plan.workspace_infer = f.extra_saved.iter().map(|e| e.elems.saturating_mul(8)).fold(0, u64::saturating_add);
+                }
+                Op::BatchNorm { .. } | Op::BnFork { .. } | Op::LayerNorm { .. } | Op::GroupNorm { .. }
+                    if profile.norm_backward_temporary =>
+                {
+                    plan.workspace_backward = in_bytes;
+                }
+                _ => {}
+            }
+        }
+
+        // Forward release: after the last reader of any tensor on the storage.
+        let mut last_use = vec![0usize; storages.len()];
+        for (i, plan) in plans.iter().enumerate() {
+            if plan.role == Role::Skip {
+                continue;
+            }
+            for t in plan.inputs.iter().chain(plan.outputs.iter()) {
+                if let Some(s) = storage_of[t.0] {
+                    last_use[s] = last_use[s].max(i);
+                }
+            }
+        }
+        for (s, st) in storages.iter().enumerate() {
+            if !st.pinned && st.saved_until == NEVER {
+                plans[last_use[s]].fwd_frees.push(s);
+            }
+        }
+
+        // Gradients (training).
+        let mut grads: Vec<GradPlan> = Vec::new();
+        let mut grads_born = vec![Vec::new(); n_nodes];
+        let mut grad_accum_bytes = vec![0u64; n_nodes];
+        let mut grads_freed = vec![Vec::new(); n_nodes];
+        let mut weight_grads_born = vec![0u64; n_nodes];
+        let mut weight_grad_accum = vec![0u64; n_nodes];
+        if training {
+            // Per tensor: which gradient buffer holds its gradient.
+            let mut grad_of: Vec<Option<usize>> = vec![None; n_tensors];
+            // Walk backward: a node's output gradients exist before its step.
+            for &t in &graph.outputs {
+                if requires_grad[t.0] && grad_of[t.0].is_none() {
+                    grad_of[t.0] = Some(grads.len());
+                    grads.push(GradPlan { bytes: bytes[t.0], born_at: NEVER, freed_after: NEVER });
+                }
+            }
+            for i in (0..n_nodes).rev() {
+                let plan = &plans[i];
+                if !plan.needs_backward || plan.role == Role::Skip {
+                    continue;
+                }
+                // Output gradients are consumed here; free them after this step
+                // (a view's input gradient reuses the buffer instead).
+                let out_grads: Vec<usize> = plan.outputs.iter().filter_map(|t| grad_of[t.0]).collect();
+                let mut passes_through = false;
+                for (k, &t) in plan.inputs.iter().enumerate() {
+                    if !requires_grad[t.0] {
+                        continue;
+                    }
+                    let gb = bytes[t.0];
+                    match grad_of[t.0] {
+                        Some(_) => {
+                            // Another reader already made this gradient: accumulate.
+                            grad_accum_bytes[i] = grad_accum_bytes[i].saturating_add(gb);
+                        }
+                        None => {
+                            if plan.role == Role::View && k == 0 && out_grads.len() == 1 && readers[t.0].len() == 1 {
+                                grad_of[t.0] = Some(out_grads[0]);
+                                passes_through = true;
+                            } else {
+                                grad_of[t.0] = Some(grads.len());
+                                grads_born[i].push(grads.len());
+                                grads.push(GradPlan { bytes: gb, born_at: i, freed_after: NEVER });
+                            }
+                        }
+                    }
+                }
+                if !passes_through {
+                    for g in out_grads {
+                        if grads[g].freed_after == NEVER {
+                            grads[g].freed_after = i;
+                            grads_freed[i].push(g);
+                        }
+                    }
+                }
+            }
+            // Weight gradients: born at the backward step of the weight's last reader.
+            let mut seen = vec![false; n_tensors];
+            for i in (0..n_nodes).rev() {
+                if !plans[i].needs_backward {
+                    continue;
+                }
+                for &p in &graph.nodes[i].params {
+                    let t = graph.tensor(p);
+                    if !t.trainable {
+                        continue;
+                    }
+                    let b = t.elems().unwrap_or(0).saturating_mul(prec.master);
+                    if std::mem::replace(&mut seen[p.0], true) {
+                        weight_grad_accum[i] = weight_grad_accum[i].saturating_add(b);
+                    } else {
+                        weight_grads_born[i] = weight_grads_born[i].saturating_add(b);
+                    }
+                }
+            }
+        }
+
+        // Resident weights.
+        let mut weight_bytes = 0u64;
+        let mut trainable_master_bytes = 0u64;
+        let mut seen = vec![false; n_tensors];
+        for nd in &graph.nodes {
+            for &p in &nd.params {
+                if std::mem::replace(&mut seen[p.0], true) {
+                    continue;
+                }
+                let t = graph.tensor(p);
+                let e = t.elems().unwrap_or(0);
+                let master = if t.dtype.is_float() { e.saturating_mul(prec.master) } else { t.bytes().unwrap_or(0) };
+                weight_bytes = weight_bytes.saturating_add(master);
+                if prec.weight_copy && t.dtype.is_float() {
+                    weight_bytes = weight_bytes.saturating_add(e.saturating_mul(prec.compute));
+                }
+                if t.trainable {
+                    trainable_master_bytes = trainable_master_bytes.saturating_add(master);
+                }
+            }
+        }
+
+        Schedule {
+            nodes: plans,
+            storages,
+            storage_of,
+            grads,
+            grads_born,
+            grad_accum_bytes,
+            grads_freed,
+            weight_grads_born,
+            weight_grad_accum,
+            weight_bytes,
+            trainable_master_bytes,
+            input_bytes,
+            unknown_tensors,
+        }
+    }
+}
+
+/// Ops whose result is a view of their input in the framework (no new storage).
+fn is_view(op: &Op, training: bool) -> bool {
+    match op {
+        Op::Reshape(_)
+        | Op::Flatten(_)
+        | Op::Squeeze { .. }
+        | Op::Unsqueeze { .. }
+        | Op::Permute { .. }
+        | Op::StridedSlice
+        | Op::Slice(_)
+        | Op::Split
+        | Op::Expand => true,
+        Op::Activation(Activation::Identity) => true,
+        // Dropout is the identity in evaluation mode.
+        Op::Dropout { .. } => !training,
+        _ => false,
+    }
+}

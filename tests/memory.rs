@@ -1,0 +1,258 @@
+//! The liveness engine on small hand-built graphs whose peaks are worked out
+//! by hand in the comments (f32, every activation 4 elements = 16 bytes unless
+//! said otherwise; the input is 16 bytes and resident).
+
+use nnmem::graph::{DType, Graph, ModelFormat, Node, NodeId, Shape, Tensor, TensorId, TensorKind};
+use nnmem::memory::{analyse, Category, MemorySettings, Optimizer, Phase, Scenario};
+use nnmem::ops::{Activation, DenseParams, EltwiseKind, Op};
+
+struct G(Graph);
+
+impl G {
+    fn new() -> Self {
+        let mut g = Graph::new("t", ModelFormat::Onnx);
+        let x = g.add_tensor(tensor("x", vec![1, 4], TensorKind::Input, None));
+        g.inputs.push(x);
+        G(g)
+    }
+
+    fn x(&self) -> TensorId {
+        self.0.inputs[0]
+    }
+
+    fn node(&mut self, name: &str, op: Op, inputs: &[TensorId], params: &[TensorId], out: Vec<u64>, in_place: bool) -> TensorId {
+        let id = NodeId(self.0.nodes.len());
+        let t = self.0.add_tensor(tensor(name, out, TensorKind::Activation, Some(id)));
+        self.0.nodes.push(Node {
+            name: name.into(),
+            source_type: op.name().into(),
+            op,
+            inputs: inputs.to_vec(),
+            params: params.to_vec(),
+            outputs: vec![t],
+            in_place,
+            attrs: Vec::new(),
+        });
+        t
+    }
+
+    fn sig(&mut self, name: &str, input: TensorId) -> TensorId {
+        let shape = self.0.tensor(input).shape.clone().unwrap().0;
+        self.node(name, Op::Activation(Activation::Sigmoid), &[input], &[], shape, false)
+    }
+
+    fn relu(&mut self, name: &str, input: TensorId) -> TensorId {
+        self.node(name, Op::Activation(Activation::Relu { negative_slope: 0.0 }), &[input], &[], vec![1, 4], false)
+    }
+
+    fn dense(&mut self, name: &str, input: TensorId) -> TensorId {
+        // 4×4 weight: 64 bytes.
+        let mut w = tensor(&format!("{name}.w"), vec![4, 4], TensorKind::Param, None);
+        w.trainable = true;
+        let w = self.0.add_tensor(w);
+        let op = Op::Dense(DenseParams { out_features: 4, axis: 1, bias: false, transpose: false });
+        self.node(name, op, &[input], &[w], vec![1, 4], false)
+    }
+
+    fn add(&mut self, name: &str, a: TensorId, b: TensorId) -> TensorId {
+        self.node(name, Op::Eltwise { kind: EltwiseKind::Sum, broadcast: false }, &[a, b], &[], vec![1, 4], false)
+    }
+
+    fn done(mut self, outputs: &[TensorId]) -> Graph {
+        self.0.outputs = outputs.to_vec();
+        self.0
+    }
+}
+
+fn tensor(name: &str, dims: Vec<u64>, kind: TensorKind, producer: Option<NodeId>) -> Tensor {
+    Tensor {
+        name: name.into(),
+        shape: Some(Shape::new(dims)),
+        unknown: None,
+        dtype: DType::F32,
+        kind,
+        trainable: false,
+        producer,
+    }
+}
+
+fn inference(g: &Graph) -> nnmem::memory::ScenarioReport {
+    let s = MemorySettings { scenarios: vec![Scenario::Inference], ..Default::default() };
+    analyse(g, &s).scenarios.remove(0)
+}
+
+fn training(g: &Graph) -> nnmem::memory::ScenarioReport {
+    let s = MemorySettings { scenarios: vec![Scenario::Training], ..Default::default() };
+    analyse(g, &s).scenarios.remove(0)
+}
+
+#[test]
+fn chain_holds_two_activations_at_a_time() {
+    // x → a → b → c. At b: x + a + b = 48 (a dies after b); at c: x + b + c = 48.
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.sig("a", x);
+    let b = g.sig("b", a);
+    let c = g.sig("c", b);
+    let g = g.done(&[c]);
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes, 48);
+    assert_eq!(r.peak_breakdown.get(Category::Inputs), 16);
+    assert_eq!(r.peak_breakdown.get(Category::Activations), 32);
+    assert_eq!(r.peak_node_name.as_deref(), Some("b"));
+    // After a: x + a; after b: x + b; after c: x + c (output kept).
+    let live: Vec<u64> = r.nodes.iter().map(|n| n.live_bytes_after).collect();
+    assert_eq!(live, vec![32, 32, 32]);
+    assert_eq!(r.naive.activations_bytes, 48);
+}
+
+#[test]
+fn residual_branch_keeps_the_skip_alive() {
+    // r1 = σ(x); r2 = σ(r1); s = r1 + r2. At s: x + r1 + r2 + s = 64.
+    let mut g = G::new();
+    let x = g.x();
+    let r1 = g.sig("r1", x);
+    let r2 = g.sig("r2", r1);
+    let s = g.add("s", r1, r2);
+    let g = g.done(&[s]);
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes, 64);
+    assert_eq!(r.peak_node_name.as_deref(), Some("s"));
+    assert_eq!(r.nodes[2].live_bytes_after, 32);
+}
+
+#[test]
+fn concat_fan_in_holds_every_branch_and_the_result() {
+    // Three 16-byte branches and their 48-byte concatenation: 16 + 48 + 48 = 112.
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.sig("a", x);
+    let b = g.sig("b", x);
+    let c = g.sig("c", x);
+    let y = g.node("cat", Op::Concat { axis: 1 }, &[a, b, c], &[], vec![1, 12], false);
+    let g = g.done(&[y]);
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes, 112);
+    assert_eq!(r.nodes[3].live_bytes_after, 64);
+}
+
+#[test]
+fn in_place_chain_reuses_one_storage() {
+    // a = σ(x), then two ReLUs in place on a: never more than x + a = 32.
+    // (Out of place the first ReLU would hold x + a + r1 = 48.)
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.sig("a", x);
+    let r1 = g.relu("r1", a);
+    let r2 = g.relu("r2", r1);
+    let g = g.done(&[r2]);
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes, 32);
+    assert_eq!(r.naive.activations_bytes, 48);
+}
+
+#[test]
+fn caffe_in_place_top_counts_once() {
+    // A Caffe layer with top == bottom writes over its input whatever its type.
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.sig("a", x);
+    let b = g.node("b", Op::Activation(Activation::Sigmoid), &[a], &[], vec![1, 4], true);
+    let g = g.done(&[b]);
+    assert_eq!(inference(&g).peak_bytes, 32);
+}
+
+#[test]
+fn graph_input_is_never_overwritten_in_place() {
+    // ReLU straight on the input must allocate: x + r = 32.
+    let mut g = G::new();
+    let x = g.x();
+    let r = g.relu("r", x);
+    let g = g.done(&[r]);
+    assert_eq!(inference(&g).peak_bytes, 32);
+}
+
+#[test]
+fn training_chain_peaks_when_the_first_weight_gradient_appears() {
+    // x → D1 → a → σ → b → D2 → c. Weights 128, input 16.
+    // Forward ends with x, b (saved by σ and D2), c: 128 + 48 = 176.
+    // Loss: +16 (dc) = 192. D2 backward: +db 16 +dW2 64 = 272, then dc freed: 256.
+    // σ backward: +da 16 = 272, then db and b freed: 240.
+    // D1 backward (x needs no gradient): +dW1 64 = 304, the peak.
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.dense("d1", x);
+    let b = g.sig("s", a);
+    let c = g.dense("d2", b);
+    let g = g.done(&[c]);
+    let r = training(&g);
+    assert_eq!(r.peak_bytes, 304);
+    assert_eq!(r.peak_phase, Phase::Backward);
+    assert_eq!(r.peak_node_name.as_deref(), Some("d1"));
+    assert_eq!(r.peak_breakdown.get(Category::Weights), 128);
+    assert_eq!(r.peak_breakdown.get(Category::WeightGrads), 128);
+    assert_eq!(r.peak_breakdown.get(Category::ActivationGrads), 16);
+    assert_eq!(r.peak_breakdown.get(Category::Inputs), 16);
+    // σ saves its output; the dense layers save their inputs.
+    assert_eq!(r.nodes[1].saved_bytes, 16);
+    assert_eq!(r.nodes[2].saved_bytes, 16);
+    assert_eq!(r.nodes[1].live_bytes_after_backward, Some(240));
+}
+
+#[test]
+fn tensor_read_twice_accumulates_its_gradient() {
+    // x → D → a; b = σ(a); c = σ(a); d = b + c. Weights 64, input 16.
+    // Forward end: 64 + 16 + b + c + d = 128. Loss +dd: 144.
+    // add backward: +db +dc = 176. σc backward: +da = 176 again (dc, c freed after).
+    // σb backward adds into da (transient 16): 160. D backward: 112 + dW 64 = 176.
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.dense("d", x);
+    let b = g.sig("b", a);
+    let c = g.sig("c", a);
+    let d = g.add("sum", b, c);
+    let g = g.done(&[d]);
+    let r = training(&g);
+    assert_eq!(r.peak_bytes, 176);
+    assert_eq!(r.nodes[0].live_bytes_after_backward, Some(176));
+}
+
+#[test]
+fn optimizer_state_scales_with_trainable_weights() {
+    // One 4×4 dense: Adam keeps two 64-byte moments for the whole step.
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.dense("d", x);
+    let g = g.done(&[a]);
+    let s = MemorySettings { scenarios: vec![Scenario::Training], optimizer: Optimizer::Adam, ..Default::default() };
+    let r = analyse(&g, &s).scenarios.remove(0);
+    assert_eq!(r.peak_breakdown.get(Category::OptimizerState), 128);
+    // weights 64 + x 16 + a 16 + da 16 (loss) + dW 64 + state 128 = 304.
+    assert_eq!(r.peak_bytes, 304);
+}
+
+#[test]
+fn half_precision_halves_everything_mixed_keeps_master_weights() {
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.dense("d", x);
+    let g = g.done(&[a]);
+    let half = MemorySettings { scenarios: vec![Scenario::Inference], dtype: DType::F16, ..Default::default() };
+    assert_eq!(analyse(&g, &half).scenarios[0].peak_bytes, (64 + 16 + 16) / 2);
+    let mixed = MemorySettings { scenarios: vec![Scenario::Inference], mixed_precision: true, ..Default::default() };
+    // f32 master 64 + f16 copy 32, input and output in f16: 8 + 8.
+    assert_eq!(analyse(&g, &mixed).scenarios[0].peak_bytes, 64 + 32 + 8 + 8);
+}
+
+#[test]
+fn unknown_shapes_are_skipped_with_a_warning() {
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.sig("a", x);
+    let g0 = g.0.tensors.len();
+    let mut graph = g.done(&[a]);
+    graph.tensors[g0 - 1].shape = None;
+    let r = analyse(&graph, &MemorySettings::default());
+    assert_eq!(r.scenarios[0].peak_bytes, 16);
+    assert_eq!(r.warnings.len(), 1);
+}
