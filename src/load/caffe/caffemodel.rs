@@ -107,7 +107,15 @@ pub fn caffemodel_blob_shapes(path: &Path) -> Result<Vec<(String, Vec<Vec<u64>>)
 /// A graph of the stored weights: one node per layer that holds blobs, each
 /// blob a parameter tensor; no activations (a caffemodel has no input shapes).
 pub fn load_caffemodel(path: &Path, _options: &LoadOptions) -> Result<Graph, LoadError> {
-    let layers = read_layers(path)?;
+    Ok(weights_graph(path, read_layers(path)?))
+}
+
+/// `load_caffemodel` for a caffemodel held in memory; `path` names it in messages.
+pub fn load_caffemodel_bytes(path: &Path, bytes: &[u8], _options: &LoadOptions) -> Result<Graph, LoadError> {
+    Ok(weights_graph(path, decode_layers(path, bytes)?))
+}
+
+fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut g = Graph::new(name, ModelFormat::Caffe);
     for layer in layers.into_iter().filter(|l| !l.blobs.is_empty()) {
@@ -141,7 +149,7 @@ pub fn load_caffemodel(path: &Path, _options: &LoadOptions) -> Result<Graph, Loa
         });
     }
     g.warn("a .caffemodel holds weights only: activation shapes need the prototxt (load it with --weights FILE)");
-    Ok(g)
+    g
 }
 
 fn read_layers(path: &Path) -> Result<Vec<StoredLayer>, LoadError> {
@@ -153,7 +161,14 @@ fn read_layers(path: &Path) -> Result<Vec<StoredLayer>, LoadError> {
     // SAFETY: read-only map, dropped before returning; see the ONNX loader for
     // the truncation caveat that every memory-mapped reader shares.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    let net = NetParameter::decode(&map[..]).map_err(|e| LoadError::Format {
+    decode_layers(path, &map)
+}
+
+fn decode_layers(path: &Path, bytes: &[u8]) -> Result<Vec<StoredLayer>, LoadError> {
+    if bytes.is_empty() {
+        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not a caffemodel".into() });
+    }
+    let net = NetParameter::decode(bytes).map_err(|e| LoadError::Format {
         path: path.to_path_buf(),
         message: format!("not a valid caffemodel (binary NetParameter): {e}"),
     })?;

@@ -10,7 +10,7 @@ pub mod text;
 use std::collections::HashMap;
 use std::path::Path;
 
-pub use caffemodel::load_caffemodel;
+pub use caffemodel::{load_caffemodel, load_caffemodel_bytes};
 
 use self::layers::{canonical_type, is_data_layer, layer_op, Block, FieldError, Params};
 use self::text::{Field, Message};
@@ -32,7 +32,13 @@ pub fn load_prototxt(path: &Path, options: &LoadOptions) -> Result<Graph, LoadEr
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let tree = text::parse(&bytes).map_err(|e| LoadError::Syntax {
+    load_prototxt_bytes(path, &bytes, options)
+}
+
+/// Loads a prototxt held in memory; `path` names it in messages (and its stem
+/// names the net when the file does not).
+pub fn load_prototxt_bytes(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<Graph, LoadError> {
+    let tree = text::parse(bytes).map_err(|e| LoadError::Syntax {
         path: path.to_path_buf(),
         line: e.line,
         column: e.column,
