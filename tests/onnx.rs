@@ -286,3 +286,46 @@ fn corpus_file_params_and_outputs() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn control_flow_makes_dependents_run_time() {
+    let g = load_fixture("control_flow.onnx", &LoadOptions::default());
+    assert_eq!(shape_of(&g, "r"), Some(vec![1, 4]));
+    assert_eq!(unknown_of(&g, "y"), Some(Unknown::RunTime));
+    assert_eq!(unknown_of(&g, "out"), Some(Unknown::RunTime));
+}
+
+// ---- through the binary ----
+
+fn inspect_json(args: &[&str]) -> serde_json::Value {
+    let out = assert_cmd::Command::cargo_bin("nnmem").unwrap().arg("inspect").args(args).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn json_shape(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["tensors"].as_array().unwrap().iter().find(|t| t["name"] == name).map(|t| t["shape"].clone()).unwrap()
+}
+
+#[test]
+fn cli_inspect_onnx_json() {
+    let path = fixture("ext_absent.onnx");
+    let r = inspect_json(&[path.to_str().unwrap(), "--input", "input=2x3x16x16"]);
+    assert_eq!(r["totals"]["params"], 5410);
+    assert_eq!(r["totals"]["non_trainable"], 16);
+    assert_eq!(json_shape(&r, "conv_out"), serde_json::json!([2, 8, 16, 16]));
+    assert_eq!(json_shape(&r, "probs"), serde_json::json!([2, 4]));
+}
+
+#[test]
+fn cli_hostile_onnx_is_an_error_not_a_crash() {
+    let out = assert_cmd::Command::cargo_bin("nnmem")
+        .unwrap()
+        .args(["inspect", fixture("hostile_cycle.onnx").to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cycle"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

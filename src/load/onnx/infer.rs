@@ -90,7 +90,7 @@ fn analyse_inner(decoded: &Decoded<'_>, inputs: &[InputBinding]) -> Result<Analy
         // Analysis failed somewhere; what it could solve is still in the facts.
         warnings.push(format!("shape analysis stopped at an operator: {}", first_line(&format!("{e:#}"))));
     }
-    if patch_unimplemented(decoded, &mut model, &outlets, &mut warnings) {
+    if patch_unimplemented(decoded, &mut model, &outlets) {
         let _ = model.analyse(true);
     }
 
@@ -324,12 +324,7 @@ fn set_dims(v: &mut pb::ValueInfoProto, dims: &[DimSpec]) {
 
 /// Gives ops tract has no implementation for an output fact by rule. Returns
 /// whether anything was set (then analysis must run again).
-fn patch_unimplemented(
-    decoded: &Decoded<'_>,
-    model: &mut InferenceModel,
-    outlets: &HashMap<String, OutletId>,
-    warnings: &mut Vec<String>,
-) -> bool {
+fn patch_unimplemented(decoded: &Decoded<'_>, model: &mut InferenceModel, outlets: &HashMap<String, OutletId>) -> bool {
     let mut changed = false;
     for (node, _) in &decoded.nodes {
         let Some(first_out) = node.output.first().and_then(|o| outlets.get(o)) else { continue };
@@ -344,16 +339,12 @@ fn patch_unimplemented(
             ("Upsample", Some(x)) => upsample_fact(node, model, &tract_node.inputs, &x),
             _ => None,
         };
-        match fact {
-            Some(f) => {
-                if model.set_outlet_fact(*first_out, f).is_ok() {
-                    changed = true;
-                }
+        // Without a rule the outputs stay unknown; the loader names such nodes
+        // once, together with every other node whose output shape is missing.
+        if let Some(f) = fact {
+            if model.set_outlet_fact(*first_out, f).is_ok() {
+                changed = true;
             }
-            None => warnings.push(format!(
-                "node \"{}\": tract has no shape rule for op \"{}\"; what depends on it is left unknown",
-                node.name, node.op_type
-            )),
         }
     }
     changed

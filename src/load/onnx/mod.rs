@@ -365,7 +365,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     }
     for (t, count, first) in unknown_ops {
         g.warn(format!(
-            "op \"{t}\" ({count} node(s), first \"{first}\") is not in nnmem's operator vocabulary; its outputs are counted, its internals are not"
+            "op \"{t}\" ({count} node(s), first \"{first}\") is not in nnmem's operator vocabulary; only its outputs are counted (no workspace or saved tensors)"
         ));
     }
     for (v, _) in &d.outputs {
@@ -648,7 +648,7 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], g: &mut Graph) {
             .collect();
         let more = if rootless.len() > 5 { format!(" and {} more", rootless.len() - 5) } else { String::new() };
         g.warn(format!(
-            "no output shape for {}{more} although the inputs are known; tensors after them are unknown",
+            "no shape rule for {}{more}: the output shape is unknown, and so is everything computed from it",
             shown.join(", ")
         ));
     }
