@@ -75,7 +75,11 @@ pub(crate) fn facts(op: &Op, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFac
             f.saves_params = true;
         }
         Op::Activation(a) => {
-            if a.backward_uses_output() {
+            // Clip's mask is ambiguous at the bounds from the output alone, so
+            // frameworks (PyTorch's hardtanh) keep the input.
+            if *a == Activation::Clip {
+                f.saves_inputs = vec![0];
+            } else if a.backward_uses_output() {
                 f.saves_outputs = vec![0];
             } else if !a.backward_needs_nothing() {
                 f.saves_inputs = vec![0];

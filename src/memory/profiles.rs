@@ -46,6 +46,10 @@ pub struct Profile {
     /// Gradient flowing into a tensor read by several ops is accumulated in place
     /// into the first gradient buffer; each later contribution is transient.
     pub accumulate_grads_in_place: bool,
+    /// A tensor passed into a module call stays referenced by the caller until
+    /// the call returns (eager Python frames). Module paths come from node
+    /// names such as `/encoder/layers/encoder_layer_0/mlp/mlp.0/MatMul`.
+    pub module_scope_hold: bool,
 }
 
 impl Profile {
@@ -65,6 +69,7 @@ impl Profile {
             conv_backward_blocked: true,
             norm_backward_temporary: true,
             accumulate_grads_in_place: true,
+            module_scope_hold: true,
         }
     }
 

@@ -98,17 +98,24 @@ pub(crate) struct Schedule {
     pub unknown_tensors: usize,
 }
 
-/// Whether `t` carries data through the network (not a weight, shape or constant).
-fn is_data(graph: &Graph, t: TensorId) -> bool {
-    let tensor = graph.tensor(t);
-    match tensor.kind {
-        TensorKind::Input => true,
-        TensorKind::Activation => match tensor.producer {
-            Some(p) => !matches!(graph.node(p).op, Op::Constant { .. } | Op::ShapeOf),
-            None => false,
-        },
-        TensorKind::Param | TensorKind::Constant => false,
+/// Which tensors carry data through the network: graph inputs and whatever a
+/// node computes from at least one of them. Values computed only from weights
+/// and constants (a transposed weight, a shape) are constant-folded or views
+/// in a framework and hold no activation memory.
+fn data_tensors(graph: &Graph) -> Vec<bool> {
+    let mut data: Vec<bool> = graph.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
+    for node in &graph.nodes {
+        let computes = !matches!(node.op, Op::Constant { .. } | Op::ShapeOf);
+        let from_data = node.inputs.iter().any(|t| data[t.0]);
+        if computes && from_data {
+            for &o in &node.outputs {
+                if graph.tensor(o).kind == TensorKind::Activation {
+                    data[o.0] = true;
+                }
+            }
+        }
     }
+    data
 }
 
 fn is_pointwise_unary(op: &Op) -> bool {
@@ -188,7 +195,7 @@ impl Schedule {
                 None => 0,
             })
             .collect();
-        let data: Vec<bool> = (0..n_tensors).map(|i| is_data(graph, TensorId(i))).collect();
+        let data = data_tensors(graph);
         for (i, t) in graph.tensors.iter().enumerate() {
             if data[i] && t.elems().is_none() {
                 unknown_tensors += 1;
@@ -248,6 +255,30 @@ impl Schedule {
             })
             .collect();
 
+        // The trainable weights each node reads, directly or through weight-only
+        // nodes (an ONNX Linear is MatMul(x, Transpose(W)): W's gradient is
+        // made by the MatMul's backward step).
+        let mut weight_sources: Vec<Vec<TensorId>> = vec![Vec::new(); n_tensors];
+        let mut node_weights: Vec<Vec<TensorId>> = Vec::with_capacity(n_nodes);
+        for nd in &graph.nodes {
+            let mut ws: Vec<TensorId> = nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).collect();
+            for t in &nd.inputs {
+                if !data[t.0] {
+                    for &w in &weight_sources[t.0] {
+                        if !ws.contains(&w) {
+                            ws.push(w);
+                        }
+                    }
+                }
+            }
+            if !nd.inputs.iter().any(|t| data[t.0]) {
+                for &o in &nd.outputs {
+                    weight_sources[o.0] = ws.clone();
+                }
+            }
+            node_weights.push(ws);
+        }
+
         // Which tensors need a gradient (training): those computed from trainable weights.
         let mut requires_grad = vec![false; n_tensors];
         let mut needs_backward = vec![false; n_nodes];
@@ -256,7 +287,7 @@ impl Schedule {
                 if is_folded[i] || node_facts[i].no_grad {
                     continue;
                 }
-                let from_weights = nd.params.iter().any(|&p| graph.tensor(p).trainable);
+                let from_weights = !node_weights[i].is_empty();
                 let from_inputs = data_inputs[i].iter().any(|t| requires_grad[t.0]);
                 if from_weights || from_inputs {
                     needs_backward[i] = true;
@@ -298,10 +329,24 @@ impl Schedule {
                 && (nd.in_place
                     || (profile.in_place_activations
                         && f.in_place_ok
+                        // An in-place op whose backward needs its input must
+                        // first copy it (PyTorch clones it): no saving in training.
+                        && !(training && f.saves_inputs.contains(&0))
                         && first_in.map(|t| readers[t.0].len() == 1 && graph.tensor(t).kind == TensorKind::Activation).unwrap_or(false)
                         && matches!(producer_role, Some(Role::Normal) | Some(Role::InPlace))
                         && first_in.map(|t| !graph.outputs.contains(&t)).unwrap_or(false)))
             {
+                Role::InPlace
+            } else if first_storage.is_some()
+                && profile.fuse_pointwise_decompositions
+                && is_epilogue(&nd.op, &data_inputs[i], nd.inputs.len())
+                && first_in.map(|t| readers[t.0].len() == 1 && graph.tensor(t).kind == TensorKind::Activation).unwrap_or(false)
+                && matches!(producer_role, Some(Role::Normal) | Some(Role::InPlace))
+                && !(training && f.saves_inputs.contains(&0))
+            {
+                // A bias add or constant scale the export split off a fused
+                // framework op (Linear's bias, GELU's ½): it updates the result
+                // where it lies.
                 Role::InPlace
             } else {
                 Role::Normal
@@ -436,6 +481,9 @@ impl Schedule {
                 }
             }
         }
+        if profile.module_scope_hold {
+            hold_for_module_calls(graph, &plans, &storage_of, &mut last_use);
+        }
         for (s, st) in storages.iter().enumerate() {
             if !st.pinned && st.saved_until == NEVER {
                 plans[last_use[s]].fwd_frees.push(s);
@@ -502,14 +550,11 @@ impl Schedule {
             // Weight gradients: born at the backward step of the weight's last reader.
             let mut seen = vec![false; n_tensors];
             for i in (0..n_nodes).rev() {
-                if !plans[i].needs_backward {
+                if !plans[i].needs_backward || plans[i].role == Role::Skip {
                     continue;
                 }
-                for &p in &graph.nodes[i].params {
+                for &p in &node_weights[i] {
                     let t = graph.tensor(p);
-                    if !t.trainable {
-                        continue;
-                    }
                     let b = t.elems().unwrap_or(0).saturating_mul(prec.master);
                     if std::mem::replace(&mut seen[p.0], true) {
                         weight_grad_accum[i] = weight_grad_accum[i].saturating_add(b);
@@ -558,6 +603,68 @@ impl Schedule {
             unknown_tensors,
         }
     }
+}
+
+/// The module path of a node named like `/a/a.0/Conv` (`["a", "a.0"]`); empty
+/// for names without that structure (Caffe layers, hand-made graphs).
+fn scope_of(name: &str) -> Vec<&str> {
+    if !name.starts_with('/') {
+        return Vec::new();
+    }
+    let mut parts: Vec<&str> = name[1..].split('/').collect();
+    parts.pop();
+    parts
+}
+
+/// Extends forward lifetimes for eager frames: a tensor read by a node inside
+/// a module that does not contain the tensor's producer was an argument of
+/// that module's call, and the caller holds it until the call returns (the
+/// end of the contiguous run of nodes inside that module).
+fn hold_for_module_calls(graph: &Graph, plans: &[NodePlan], storage_of: &[Option<usize>], last_use: &mut [usize]) {
+    let mut scopes: Vec<Vec<&str>> = graph.nodes.iter().map(|n| scope_of(&n.name)).collect();
+    if scopes.iter().all(|s| s.is_empty()) {
+        return;
+    }
+    // Exporters name some constants without a path ("Constant_803"): they
+    // belong to the module around them and must not split its run.
+    for i in 1..scopes.len() {
+        if scopes[i].is_empty() && !graph.nodes[i].name.starts_with('/') {
+            scopes[i] = scopes[i - 1].clone();
+        }
+    }
+    let n = scopes.len();
+    // run_end[i][d]: last node of the run from i whose scopes share i's first d+1 parts.
+    let mut run_end: Vec<Vec<usize>> = scopes.iter().enumerate().map(|(i, s)| vec![i; s.len()]).collect();
+    for i in (0..n.saturating_sub(1)).rev() {
+        for d in 0..scopes[i].len() {
+            let next = &scopes[i + 1];
+            if next.len() > d && next[..=d] == scopes[i][..=d] {
+                run_end[i][d] = run_end[i + 1][d];
+            }
+        }
+    }
+    for (i, plan) in plans.iter().enumerate() {
+        if plan.role == Role::Skip {
+            continue;
+        }
+        for t in &plan.inputs {
+            let Some(s) = storage_of[t.0] else { continue };
+            let producer_scope: &[&str] = match graph.tensor(*t).producer {
+                Some(p) => &scopes[p.0],
+                None => &[],
+            };
+            let c = &scopes[i];
+            let common = c.iter().zip(producer_scope).take_while(|(a, b)| a == b).count();
+            if c.len() > common {
+                last_use[s] = last_use[s].max(run_end[i][common]);
+            }
+        }
+    }
+}
+
+/// A pointwise op with exactly one data operand and at least one constant one.
+fn is_epilogue(op: &Op, data_inputs: &[TensorId], n_inputs: usize) -> bool {
+    matches!(op, Op::Eltwise { .. } | Op::Binary(_)) && data_inputs.len() == 1 && n_inputs >= 2
 }
 
 /// Ops whose result is a view of their input in the framework (no new storage).
