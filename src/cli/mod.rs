@@ -1,8 +1,11 @@
 //! The command line: clap definitions, turning flags into load options, and
 //! running a subcommand. Only this module prints, and only `main` exits.
 
+pub mod audit;
+pub mod diff;
 pub mod exit;
 pub mod output;
+pub mod progress;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +37,11 @@ pub struct Cli {
 pub enum Command {
     /// Show every layer's output shape, parameters and memory.
     Inspect(InspectArgs),
+    /// Inspect every .onnx and .prototxt under a folder, in parallel, and summarise.
+    Audit(audit::AuditArgs),
+    /// Compare two models, or one model under two settings: params, peaks, and
+    /// the layers whose memory changed most.
+    Diff(diff::DiffArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -69,9 +77,24 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub model: ModelArgs,
 
-    /// Write the JSON report (schema in docs/json-report.md) instead of the table.
-    #[arg(long)]
+    /// Output format: table (aligned text), json (docs/json-report.md), csv,
+    /// markdown, or html (one self-contained page).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Fail (exit 1) unless the report satisfies this budget, e.g.
+    /// 'training.peak < 8GiB', 'inference.workspace <= 512MiB', 'params < 25M'.
+    /// KB/MB/GB are powers of 10, KiB/MiB/GiB powers of 2. Repeatable.
+    #[arg(long = "assert", value_name = "GATE", value_parser = parse_gate)]
+    pub gates: Vec<report::gate::Gate>,
+
+    /// Colour in the table: auto (only on a terminal, and not when NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorArg,
 
     /// Write the report to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -152,6 +175,38 @@ fn parse_profile(s: &str) -> Result<crate::memory::Profile, String> {
         .ok_or_else(|| format!("unknown profile \"{s}\": use {}", crate::memory::Profile::NAMES.join(", ")))
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Markdown,
+    Html,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorArg {
+    /// Whether to colour standard output.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+fn parse_gate(s: &str) -> Result<report::gate::Gate, String> {
+    report::gate::Gate::parse(s)
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum PhaseArg {
     Test,
@@ -185,10 +240,12 @@ impl ModelArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Diff(args) => diff::run(args),
     }
 }
 
-fn load_model(args: &ModelArgs) -> Result<crate::graph::Graph> {
+pub(crate) fn load_model(args: &ModelArgs) -> Result<crate::graph::Graph> {
     load::load(&args.model, &args.load_options()).map_err(|e| match e {
         // Usage problems are not about the file: say so plainly.
         LoadError::Usage { message } => anyhow::anyhow!(message),
@@ -197,29 +254,56 @@ fn load_model(args: &ModelArgs) -> Result<crate::graph::Graph> {
 }
 
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
+    let settings = args.memory.settings();
+    for gate in &args.gates {
+        if let Some(needed) = gate.scenario() {
+            if !settings.scenarios.iter().any(|s| s.as_str() == needed) {
+                anyhow::bail!("--assert '{}' needs the {needed} scenario, which --scenario leaves out", gate.text);
+            }
+        }
+    }
     let graph = load_model(&args.model)?;
     if !args.quiet {
         print_warnings(&graph.warnings);
     }
     let path = args.model.model.display().to_string();
     let source = Source { path: &path };
-    let memory = crate::memory::analyse(&graph, &args.memory.settings());
+    let memory = crate::memory::analyse(&graph, &settings);
     if !args.quiet {
         print_warnings(&memory.warnings);
     }
+    let format = if args.json { Format::Json } else { args.format };
     let mut buffer = Vec::new();
-    if args.json {
-        let mut report = report::json::build(&graph, &source);
-        report::json::add_memory(&mut report, &memory);
-        serde_json::to_writer_pretty(&mut buffer, &report).context("serialising the JSON report")?;
-        buffer.push(b'\n');
-    } else {
-        let columns = report::table::memory_columns(&memory);
-        report::table::write(&mut buffer, &graph, &source, &columns).context("rendering the table")?;
-        report::table::write_memory_summary(&mut buffer, &memory).context("rendering the table")?;
+    let mut json = report::json::build(&graph, &source);
+    report::json::add_memory(&mut json, &memory);
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut buffer, &json).context("serialising the JSON report")?;
+            buffer.push(b'\n');
+        }
+        Format::Table | Format::Markdown => {
+            let style = if format == Format::Markdown {
+                report::table::Style::Markdown
+            } else {
+                report::table::Style::Text { color: args.color.enabled() && args.output.is_none() }
+            };
+            let columns = report::table::memory_columns(&memory);
+            report::table::write(&mut buffer, &graph, &source, &columns, style).context("rendering the table")?;
+            report::table::write_memory_summary(&mut buffer, &memory).context("rendering the table")?;
+        }
+        Format::Csv => report::table::write_csv(&mut buffer, &graph, &memory).context("rendering CSV")?,
+        Format::Html => report::html::write(&mut buffer, &graph, &source, &memory).context("rendering HTML")?,
     }
     output::emit(&buffer, args.output.as_deref(), &[args.model.model.as_path()])?;
-    Ok(ExitCode::Success)
+
+    let mut code = ExitCode::Success;
+    for gate in &args.gates {
+        if let Err(reason) = gate.check(report::gate::value_of(&gate.subject, &json)) {
+            eprintln!("nnmem: {reason}");
+            code = ExitCode::AssertionFailed;
+        }
+    }
+    Ok(code)
 }
 
 fn print_warnings(warnings: &[String]) {

@@ -18,16 +18,23 @@ pub struct Column {
     pub cells: Vec<String>,
 }
 
-/// Render the per-node table, with extra columns, then the totals.
-pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[Column]) -> io::Result<()> {
+/// How the table is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Aligned columns; `color` makes the header bold (only on a terminal).
+    Text { color: bool },
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
+}
+
+/// Header and formatted cells of the per-node table.
+fn node_rows(graph: &Graph, extra: &[Column]) -> (Vec<String>, Vec<Row>) {
     let per_node = graph.node_param_counts();
     let mut header: Vec<String> = ["layer", "type", "output shape", "params", "output"].map(String::from).to_vec();
     header.extend(extra.iter().map(|c| c.header.clone()));
     let mut rows = Vec::with_capacity(graph.nodes.len());
     for (i, (node, &(learned, stats))) in graph.nodes.iter().zip(&per_node).enumerate() {
         let shapes: Vec<String> = node.outputs.iter().map(|&t| shape_text(graph, t)).collect();
-        let out_bytes: Option<u64> =
-            node.outputs.iter().map(|&t| graph.tensor(t).bytes()).try_fold(0u64, |a, b| a.checked_add(b?));
         let params = match (learned, stats) {
             (0, 0) => String::new(),
             (l, 0) => format_count(l),
@@ -38,16 +45,31 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
             node.source_type.clone(),
             shapes.join(" "),
             params,
-            out_bytes.map(format_bytes).unwrap_or_else(|| "?".into()),
+            output_bytes(graph, node).map(format_bytes).unwrap_or_else(|| "?".into()),
         ];
         cells.extend(extra.iter().map(|c| c.cells.get(i).cloned().unwrap_or_default()));
         rows.push(Row { cells });
     }
+    (header, rows)
+}
+
+/// Bytes of all of a node's outputs, when every one is known.
+fn output_bytes(graph: &Graph, node: &crate::graph::Node) -> Option<u64> {
+    node.outputs.iter().map(|&t| graph.tensor(t).bytes()).try_fold(0u64, |a, b| a.checked_add(b?))
+}
+
+/// Render the per-node table, with extra columns, then the totals.
+pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[Column], style: Style) -> io::Result<()> {
+    let (header, rows) = node_rows(graph, extra);
     let widths: Vec<usize> = (0..header.len())
         .map(|c| rows.iter().map(|r| r.cells[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0))
         .collect();
     let numeric = |c: usize| c >= 3;
     let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
+        if style == Style::Markdown {
+            let escaped: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+            return writeln!(out, "| {} |", escaped.join(" | "));
+        }
         let mut text = String::new();
         for (c, cell) in cells.iter().enumerate() {
             if c > 0 {
@@ -65,14 +87,29 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
         writeln!(out, "{}", text.trim_end())
     };
 
-    writeln!(out, "{} ({}, {})", graph.name, graph.format.as_str(), source.path)?;
+    let (bullet, heading) = if style == Style::Markdown { ("- ", "## ") } else { ("", "") };
+    writeln!(out, "{heading}{} ({}, {})", graph.name, graph.format.as_str(), source.path)?;
+    if style == Style::Markdown {
+        writeln!(out)?;
+    }
     for &t in &graph.inputs {
         let tensor = graph.tensor(t);
-        writeln!(out, "input {} {} {}", tensor.name, shape_text(graph, t), tensor.dtype.name())?;
+        writeln!(out, "{bullet}input {} {} {}", tensor.name, shape_text(graph, t), tensor.dtype.name())?;
     }
     writeln!(out)?;
-    line(out, &header)?;
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    match style {
+        Style::Text { color: true } => {
+            let mut buf = Vec::new();
+            line(&mut buf, &header)?;
+            let text = String::from_utf8_lossy(&buf);
+            writeln!(out, "\x1b[1m{}\x1b[0m", text.trim_end())?;
+        }
+        _ => line(out, &header)?,
+    }
+    let rule: Vec<String> = match style {
+        Style::Markdown => (0..header.len()).map(|c| if numeric(c) { "---:".to_string() } else { "---".to_string() }).collect(),
+        Style::Text { .. } => widths.iter().map(|w| "-".repeat(*w)).collect(),
+    };
     line(out, &rule)?;
     for r in &rows {
         line(out, &r.cells)?;
@@ -81,18 +118,60 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
     writeln!(out)?;
     writeln!(
         out,
-        "params: {} learned{}, {}",
+        "{bullet}params: {} learned{}, {}",
         format_count(totals.params),
         if totals.non_trainable > 0 { format!(" + {} running statistics", format_count(totals.non_trainable)) } else { String::new() },
         format_bytes(totals.param_bytes)
     )?;
     writeln!(
         out,
-        "activations (all outputs at once, in-place counted once): {}; inputs: {}",
+        "{bullet}activations (all outputs at once, in-place counted once): {}; inputs: {}",
         format_bytes(activation_bytes(graph)),
         format_bytes(input_bytes(graph))
     )?;
-    writeln!(out, "units: KiB = 1024 B, MiB = 1024 KiB, GiB = 1024 MiB")?;
+    writeln!(out, "{bullet}units: KiB = 1024 B, MiB = 1024 KiB, GiB = 1024 MiB")?;
+    Ok(())
+}
+
+/// Comma-separated values for spreadsheets: one row per node, exact integers
+/// (bytes, elements), per scenario saved / workspace / live-after bytes.
+pub fn write_csv(out: &mut dyn Write, graph: &Graph, memory: &crate::memory::MemoryReport) -> io::Result<()> {
+    let quote = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut header: Vec<String> =
+        ["layer", "op", "concept", "output_shape", "params", "non_trainable", "output_bytes", "in_place"].map(String::from).to_vec();
+    for sc in &memory.scenarios {
+        for f in ["saved_bytes", "workspace_bytes", "live_bytes_after"] {
+            header.push(format!("{}_{f}", sc.scenario.as_str()));
+        }
+    }
+    writeln!(out, "{}", header.join(","))?;
+    let per_node = graph.node_param_counts();
+    for (i, (node, &(learned, stats))) in graph.nodes.iter().zip(&per_node).enumerate() {
+        let shapes: Vec<String> = node.outputs.iter().map(|&t| shape_text(graph, t)).collect();
+        let mut cells = vec![
+            quote(&node.name),
+            quote(&node.source_type),
+            quote(node.op.name()),
+            quote(&shapes.join(" ")),
+            learned.to_string(),
+            stats.to_string(),
+            output_bytes(graph, node).map(|b| b.to_string()).unwrap_or_default(),
+            node.in_place.to_string(),
+        ];
+        for sc in &memory.scenarios {
+            let n = sc.nodes.get(i);
+            cells.push(n.map(|n| n.saved_bytes.to_string()).unwrap_or_default());
+            cells.push(n.map(|n| n.workspace_bytes.to_string()).unwrap_or_default());
+            cells.push(n.map(|n| n.live_bytes_after.to_string()).unwrap_or_default());
+        }
+        writeln!(out, "{}", cells.join(","))?;
+    }
     Ok(())
 }
 

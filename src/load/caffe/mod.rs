@@ -195,6 +195,8 @@ struct NetBuilder<'p> {
     blobs: HashMap<String, TensorId>,
     /// Inputs whose shape the user set with --input, by name.
     used_overrides: Vec<bool>,
+    /// Blobs only layers of another phase or stage produce.
+    excluded_tops: std::collections::HashSet<String>,
 }
 
 impl<'p> NetBuilder<'p> {
@@ -205,6 +207,7 @@ impl<'p> NetBuilder<'p> {
             builder: GraphBuilder::new("", ModelFormat::Caffe, DType::F32),
             blobs: HashMap::new(),
             used_overrides: vec![false; options.inputs.len()],
+            excluded_tops: Default::default(),
         }
     }
 
@@ -244,7 +247,10 @@ impl<'p> NetBuilder<'p> {
 
         self.declare_net_inputs(net)?;
         let layers = records(net, self.path)?;
-        for layer in layers.iter().filter(|l| layer_included(l.outer, &state)) {
+        let (included, excluded): (Vec<&LayerRecord<'_>>, Vec<&LayerRecord<'_>>) =
+            layers.iter().partition(|l| layer_included(l.outer, &state));
+        self.excluded_tops = excluded.iter().flat_map(|l| l.tops.iter().cloned()).collect();
+        for layer in included {
             self.add_layer(layer)?;
         }
         for (i, used) in self.used_overrides.iter().enumerate() {
@@ -367,6 +373,13 @@ impl<'p> NetBuilder<'p> {
                 !self.used_overrides[i] && s.name.as_deref() == Some(bottom.as_str())
             });
             if !self.blobs.contains_key(bottom) && user_sized {
+                self.add_input(bottom, Err(Unknown::Unstated))?;
+            } else if !self.blobs.contains_key(bottom) && self.excluded_tops.contains(bottom) {
+                // Caffe would stop here; a report is more useful: say which
+                // blob only another phase or stage produces, and go on.
+                self.builder.warn(format!(
+                    "blob \"{bottom}\" is produced only by layers of another phase or stage (see --phase); treating it as an input"
+                ));
                 self.add_input(bottom, Err(Unknown::Unstated))?;
             }
             match self.blobs.get(bottom) {

@@ -1,0 +1,226 @@
+//! One self-contained HTML page: model summary, the memory timeline of each
+//! scenario over its execution schedule (peak marked with its node), a peak
+//! breakdown, per-layer bars, and a sortable layer table. Inline SVG and a few
+//! lines of inline script; nothing is fetched from the network.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::{activation_bytes, shape_text, Source};
+use crate::graph::Graph;
+use crate::memory::{Category, MemoryReport, ScenarioReport};
+use crate::units::{format_bytes, format_count};
+
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A colour per category, shared by the breakdown bar and the legend.
+fn colour(c: Category) -> &'static str {
+    match c {
+        Category::Weights => "#4e79a7",
+        Category::WeightGrads => "#f28e2b",
+        Category::OptimizerState => "#e15759",
+        Category::Activations => "#76b7b2",
+        Category::SavedForBackward => "#59a14f",
+        Category::ActivationGrads => "#edc948",
+        Category::Workspace => "#b07aa1",
+        Category::Inputs => "#9c755f",
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}\
+h1{font-size:22px}h2{font-size:18px;margin-top:28px}table{border-collapse:collapse;font-size:12px}\
+th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}td.n,th.n{text-align:right}\
+th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}.legend span{display:inline-block;margin-right:14px;font-size:12px}\
+.sw{display:inline-block;width:10px;height:10px;margin-right:4px}svg text{font-size:11px;fill:#333}\
+.summary td{border:none;padding:2px 12px 2px 0}";
+
+const SCRIPT: &str = "document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){\
+var tb=th.closest('table').tBodies[0];var rows=Array.from(tb.rows);var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';\
+rows.sort(function(a,b){var x=a.cells[i].dataset.v,y=b.cells[i].dataset.v;var r=(x!==undefined&&y!==undefined)?(Number(x)-Number(y)):a.cells[i].textContent.localeCompare(b.cells[i].textContent);return asc?r:-r;});\
+rows.forEach(function(r){tb.appendChild(r);});});});";
+
+/// The live-bytes series of a scenario: forward steps, then backward steps.
+fn series(sc: &ScenarioReport, graph: &Graph) -> Vec<(String, &'static str, u64)> {
+    let mut points: Vec<(String, &'static str, u64)> =
+        sc.nodes.iter().zip(&graph.nodes).map(|(m, n)| (n.name.clone(), "forward", m.live_bytes_after)).collect();
+    let backward: Vec<(String, &'static str, u64)> = sc
+        .nodes
+        .iter()
+        .zip(&graph.nodes)
+        .rev()
+        .filter_map(|(m, n)| m.live_bytes_after_backward.map(|b| (n.name.clone(), "backward", b)))
+        .collect();
+    points.extend(backward);
+    points
+}
+
+fn timeline_svg(sc: &ScenarioReport, graph: &Graph) -> String {
+    let (w, h, left, bottom) = (1100.0f64, 260.0f64, 70.0f64, 30.0f64);
+    let points = series(sc, graph);
+    let max = points.iter().map(|p| p.2).max().unwrap_or(0).max(sc.peak_bytes).max(1) as f64;
+    let n = points.len().max(2) as f64;
+    let x = |i: usize| left + (w - left - 10.0) * i as f64 / (n - 1.0);
+    let y = |b: u64| 10.0 + (h - bottom - 10.0) * (1.0 - b as f64 / max);
+    let name = sc.scenario.as_str();
+    let mut svg = String::new();
+    let _ = write!(svg, "<svg id=\"timeline-{name}\" class=\"timeline\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"memory timeline, {name}\">");
+    for k in 0..=4 {
+        let v = (max * k as f64 / 4.0) as u64;
+        let yy = y(v);
+        let _ = write!(svg, "<line x1=\"{left}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", w - 10.0, left - 4.0, yy + 4.0, esc(&format_bytes(v)));
+    }
+    if let Some(split) = points.iter().position(|p| p.1 == "backward") {
+        let xs = x(split);
+        let _ = write!(svg, "<line x1=\"{xs:.1}\" x2=\"{xs:.1}\" y1=\"10\" y2=\"{}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"22\">backward →</text>", h - bottom, xs + 4.0);
+    }
+    let mut path = format!("M{left},{:.1}", y(0));
+    for (i, p) in points.iter().enumerate() {
+        let _ = write!(path, " L{:.1},{:.1}", x(i), y(p.2));
+    }
+    let _ = write!(path, " L{:.1},{:.1} Z", x(points.len().saturating_sub(1)), y(0));
+    let _ = write!(svg, "<path d=\"{path}\" fill=\"#76b7b2\" fill-opacity=\"0.45\" stroke=\"#3b7f7a\" stroke-width=\"1\"/>");
+    for (i, p) in points.iter().enumerate() {
+        let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"1.5\" fill=\"#3b7f7a\"><title>{} ({}): {}</title></circle>", x(i), y(p.2), esc(&p.0), p.1, esc(&format_bytes(p.2)));
+    }
+    // The peak: the step whose node and phase the memory pass names.
+    let peak_node = sc.peak_node_name.clone().unwrap_or_default();
+    let phase = sc.peak_phase.as_str();
+    let peak_idx = points.iter().position(|p| p.0 == peak_node && p.1 == phase).unwrap_or(0);
+    let (px, py) = (x(peak_idx), y(sc.peak_bytes));
+    let label = format!("peak {} at {} ({})", format_bytes(sc.peak_bytes), peak_node, phase);
+    let anchor = if px > w * 0.7 { "end" } else { "start" };
+    let _ = write!(svg, "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"none\" stroke=\"#e15759\" stroke-width=\"2\"/>\
+<text id=\"peak-label-{name}\" class=\"peak-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" style=\"font-weight:bold;fill:#e15759\">{}</text>", if anchor == "end" { px - 8.0 } else { px + 8.0 }, (py + 14.0).min(h - bottom - 4.0), esc(&label));
+    let _ = write!(svg, "<text x=\"{left}\" y=\"{}\">step (node in execution order{})</text></svg>", h - 8.0, if points.iter().any(|p| p.1 == "backward") { ", then backward in reverse" } else { "" });
+    svg
+}
+
+fn breakdown_svg(sc: &ScenarioReport) -> String {
+    let w = 1100.0f64;
+    let total = sc.peak_breakdown.total().max(1) as f64;
+    let mut svg = format!("<svg class=\"breakdown\" width=\"{w}\" height=\"28\" viewBox=\"0 0 {w} 28\">");
+    let mut at = 0.0;
+    for (c, b) in sc.peak_breakdown.iter().filter(|(_, b)| *b > 0) {
+        let width = w * b as f64 / total;
+        let _ = write!(svg, "<rect x=\"{at:.1}\" y=\"2\" width=\"{width:.1}\" height=\"24\" fill=\"{}\"><title>{}: {}</title></rect>", colour(c), c.as_str(), esc(&format_bytes(b)));
+        at += width;
+    }
+    svg.push_str("</svg><div class=\"legend\">");
+    for (c, b) in sc.peak_breakdown.iter().filter(|(_, b)| *b > 0) {
+        let _ = write!(svg, "<span><i class=\"sw\" style=\"background:{}\"></i>{} {}</span>", colour(c), c.as_str(), esc(&format_bytes(b)));
+    }
+    svg.push_str("</div>");
+    svg
+}
+
+/// Per-layer bars: output, weights and workspace bytes, on one scale.
+fn layer_bars_svg(graph: &Graph, memory: &MemoryReport) -> String {
+    let workspace: Vec<u64> = (0..graph.nodes.len())
+        .map(|i| memory.scenarios.iter().filter_map(|s| s.nodes.get(i)).map(|n| n.workspace_bytes).max().unwrap_or(0))
+        .collect();
+    let rows: Vec<(String, [u64; 3])> = graph
+        .nodes
+        .iter()
+        .zip(&workspace)
+        .map(|(n, &ws)| {
+            let out = n.outputs.iter().filter_map(|&t| graph.tensor(t).bytes()).fold(0u64, u64::saturating_add);
+            let params = n.params.iter().filter_map(|&t| graph.tensor(t).bytes()).fold(0u64, u64::saturating_add);
+            (n.name.clone(), [out, params, ws])
+        })
+        .collect();
+    let max = rows.iter().flat_map(|r| r.1).max().unwrap_or(0).max(1) as f64;
+    let (label_w, bar_w, row_h) = (220.0f64, 860.0f64, 14.0f64);
+    let h = row_h * rows.len() as f64 + 20.0;
+    let colours = ["#76b7b2", "#4e79a7", "#b07aa1"];
+    let mut svg = format!("<svg id=\"layer-bars\" width=\"{}\" height=\"{h}\" viewBox=\"0 0 {} {h}\">", label_w + bar_w, label_w + bar_w);
+    for (i, (name, values)) in rows.iter().enumerate() {
+        let y0 = 10.0 + row_h * i as f64;
+        let _ = write!(svg, "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", label_w - 6.0, y0 + 10.0, esc(name));
+        for (k, v) in values.iter().enumerate() {
+            let width = bar_w * *v as f64 / max;
+            if width > 0.0 {
+                let _ = write!(svg, "<rect x=\"{label_w}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"4\" fill=\"{}\"><title>{}: {}</title></rect>", y0 + 2.0 + 4.0 * k as f64, colours[k], ["output", "weights", "workspace"][k], esc(&format_bytes(*v)));
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, memory: &MemoryReport) -> io::Result<()> {
+    let totals = graph.param_totals();
+    let mut html = String::new();
+    let _ = write!(html, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>nnmem: {}</title><style>{STYLE}</style></head><body>", esc(&graph.name));
+    let _ = write!(html, "<h1>{} <small>({}, {})</small></h1><table class=\"summary\">", esc(&graph.name), graph.format.as_str(), esc(source.path));
+    for &t in &graph.inputs {
+        let tensor = graph.tensor(t);
+        let _ = write!(html, "<tr><td>input {}</td><td>{} {}</td></tr>", esc(&tensor.name), esc(&shape_text(graph, t)), tensor.dtype.name());
+    }
+    let _ = write!(html, "<tr><td>parameters</td><td>{} learned, {} statistics, {}</td></tr>", format_count(totals.params), format_count(totals.non_trainable), esc(&format_bytes(totals.param_bytes)));
+    let _ = write!(html, "<tr><td>activations, all at once</td><td>{}</td></tr>", esc(&format_bytes(activation_bytes(graph))));
+    for sc in &memory.scenarios {
+        let _ = write!(html, "<tr><td>{} peak</td><td id=\"peak-{}\">{} ({} bytes) at {} ({})</td></tr>", sc.scenario.as_str(), sc.scenario.as_str(), esc(&format_bytes(sc.peak_bytes)), format_count(sc.peak_bytes), esc(sc.peak_node_name.as_deref().unwrap_or("-")), sc.peak_phase.as_str());
+    }
+    html.push_str("</table>");
+    for sc in &memory.scenarios {
+        let s = &sc.settings;
+        let _ = write!(html, "<h2>Memory over time: {}</h2><p>profile {}, {}{}{}</p>", sc.scenario.as_str(), s.profile, s.dtype.name(), if s.mixed_precision { ", mixed precision" } else { "" }, s.optimizer.map(|o| format!(", optimizer {o}")).unwrap_or_default());
+        html.push_str(&timeline_svg(sc, graph));
+        html.push_str("<p>At the peak:</p>");
+        html.push_str(&breakdown_svg(sc));
+    }
+    html.push_str("<h2>Per layer</h2><div class=\"legend\"><span><i class=\"sw\" style=\"background:#76b7b2\"></i>output</span><span><i class=\"sw\" style=\"background:#4e79a7\"></i>weights</span><span><i class=\"sw\" style=\"background:#b07aa1\"></i>workspace</span></div>");
+    html.push_str(&layer_bars_svg(graph, memory));
+    html.push_str("<h2>Layers</h2><p>Click a column to sort.</p><table class=\"sortable\" id=\"layers\"><thead><tr><th>#</th><th>layer</th><th>type</th><th>output shape</th><th class=\"n\">params</th><th class=\"n\">output</th>");
+    for sc in &memory.scenarios {
+        let _ = write!(html, "<th class=\"n\">saved ({0})</th><th class=\"n\">workspace ({0})</th><th class=\"n\">live after ({0})</th>", sc.scenario.as_str());
+    }
+    html.push_str("</tr></thead><tbody>");
+    let per_node = graph.node_param_counts();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let out_bytes = node.outputs.iter().filter_map(|&t| graph.tensor(t).bytes()).fold(0u64, u64::saturating_add);
+        let shapes: Vec<String> = node.outputs.iter().map(|&t| shape_text(graph, t)).collect();
+        let _ = write!(html, "<tr><td data-v=\"{i}\">{i}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\" data-v=\"{}\">{}</td><td class=\"n\" data-v=\"{out_bytes}\">{}</td>", esc(&node.name), esc(&node.source_type), esc(&shapes.join(" ")), per_node[i].0, format_count(per_node[i].0), esc(&format_bytes(out_bytes)));
+        for sc in &memory.scenarios {
+            if let Some(m) = sc.nodes.get(i) {
+                for v in [m.saved_bytes, m.workspace_bytes, m.live_bytes_after] {
+                    let _ = write!(html, "<td class=\"n\" data-v=\"{v}\">{}</td>", esc(&format_bytes(v)));
+                }
+            }
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>");
+    if !graph.warnings.is_empty() || !memory.warnings.is_empty() {
+        html.push_str("<h2>Warnings</h2><ul>");
+        for w in graph.warnings.iter().chain(&memory.warnings) {
+            let _ = write!(html, "<li>{}</li>", esc(w));
+        }
+        html.push_str("</ul>");
+    }
+    let _ = write!(html, "<p><small>nnmem {}. Sizes in binary units: KiB = 1024 B, MiB = 2^20 B, GiB = 2^30 B.</small></p><script>{SCRIPT}</script></body></html>", env!("CARGO_PKG_VERSION"));
+    out.write_all(html.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}
