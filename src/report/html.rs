@@ -50,7 +50,8 @@ th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}.legend span{display:
 const SCRIPT: &str = "document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){\
 var tb=th.closest('table').tBodies[0];var rows=Array.from(tb.rows);var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';\
 rows.sort(function(a,b){var x=a.cells[i].dataset.v,y=b.cells[i].dataset.v;var r=(x!==undefined&&y!==undefined)?(Number(x)-Number(y)):a.cells[i].textContent.localeCompare(b.cells[i].textContent);return asc?r:-r;});\
-rows.forEach(function(r){tb.appendChild(r);});});});";
+rows.forEach(function(r){tb.appendChild(r);});});});\
+var p=document.querySelector('svg.timeline path');if(p){document.body.setAttribute('data-chart-width',Math.round(p.getBBox().width));}";
 
 /// The live-bytes series of a scenario: forward steps, then backward steps.
 fn series(sc: &ScenarioReport, graph: &Graph) -> Vec<(String, &'static str, u64)> {
