@@ -6,7 +6,7 @@
 //! Weights: conv (out, C_in/group, k…), deconv (C_in, out/group, k…), bias (out).
 
 use super::window::{Rounding, Window};
-use super::{channels, overflow, ParamSpec};
+use super::{channels, overflow, MemoryFacts, ParamSpec};
 use crate::graph::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -135,6 +135,30 @@ pub fn deconv_macs(p: &ConvParams, input: &Shape) -> Option<u64> {
     let c_in = channels(input).ok()?;
     let per_input = (p.out_channels / p.groups(c_in).max(1)).checked_mul(checked_product(&p.window.kernel)?)?;
     input.elems()?.checked_mul(per_input)
+}
+
+/// Memory facts of a convolution: dW = x ⋆ dy needs the input, dx = W ⋆ dy
+/// the weights; im2col unrolls `C_in/groups × ∏k × ∏out_spatial` per image.
+pub fn conv_memory(p: &ConvParams, input: Option<&Shape>, output: Option<&Shape>) -> MemoryFacts {
+    let mut f = MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() };
+    if let (Some(i), Some(o)) = (input, output) {
+        f.column_elems_per_image = column_elems(p, i, o).unwrap_or(0);
+        f.macs = conv_macs(p, i, o).unwrap_or(0);
+    }
+    f
+}
+
+/// Memory facts of a transposed convolution: the column buffer spans the input
+/// positions times the kernel times the output channels per group.
+pub fn deconv_memory(p: &ConvParams, input: Option<&Shape>) -> MemoryFacts {
+    let mut f = MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() };
+    if let Some(i) = input {
+        f.macs = deconv_macs(p, i).unwrap_or(0);
+        let c_out = p.out_channels / p.groups(i.dims().get(1).copied().unwrap_or(1)).max(1);
+        let spatial = i.dims().get(2..).map(|d| d.iter().product::<u64>()).unwrap_or(1);
+        f.column_elems_per_image = c_out.saturating_mul(p.window.kernel.iter().product::<u64>()).saturating_mul(spatial);
+    }
+    f
 }
 
 #[cfg(test)]

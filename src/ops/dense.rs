@@ -4,7 +4,7 @@
 //! Dense: the input is flattened from `axis` on, `K = ∏ shape[axis..]`, output
 //! `shape[..axis] + [out]`; weights (out, K) or (K, out) when transposed, bias (out).
 
-use super::{nth, overflow, ParamSpec};
+use super::{nth, overflow, MemoryFacts, ParamSpec};
 use crate::graph::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -107,6 +107,29 @@ pub fn embed_params(p: &EmbedParams) -> Vec<ParamSpec> {
         specs.push(ParamSpec::learned("bias", vec![p.out_features]));
     }
     specs
+}
+
+/// Memory facts of a fully connected layer: dW = dyᵀ·x needs the input.
+pub fn dense_memory(p: &DenseParams, input: Option<&Shape>, output: Option<&Shape>) -> MemoryFacts {
+    let mut f = MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() };
+    if let (Some(i), Some(o)) = (input, output) {
+        f.macs = dense_macs(p, i, o).unwrap_or(0);
+    }
+    f
+}
+
+/// Memory facts of a product of two data inputs: each gradient needs the other operand.
+pub fn matmul_memory(inputs: &[&Shape], output: Option<&Shape>) -> MemoryFacts {
+    let mut f = MemoryFacts { saves_inputs: vec![0, 1], ..Default::default() };
+    if let Some(o) = output {
+        f.macs = matmul_macs(inputs, o).unwrap_or(0);
+    }
+    f
+}
+
+/// Memory facts of an embedding lookup: the indices pick the rows to update.
+pub fn embed_memory() -> MemoryFacts {
+    MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Detection layers: SSD's PriorBox and DetectionOutput, Fast R-CNN's ROIPooling.
 
-use super::{channels, nth, overflow};
-use crate::graph::{checked_product, Shape, ShapeError};
+use super::{channels, nth, overflow, ExtraSaved, MemoryFacts, Op};
+use crate::graph::{checked_product, DType, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PriorBoxParams {
@@ -63,6 +63,24 @@ pub fn roi_pool_shape(p: &RoiPoolParams, inputs: &[&Shape]) -> Result<Shape, Sha
     let features = nth(inputs, 0, "feature map")?;
     let rois = nth(inputs, 1, "region list")?;
     Ok(Shape(vec![rois.dim(0)?, channels(features)?, p.pooled_h, p.pooled_w]))
+}
+
+/// Memory facts of detection ops: RoI pooling keeps its inputs and an int32
+/// argmax per output element; prior boxes, proposals and the detection output
+/// have no gradient.
+pub fn detection_memory(op: &Op, n_inputs: usize, output: Option<&Shape>) -> MemoryFacts {
+    match op {
+        Op::RoiPool(_) => MemoryFacts {
+            saves_inputs: (0..n_inputs).collect(),
+            extra_saved: vec![ExtraSaved {
+                what: "argmax",
+                elems: output.and_then(|s| s.elems()).unwrap_or(0),
+                dtype: Some(DType::I32),
+            }],
+            ..Default::default()
+        },
+        _ => MemoryFacts { no_grad: true, ..Default::default() },
+    }
 }
 
 #[cfg(test)]

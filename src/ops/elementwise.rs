@@ -2,8 +2,8 @@
 //! several inputs (Caffe Eltwise and Axpy; ONNX Add, Mul, Sub, Div, Max, Min).
 
 use super::dense::broadcast;
-use super::{channels, nth, ParamSpec};
-use crate::graph::{Shape, ShapeError};
+use super::{channels, nth, ExtraSaved, MemoryFacts, ParamSpec};
+use crate::graph::{DType, Shape, ShapeError};
 
 /// Same-shape functions of one input. Which value backward needs differs: see
 /// `Activation::backward_uses_output`.
@@ -62,7 +62,9 @@ impl Activation {
     }
 
     /// Backward computes the gradient from the output (ReLU's mask, σ(1−σ),
-    /// 1−tanh², eˣ, √x) rather than from the input.
+    /// 1−tanh², eˣ, √x) rather than from the input. Not Clip: its mask is
+    /// ambiguous at the bounds from the output alone, so frameworks (PyTorch's
+    /// hardtanh) keep the input.
     pub fn backward_uses_output(self) -> bool {
         matches!(
             self,
@@ -73,7 +75,6 @@ impl Activation {
                 | Activation::Sqrt
                 | Activation::Reciprocal
                 | Activation::Elu
-                | Activation::Clip
         )
     }
 
@@ -142,6 +143,62 @@ pub fn axpy_shape(inputs: &[&Shape]) -> Result<Shape, ShapeError> {
 pub fn prelu_params(channel_shared: bool, input: &Shape) -> Vec<ParamSpec> {
     let n = if channel_shared { 1 } else { channels(input).unwrap_or(1) };
     vec![ParamSpec::learned("slope", vec![n])]
+}
+
+/// Memory facts of an activation: it keeps whichever value its derivative is a
+/// function of, and the ReLU-like ones may overwrite their input.
+pub fn activation_memory(a: Activation) -> MemoryFacts {
+    let mut f = MemoryFacts::default();
+    if a.backward_uses_output() {
+        f.saves_outputs = vec![0];
+    } else if !a.backward_needs_nothing() {
+        f.saves_inputs = vec![0];
+    }
+    f.in_place_ok = matches!(
+        a,
+        Activation::Relu { .. }
+            | Activation::Clip
+            | Activation::Elu
+            | Activation::Threshold
+            | Activation::HardSigmoid
+            | Activation::HardSwish
+    );
+    f
+}
+
+/// Memory facts of PReLU: the slope's gradient and the mask need the input.
+pub fn prelu_memory() -> MemoryFacts {
+    MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() }
+}
+
+/// Memory facts of dropout: the mask, one byte per element (PyTorch's native_dropout).
+pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
+    let elems = input.and_then(|s| s.elems()).unwrap_or(0);
+    MemoryFacts {
+        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: Some(DType::Bool) }],
+        ..Default::default()
+    }
+}
+
+/// Memory facts of a pointwise combination: sums need nothing, products,
+/// quotients and max/min every operand.
+pub fn eltwise_memory(kind: EltwiseKind, n_inputs: usize) -> MemoryFacts {
+    match kind {
+        EltwiseKind::Sum | EltwiseKind::Sub => MemoryFacts::default(),
+        EltwiseKind::Prod | EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
+            MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() }
+        }
+    }
+}
+
+/// Memory facts of a·x + y: both products need their operands.
+pub fn axpy_memory(n_inputs: usize) -> MemoryFacts {
+    MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() }
+}
+
+/// Memory facts of softmax: its Jacobian is a function of the output.
+pub fn softmax_memory() -> MemoryFacts {
+    MemoryFacts { saves_outputs: vec![0], ..Default::default() }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! Flatten, Reshape, Crop, Permute, Tile, ShuffleChannel, and the reductions
 //! Reduction and ArgMax whose output drops axes.
 
-use super::{channels, nth, overflow, OutShape};
+use super::{channels, nth, overflow, MemoryFacts, Op, OutShape};
 use crate::graph::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -219,6 +219,17 @@ pub fn shuffle_shape(group: u64, input: &Shape) -> Result<Shape, ShapeError> {
         return Err(ShapeError::new(format!("group {group} does not divide the {c} channels")));
     }
     Ok(input.clone())
+}
+
+/// Memory facts of data movement (concat, split, slice, reshape, crop, permute,
+/// shuffle, tile): a linear map whose backward needs only shapes. Caffe's
+/// Reduction keeps its input (ASUMSQ and ASUM need it); ArgMax has no gradient.
+pub fn layout_memory(op: &Op) -> MemoryFacts {
+    match op {
+        Op::Reduction { .. } => MemoryFacts { saves_inputs: vec![0], ..Default::default() },
+        Op::ArgMax { .. } => MemoryFacts { no_grad: true, ..Default::default() },
+        _ => MemoryFacts::default(),
+    }
 }
 
 #[cfg(test)]

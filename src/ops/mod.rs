@@ -332,6 +332,74 @@ impl Op {
     }
 }
 
+impl Op {
+    /// What the op keeps for backward, its workspace, whether it may run in
+    /// place and its MACs, for these shapes (framework-neutral; backend
+    /// specifics live in `memory::profiles`). The rules follow the derivative
+    /// formulas: a gradient that multiplies by the input needs the input
+    /// (convolution, linear, product), one that is a function of the result
+    /// needs the output (ReLU's mask, σ(1−σ), softmax), and linear maps (add,
+    /// concat, reshape) need nothing but shapes.
+    pub fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
+        let in0 = inputs.first().copied();
+        let out0 = outputs.first().copied();
+        let n = inputs.len();
+        match self {
+            Op::Conv(p) => conv::conv_memory(p, in0, out0),
+            Op::Deconv(p) => conv::deconv_memory(p, in0),
+            Op::Pool(p) => pool::pool_memory(p, out0),
+            Op::Dense(p) => dense::dense_memory(p, in0, out0),
+            Op::MatMul => dense::matmul_memory(inputs, out0),
+            Op::Embed(_) => dense::embed_memory(),
+            Op::Activation(a) => elementwise::activation_memory(*a),
+            Op::PRelu { .. } => elementwise::prelu_memory(),
+            Op::Dropout { .. } => elementwise::dropout_memory(in0),
+            Op::Eltwise { kind, .. } => elementwise::eltwise_memory(*kind, n),
+            Op::Axpy => elementwise::axpy_memory(n),
+            Op::Softmax { .. } => elementwise::softmax_memory(),
+            Op::Lrn(_) => norm::lrn_memory(in0),
+            Op::BatchNorm { .. } | Op::BnFork { .. } => norm::batch_norm_memory(in0),
+            Op::Scale(_) => norm::scale_memory(n),
+            Op::Bias(_) => norm::bias_memory(),
+            Op::Normalize { .. } => norm::normalize_memory(in0),
+            Op::Concat { .. }
+            | Op::Split
+            | Op::Slice(_)
+            | Op::Flatten(_)
+            | Op::Reshape(_)
+            | Op::Crop(_)
+            | Op::Permute { .. }
+            | Op::ShuffleChannel { .. }
+            | Op::Tile { .. }
+            | Op::Reduction { .. }
+            | Op::ArgMax { .. } => layout::layout_memory(self),
+            Op::Upsample(_) | Op::Interp(_) => resize::resize_memory(),
+            Op::PriorBox(_) | Op::DetectionOutput(_) | Op::RoiPool(_) | Op::Proposal => {
+                detection::detection_memory(self, n, out0)
+            }
+            Op::Recurrent(_) => recurrent::recurrent_memory(out0),
+            Op::Loss { .. } | Op::Accuracy { .. } | Op::Silence => loss::loss_memory(self, n),
+            Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::Reduce { .. }
+            | Op::Gather { .. }
+            | Op::ShapeOf
+            | Op::Constant { .. }
+            | Op::Expand
+            | Op::Squeeze { .. }
+            | Op::Unsqueeze { .. }
+            | Op::StridedSlice
+            | Op::Pad
+            | Op::Resize { .. }
+            | Op::Compare(_)
+            | Op::Where
+            | Op::Binary(_) => tensor::memory_facts(self, inputs),
+            // Nothing is known: assume backward needs every input.
+            Op::Unknown { .. } => MemoryFacts { saves_inputs: (0..n).collect(), ..Default::default() },
+        }
+    }
+}
+
 fn first<'a>(inputs: &[&'a Shape]) -> Result<&'a Shape, ShapeError> {
     inputs.first().copied().ok_or_else(|| ShapeError::new("the layer has no input"))
 }

@@ -2,8 +2,8 @@
 //! Scale and Bias (Caffe's learned gamma/beta or a second-input factor), the fork
 //! BN layer, SSD's Normalize, and LRN. All keep the input's shape.
 
-use super::{channels, nth, ParamSpec};
-use crate::graph::{Shape, ShapeError};
+use super::{channels, nth, ExtraSaved, MemoryFacts, ParamSpec};
+use crate::graph::{DType, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LrnParams {
@@ -102,6 +102,51 @@ pub fn bn_fork_params(running_stats: bool, input: &Shape) -> Result<Vec<ParamSpe
 pub fn normalize_params(channel_shared: bool, input: &Shape) -> Result<Vec<ParamSpec>, ShapeError> {
     let n = if channel_shared { 1 } else { channels(input)? };
     Ok(vec![ParamSpec::learned("scale", vec![n])])
+}
+
+/// Memory facts of LRN: input, output and the scale it divided by.
+pub fn lrn_memory(input: Option<&Shape>) -> MemoryFacts {
+    let elems = input.and_then(|s| s.elems()).unwrap_or(0);
+    MemoryFacts {
+        saves_inputs: vec![0],
+        saves_outputs: vec![0],
+        extra_saved: vec![ExtraSaved { what: "LRN scale", elems, dtype: None }],
+        ..Default::default()
+    }
+}
+
+/// Memory facts of batch normalisation (Caffe BatchNorm, fork BN): the input
+/// plus per-channel mean and inverse std of the batch.
+pub fn batch_norm_memory(input: Option<&Shape>) -> MemoryFacts {
+    let c = input.and_then(|s| s.dims().get(1).copied()).unwrap_or(0);
+    MemoryFacts {
+        saves_inputs: vec![0],
+        saves_params: true,
+        extra_saved: vec![ExtraSaved { what: "batch statistics", elems: c.saturating_mul(2), dtype: Some(DType::F32) }],
+        ..Default::default()
+    }
+}
+
+/// Memory facts of Caffe Scale: the scale's gradient needs the input, the
+/// input's gradient the scale (a second input or a weight).
+pub fn scale_memory(n_inputs: usize) -> MemoryFacts {
+    MemoryFacts { saves_inputs: (0..n_inputs).collect(), saves_params: true, ..Default::default() }
+}
+
+/// Memory facts of Caffe Bias: a linear map, backward needs only shapes.
+pub fn bias_memory() -> MemoryFacts {
+    MemoryFacts::default()
+}
+
+/// Memory facts of SSD Normalize: the input and its norms.
+pub fn normalize_memory(input: Option<&Shape>) -> MemoryFacts {
+    let elems = input.and_then(|s| s.elems()).unwrap_or(0);
+    MemoryFacts {
+        saves_inputs: vec![0],
+        saves_params: true,
+        extra_saved: vec![ExtraSaved { what: "norms", elems, dtype: None }],
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! would start in the padding: `(out − 1)·stride ≥ in + pad_begin` ⇒ `out − 1`.
 
 use super::window::{Rounding, Window};
-use crate::graph::{checked_product, Shape, ShapeError};
+use super::{ExtraSaved, MemoryFacts};
+use crate::graph::{checked_product, DType, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMethod {
@@ -64,6 +65,18 @@ pub fn window_elems(p: &PoolParams, input: &Shape) -> Option<u64> {
     } else {
         checked_product(&p.window.kernel)
     }
+}
+
+/// Memory facts of pooling. Max pooling's backward scatters into the argmax
+/// positions: PyTorch keeps int64 indices per output element, plus the input
+/// for its shape; average pooling's backward takes the input as argument.
+pub fn pool_memory(p: &PoolParams, output: Option<&Shape>) -> MemoryFacts {
+    let mut f = MemoryFacts { saves_inputs: vec![0], ..Default::default() };
+    if p.method == PoolMethod::Max {
+        let elems = output.and_then(|s| s.elems()).unwrap_or(0);
+        f.extra_saved.push(ExtraSaved { what: "max-pool indices", elems, dtype: Some(DType::I64) });
+    }
+    f
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Output: (T, N, H) with H = num_output; `expose_hidden` adds the final
 //! states as (1, N, H) tops.
 
-use super::{nth, overflow, OutShape, ParamSpec};
+use super::{nth, overflow, ExtraSaved, MemoryFacts, OutShape, ParamSpec};
 use crate::graph::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +65,18 @@ pub fn recurrent_params(p: &RecurrentParams, inputs: &[&Shape]) -> Result<Vec<Pa
         specs.push(ParamSpec::learned("b_output", vec![h]));
     }
     Ok(specs)
+}
+
+/// Memory facts of a recurrent layer: every time step's gates are kept, about
+/// four hidden-sized vectors per output element.
+pub fn recurrent_memory(output: Option<&Shape>) -> MemoryFacts {
+    let elems = output.and_then(|s| s.elems()).unwrap_or(0);
+    MemoryFacts {
+        saves_inputs: vec![0],
+        saves_params: true,
+        extra_saved: vec![ExtraSaved { what: "gates", elems: elems.saturating_mul(4), dtype: None }],
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Spatial up-sampling besides deconvolution: SegNet's Upsample (unpooling with
 //! the max-pool mask) and DeepLab/PSPNet's bilinear Interp.
 
-use super::{nth, overflow};
+use super::{nth, overflow, MemoryFacts};
 use crate::graph::{Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +88,12 @@ pub fn interp_shape(p: &InterpParams, inputs: &[&Shape]) -> Result<Shape, ShapeE
         (eh, ew)
     };
     Ok(Shape(vec![x.dims()[0], x.dims()[1], out_h, out_w]))
+}
+
+/// Memory facts of resampling (Upsample, Interp): a linear map of the input,
+/// backward needs only shapes.
+pub fn resize_memory() -> MemoryFacts {
+    MemoryFacts::default()
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@
 //! shape ops have no gradient at all, Pow saves both inputs, Gather saves indices.
 
 use super::dense::broadcast;
-use super::{nth, Op, OutShape, ParamSpec};
-use crate::graph::{Shape, ShapeError};
+use super::{nth, ExtraSaved, MemoryFacts, Op, OutShape, ParamSpec};
+use crate::graph::{DType, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceKind {
@@ -210,6 +210,53 @@ pub fn unsqueeze_shape(x: &Shape, axes: &[i64]) -> Result<Shape, ShapeError> {
     let mut rest = x.dims().iter();
     let dims = (0..rank).map(|i| if axes.contains(&i) { Some(1) } else { rest.next().copied() }).collect::<Option<Vec<u64>>>();
     dims.map(Shape).ok_or_else(|| ShapeError::new("Unsqueeze: repeated axes"))
+}
+
+/// Memory facts of the tensor-program ops. Normalisations keep their input and
+/// two f32 statistics per normalised row or group; max/min reductions keep input
+/// and output (the positions of the extreme); gather keeps its indices;
+/// predicates, shapes and constants have no gradient; reshaping and padding
+/// need only shapes.
+pub fn memory_facts(op: &Op, inputs: &[&Shape]) -> MemoryFacts {
+    let in0 = inputs.first().copied();
+    let all: Vec<usize> = (0..inputs.len()).collect();
+    let saves = |v: Vec<usize>| MemoryFacts { saves_inputs: v, ..Default::default() };
+    match op {
+        Op::LayerNorm { axis, .. } => {
+            let rows = in0.and_then(|s| s.axis(*axis).ok().map(|a| s.dims()[..a].iter().product::<u64>())).unwrap_or(0);
+            MemoryFacts {
+                saves_inputs: vec![0],
+                saves_params: true,
+                extra_saved: vec![ExtraSaved { what: "row statistics", elems: rows.saturating_mul(2), dtype: Some(DType::F32) }],
+                ..Default::default()
+            }
+        }
+        Op::GroupNorm { groups, .. } => {
+            let n = in0.and_then(|s| s.dims().first().copied()).unwrap_or(0);
+            let c = in0.and_then(|s| s.dims().get(1).copied()).unwrap_or(0);
+            let g = groups.unwrap_or(c);
+            MemoryFacts {
+                saves_inputs: vec![0],
+                saves_params: true,
+                extra_saved: vec![ExtraSaved {
+                    what: "group statistics",
+                    elems: n.saturating_mul(g).saturating_mul(2),
+                    dtype: Some(DType::F32),
+                }],
+                ..Default::default()
+            }
+        }
+        Op::Reduce { kind, .. } => match kind {
+            ReduceKind::Mean | ReduceKind::Sum => MemoryFacts::default(),
+            ReduceKind::Max | ReduceKind::Min => MemoryFacts { saves_inputs: vec![0], saves_outputs: vec![0], ..Default::default() },
+            _ => saves(vec![0]),
+        },
+        Op::Gather { .. } => saves(vec![1]),
+        Op::Where => saves(vec![0]),
+        Op::Binary(_) => saves(all),
+        Op::Compare(_) | Op::ShapeOf | Op::Constant { .. } => MemoryFacts { no_grad: true, ..Default::default() },
+        _ => MemoryFacts::default(),
+    }
 }
 
 #[cfg(test)]
