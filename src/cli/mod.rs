@@ -232,6 +232,7 @@ impl ModelArgs {
                 PhaseArg::Train => Phase::Train,
             }),
             weights: self.weights.clone(),
+            onnx_shapes: Default::default(),
         }
     }
 }
@@ -294,7 +295,10 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
         Format::Csv => report::table::write_csv(&mut buffer, &graph, &memory).context("rendering CSV")?,
         Format::Html => report::html::write(&mut buffer, &graph, &source, &memory).context("rendering HTML")?,
     }
-    output::emit(&buffer, args.output.as_deref(), &[args.model.model.as_path()])?;
+    // Every file read is an input: the model and, for Caffe, its --weights.
+    let inputs: Vec<&std::path::Path> =
+        std::iter::once(args.model.model.as_path()).chain(args.model.weights.as_deref()).collect();
+    output::emit(&buffer, args.output.as_deref(), &inputs)?;
 
     let mut code = ExitCode::Success;
     for gate in &args.gates {

@@ -80,14 +80,28 @@ pub struct LoadOptions {
     pub phase: Option<Phase>,
     /// Caffe: a .caffemodel whose blob shapes are checked against the prototxt.
     pub weights: Option<PathBuf>,
+    /// ONNX: which shape inference to use.
+    pub onnx_shapes: OnnxShapes,
+}
+
+/// How ONNX shapes are inferred.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnnxShapes {
+    /// nnmem's own rules when they cover every node, else tract.
+    #[default]
+    Auto,
+    /// Always tract (the reference the own rules are tested against).
+    Tract,
+    /// Only nnmem's own rules: shapes stay unknown where they do not apply.
+    Own,
 }
 
 /// A model file could not be read at all. Problems that leave part of the
 /// graph usable are warnings on the `Graph` instead.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     /// Prototxt syntax: file:line:column and what was expected.
     #[error("{path}:{line}:{column}: {message}")]
     Syntax { path: PathBuf, line: usize, column: usize, message: String },
@@ -142,7 +156,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
 
 fn read_head(path: &Path) -> Result<Vec<u8>, LoadError> {
     use std::io::Read;
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
     let file = std::fs::File::open(path).map_err(io)?;
     if file.metadata().map_err(io)?.is_dir() {
         return Err(LoadError::Format { path: path.to_path_buf(), message: "is a directory, not a model file".into() });

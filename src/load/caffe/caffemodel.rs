@@ -153,7 +153,7 @@ fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
 }
 
 fn read_layers(path: &Path) -> Result<Vec<StoredLayer>, LoadError> {
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
     let file = std::fs::File::open(path).map_err(io)?;
     if file.metadata().map_err(io)?.len() == 0 {
         return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not a caffemodel".into() });

@@ -16,14 +16,14 @@ use self::layers::{canonical_type, is_data_layer, layer_op, Block, FieldError, P
 use self::text::{Field, Message};
 use super::{LoadError, LoadOptions, Phase};
 use crate::graph::build::{GraphBuilder, NodeSpec};
-use crate::graph::{AttrValue, DType, Graph, ModelFormat, Shape, TensorId, Unknown};
+use crate::graph::{checked_product, AttrValue, DType, Graph, ModelFormat, Shape, TensorId, Unknown};
 
 /// Prototxts larger than this are refused before reading (the largest real
 /// one, Inception-ResNet-v2, is 236 KB).
 pub const MAX_PROTOTXT_BYTES: u64 = 64 << 20;
 
 pub fn load_prototxt(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_PROTOTXT_BYTES {
         return Err(LoadError::Format {
@@ -68,7 +68,7 @@ fn check_weights(graph: &mut Graph, weights: &Path) -> Result<(), LoadError> {
             node.params.iter().map(|&p| graph.tensor(p).shape.as_ref().map(|s| s.0.clone()).unwrap_or_default()).collect();
         // Old caffemodels store 4-D (num, channels, height, width) blobs: compare element counts then.
         let same = |a: &Vec<u64>, b: &Vec<u64>| {
-            a == b || (a.iter().product::<u64>() == b.iter().product::<u64>() && (a.len() == 4 || b.len() == 4))
+            a == b || (checked_product(a).is_some_and(|n| Some(n) == checked_product(b)) && (a.len() == 4 || b.len() == 4))
         };
         if expected.len() != blobs.len() || !expected.iter().zip(blobs).all(|(a, b)| same(a, b)) {
             problems.push(format!(

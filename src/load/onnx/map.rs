@@ -32,7 +32,10 @@ impl MapCtx<'_> {
 /// The op and the attributes kept for the report. An op type outside the
 /// vocabulary becomes `Op::Unknown` (the caller warns once per type).
 pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrValue)>) {
-    let attrs: Vec<(String, AttrValue)> = node.attribute.iter().filter_map(attr_value).collect();
+    let mut attrs: Vec<(String, AttrValue)> = node.attribute.iter().filter_map(attr_value).collect();
+    if node.op_type == "Constant" {
+        attrs.extend(constant_value_shape(node));
+    }
     let a = Attrs(&node.attribute);
     let has_input = |i: usize| node.input.get(i).is_some_and(|s| !s.is_empty());
     use Activation as A;
@@ -101,7 +104,7 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
         "Neg" => Op::Activation(A::Neg),
         "Identity" | "Cast" | "CastLike" => Op::Activation(A::Identity),
         "PRelu" => {
-            let shared = ctx.init_dims(node, 1).is_some_and(|d| d.iter().product::<u64>() == 1);
+            let shared = ctx.init_dims(node, 1).and_then(|d| crate::graph::checked_product(&d)) == Some(1);
             Op::PRelu { channel_shared: shared }
         }
         "Dropout" => Op::Dropout { ratio: a.float("ratio", 0.5) },
@@ -217,6 +220,30 @@ fn window(a: &Attrs<'_>, kernel_fallback: &[u64]) -> Window {
         pad_begin,
         pad_end,
         kernel,
+    }
+}
+
+/// A Constant's value, as dims and element type (`value_dims`, `value_dtype`),
+/// from whichever `value*` attribute it carries.
+fn constant_value_shape(node: &NodeProto) -> Vec<(String, AttrValue)> {
+    use super::proto::elem;
+    let found = node.attribute.iter().find_map(|a| match a.name.as_str() {
+        "value" => a.t.as_ref().map(|t| (t.dims.clone(), t.data_type)),
+        "value_float" => Some((Vec::new(), elem::FLOAT)),
+        "value_int" => Some((Vec::new(), elem::INT64)),
+        "value_floats" => Some((vec![a.floats.len() as i64], elem::FLOAT)),
+        "value_ints" => Some((vec![a.ints.len() as i64], elem::INT64)),
+        _ => None,
+    });
+    match found {
+        Some((dims, dtype)) if dims.iter().all(|&d| d >= 0) => {
+            let mut v = vec![("value_dims".to_string(), AttrValue::Ints(dims))];
+            if let Some(dt) = super::proto::dtype_of(dtype) {
+                v.push(("value_dtype".to_string(), AttrValue::Str(dt.name().to_string())));
+            }
+            v
+        }
+        _ => Vec::new(),
     }
 }
 

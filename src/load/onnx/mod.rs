@@ -14,6 +14,7 @@ mod external;
 mod infer;
 mod map;
 pub mod proto;
+mod rules;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -22,7 +23,7 @@ use std::path::Path;
 use prost::Message;
 
 use self::proto::{Dim, NodeProto, TensorProto, ValueInfoProto};
-use super::{LoadError, LoadOptions};
+use super::{LoadError, LoadOptions, OnnxShapes};
 use crate::graph::{DType, Graph, ModelFormat, Node, NodeId, Shape, Tensor, TensorId, TensorKind, Unknown};
 use crate::ops::Op;
 
@@ -94,7 +95,7 @@ pub(crate) fn elems_of(dims: &[i64]) -> Option<u64> {
 
 /// Loads an ONNX model file.
 pub fn load_onnx(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
     let file = std::fs::File::open(path).map_err(io)?;
     if file.metadata().map_err(io)?.len() == 0 {
         return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not an ONNX model".into() });
@@ -375,7 +376,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         }
     }
 
-    fill_shapes(d, &bindings, &mut g);
+    fill_shapes(d, &bindings, options, &mut g);
     Ok(g)
 }
 
@@ -531,9 +532,29 @@ fn bind_inputs(
 }
 
 /// Sets every tensor's shape (or why it is unknown) and dtype.
-fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], g: &mut Graph) {
+fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions, g: &mut Graph) {
+    // Our own rules first: exact for the ops they accept, and microseconds
+    // instead of tract's milliseconds. Anything else goes to tract.
+    let sized: Option<HashMap<String, Vec<u64>>> = bindings
+        .iter()
+        .map(|b| {
+            let dims: Option<Vec<u64>> =
+                b.dims.iter().map(|x| if let DimSpec::Value(v) = x { Some(*v) } else { None }).collect();
+            dims.map(|v| (b.name.clone(), v))
+        })
+        .collect();
+    let own = sized.filter(|_| options.onnx_shapes != OnnxShapes::Tract).and_then(|inputs| rules::own_shapes(g, &inputs));
+    let own = match (own, options.onnx_shapes) {
+        (None, OnnxShapes::Own) => {
+            g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
+            Some(HashMap::new())
+        }
+        (own, _) => own,
+    };
     #[cfg(feature = "tract")]
-    let analysis: Option<HashMap<String, ValueFact>> = match infer::analyse(d, bindings) {
+    let analysis: Option<HashMap<String, ValueFact>> = match own {
+        Some(values) => Some(values),
+        None => match infer::analyse(d, bindings) {
         Ok(a) => {
             for w in a.warnings {
                 g.warn(w);
@@ -544,12 +565,13 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], g: &mut Graph) {
             g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
             None
         }
+        },
     };
     #[cfg(not(feature = "tract"))]
-    let analysis: Option<HashMap<String, ValueFact>> = {
-        g.warn("nnmem was built without the `tract` feature: intermediate ONNX shapes are not inferred");
+    let analysis: Option<HashMap<String, ValueFact>> = own.or_else(|| {
+        g.warn("nnmem was built without the `tract` feature: intermediate ONNX shapes are inferred only for plain conv/dense graphs");
         None
-    };
+    });
     let analysis = analysis.unwrap_or_default();
 
     // Shapes an export recorded (value_info), used where the analysis has none.
