@@ -40,7 +40,12 @@ fn write_atomically(target: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()>
     let file_name = target.file_name().context("the output path has no file name")?.to_string_lossy().into_owned();
     let tmp = dir.join(format!(".{file_name}.nnmem-{}.tmp", std::process::id()));
     let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // create_new: never through a symlink or over a file planted at the temporary name.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all().ok();
         std::fs::rename(&tmp, target).with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))

@@ -1,0 +1,43 @@
+//! The ONNX wire layer: nnmem's field walker over every nested message (depth
+//! capped here, as any recursive walker must be) and the reduced prost schema.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nnmem::load::onnx::proto::{self, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, Wire};
+use prost::Message;
+
+fn walk(buf: &[u8], depth: usize) {
+    let Ok(fields) = proto::fields(buf) else { return };
+    for f in fields {
+        match f.wire {
+            Wire::Len => {
+                assert!(f.bytes.len() <= buf.len());
+                if depth < 8 {
+                    walk(f.bytes, depth + 1);
+                }
+            }
+            Wire::Fixed64 => assert_eq!(f.bytes.len(), 8),
+            Wire::Fixed32 => assert_eq!(f.bytes.len(), 4),
+            Wire::Varint => assert!((1..=10).contains(&f.bytes.len())),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    walk(data, 0);
+    let _ = ModelProto::decode(data);
+    if let Ok(g) = GraphProto::decode(data) {
+        for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
+            let _ = v.dims();
+            let _ = v.elem_type().and_then(proto::dtype_of);
+        }
+        for t in &g.initializer {
+            let _ = t.external_location();
+        }
+    }
+    let _ = NodeProto::decode(data);
+    let _ = TensorProto::decode(data);
+    if let Ok(v) = ValueInfoProto::decode(data) {
+        let _ = v.dims();
+    }
+});
