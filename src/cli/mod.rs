@@ -131,15 +131,27 @@ pub struct MemoryArgs {
     #[arg(long, value_name = "NAME", default_value = "pytorch", value_parser = parse_profile)]
     pub profile: crate::memory::Profile,
 
-    /// Worker threads, for backends whose buffers are per worker.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub threads: u32,
+    /// Worker threads, for backends whose buffers are per worker (default 1;
+    /// 8 for --profile tiny-dnn, its CNN_TASK_SIZE).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+
+    /// Style transfer: layer or tensor names whose Gram matrices form the style
+    /// loss (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 where they exist).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub style_layers: Vec<String>,
+
+    /// Style transfer: layer or tensor names of the content loss (default relu4_2 where it exists).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub content_layers: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ScenarioArg {
     Inference,
     Training,
+    StyleTransfer,
+    /// Inference and training.
     All,
 }
 
@@ -150,13 +162,18 @@ impl MemoryArgs {
             scenarios: match self.scenario {
                 ScenarioArg::Inference => vec![Scenario::Inference],
                 ScenarioArg::Training => vec![Scenario::Training],
+                ScenarioArg::StyleTransfer => vec![Scenario::StyleTransfer],
                 ScenarioArg::All => vec![Scenario::Inference, Scenario::Training],
             },
             optimizer: self.optimizer,
             dtype: self.dtype,
             mixed_precision: self.mixed_precision,
             profile: self.profile.clone(),
-            threads: self.threads,
+            threads: self.threads.unwrap_or(self.profile.default_threads),
+            loss_layers: crate::memory::LossLayers {
+                style: self.style_layers.clone(),
+                content: self.content_layers.clone(),
+            },
         }
     }
 }

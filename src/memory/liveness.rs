@@ -4,14 +4,17 @@
 //! is observed for the peak, then frees what the schedule says dies there.
 
 use super::schedule::{Role, Schedule, NEVER};
-use super::{Breakdown, Category, NodeMemory, Phase, Scenario};
+use super::{Breakdown, Category, NodeMemory, Phase, Scenario, TimelineStep};
 
 pub(crate) struct Outcome {
     pub peak_bytes: u64,
     pub peak_node: Option<usize>,
     pub peak_phase: Phase,
     pub peak_breakdown: Breakdown,
+    /// Set when the peak is at a step that is not a graph node (a loss term).
+    pub peak_label: Option<String>,
     pub nodes: Vec<NodeMemory>,
+    pub timeline: Vec<TimelineStep>,
 }
 
 struct Tracker {
@@ -20,11 +23,13 @@ struct Tracker {
     peak_total: u64,
     peak_node: Option<usize>,
     peak_phase: Phase,
+    peak_label: Option<String>,
 }
 
 impl Tracker {
-    /// Takes the current live set plus `transient` as a candidate peak.
-    fn observe(&mut self, transient: &[(Category, u64)], node: Option<usize>, phase: Phase) {
+    /// Takes the current live set plus `transient` as a candidate peak; true
+    /// when it is the new peak.
+    fn observe(&mut self, transient: &[(Category, u64)], node: Option<usize>, phase: Phase) -> bool {
         let mut now = self.live;
         for &(c, b) in transient {
             now.add(c, b);
@@ -35,12 +40,15 @@ impl Tracker {
             self.peak = now;
             self.peak_node = node;
             self.peak_phase = phase;
+            self.peak_label = None;
+            return true;
         }
+        false
     }
 }
 
 pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> Outcome {
-    let training = scenario == Scenario::Training;
+    let training = scenario != Scenario::Inference;
     let mut category: Vec<Category> = s
         .storages
         .iter()
@@ -52,9 +60,15 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
         peak_total: 0,
         peak_node: None,
         peak_phase: Phase::Forward,
+        peak_label: None,
     };
     t.live.add(Category::Weights, s.weight_bytes);
     t.live.add(Category::Inputs, s.input_bytes);
+    // Style transfer's target Grams and feature maps are computed before the
+    // optimization starts and stay resident, like the image.
+    t.live.add(Category::Inputs, s.target_bytes);
+    t.live.add(Category::Workspace, s.shared_workspace);
+    let mut timeline = Vec::with_capacity(if training { 2 * s.nodes.len() } else { s.nodes.len() });
     if training {
         // Steady state: the optimizer's state survives from the previous step.
         t.live.add(Category::OptimizerState, optimizer_state);
@@ -81,7 +95,13 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
             let extra = if training && p.needs_backward { p.extra_saved_bytes } else { 0 };
             t.live.add(Category::SavedForBackward, extra);
             let ws = if training { p.workspace_train } else { p.workspace_infer };
-            t.observe(&[(Category::Workspace, ws)], Some(i), Phase::Forward);
+            if s.persistent {
+                // Module-owned scratch (finput, pool masks) stays allocated.
+                t.live.add(Category::Workspace, ws);
+                t.observe(&[], Some(i), Phase::Forward);
+            } else {
+                t.observe(&[(Category::Workspace, ws)], Some(i), Phase::Forward);
+            }
             if training {
                 for &st in &p.saved {
                     if category[st] == Category::Activations {
@@ -95,18 +115,56 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
             }
         }
         nodes[i].live_bytes_after = t.live.total();
-    }
-    if !training {
-        return finish(t, nodes);
-    }
-
-    // Loss: the gradients of the graph outputs.
-    for g in &s.grads {
-        if g.born_at == NEVER {
-            t.live.add(Category::ActivationGrads, g.bytes);
+        if p.role != Role::Skip {
+            timeline.push(TimelineStep { node: i, phase: Phase::Forward, breakdown: t.live });
         }
     }
-    t.observe(&[], None, Phase::Loss);
+    if !training {
+        return finish(t, nodes, timeline);
+    }
+
+    if s.loss_terms.is_empty() {
+        // Loss: the gradients of the graph outputs.
+        for g in &s.grads {
+            if g.born_at == NEVER {
+                t.live.add(Category::ActivationGrads, g.bytes);
+            }
+        }
+        t.observe(&[], None, Phase::Loss);
+    } else {
+        // Style transfer: every style term computes its Gram matrix and keeps
+        // it for backward; then the terms run backward in reverse order, each
+        // creating the gradient of its feature map (two F-sized products
+        // summed into one for a Gram; the squared error's derivative for a
+        // content term), which lives until that map's producer runs backward.
+        for term in &s.loss_terms {
+            t.live.add(Category::SavedForBackward, term.gram_bytes);
+        }
+        t.observe(&[], None, Phase::Loss);
+        let mut born = vec![false; s.grads.len()];
+        for term in s.loss_terms.iter().rev() {
+            if let Some(b) = born.get_mut(term.grad) {
+                if !std::mem::replace(b, true) {
+                    t.live.add(Category::ActivationGrads, s.grads[term.grad].bytes);
+                }
+            }
+            let transient = [(Category::ActivationGrads, term.feature_bytes), (Category::ActivationGrads, term.gram_bytes)];
+            if s.persistent {
+                // The loss module's own gradient buffers stay.
+                for (c, b) in transient {
+                    t.live.add(c, b);
+                }
+                if t.observe(&[], None, Phase::Loss) {
+                    t.peak_label = Some(term.label.clone());
+                }
+                continue;
+            }
+            if t.observe(&transient, None, Phase::Loss) {
+                t.peak_label = Some(term.label.clone());
+            }
+            t.live.sub(Category::SavedForBackward, term.gram_bytes);
+        }
+    }
 
     // Backward, in reverse node order.
     for i in (0..s.nodes.len()).rev() {
@@ -115,41 +173,64 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
             continue;
         }
         for &g in &s.grads_born[i] {
-            t.live.add(Category::ActivationGrads, s.grads[g].bytes);
+            t.live.add(grad_category(s, g), s.grads[g].bytes);
         }
         t.live.add(Category::WeightGrads, s.weight_grads_born[i]);
-        t.observe(
-            &[
-                (Category::ActivationGrads, s.grad_accum_bytes[i]),
-                (Category::WeightGrads, s.weight_grad_accum[i]),
-                (Category::Workspace, p.workspace_backward),
-            ],
-            Some(i),
-            Phase::Backward,
-        );
+        if s.persistent {
+            // Each reader's gradient buffer and the module's backward scratch
+            // (fgradInput) stay allocated.
+            t.live.add(Category::ActivationGrads, s.grad_accum_bytes[i]);
+            t.live.add(Category::WeightGrads, s.weight_grad_accum[i]);
+            t.live.add(Category::Workspace, p.workspace_backward);
+            t.observe(&[], Some(i), Phase::Backward);
+        } else {
+            t.observe(
+                &[
+                    (Category::ActivationGrads, s.grad_accum_bytes[i]),
+                    (Category::WeightGrads, s.weight_grad_accum[i]),
+                    (Category::Workspace, p.workspace_backward),
+                ],
+                Some(i),
+                Phase::Backward,
+            );
+        }
         for &g in &s.grads_freed[i] {
-            t.live.sub(Category::ActivationGrads, s.grads[g].bytes);
+            t.live.sub(grad_category(s, g), s.grads[g].bytes);
         }
         for &st in &p.saved {
             if s.storages[st].saved_until == i && !s.storages[st].pinned {
                 t.live.sub(category[st], s.storages[st].bytes);
             }
         }
-        t.live.sub(Category::SavedForBackward, p.extra_saved_bytes);
+        if !s.persistent {
+            t.live.sub(Category::SavedForBackward, p.extra_saved_bytes);
+        }
         nodes[i].live_bytes_after_backward = Some(t.live.total());
+        timeline.push(TimelineStep { node: i, phase: Phase::Backward, breakdown: t.live });
     }
 
     // Optimizer step: weights, gradients and state together.
     t.observe(&[], None, Phase::Step);
-    finish(t, nodes)
+    finish(t, nodes, timeline)
 }
 
-fn finish(t: Tracker, nodes: Vec<NodeMemory>) -> Outcome {
+/// The optimized input's gradient counts with the weight gradients.
+fn grad_category(s: &Schedule, g: usize) -> Category {
+    if s.grads[g].optimized {
+        Category::WeightGrads
+    } else {
+        Category::ActivationGrads
+    }
+}
+
+fn finish(t: Tracker, nodes: Vec<NodeMemory>, timeline: Vec<TimelineStep>) -> Outcome {
     Outcome {
         peak_bytes: t.peak_total,
         peak_node: t.peak_node,
         peak_phase: t.peak_phase,
         peak_breakdown: t.peak,
+        peak_label: t.peak_label,
         nodes,
+        timeline,
     }
 }

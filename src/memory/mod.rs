@@ -18,9 +18,10 @@ mod schedule;
 pub mod training;
 
 pub use profiles::{ConvWorkspace, Profile};
+pub use schedule::ResolvedLoss;
 pub use training::{parse_dtype, Optimizer, Precision};
 
-use crate::graph::{DType, Graph};
+use crate::graph::{DType, Graph, TensorId};
 use std::fmt;
 
 /// What to compute.
@@ -30,6 +31,9 @@ pub enum Scenario {
     Inference,
     /// Forward keeping what backward needs, backward, optimizer step.
     Training,
+    /// Gatys neural style: frozen weights, the input image optimized, losses
+    /// on chosen feature maps (docs/style-transfer.md).
+    StyleTransfer,
 }
 
 impl Scenario {
@@ -37,6 +41,7 @@ impl Scenario {
         match self {
             Scenario::Inference => "inference",
             Scenario::Training => "training",
+            Scenario::StyleTransfer => "style-transfer",
         }
     }
 }
@@ -147,6 +152,68 @@ impl fmt::Display for Phase {
     }
 }
 
+/// The loss layers of the style-transfer scenario, by layer (node) or tensor
+/// name. Empty lists take the neural-style defaults that exist in the graph.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LossLayers {
+    pub style: Vec<String>,
+    pub content: Vec<String>,
+}
+
+/// neural-style's default loss layers (VGG-19 names).
+pub const DEFAULT_STYLE_LAYERS: [&str; 5] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
+pub const DEFAULT_CONTENT_LAYERS: [&str; 1] = ["relu4_2"];
+
+/// The tensor a loss layer name stands for: the first output of the node of
+/// that name (a Caffe layer, even in place), else the tensor of that name (an
+/// ONNX output such as `relu1_1`).
+fn find_loss_tensor(graph: &Graph, name: &str) -> Option<TensorId> {
+    if let Some(n) = graph.nodes.iter().find(|n| n.name == name) {
+        if let Some(&t) = n.outputs.first() {
+            return Some(t);
+        }
+    }
+    graph.tensors.iter().position(|t| t.name == name).map(TensorId)
+}
+
+/// Resolves the loss layers. Names given explicitly must exist (the error
+/// names the missing ones); empty lists take the defaults that exist, and when
+/// none does, the graph outputs become content layers.
+pub fn resolve_loss_layers(graph: &Graph, layers: &LossLayers) -> Result<ResolvedLoss, String> {
+    let mut missing = Vec::new();
+    let mut pick = |given: &[String], defaults: &[&str]| -> Vec<(String, TensorId)> {
+        if given.is_empty() {
+            defaults
+                .iter()
+                .filter_map(|n| find_loss_tensor(graph, n).map(|t| (n.to_string(), t)))
+                .collect()
+        } else {
+            given
+                .iter()
+                .filter_map(|n| match find_loss_tensor(graph, n) {
+                    Some(t) => Some((n.clone(), t)),
+                    None => {
+                        missing.push(n.clone());
+                        None
+                    }
+                })
+                .collect()
+        }
+    };
+    let style = pick(&layers.style, &DEFAULT_STYLE_LAYERS);
+    let mut content = pick(&layers.content, &DEFAULT_CONTENT_LAYERS);
+    if !missing.is_empty() {
+        return Err(format!(
+            "style transfer: no layer or tensor named {} in the graph",
+            missing.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if style.is_empty() && content.is_empty() {
+        content = graph.outputs.iter().map(|&t| (graph.tensor(t).name.clone(), t)).collect();
+    }
+    Ok(ResolvedLoss { style, content })
+}
+
 /// How to run the pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemorySettings {
@@ -160,6 +227,8 @@ pub struct MemorySettings {
     pub profile: Profile,
     /// Worker threads, for profiles whose buffers are per worker.
     pub threads: u32,
+    /// Style transfer's loss layers.
+    pub loss_layers: LossLayers,
 }
 
 impl Default for MemorySettings {
@@ -171,6 +240,7 @@ impl Default for MemorySettings {
             mixed_precision: false,
             profile: Profile::pytorch(),
             threads: 1,
+            loss_layers: LossLayers::default(),
         }
     }
 }
@@ -216,6 +286,18 @@ pub struct SettingsUsed {
     /// `None` for inference.
     pub optimizer: Option<Optimizer>,
     pub threads: u32,
+    /// Style transfer: the style and content layers used (names as given).
+    pub style_layers: Vec<String>,
+    pub content_layers: Vec<String>,
+}
+
+/// Live bytes by category once one forward or backward step has run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimelineStep {
+    /// Index into `Graph::nodes`.
+    pub node: usize,
+    pub phase: Phase,
+    pub breakdown: Breakdown,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,6 +313,9 @@ pub struct ScenarioReport {
     pub settings: SettingsUsed,
     /// Per node, in `Graph::nodes` order.
     pub nodes: Vec<NodeMemory>,
+    /// Live bytes by category after every forward step, then every backward
+    /// step, in execution order (nodes that do not run are left out).
+    pub timeline: Vec<TimelineStep>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -250,12 +335,29 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
     let prec = Precision::new(settings.dtype, settings.mixed_precision);
     let mut report = MemoryReport::default();
     for &scenario in &settings.scenarios {
-        let training = scenario == Scenario::Training;
-        let sched = schedule::Schedule::build(graph, &settings.profile, &prec, training, settings.threads);
-        let state = if training {
-            sched.trainable_master_bytes.saturating_mul(settings.optimizer.state_copies())
+        let training = scenario != Scenario::Inference;
+        let loss = if scenario == Scenario::StyleTransfer {
+            match resolve_loss_layers(graph, &settings.loss_layers) {
+                Ok(l) => l,
+                Err(e) => {
+                    report.warnings.push(e);
+                    resolve_loss_layers(graph, &LossLayers::default()).unwrap_or_default()
+                }
+            }
         } else {
-            0
+            ResolvedLoss::default()
+        };
+        let mode = match scenario {
+            Scenario::Inference => schedule::Mode::Inference,
+            Scenario::Training => schedule::Mode::Training,
+            Scenario::StyleTransfer => schedule::Mode::Style(&loss),
+        };
+        let sched = schedule::Schedule::build(graph, &settings.profile, &prec, mode, settings.threads);
+        let state = match scenario {
+            Scenario::Inference => 0,
+            Scenario::Training => sched.trainable_master_bytes.saturating_mul(settings.optimizer.state_copies()),
+            // The image is the parameter: its state is image-sized vectors.
+            Scenario::StyleTransfer => sched.optimized_input_bytes.saturating_mul(settings.optimizer.state_copies()),
         };
         let out = liveness::replay(&sched, scenario, state);
         let activations = sched.nodes.iter().fold(0u64, |a, n| a.saturating_add(n.output_bytes));
@@ -270,7 +372,7 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
                 .saturating_add(sched.input_bytes)
                 .saturating_add(activations.saturating_mul(2)),
         };
-        if sched.unknown_tensors > 0 && report.warnings.is_empty() {
+        if sched.unknown_tensors > 0 && !report.warnings.iter().any(|w| w.starts_with("memory: ")) {
             report.warnings.push(format!(
                 "memory: {} tensor(s) without a known shape are left out of the estimate",
                 sched.unknown_tensors
@@ -280,7 +382,7 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
             scenario,
             peak_bytes: out.peak_bytes,
             peak_node: out.peak_node,
-            peak_node_name: out.peak_node.map(|i| graph.nodes[i].name.clone()),
+            peak_node_name: out.peak_label.or_else(|| out.peak_node.map(|i| graph.nodes[i].name.clone())),
             peak_phase: out.peak_phase,
             peak_breakdown: out.peak_breakdown,
             naive,
@@ -290,8 +392,11 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
                 mixed_precision: settings.mixed_precision,
                 optimizer: training.then_some(settings.optimizer),
                 threads: settings.threads,
+                style_layers: loss.style.iter().map(|(n, _)| n.clone()).collect(),
+                content_layers: loss.content.iter().map(|(n, _)| n.clone()).collect(),
             },
             nodes: out.nodes,
+            timeline: out.timeline,
         });
     }
     report

@@ -17,8 +17,22 @@ pub enum ConvWorkspace {
     /// An im2col column buffer for one image at a time, reused across the batch
     /// (Caffe): `C_in/groups × ∏k × ∏out_spatial` elements.
     Im2colPerImage,
-    /// One column buffer per worker thread (tiny-dnn style).
+    /// One column buffer per worker thread.
     Im2colPerThread,
+    /// One column buffer for the whole net, the size of the largest
+    /// convolution's (Caffe with a shared col buffer), resident all the time.
+    SharedColumn,
+    /// Every convolution module keeps its own column buffer (`finput`, forward)
+    /// and the column-shaped gradient it scatters back from (`fgradInput`,
+    /// backward), for the whole run (Torch `nn.SpatialConvolutionMM`).
+    PerModuleColumns,
+    /// cuDNN picks an algorithm whose workspace is at most `limit` bytes: the
+    /// GEMM-based algorithms need at most the column buffer, so the workspace
+    /// is min(column buffer for the batch, limit); nothing persists.
+    CudnnCapped { limit: u64 },
+    /// Direct convolution over a zero-padded copy of the input (forward) and
+    /// of the input gradient (backward), per worker (tiny-dnn).
+    PaddedCopies,
 }
 
 /// A backend's allocation behaviour.
@@ -50,11 +64,28 @@ pub struct Profile {
     /// the call returns (eager Python frames). Module paths come from node
     /// names such as `/encoder/layers/encoder_layer_0/mlp/mlp.0/MatMul`.
     pub module_scope_hold: bool,
+    /// Every buffer lives for the whole run: modules (Torch nn) or blobs (Caffe)
+    /// keep their output and gradient between iterations, so nothing is freed.
+    pub persistent: bool,
+    /// An in-place op's input gradient is its output gradient, overwritten
+    /// (Caffe's shared diff of in-place tops, Torch's in-place ReLU).
+    pub in_place_grads: bool,
+    /// Layers the model file writes in place (Caffe top == bottom) share storage.
+    /// False where activations are fused into the layer and keep both values.
+    pub honours_in_place: bool,
+    /// Bytes per max-pooling index (int64 in PyTorch and Torch, int32 in Caffe,
+    /// size_t in tiny-dnn); 0 when backward recomputes the argmax (cuDNN).
+    pub pool_index_bytes: u64,
+    /// Activations, their gradients, weight gradients and scratch exist once
+    /// per worker thread (tiny-dnn's CNN_TASK_SIZE copies).
+    pub per_thread_copies: bool,
+    /// `--threads` when not given.
+    pub default_threads: u32,
 }
 
 impl Profile {
     /// Names accepted by `--profile`.
-    pub const NAMES: &'static [&'static str] = &["pytorch"];
+    pub const NAMES: &'static [&'static str] = &["pytorch", "caffe", "torch-nn", "cudnn", "tiny-dnn"];
 
     /// PyTorch eager on CPU with oneDNN (the default; validated against measured
     /// allocator traces, see docs/memory-model.md).
@@ -70,16 +101,108 @@ impl Profile {
             norm_backward_temporary: true,
             accumulate_grads_in_place: true,
             module_scope_hold: true,
+            persistent: false,
+            in_place_grads: false,
+            honours_in_place: true,
+            pool_index_bytes: 8,
+            per_thread_copies: false,
+            default_threads: 1,
+        }
+    }
+
+    /// BVLC Caffe: every blob holds data (and, once backward ran, diff) from
+    /// net setup to the end; in-place tops share both; one im2col buffer the
+    /// size of the largest; int32 max-pool masks.
+    pub fn caffe() -> Self {
+        Profile {
+            name: "caffe",
+            in_place_activations: false,
+            views_share_storage: true,
+            fuse_pointwise_decompositions: false,
+            pool_indices_in_inference: true,
+            conv_workspace: ConvWorkspace::SharedColumn,
+            conv_backward_blocked: false,
+            norm_backward_temporary: false,
+            accumulate_grads_in_place: false,
+            module_scope_hold: false,
+            persistent: true,
+            in_place_grads: true,
+            honours_in_place: true,
+            pool_index_bytes: 4,
+            per_thread_copies: false,
+            default_threads: 1,
+        }
+    }
+
+    /// Lua Torch `nn` (neural-style's default backend): every module keeps its
+    /// `output` and `gradInput` between iterations; ReLU runs in place;
+    /// `SpatialConvolutionMM` keeps `finput` and `fgradInput` per module.
+    pub fn torch_nn() -> Self {
+        Profile {
+            name: "torch-nn",
+            in_place_activations: true,
+            conv_workspace: ConvWorkspace::PerModuleColumns,
+            conv_backward_blocked: false,
+            norm_backward_temporary: false,
+            module_scope_hold: false,
+            fuse_pointwise_decompositions: false,
+            persistent: true,
+            in_place_grads: true,
+            ..Self::pytorch()
+        }
+    }
+
+    /// PyTorch eager on a CUDA GPU with cuDNN: the same lifetimes as the
+    /// `pytorch` profile, no oneDNN reorders; each convolution's workspace is
+    /// capped (cuDNN falls back to an algorithm that fits).
+    pub fn cudnn() -> Self {
+        Profile {
+            name: "cudnn",
+            conv_workspace: ConvWorkspace::CudnnCapped { limit: CUDNN_WORKSPACE_LIMIT },
+            conv_backward_blocked: false,
+            norm_backward_temporary: true,
+            ..Self::pytorch()
+        }
+    }
+
+    /// tiny-dnn (tiny-cnn): each of CNN_TASK_SIZE workers has its own copy of
+    /// every layer's output, pre-activation, delta and weight gradients, plus
+    /// padded input copies for convolution; all kept for the run.
+    pub fn tiny_dnn() -> Self {
+        Profile {
+            name: "tiny-dnn",
+            in_place_activations: false,
+            views_share_storage: true,
+            fuse_pointwise_decompositions: false,
+            pool_indices_in_inference: true,
+            conv_workspace: ConvWorkspace::PaddedCopies,
+            conv_backward_blocked: false,
+            norm_backward_temporary: false,
+            accumulate_grads_in_place: false,
+            module_scope_hold: false,
+            persistent: true,
+            in_place_grads: false,
+            honours_in_place: false,
+            pool_index_bytes: 8,
+            per_thread_copies: true,
+            default_threads: 8,
         }
     }
 
     pub fn by_name(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "pytorch" | "torch" => Some(Self::pytorch()),
+            "caffe" => Some(Self::caffe()),
+            "torch-nn" | "nn" => Some(Self::torch_nn()),
+            "cudnn" | "pytorch-cuda" => Some(Self::cudnn()),
+            "tiny-dnn" | "tiny-cnn" => Some(Self::tiny_dnn()),
             _ => None,
         }
     }
 }
+
+/// Workspace cap of the `cudnn` profile per convolution.
+pub const CUDNN_WORKSPACE_LIMIT: u64 = 64 << 20;
 
 impl Default for Profile {
     fn default() -> Self {
@@ -99,6 +222,8 @@ pub struct ConvSizes {
     /// im2col column buffer for one image, bytes.
     pub column_per_image: u64,
     pub batch: u64,
+    /// Input padded by the convolution's pads (bytes), for direct convolution.
+    pub padded_input: u64,
 }
 
 impl Profile {
@@ -125,6 +250,27 @@ impl Profile {
             ConvWorkspace::Im2colPerThread => {
                 s.column_per_image.saturating_mul(u64::from(threads.max(1)).min(s.batch.max(1)))
             }
+            // Counted once for the net (`shared_workspace`).
+            ConvWorkspace::SharedColumn => 0,
+            // One image at a time through the module's own buffer.
+            ConvWorkspace::PerModuleColumns => s.column_per_image,
+            ConvWorkspace::CudnnCapped { limit } => {
+                if s.pointwise {
+                    0
+                } else {
+                    s.column_per_image.saturating_mul(s.batch.max(1)).min(limit)
+                }
+            }
+            // Per worker copies are applied by the caller.
+            ConvWorkspace::PaddedCopies => s.padded_input,
+        }
+    }
+
+    /// Scratch the whole net shares, resident from the start: the largest column buffer.
+    pub fn shared_workspace(&self, largest_column_per_image: u64) -> u64 {
+        match self.conv_workspace {
+            ConvWorkspace::SharedColumn => largest_column_per_image,
+            _ => 0,
         }
     }
 
@@ -135,9 +281,11 @@ impl Profile {
             s.input.saturating_add(s.output).saturating_add(s.weight)
         } else {
             match self.conv_workspace {
-                ConvWorkspace::Im2colPerImage | ConvWorkspace::Im2colPerThread => {
-                    self.conv_forward_workspace(s, threads)
-                }
+                ConvWorkspace::Im2colPerImage
+                | ConvWorkspace::Im2colPerThread
+                | ConvWorkspace::PerModuleColumns
+                | ConvWorkspace::CudnnCapped { .. }
+                | ConvWorkspace::PaddedCopies => self.conv_forward_workspace(s, threads),
                 _ => 0,
             }
         }
@@ -165,7 +313,9 @@ mod tests {
 
     #[test]
     fn unknown_profile_is_none() {
-        assert!(Profile::by_name("pytorch").is_some());
+        for n in Profile::NAMES {
+            assert_eq!(Profile::by_name(n).map(|p| p.name), Some(*n));
+        }
         assert!(Profile::by_name("nope").is_none());
     }
 }

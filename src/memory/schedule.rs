@@ -70,6 +70,9 @@ pub(crate) struct StoragePlan {
 #[derive(Clone, Debug)]
 pub(crate) struct GradPlan {
     pub bytes: u64,
+    /// The gradient of what is being optimized (style transfer's image): it
+    /// persists to the optimizer step and counts with the weight gradients.
+    pub optimized: bool,
     /// Backward step (node index) that creates it; `NEVER` for graph outputs (born at the loss).
     pub born_at: usize,
     /// Backward step after which it is freed.
@@ -96,6 +99,44 @@ pub(crate) struct Schedule {
     pub input_bytes: u64,
     /// Tensors whose shape is unknown (left out).
     pub unknown_tensors: usize,
+    /// Style transfer: the loss terms in forward order, and the resident targets.
+    pub loss_terms: Vec<LossTerm>,
+    pub target_bytes: u64,
+    /// Bytes of the optimized inputs (style transfer's image), master precision.
+    pub optimized_input_bytes: u64,
+    /// Nothing is freed: forward scratch and gradient sums stay (Torch nn, Caffe).
+    pub persistent: bool,
+    /// Scratch shared by the whole net, resident from the start.
+    pub shared_workspace: u64,
+}
+
+/// What the schedule is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mode<'a> {
+    Inference,
+    Training,
+    /// Frozen weights, the inputs optimized, losses on these tensors.
+    Style(&'a ResolvedLoss),
+}
+
+/// The loss tensors of a style-transfer run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResolvedLoss {
+    /// (name asked for, tensor) per style layer, then per content layer.
+    pub style: Vec<(String, TensorId)>,
+    pub content: Vec<(String, TensorId)>,
+}
+
+/// One style or content loss term on a feature map F (N×C×…).
+#[derive(Clone, Debug)]
+pub(crate) struct LossTerm {
+    pub label: String,
+    /// Index into `Schedule::grads` of F's gradient (born at this term's backward).
+    pub grad: usize,
+    /// Bytes of F (its gradient, and the transient second product in backward).
+    pub feature_bytes: u64,
+    /// Style: the Gram matrix N·C² kept for the loss's backward; content: 0.
+    pub gram_bytes: u64,
 }
 
 /// Which tensors carry data through the network: graph inputs and whatever a
@@ -183,9 +224,16 @@ fn fold_decompositions(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[
 }
 
 impl Schedule {
-    pub(crate) fn build(graph: &Graph, profile: &Profile, prec: &Precision, training: bool, threads: u32) -> Schedule {
+    pub(crate) fn build(graph: &Graph, profile: &Profile, prec: &Precision, mode: Mode<'_>, threads: u32) -> Schedule {
+        let training = !matches!(mode, Mode::Inference);
+        let style = match mode {
+            Mode::Style(l) => Some(l),
+            _ => None,
+        };
         let n_nodes = graph.nodes.len();
         let n_tensors = graph.tensors.len();
+        // Per-worker copies (tiny-dnn): activations, gradients and scratch once per thread.
+        let copies = if profile.per_thread_copies { u64::from(threads.max(1)) } else { 1 };
         let mut unknown_tensors = 0usize;
         let bytes: Vec<u64> = graph
             .tensors
@@ -279,15 +327,41 @@ impl Schedule {
             node_weights.push(ws);
         }
 
-        // Which tensors need a gradient (training): those computed from trainable weights.
+        // Style transfer runs only the nodes the loss tensors depend on.
+        let mut skipped = vec![false; n_nodes];
+        if let Some(l) = style {
+            let mut wanted = vec![false; n_tensors];
+            for (_, t) in l.style.iter().chain(l.content.iter()) {
+                wanted[t.0] = true;
+            }
+            for (i, nd) in graph.nodes.iter().enumerate().rev() {
+                if nd.outputs.iter().any(|o| wanted[o.0]) {
+                    for t in &nd.inputs {
+                        wanted[t.0] = true;
+                    }
+                } else {
+                    skipped[i] = true;
+                }
+            }
+        }
+
+        // Which tensors need a gradient (training): those computed from
+        // trainable weights, or (style transfer) from the optimized inputs.
         let mut requires_grad = vec![false; n_tensors];
         let mut needs_backward = vec![false; n_nodes];
+        if style.is_some() {
+            for &t in &graph.inputs {
+                if data[t.0] {
+                    requires_grad[t.0] = true;
+                }
+            }
+        }
         if training {
             for (i, nd) in graph.nodes.iter().enumerate() {
-                if is_folded[i] || node_facts[i].no_grad {
+                if is_folded[i] || node_facts[i].no_grad || skipped[i] {
                     continue;
                 }
-                let from_weights = !node_weights[i].is_empty();
+                let from_weights = style.is_none() && !node_weights[i].is_empty();
                 let from_inputs = data_inputs[i].iter().any(|t| requires_grad[t.0]);
                 if from_weights || from_inputs {
                     needs_backward[i] = true;
@@ -321,12 +395,12 @@ impl Schedule {
                 .and_then(|t| graph.tensor(t).producer)
                 .map(|p| plans.get(p.0).map(|pl: &NodePlan| pl.role))
                 .flatten();
-            let role = if is_folded[i] || outputs.is_empty() {
+            let role = if is_folded[i] || skipped[i] || outputs.is_empty() {
                 Role::Skip
             } else if first_storage.is_some() && profile.views_share_storage && is_view(&nd.op, training) {
                 Role::View
             } else if first_storage.is_some()
-                && (nd.in_place
+                && ((nd.in_place && profile.honours_in_place)
                     || (profile.in_place_activations
                         && f.in_place_ok
                         // An in-place op whose backward needs its input must
@@ -360,7 +434,12 @@ impl Schedule {
                     Role::Normal => {
                         storage_of[o.0] = Some(storages.len());
                         new_storages.push(storages.len());
-                        storages.push(StoragePlan { bytes: bytes[o.0], is_input: false, pinned: false, saved_until: NEVER });
+                        storages.push(StoragePlan {
+                            bytes: bytes[o.0].saturating_mul(copies),
+                            is_input: false,
+                            pinned: false,
+                            saved_until: NEVER,
+                        });
                     }
                     Role::Skip => {}
                 }
@@ -384,13 +463,19 @@ impl Schedule {
                 needs_backward: needs_backward[i],
             });
         }
-        for &t in &graph.outputs {
+        // What is held to the end: the graph outputs, or the loss tensors.
+        let held: Vec<TensorId> = match style {
+            Some(l) => l.style.iter().chain(l.content.iter()).map(|(_, t)| *t).collect(),
+            None => graph.outputs.clone(),
+        };
+        for &t in &held {
             if let Some(s) = storage_of[t.0] {
                 storages[s].pinned = true;
             }
         }
 
         // What each node saves, and its workspaces.
+        let mut largest_column = 0u64;
         for (i, nd) in graph.nodes.iter().enumerate() {
             let f = &node_facts[i];
             let plan = &mut plans[i];
@@ -421,19 +506,23 @@ impl Schedule {
                         storages[s].saved_until = storages[s].saved_until.min(i);
                     }
                 }
+                let max_pool = matches!(&nd.op, Op::Pool(p) if p.method == PoolMethod::Max);
                 for e in &f.extra_saved {
                     let b = match e.dtype {
+                        // The backend's index type.
+                        Some(_) if max_pool => e.elems.saturating_mul(profile.pool_index_bytes),
                         Some(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
                         // Statistics are kept in f32 whatever the compute type.
                         Some(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(prec.compute)),
                         None => e.elems.saturating_mul(prec.compute),
                     };
-                    plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(b);
+                    plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(b.saturating_mul(copies));
                 }
                 plan.saved_bytes = plan.saved_bytes.saturating_add(plan.extra_saved_bytes);
             }
             // Workspaces.
             let in_bytes = plan.inputs.first().map(|t| bytes[t.0]).unwrap_or(0);
+            largest_column = largest_column.max(f.column_elems_per_image.saturating_mul(prec.compute));
             match &nd.op {
                 Op::Conv(p) | Op::Deconv(p) => {
                     let in_shape = nd.inputs.first().and_then(|&t| graph.tensor(t).shape.as_ref());
@@ -443,7 +532,17 @@ impl Schedule {
                         .filter(|&&w| graph.tensor(w).shape.as_ref().map(|s| s.rank() > 1).unwrap_or(false))
                         .filter_map(|&w| graph.tensor(w).elems())
                         .fold(0u64, |a, e| a.saturating_add(e));
+                    let padded_elems = in_shape.map(|s| {
+                        let d = s.dims();
+                        let mut e = d.iter().take(2).product::<u64>();
+                        for (k, &x) in d.iter().skip(2).enumerate() {
+                            let pad = p.window.pad_begin.get(k).copied().unwrap_or(0) + p.window.pad_end.get(k).copied().unwrap_or(0);
+                            e = e.saturating_mul(x.saturating_add(pad));
+                        }
+                        e
+                    });
                     let sizes = ConvSizes {
+                        padded_input: padded_elems.unwrap_or(0).saturating_mul(prec.compute),
                         input: in_bytes,
                         output: plan.output_bytes,
                         weight: weight_elems.saturating_mul(prec.compute),
@@ -452,13 +551,18 @@ impl Schedule {
                         column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
                         batch: in_shape.and_then(|s| s.dims().first().copied()).unwrap_or(1),
                     };
-                    let ws = profile.conv_forward_workspace(&sizes, threads);
+                    let ws = profile.conv_forward_workspace(&sizes, threads).saturating_mul(copies);
                     plan.workspace_train = ws;
                     plan.workspace_infer = ws;
-                    plan.workspace_backward = profile.conv_backward_workspace(&sizes, threads);
+                    plan.workspace_backward = profile.conv_backward_workspace(&sizes, threads).saturating_mul(copies);
                 }
                 Op::Pool(p) if p.method == PoolMethod::Max && profile.pool_indices_in_inference => {
-                    plan.workspace_infer = f.extra_saved.iter().map(|e| e.elems.saturating_mul(8)).fold(0, u64::saturating_add);
+                    plan.workspace_infer = f
+                        .extra_saved
+                        .iter()
+                        .map(|e| e.elems.saturating_mul(profile.pool_index_bytes))
+                        .fold(0, u64::saturating_add)
+                        .saturating_mul(copies);
                 }
                 Op::BatchNorm { .. } | Op::BnFork { .. } | Op::LayerNorm { .. } | Op::GroupNorm { .. }
                     if profile.norm_backward_temporary =>
@@ -484,6 +588,12 @@ impl Schedule {
         if profile.module_scope_hold {
             hold_for_module_calls(graph, &plans, &storage_of, &mut last_use);
         }
+        if profile.persistent {
+            // Modules or blobs keep every buffer for the run.
+            for st in storages.iter_mut() {
+                st.pinned = true;
+            }
+        }
         for (s, st) in storages.iter().enumerate() {
             if !st.pinned && st.saved_until == NEVER {
                 plans[last_use[s]].fwd_frees.push(s);
@@ -501,10 +611,10 @@ impl Schedule {
             // Per tensor: which gradient buffer holds its gradient.
             let mut grad_of: Vec<Option<usize>> = vec![None; n_tensors];
             // Walk backward: a node's output gradients exist before its step.
-            for &t in &graph.outputs {
+            for &t in &held {
                 if requires_grad[t.0] && grad_of[t.0].is_none() {
                     grad_of[t.0] = Some(grads.len());
-                    grads.push(GradPlan { bytes: bytes[t.0], born_at: NEVER, freed_after: NEVER });
+                    grads.push(GradPlan { bytes: bytes[t.0].saturating_mul(copies), optimized: false, born_at: NEVER, freed_after: NEVER });
                 }
             }
             for i in (0..n_nodes).rev() {
@@ -520,25 +630,26 @@ impl Schedule {
                     if !requires_grad[t.0] {
                         continue;
                     }
-                    let gb = bytes[t.0];
+                    let gb = bytes[t.0].saturating_mul(copies);
                     match grad_of[t.0] {
                         Some(_) => {
                             // Another reader already made this gradient: accumulate.
                             grad_accum_bytes[i] = grad_accum_bytes[i].saturating_add(gb);
                         }
                         None => {
-                            if plan.role == Role::View && k == 0 && out_grads.len() == 1 && readers[t.0].len() == 1 {
+                            let shares = plan.role == Role::View || (plan.role == Role::InPlace && profile.in_place_grads);
+                            if shares && k == 0 && out_grads.len() == 1 && readers[t.0].len() == 1 {
                                 grad_of[t.0] = Some(out_grads[0]);
                                 passes_through = true;
                             } else {
                                 grad_of[t.0] = Some(grads.len());
                                 grads_born[i].push(grads.len());
-                                grads.push(GradPlan { bytes: gb, born_at: i, freed_after: NEVER });
+                                grads.push(GradPlan { bytes: gb, optimized: graph.tensor(t).kind == TensorKind::Input, born_at: i, freed_after: NEVER });
                             }
                         }
                     }
                 }
-                if !passes_through {
+                if !passes_through && !profile.persistent {
                     for g in out_grads {
                         if grads[g].freed_after == NEVER {
                             grads[g].freed_after = i;
@@ -547,20 +658,71 @@ impl Schedule {
                     }
                 }
             }
-            // Weight gradients: born at the backward step of the weight's last reader.
+            // Weight gradients: born at the backward step of the weight's last
+            // reader (none when the weights are frozen).
             let mut seen = vec![false; n_tensors];
             for i in (0..n_nodes).rev() {
-                if !plans[i].needs_backward || plans[i].role == Role::Skip {
+                if style.is_some() || !plans[i].needs_backward || plans[i].role == Role::Skip {
                     continue;
                 }
                 for &p in &node_weights[i] {
                     let t = graph.tensor(p);
-                    let b = t.elems().unwrap_or(0).saturating_mul(prec.master);
+                    let b = t.elems().unwrap_or(0).saturating_mul(prec.master).saturating_mul(copies);
                     if std::mem::replace(&mut seen[p.0], true) {
                         weight_grad_accum[i] = weight_grad_accum[i].saturating_add(b);
                     } else {
                         weight_grads_born[i] = weight_grads_born[i].saturating_add(b);
                     }
+                }
+            }
+        }
+
+        // Style transfer's loss terms: a style layer keeps its Gram matrix
+        // (N·C² per layer) for the loss's backward and has a C² target Gram; a
+        // content layer has an F-sized target feature map.
+        let mut loss_terms = Vec::new();
+        let mut target_bytes = 0u64;
+        let mut optimized_input_bytes = 0u64;
+        if let Some(l) = style {
+            let feature = |t: TensorId| graph.tensor(t).shape.as_ref().map(|s| {
+                let d = s.dims();
+                (d.first().copied().unwrap_or(1), d.get(1).copied().unwrap_or(1))
+            });
+            let mut g = 0usize;
+            let mut seen_t: Vec<TensorId> = Vec::new();
+            for (k, (name, t)) in l.style.iter().chain(l.content.iter()).enumerate() {
+                let is_style = k < l.style.len();
+                let (n, c) = feature(*t).unwrap_or((1, 1));
+                let gram = n.saturating_mul(c).saturating_mul(c).saturating_mul(prec.compute);
+                // The gradient buffer of F (one per tensor, made in `held` order).
+                let grad = if requires_grad[t.0] {
+                    let idx = if let Some(p) = seen_t.iter().position(|x| x == t) {
+                        p
+                    } else {
+                        seen_t.push(*t);
+                        g += 1;
+                        g - 1
+                    };
+                    idx
+                } else {
+                    usize::MAX
+                };
+                if is_style {
+                    target_bytes = target_bytes.saturating_add(c.saturating_mul(c).saturating_mul(prec.compute));
+                } else {
+                    target_bytes = target_bytes.saturating_add(bytes[t.0]);
+                }
+                loss_terms.push(LossTerm {
+                    label: format!("backward of the {} loss at {name}", if is_style { "style" } else { "content" }),
+                    grad,
+                    feature_bytes: bytes[t.0].saturating_mul(copies),
+                    gram_bytes: if is_style { gram } else { 0 },
+                });
+            }
+            for &t in &graph.inputs {
+                if data[t.0] {
+                    optimized_input_bytes = optimized_input_bytes
+                        .saturating_add(graph.tensor(t).elems().unwrap_or(0).saturating_mul(prec.master));
                 }
             }
         }
@@ -601,6 +763,11 @@ impl Schedule {
             trainable_master_bytes,
             input_bytes,
             unknown_tensors,
+            loss_terms,
+            target_bytes,
+            optimized_input_bytes,
+            persistent: profile.persistent,
+            shared_workspace: profile.shared_workspace(largest_column),
         }
     }
 }
