@@ -22,10 +22,11 @@ pub enum ConvWorkspace {
     /// One column buffer for the whole net, the size of the largest
     /// convolution's (Caffe with a shared col buffer), resident all the time.
     SharedColumn,
-    /// Every convolution module keeps its own column buffer (`finput`, forward)
-    /// and the column-shaped gradient it scatters back from (`fgradInput`,
-    /// backward), for the whole run (Torch `nn.SpatialConvolutionMM`).
-    PerModuleColumns,
+    /// Every convolution module keeps its own column buffer (`finput`) for the
+    /// whole run (Torch `nn.SpatialConvolutionMM`); with `backward_column` a
+    /// second column-sized `fgradInput` for backward (the CPU THNN kernels;
+    /// the CUDA kernels reuse `finput`).
+    PerModuleColumns { backward_column: bool },
     /// cuDNN picks an algorithm whose workspace is at most `limit` bytes: the
     /// GEMM-based algorithms need at most the column buffer, so the workspace
     /// is min(column buffer for the batch, limit); nothing persists.
@@ -141,7 +142,7 @@ impl Profile {
         Profile {
             name: "torch-nn",
             in_place_activations: true,
-            conv_workspace: ConvWorkspace::PerModuleColumns,
+            conv_workspace: ConvWorkspace::PerModuleColumns { backward_column: false },
             conv_backward_blocked: false,
             norm_backward_temporary: false,
             module_scope_hold: false,
@@ -253,12 +254,15 @@ impl Profile {
             // Counted once for the net (`shared_workspace`).
             ConvWorkspace::SharedColumn => 0,
             // One image at a time through the module's own buffer.
-            ConvWorkspace::PerModuleColumns => s.column_per_image,
+            ConvWorkspace::PerModuleColumns { .. } => s.column_per_image,
             ConvWorkspace::CudnnCapped { limit } => {
                 if s.pointwise {
                     0
                 } else {
-                    s.column_per_image.saturating_mul(s.batch.max(1)).min(limit)
+                    // Transformed output and filter (the trace of VGG's 3×3
+                    // convolutions on an H200), never more than the column
+                    // buffer a GEMM algorithm would take, and capped.
+                    s.output.saturating_add(s.weight).min(s.column_per_image.saturating_mul(s.batch.max(1))).min(limit)
                 }
             }
             // Per worker copies are applied by the caller.
@@ -283,7 +287,7 @@ impl Profile {
             match self.conv_workspace {
                 ConvWorkspace::Im2colPerImage
                 | ConvWorkspace::Im2colPerThread
-                | ConvWorkspace::PerModuleColumns
+                | ConvWorkspace::PerModuleColumns { backward_column: true }
                 | ConvWorkspace::CudnnCapped { .. }
                 | ConvWorkspace::PaddedCopies => self.conv_forward_workspace(s, threads),
                 _ => 0,

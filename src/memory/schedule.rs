@@ -731,7 +731,11 @@ impl Schedule {
         let mut weight_bytes = 0u64;
         let mut trainable_master_bytes = 0u64;
         let mut seen = vec![false; n_tensors];
-        for nd in &graph.nodes {
+        for (i, nd) in graph.nodes.iter().enumerate() {
+            // Style transfer loads only the layers up to the deepest loss.
+            if skipped[i] {
+                continue;
+            }
             for &p in &nd.params {
                 if std::mem::replace(&mut seen[p.0], true) {
                     continue;
