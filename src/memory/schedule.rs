@@ -233,7 +233,10 @@ impl Schedule {
         let n_nodes = graph.nodes.len();
         let n_tensors = graph.tensors.len();
         // Per-worker copies (tiny-dnn): activations, gradients and scratch once per thread.
+        // Each worker handles one sample at a time, so its copy is one sample's worth.
         let copies = if profile.per_thread_copies { u64::from(threads.max(1)) } else { 1 };
+        let batch_of = |t: TensorId| graph.tensor(t).shape.as_ref().and_then(|s| s.dims().first().copied()).unwrap_or(1).max(1);
+        let worker = |b: u64, n: u64| if profile.per_thread_copies { (b / n.max(1)).saturating_mul(copies) } else { b };
         let mut unknown_tensors = 0usize;
         let bytes: Vec<u64> = graph
             .tensors
@@ -435,7 +438,7 @@ impl Schedule {
                         storage_of[o.0] = Some(storages.len());
                         new_storages.push(storages.len());
                         storages.push(StoragePlan {
-                            bytes: bytes[o.0].saturating_mul(copies),
+                            bytes: worker(bytes[o.0], batch_of(o)),
                             is_input: false,
                             pinned: false,
                             saved_until: NEVER,
@@ -482,6 +485,7 @@ impl Schedule {
             if plan.role == Role::Skip {
                 continue;
             }
+            let node_batch = nd.outputs.first().map(|&o| batch_of(o)).unwrap_or(1);
             // Indices in `facts` refer to the node's own input list; map them
             // to data tensors (folded nodes already list just x).
             let own_inputs: &[TensorId] = if fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
@@ -516,7 +520,7 @@ impl Schedule {
                         Some(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(prec.compute)),
                         None => e.elems.saturating_mul(prec.compute),
                     };
-                    plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(b.saturating_mul(copies));
+                    plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(worker(b, node_batch));
                 }
                 plan.saved_bytes = plan.saved_bytes.saturating_add(plan.extra_saved_bytes);
             }
@@ -551,18 +555,18 @@ impl Schedule {
                         column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
                         batch: in_shape.and_then(|s| s.dims().first().copied()).unwrap_or(1),
                     };
-                    let ws = profile.conv_forward_workspace(&sizes, threads).saturating_mul(copies);
+                    let ws = worker(profile.conv_forward_workspace(&sizes, threads), node_batch);
                     plan.workspace_train = ws;
                     plan.workspace_infer = ws;
-                    plan.workspace_backward = profile.conv_backward_workspace(&sizes, threads).saturating_mul(copies);
+                    plan.workspace_backward = worker(profile.conv_backward_workspace(&sizes, threads), node_batch);
                 }
                 Op::Pool(p) if p.method == PoolMethod::Max && profile.pool_indices_in_inference => {
                     plan.workspace_infer = f
                         .extra_saved
                         .iter()
                         .map(|e| e.elems.saturating_mul(profile.pool_index_bytes))
-                        .fold(0, u64::saturating_add)
-                        .saturating_mul(copies);
+                        .fold(0, u64::saturating_add);
+                    plan.workspace_infer = worker(plan.workspace_infer, node_batch);
                 }
                 Op::BatchNorm { .. } | Op::BnFork { .. } | Op::LayerNorm { .. } | Op::GroupNorm { .. }
                     if profile.norm_backward_temporary =>
@@ -614,7 +618,7 @@ impl Schedule {
             for &t in &held {
                 if requires_grad[t.0] && grad_of[t.0].is_none() {
                     grad_of[t.0] = Some(grads.len());
-                    grads.push(GradPlan { bytes: bytes[t.0].saturating_mul(copies), optimized: false, born_at: NEVER, freed_after: NEVER });
+                    grads.push(GradPlan { bytes: worker(bytes[t.0], batch_of(t)), optimized: false, born_at: NEVER, freed_after: NEVER });
                 }
             }
             for i in (0..n_nodes).rev() {
@@ -630,7 +634,7 @@ impl Schedule {
                     if !requires_grad[t.0] {
                         continue;
                     }
-                    let gb = bytes[t.0].saturating_mul(copies);
+                    let gb = worker(bytes[t.0], batch_of(t));
                     match grad_of[t.0] {
                         Some(_) => {
                             // Another reader already made this gradient: accumulate.
@@ -715,7 +719,7 @@ impl Schedule {
                 loss_terms.push(LossTerm {
                     label: format!("backward of the {} loss at {name}", if is_style { "style" } else { "content" }),
                     grad,
-                    feature_bytes: bytes[t.0].saturating_mul(copies),
+                    feature_bytes: worker(bytes[t.0], batch_of(*t)),
                     gram_bytes: if is_style { gram } else { 0 },
                 });
             }
