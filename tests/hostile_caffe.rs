@@ -120,3 +120,38 @@ fn many_layers_take_linear_time() {
     // Ten times the layers: well under a hundred times the time (quadratic would be 100×).
     assert!(large.elapsed < small.elapsed * 30 + Duration::from_millis(200), "{:?} vs {:?}", large.elapsed, small.elapsed);
 }
+
+#[test]
+fn oversized_file_is_refused_before_reading() {
+    // A sparse 65 MiB file: refused by its size, without reading (or allocating) it.
+    let f = tempfile::Builder::new().suffix(".prototxt").tempfile().unwrap();
+    f.as_file().set_len(65 << 20).unwrap();
+    let start = Instant::now();
+    let out = Command::cargo_bin("nnmem").unwrap().arg("inspect").arg(f.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is too large for a prototxt (limit 67108864)"), "{stderr}");
+    assert!(stderr.contains(&*f.path().file_name().unwrap().to_string_lossy()), "{stderr}");
+    assert!(start.elapsed() < TIME_LIMIT);
+    assert!(max_child_rss_kb() < RSS_LIMIT_KB, "rss {} KiB", max_child_rss_kb());
+}
+
+#[test]
+fn odd_bytes_and_names() {
+    // Invalid UTF-8 inside a quoted name and in an identifier: read, never a panic.
+    let mut text = NET.as_bytes().to_vec();
+    text.extend_from_slice(b"layer { name: 'r\xff\xfe' type: 'ReLU' bottom: 'data' top: 'data' }\n");
+    let o = run_on(&text, &["--json"]);
+    assert!(o.code == 0 || o.code == 2, "{}", o.stderr);
+    assert!(!o.stderr.contains("panicked") && o.elapsed < TIME_LIMIT);
+    let o = run_on(b"input\xc3: 'data'\n", &[]);
+    assert!(o.code == 0 || o.code == 2, "{}", o.stderr);
+    assert!(!o.stderr.contains("panicked") && o.elapsed < TIME_LIMIT);
+    // A layer whose bottom is its own (never produced) top.
+    rejects(&format!("{NET}layer {{ name: 's' type: 'ReLU' bottom: 'loop' top: 'loop' }}"), "bottom \"loop\" is not produced");
+    // A 4 MB comment and a 4 MB string.
+    let long = format!("{NET}# {}\nname: '{}'\n", "c".repeat(4 << 20), "n".repeat(4 << 20));
+    let o = run_on(long.as_bytes(), &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
+}

@@ -377,6 +377,18 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     }
 
     fill_shapes(d, &bindings, options, &mut g);
+    // A value whose byte size overflows u64 cannot be counted: refuse it (as the
+    // Caffe loader does) rather than report it as zero bytes.
+    if let Some(t) = g.tensors.iter().find(|t| {
+        matches!(t.kind, TensorKind::Input | TensorKind::Activation) && t.shape.is_some() && t.bytes().is_none()
+    }) {
+        let location = match t.producer {
+            Some(n) => format!("node \"{}\" output \"{}\"", g.nodes[n.0].name, t.name),
+            None => format!("input \"{}\"", t.name),
+        };
+        let shape = t.shape.as_ref().map(|s| s.to_string()).unwrap_or_default();
+        return Err(model_err(location, format!("shape {shape} of {} overflows 64 bits of bytes", t.dtype.name())));
+    }
     Ok(g)
 }
 
