@@ -63,7 +63,11 @@ pub struct Analysis {
 /// Runs the whole tract analysis; a panic inside tract becomes an error message
 /// (tract is not written for hostile input, and one bad model must not abort nnmem).
 pub fn analyse(decoded: &Decoded<'_>, inputs: &[InputBinding]) -> Result<Analysis, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse_inner(decoded, inputs))) {
+    quiet_panics_in_tract();
+    IN_TRACT.with(|f| f.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse_inner(decoded, inputs)));
+    IN_TRACT.with(|f| f.set(false));
+    match result {
         Ok(r) => r,
         Err(panic) => {
             let what = panic
@@ -74,6 +78,27 @@ pub fn analyse(decoded: &Decoded<'_>, inputs: &[InputBinding]) -> Result<Analysi
             Err(format!("tract's shape analysis crashed ({what})"))
         }
     }
+}
+
+thread_local! {
+    /// Set while this thread runs tract, whose panics are caught and become a warning.
+    static IN_TRACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that stays silent for a panic inside tract on
+/// this thread: it is caught and reported as a warning, so the default hook's
+/// "thread 'main' panicked at …" (and backtrace) would only alarm the user.
+/// Every other panic goes to the previous hook.
+fn quiet_panics_in_tract() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_TRACT.with(|f| f.get()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn analyse_inner(decoded: &Decoded<'_>, inputs: &[InputBinding]) -> Result<Analysis, String> {
