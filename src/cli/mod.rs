@@ -4,8 +4,11 @@
 pub mod audit;
 pub mod diff;
 pub mod exit;
+pub mod explain;
+pub mod fit;
 pub mod output;
 pub mod progress;
+pub mod sweep;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +45,12 @@ pub enum Command {
     /// Compare two models, or one model under two settings: params, peaks, and
     /// the layers whose memory changed most.
     Diff(diff::DiffArgs),
+    /// The largest input size (or batch) whose predicted peak fits a memory budget.
+    Fit(fit::FitArgs),
+    /// Peaks and breakdowns over a list of input sizes or batches.
+    Sweep(sweep::SweepArgs),
+    /// From weights + activations to the real peak, step by step.
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -260,6 +269,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(args) => inspect(args),
         Command::Audit(args) => audit::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Fit(args) => fit::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 
