@@ -91,8 +91,11 @@ pub(crate) struct Base {
 
 impl Base {
     /// Loads the model as given and reads its first input's shape.
-    pub(crate) fn new(args: &ModelArgs, aspect: Option<(u64, u64)>) -> Result<Base> {
+    pub(crate) fn new(args: &ModelArgs, settings: &MemorySettings, aspect: Option<(u64, u64)>) -> Result<Base> {
         let graph = load_model(args)?;
+        if settings.scenarios.contains(&memory::Scenario::StyleTransfer) {
+            memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(anyhow::Error::msg)?;
+        }
         let Some(&t) = graph.inputs.first() else { bail!("the model declares no input to grow") };
         let tensor = graph.tensor(t);
         let Some(shape) = tensor.shape.as_ref() else {
@@ -279,7 +282,7 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
     if args.reserve >= args.budget {
         bail!("--reserve {} leaves nothing of --budget {}", format_bytes(args.reserve), format_bytes(args.budget));
     }
-    let base = Base::new(&args.model, args.aspect)?;
+    let base = Base::new(&args.model, &settings, args.aspect)?;
     let result = search(&args.model, &settings, &base, args.vary, args.budget, args.reserve, args.max)?;
     if !args.quiet {
         if let Some(p) = result.fits.as_ref().or(result.next.as_ref()) {

@@ -298,6 +298,9 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     }
     let path = args.model.model.display().to_string();
     let source = Source { path: &path };
+    if settings.scenarios.contains(&crate::memory::Scenario::StyleTransfer) {
+        crate::memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(anyhow::Error::msg)?;
+    }
     let memory = crate::memory::analyse(&graph, &settings);
     if !args.quiet {
         print_warnings(&memory.warnings);

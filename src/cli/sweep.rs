@@ -61,7 +61,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
         bail!("sizes and batches start at 1");
     }
     let settings = args.memory.settings();
-    let base = Base::new(&args.model, args.aspect)?;
+    let base = Base::new(&args.model, &settings, args.aspect)?;
     let bar = super::progress::bar(points.len() as u64, if vary == Vary::Batch { "batches" } else { "sizes" }, args.quiet || args.json);
     let mut rows = Vec::new();
     let mut warned = false;
