@@ -511,6 +511,22 @@ fn onnx_negative_and_zero_dims() {
     g.node = vec![node("mm", "MatMul", &["x", "w"], &["y"])];
     g.initializer = vec![initializer("w", &[4, 0])];
     accepts("zero_weight.onnx", &model(&g), &[], &[]);
+    // A zero-width input with 2^40 × 2^40 leading dims (0 elements) into a padded Conv: the
+    // memory pass's padded-input estimate must not multiply the leading dims unchecked.
+    let ints = |name: &str, v: &[i64]| nnmem::load::onnx::proto::AttributeProto {
+        name: name.into(),
+        ints: v.to_vec(),
+        r#type: 7, // INTS
+        ..Default::default()
+    };
+    let mut g = relu_graph(&[1 << 40, 1 << 40, 3, 0]);
+    let mut conv = node("conv", "Conv", &["x", "w"], &["y"]);
+    conv.attribute = vec![ints("kernel_shape", &[1, 1]), ints("pads", &[0, 1, 0, 1])];
+    g.node = vec![conv];
+    g.initializer = vec![initializer("w", &[1, 1 << 40, 1, 1])];
+    let o = run_bytes("zero_width_conv.onnx", &model(&g), &["--json"]);
+    assert_eq!(o.code, 0, "an empty input is a valid input: {}", o.stderr);
+    within_bounds(&o, "zero-width conv");
     // --input with a dimension beyond i64 is a usage error.
     let o = run_bytes("relu.onnx", &model(&relu_graph(&[1, 4])), &["--input", "x=18446744073709551615x4"]);
     assert_eq!(o.code, 2, "{}", o.stderr);

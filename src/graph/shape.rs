@@ -65,8 +65,12 @@ impl From<Vec<u64>> for Shape {
     }
 }
 
-/// Product of dims, `None` on overflow.
+/// Product of dims, `None` on overflow. A zero dim makes it 0 whatever the
+/// others are (an empty tensor is empty, not an overflow).
 pub fn checked_product(dims: &[u64]) -> Option<u64> {
+    if dims.contains(&0) {
+        return Some(0);
+    }
     dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
 }
 
@@ -91,6 +95,7 @@ mod tests {
     fn product_overflow_is_none() {
         assert_eq!(checked_product(&[1 << 62, 4]), None);
         assert_eq!(checked_product(&[2, 3, 4]), Some(24));
+        assert_eq!(checked_product(&[1 << 40, 1 << 40, 0]), Some(0));
         assert_eq!(checked_product(&[]), Some(1));
     }
 

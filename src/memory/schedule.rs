@@ -538,9 +538,11 @@ impl Schedule {
                         .fold(0u64, |a, e| a.saturating_add(e));
                     let padded_elems = in_shape.map(|s| {
                         let d = s.dims();
-                        let mut e = d.iter().take(2).product::<u64>();
+                        // Saturating: with a zero extent the input's own size does not bound these.
+                        let mut e = d.iter().take(2).fold(1u64, |a, &x| a.saturating_mul(x));
                         for (k, &x) in d.iter().skip(2).enumerate() {
-                            let pad = p.window.pad_begin.get(k).copied().unwrap_or(0) + p.window.pad_end.get(k).copied().unwrap_or(0);
+                            let pad = (p.window.pad_begin.get(k).copied().unwrap_or(0))
+                                .saturating_add(p.window.pad_end.get(k).copied().unwrap_or(0));
                             e = e.saturating_mul(x.saturating_add(pad));
                         }
                         e
