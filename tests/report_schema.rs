@@ -51,6 +51,16 @@ fn every_fixture_report_matches_the_schema() {
     }
 }
 
+#[test]
+fn style_transfer_report_matches_the_schema() {
+    let validator = jsonschema::validator_for(&schema()).expect("the schema compiles");
+    let model = root().join("fixtures/caffe/vgg19_neural_style_v2.prototxt");
+    let r = report(&model, &["--scenario", "style-transfer", "--optimizer", "lbfgs:5", "--input", "data=1x3x128x128"]);
+    let errors: Vec<String> = validator.iter_errors(&r).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(r["scenarios"]["style-transfer"]["settings"]["style_layers"].as_array().is_some_and(|l| l.len() == 5));
+}
+
 /// Collect every property name the schema defines.
 fn property_names(v: &Value, out: &mut Vec<String>) {
     match v {

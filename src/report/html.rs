@@ -51,62 +51,81 @@ const SCRIPT: &str = "document.querySelectorAll('table.sortable th').forEach(fun
 var tb=th.closest('table').tBodies[0];var rows=Array.from(tb.rows);var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';\
 rows.sort(function(a,b){var x=a.cells[i].dataset.v,y=b.cells[i].dataset.v;var r=(x!==undefined&&y!==undefined)?(Number(x)-Number(y)):a.cells[i].textContent.localeCompare(b.cells[i].textContent);return asc?r:-r;});\
 rows.forEach(function(r){tb.appendChild(r);});});});\
-var p=document.querySelector('svg.timeline path');if(p){document.body.setAttribute('data-chart-width',Math.round(p.getBBox().width));}";
+var p=document.querySelector('svg.timeline path.area');if(p){document.body.setAttribute('data-chart-width',Math.round(p.getBBox().width));}";
 
-/// The live-bytes series of a scenario: forward steps, then backward steps.
-fn series(sc: &ScenarioReport, graph: &Graph) -> Vec<(String, &'static str, u64)> {
-    let mut points: Vec<(String, &'static str, u64)> =
-        sc.nodes.iter().zip(&graph.nodes).map(|(m, n)| (n.name.clone(), "forward", m.live_bytes_after)).collect();
-    let backward: Vec<(String, &'static str, u64)> = sc
-        .nodes
+/// Steps of the schedule with their live bytes by category (after each step).
+fn steps<'a>(sc: &'a ScenarioReport, graph: &'a Graph) -> Vec<(String, &'static str, &'a crate::memory::Breakdown)> {
+    sc.timeline
         .iter()
-        .zip(&graph.nodes)
-        .rev()
-        .filter_map(|(m, n)| m.live_bytes_after_backward.map(|b| (n.name.clone(), "backward", b)))
-        .collect();
-    points.extend(backward);
-    points
+        .map(|s| {
+            let name = graph.nodes.get(s.node).map(|n| n.name.clone()).unwrap_or_default();
+            (name, s.phase.as_str(), &s.breakdown)
+        })
+        .collect()
 }
 
+/// The timeline: one stacked area per category over the schedule's steps,
+/// and the peak (which can fall inside a step, in its workspace) marked.
 fn timeline_svg(sc: &ScenarioReport, graph: &Graph) -> String {
-    let (w, h, left, bottom) = (1100.0f64, 260.0f64, 70.0f64, 30.0f64);
-    let points = series(sc, graph);
-    let max = points.iter().map(|p| p.2).max().unwrap_or(0).max(sc.peak_bytes).max(1) as f64;
+    let (w, h, left, bottom) = (1100.0f64, 280.0f64, 70.0f64, 30.0f64);
+    let points = steps(sc, graph);
+    let max = points.iter().map(|p| p.2.total()).max().unwrap_or(0).max(sc.peak_bytes).max(1) as f64;
     let n = points.len().max(2) as f64;
     let x = |i: usize| left + (w - left - 10.0) * i as f64 / (n - 1.0);
-    let y = |b: u64| 10.0 + (h - bottom - 10.0) * (1.0 - b as f64 / max);
+    let y = |b: f64| 10.0 + (h - bottom - 10.0) * (1.0 - b / max);
     let name = sc.scenario.as_str();
     let mut svg = String::new();
     let _ = write!(svg, "<svg id=\"timeline-{name}\" class=\"timeline\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"memory timeline, {name}\">");
     for k in 0..=4 {
-        let v = (max * k as f64 / 4.0) as u64;
+        let v = max * k as f64 / 4.0;
         let yy = y(v);
-        let _ = write!(svg, "<line x1=\"{left}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", w - 10.0, left - 4.0, yy + 4.0, esc(&format_bytes(v)));
+        let _ = write!(svg, "<line x1=\"{left}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", w - 10.0, left - 4.0, yy + 4.0, esc(&format_bytes(v as u64)));
+    }
+    // Stacked areas, bottom to top in the categories' fixed order.
+    let mut lower = vec![0u64; points.len()];
+    for c in Category::ALL {
+        let upper: Vec<u64> = points.iter().zip(&lower).map(|(p, l)| l.saturating_add(p.2.get(c))).collect();
+        if upper == lower {
+            continue;
+        }
+        let mut d = String::new();
+        for (i, u) in upper.iter().enumerate() {
+            let _ = write!(d, "{}{:.1},{:.1} ", if i == 0 { "M" } else { "L" }, x(i), y(*u as f64));
+        }
+        for (i, l) in lower.iter().enumerate().rev() {
+            let _ = write!(d, "L{:.1},{:.1} ", x(i), y(*l as f64));
+        }
+        let _ = write!(svg, "<path class=\"area\" d=\"{}Z\" fill=\"{}\" fill-opacity=\"0.85\"><title>{}</title></path>", d, colour(c), c.as_str());
+        lower = upper;
     }
     if let Some(split) = points.iter().position(|p| p.1 == "backward") {
         let xs = x(split);
-        let _ = write!(svg, "<line x1=\"{xs:.1}\" x2=\"{xs:.1}\" y1=\"10\" y2=\"{}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"22\">backward →</text>", h - bottom, xs + 4.0);
+        let _ = write!(svg, "<line x1=\"{xs:.1}\" x2=\"{xs:.1}\" y1=\"10\" y2=\"{}\" stroke=\"#555\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{}\">backward →</text>", h - bottom, xs + 4.0, h - bottom - 6.0);
     }
-    let mut path = format!("M{left},{:.1}", y(0));
     for (i, p) in points.iter().enumerate() {
-        let _ = write!(path, " L{:.1},{:.1}", x(i), y(p.2));
+        let _ = write!(svg, "<rect x=\"{:.1}\" y=\"10\" width=\"{:.1}\" height=\"{}\" fill=\"transparent\"><title>{} ({}): {} live after the step</title></rect>", x(i) - 2.0, 4.0, h - bottom - 10.0, esc(&p.0), p.1, esc(&format_bytes(p.2.total())));
     }
-    let _ = write!(path, " L{:.1},{:.1} Z", x(points.len().saturating_sub(1)), y(0));
-    let _ = write!(svg, "<path d=\"{path}\" fill=\"#76b7b2\" fill-opacity=\"0.45\" stroke=\"#3b7f7a\" stroke-width=\"1\"/>");
-    for (i, p) in points.iter().enumerate() {
-        let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"1.5\" fill=\"#3b7f7a\"><title>{} ({}): {}</title></circle>", x(i), y(p.2), esc(&p.0), p.1, esc(&format_bytes(p.2)));
-    }
-    // The peak: the step whose node and phase the memory pass names.
-    let peak_node = sc.peak_node_name.clone().unwrap_or_default();
+    let peak_node = sc.peak_node_name.clone().unwrap_or_else(|| sc.peak_phase.as_str().to_string());
     let phase = sc.peak_phase.as_str();
-    let peak_idx = points.iter().position(|p| p.0 == peak_node && p.1 == phase).unwrap_or(0);
-    let (px, py) = (x(peak_idx), y(sc.peak_bytes));
+    let peak_idx = points
+        .iter()
+        .position(|p| Some(&p.0) == sc.peak_node_name.as_ref() && p.1 == phase)
+        .or_else(|| points.iter().position(|p| p.1 == phase))
+        .unwrap_or(0);
+    let (px, py) = (x(peak_idx), y(sc.peak_bytes as f64));
     let label = format!("peak {} at {} ({})", format_bytes(sc.peak_bytes), peak_node, phase);
-    let anchor = if px > w * 0.7 { "end" } else { "start" };
-    let _ = write!(svg, "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"none\" stroke=\"#e15759\" stroke-width=\"2\"/>\
-<text id=\"peak-label-{name}\" class=\"peak-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" style=\"font-weight:bold;fill:#e15759\">{}</text>", if anchor == "end" { px - 8.0 } else { px + 8.0 }, (py + 14.0).min(h - bottom - 4.0), esc(&label));
-    let _ = write!(svg, "<text x=\"{left}\" y=\"{}\">step (node in execution order{})</text></svg>", h - 8.0, if points.iter().any(|p| p.1 == "backward") { ", then backward in reverse" } else { "" });
-    svg
+    let anchor = if px > w * 0.6 { "end" } else { "start" };
+    let _ = write!(svg, "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{py:.1}\" y2=\"{}\" stroke=\"#e15759\" stroke-width=\"1\"/><circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"none\" stroke=\"#e15759\" stroke-width=\"2\"/>\
+<text id=\"peak-label-{name}\" class=\"peak-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" style=\"font-weight:bold;fill:#e15759\">{}</text>", h - bottom, if anchor == "end" { px - 8.0 } else { px + 8.0 }, py + 4.0, esc(&label));
+    let _ = write!(svg, "<text x=\"{left}\" y=\"{}\">step (node in execution order{}); areas: live bytes after each step; marker: the peak, inside its step</text></svg>", h - 8.0, if points.iter().any(|p| p.1 == "backward") { ", then backward in reverse" } else { "" });
+    let mut legend = String::from("<div class=\"legend\">");
+    for c in Category::ALL {
+        if points.iter().any(|p| p.2.get(c) > 0) {
+            let _ = write!(legend, "<span><i class=\"sw\" style=\"background:{}\"></i>{}</span>", colour(c), c.as_str());
+        }
+    }
+    legend.push_str("</div>");
+    svg + &legend
 }
 
 fn breakdown_svg(sc: &ScenarioReport) -> String {

@@ -223,6 +223,8 @@ pub fn add_memory(report: &mut JsonReport, memory: &crate::memory::MemoryReport)
                     "mixed_precision": s.mixed_precision,
                     "optimizer": s.optimizer.map(|o| o.to_string()),
                     "threads": s.threads,
+                    "style_layers": (!s.style_layers.is_empty()).then_some(&s.style_layers),
+                    "content_layers": (!s.content_layers.is_empty()).then_some(&s.content_layers),
                 },
             }),
         );
