@@ -47,7 +47,7 @@ pub struct FitArgs {
 
     /// Width:height of the image when varying the resolution (default: the
     /// model's input); the height is the size searched.
-    #[arg(long, value_name = "W:H", value_parser = parse_aspect)]
+    #[arg(long, value_name = "W:H", value_parser = super::parse_aspect)]
     pub aspect: Option<(u64, u64)>,
 
     /// Memory the runtime takes before the model (CUDA context, framework), left out of the budget.
@@ -70,15 +70,6 @@ pub struct FitArgs {
     pub memory: MemoryArgs,
 }
 
-fn parse_aspect(s: &str) -> Result<(u64, u64), String> {
-    let (w, h) = s.split_once(':').ok_or_else(|| format!("\"{s}\": expected W:H, e.g. 4:3"))?;
-    let w: u64 = w.trim().parse().map_err(|_| format!("\"{s}\": \"{w}\" is not a whole number"))?;
-    let h: u64 = h.trim().parse().map_err(|_| format!("\"{s}\": \"{h}\" is not a whole number"))?;
-    if w == 0 || h == 0 {
-        return Err(format!("\"{s}\": both sides must be at least 1"));
-    }
-    Ok((w, h))
-}
 
 /// The input being varied: its name and dims at the start, and the aspect.
 #[derive(Clone, Debug)]

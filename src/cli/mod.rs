@@ -229,6 +229,15 @@ impl ColorArg {
     }
 }
 
+/// `W:H` with both sides whole numbers above 0 (fit and sweep's --aspect).
+pub(crate) fn parse_aspect(s: &str) -> Result<(u64, u64), String> {
+    let (w, h) = s.split_once(':').ok_or_else(|| format!("\"{s}\": expected W:H, e.g. 4:3"))?;
+    match (w.trim().parse::<u64>(), h.trim().parse::<u64>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(format!("\"{s}\": expected two whole numbers above 0, e.g. 4:3")),
+    }
+}
+
 fn parse_gate(s: &str) -> Result<report::gate::Gate, String> {
     report::gate::Gate::parse(s)
 }

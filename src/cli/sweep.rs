@@ -28,7 +28,7 @@ pub struct SweepArgs {
     pub batches: Vec<u64>,
 
     /// Width:height when sweeping sizes (default: the model's input).
-    #[arg(long, value_name = "W:H", value_parser = parse_aspect)]
+    #[arg(long, value_name = "W:H", value_parser = super::parse_aspect)]
     pub aspect: Option<(u64, u64)>,
 
     /// Write JSON instead of a table.
@@ -43,13 +43,6 @@ pub struct SweepArgs {
     pub memory: MemoryArgs,
 }
 
-fn parse_aspect(s: &str) -> Result<(u64, u64), String> {
-    let (w, h) = s.split_once(':').ok_or_else(|| format!("\"{s}\": expected W:H, e.g. 4:3"))?;
-    match (w.trim().parse::<u64>(), h.trim().parse::<u64>()) {
-        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
-        _ => Err(format!("\"{s}\": expected two whole numbers above 0, e.g. 4:3")),
-    }
-}
 
 pub fn run(args: SweepArgs) -> Result<ExitCode> {
     let (vary, points) = match (args.sizes.is_empty(), args.batches.is_empty()) {

@@ -234,49 +234,40 @@ impl Graph {
         self.warnings.push(message.into());
     }
 
-    /// Per node: (learned, statistics) elements of the weights it is the first
-    /// to read, so a weight shared by several nodes is counted at its first user.
-    pub fn node_param_counts(&self) -> Vec<(u64, u64)> {
+    /// Every weight tensor once, with the index of the first node that reads it
+    /// (a weight shared by several nodes belongs to its first user).
+    fn first_param_uses(&self) -> Vec<(usize, TensorId)> {
         let mut seen = vec![false; self.tensors.len()];
-        self.nodes
-            .iter()
-            .map(|node| {
-                let (mut learned, mut stats) = (0u64, 0u64);
-                for &p in &node.params {
-                    if std::mem::replace(&mut seen[p.0], true) {
-                        continue;
-                    }
-                    let t = self.tensor(p);
-                    let e = t.elems().unwrap_or(0);
-                    if t.trainable {
-                        learned = learned.saturating_add(e);
-                    } else {
-                        stats = stats.saturating_add(e);
-                    }
+        let mut uses = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &p in &node.params {
+                if !std::mem::replace(&mut seen[p.0], true) {
+                    uses.push((i, p));
                 }
-                (learned, stats)
-            })
-            .collect()
+            }
+        }
+        uses
     }
 
-    /// Totals over every param tensor some node reads, each counted once.
+    /// Per node: (learned, statistics) elements of the weights it is the first to read.
+    pub fn node_param_counts(&self) -> Vec<(u64, u64)> {
+        let mut counts = vec![(0u64, 0u64); self.nodes.len()];
+        for (i, p) in self.first_param_uses() {
+            let t = self.tensor(p);
+            let slot = if t.trainable { &mut counts[i].0 } else { &mut counts[i].1 };
+            *slot = slot.saturating_add(t.elems().unwrap_or(0));
+        }
+        counts
+    }
+
+    /// Totals over every weight tensor some node reads, each counted once.
     pub fn param_totals(&self) -> ParamTotals {
-        let mut seen = vec![false; self.tensors.len()];
         let mut totals = ParamTotals::default();
-        for node in &self.nodes {
-            for &p in &node.params {
-                if std::mem::replace(&mut seen[p.0], true) {
-                    continue;
-                }
-                let t = self.tensor(p);
-                let e = t.elems().unwrap_or(0);
-                if t.trainable {
-                    totals.params = totals.params.saturating_add(e);
-                } else {
-                    totals.non_trainable = totals.non_trainable.saturating_add(e);
-                }
-                totals.param_bytes = totals.param_bytes.saturating_add(t.bytes().unwrap_or(0));
-            }
+        for (_, p) in self.first_param_uses() {
+            let t = self.tensor(p);
+            let slot = if t.trainable { &mut totals.params } else { &mut totals.non_trainable };
+            *slot = slot.saturating_add(t.elems().unwrap_or(0));
+            totals.param_bytes = totals.param_bytes.saturating_add(t.bytes().unwrap_or(0));
         }
         totals
     }

@@ -83,8 +83,6 @@ pub(crate) struct GradPlan {
 pub(crate) struct Schedule {
     pub nodes: Vec<NodePlan>,
     pub storages: Vec<StoragePlan>,
-    /// Per tensor: its storage, if it is data.
-    pub storage_of: Vec<Option<usize>>,
     pub grads: Vec<GradPlan>,
     /// Per node: gradient buffers born at its backward step, and transient accumulations.
     pub grads_born: Vec<Vec<usize>>,
@@ -762,7 +760,6 @@ impl Schedule {
         Schedule {
             nodes: plans,
             storages,
-            storage_of,
             grads,
             grads_born,
             grad_accum_bytes,
