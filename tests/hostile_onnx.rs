@@ -617,6 +617,57 @@ fn onnx_a_million_nodes_are_decoded_in_linear_time() {
     assert!(large.rss_kb < 1024 * 1024, "rss {} KiB", large.rss_kb);
 }
 
+/// Shapes of hostile files that used to cost quadratic time (each fixed): many
+/// graph inputs (a linear search per input), many distinct unknown op types (a
+/// linear search per node), one node reading many distinct weights (a linear
+/// search per weight).
+#[test]
+fn onnx_wide_files_take_linear_time() {
+    let many_inputs = |n: usize| {
+        let mut g = relu_graph(&[1, 4]);
+        g.input = (0..n).map(|i| value(&format!("x{i}"), &fixed(&[1, 4]))).collect();
+        g.node = vec![node("relu", "Relu", &["x0"], &["y"])];
+        model(&g)
+    };
+    let many_op_types = |n: usize| {
+        let mut g = relu_graph(&[1, 4]);
+        g.node = (0..n)
+            .map(|i| {
+                let input = if i == 0 { "x".to_string() } else { format!("v{}", i - 1) };
+                NodeProto { input: vec![input], output: vec![format!("v{i}")], op_type: format!("Op{i}"), ..Default::default() }
+            })
+            .collect();
+        g.output = vec![value(&format!("v{}", n - 1), &[])];
+        model(&g)
+    };
+    let many_weights = |n: usize| {
+        let mut g = relu_graph(&[1, 4]);
+        g.initializer = (0..n).map(|i| initializer(&format!("w{i}"), &[1, 4])).collect();
+        let mut inputs = vec!["x".to_string()];
+        inputs.extend((0..n).map(|i| format!("w{i}")));
+        g.node = vec![NodeProto { input: inputs, output: vec!["y".into()], op_type: "Concat".into(), ..Default::default() }];
+        model(&g)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &dyn Fn(usize) -> Vec<u8>, usize); 3] =
+        [("inputs", &many_inputs, 40_000), ("op types", &many_op_types, 40_000), ("weights", &many_weights, 40_000)];
+    for (what, build, n) in cases {
+        let time = |n: usize| {
+            let p = dir.path().join("wide.onnx");
+            std::fs::write(&p, build(n)).unwrap();
+            let o = run_path_with(&p, &[], false);
+            println!("bounds: {n} {what}: exit {} in {:?}, {} KiB", o.code, o.elapsed, o.rss_kb);
+            assert_eq!(o.code, 0, "{n} {what}: {}", o.stderr);
+            assert!(!o.stderr.contains("panicked"));
+            o.elapsed
+        };
+        let small = time(n / 8);
+        let large = time(n);
+        // Eight times the size: quadratic would be 64 times the time.
+        assert!(large < small * 20 + Duration::from_millis(300), "{what}: {large:?} vs {small:?}");
+    }
+}
+
 // ---- .caffemodel ----
 
 fn caffe_blob(dims: &[i64]) -> Vec<u8> {

@@ -299,10 +299,13 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     }
     let ctx = map::MapCtx { opset, initializers: &inits };
     let mut unknown_ops: Vec<(String, usize, String)> = Vec::new();
+    // Position in `unknown_ops` by type: a file of many distinct unknown types stays linear.
+    let mut unknown_index: HashMap<String, usize> = HashMap::new();
     for &i in &order {
         let n = nodes[i];
         let mut inputs = Vec::new();
         let mut params = Vec::new();
+        let mut param_set: HashSet<TensorId> = HashSet::new();
         for x in n.input.iter().filter(|x| !x.is_empty()) {
             let id = match ids.get(x.as_str()) {
                 Some(&id) => id,
@@ -319,7 +322,8 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
                 },
             };
             if g.tensors[id.0].kind == TensorKind::Param {
-                if !params.contains(&id) {
+                // A set, so that a node reading 100,000 weights stays linear.
+                if param_set.insert(id) {
                     params.push(id);
                 }
             } else {
@@ -348,9 +352,12 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
             n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
         };
         if let Op::Unknown { type_name } = &op {
-            match unknown_ops.iter_mut().find(|(t, _, _)| t == type_name) {
+            match unknown_index.get(type_name).and_then(|&k| unknown_ops.get_mut(k)) {
                 Some(entry) => entry.1 += 1,
-                None => unknown_ops.push((type_name.clone(), 1, name.clone())),
+                None => {
+                    unknown_index.insert(type_name.clone(), unknown_ops.len());
+                    unknown_ops.push((type_name.clone(), 1, name.clone()));
+                }
             }
         }
         g.nodes.push(Node {
@@ -602,8 +609,13 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
     let types: HashSet<i32> = all_types.chain(init_types).collect();
     let bf16_model = types.contains(&proto::elem::BFLOAT16) && !types.contains(&proto::elem::FLOAT16);
 
+    // By name, so that many inputs cost linear time (the first of a repeated name wins, as before).
+    let mut input_index: HashMap<String, usize> = HashMap::with_capacity(g.inputs.len());
+    for (i, t) in g.tensors.iter().enumerate().filter(|(_, t)| t.kind == TensorKind::Input) {
+        input_index.entry(t.name.clone()).or_insert(i);
+    }
     for b in bindings {
-        let Some(t) = g.tensors.iter_mut().find(|t| t.kind == TensorKind::Input && t.name == b.name) else { continue };
+        let Some(t) = input_index.get(&b.name).and_then(|&i| g.tensors.get_mut(i)) else { continue };
         let concrete: Option<Vec<u64>> =
             b.dims.iter().map(|x| if let DimSpec::Value(v) = x { Some(*v) } else { None }).collect();
         match concrete {
