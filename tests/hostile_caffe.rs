@@ -155,3 +155,22 @@ fn odd_bytes_and_names() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
 }
+
+#[test]
+fn long_lines_take_linear_time_and_keep_exact_columns() {
+    // Every field records its column; counting each from the line start made a
+    // 40,000-field line quadratic (3.4 s). Now the count resumes where the last one stopped.
+    let line = |n: usize| format!("{NET}layer {{ name: 'r' type: 'ReLU' bottom: 'data' top: 'y' {} }}\n", "junk: 1 ".repeat(n));
+    let small = run_on(line(5_000).as_bytes(), &[]);
+    let large = run_on(line(40_000).as_bytes(), &[]);
+    assert_eq!((small.code, large.code), (0, 0), "{}", large.stderr);
+    assert!(large.elapsed < small.elapsed * 20 + Duration::from_millis(200), "{:?} vs {:?}", large.elapsed, small.elapsed);
+    assert!(large.elapsed < TIME_LIMIT, "took {:?}", large.elapsed);
+    // A Slice with 40,000 tops on one line.
+    let tops: String = (0..40_000).map(|i| format!("top: 't{i}' ")).collect();
+    let o = run_on(format!("input: 'data'\ninput_shape {{ dim: 1 dim: 40000 }}\nlayer {{ name: 's' type: 'Slice' bottom: 'data' {tops}slice_param {{ axis: 1 }} }}\n").as_bytes(), &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
+    // Columns stay exact far into a line, multi-byte characters counting once.
+    rejects(&format!("{}é: @", "a: 1 ".repeat(1000)), ":1:5004: unexpected character '@'");
+}

@@ -100,13 +100,26 @@ struct Lexer<'a> {
     pos: usize,
     line: usize,
     line_start: usize,
+    /// The last (position, column) computed: a long line with many fields is
+    /// counted once from there, not from the line start for every field
+    /// (which made a 40,000-field line take seconds).
+    last_column: std::cell::Cell<(usize, usize)>,
 }
 
 impl<'a> Lexer<'a> {
     fn column(&self, pos: usize) -> usize {
         // Columns count characters, so multi-byte UTF-8 counts once.
-        let start = self.line_start.min(pos);
-        self.src[start..pos].iter().filter(|&&b| (b & 0xC0) != 0x80).count() + 1
+        let chars = |from: usize| self.src[from..pos].iter().filter(|&&b| (b & 0xC0) != 0x80).count();
+        let (last_pos, last_col) = self.last_column.get();
+        let col = if self.line_start <= last_pos && last_pos <= pos {
+            last_col + chars(last_pos)
+        } else {
+            chars(self.line_start.min(pos)) + 1
+        };
+        if self.line_start <= pos {
+            self.last_column.set((pos, col));
+        }
+        col
     }
 
     fn error<T>(&self, pos: usize, message: impl Into<String>) -> Result<T, SyntaxError> {
@@ -359,7 +372,7 @@ fn describe(tok: &Token) -> String {
 pub fn parse(src: &[u8]) -> Result<Message, SyntaxError> {
     // A UTF-8 byte-order mark is not part of the text.
     let src = src.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(src);
-    let mut parser = Parser { lexer: Lexer { src, pos: 0, line: 1, line_start: 0 }, peeked: None };
+    let mut parser = Parser { lexer: Lexer { src, pos: 0, line: 1, line_start: 0, last_column: std::cell::Cell::new((0, 1)) }, peeked: None };
     parser.message(None, 0)
 }
 
