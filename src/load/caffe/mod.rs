@@ -57,8 +57,14 @@ pub fn load_prototxt_bytes(path: &Path, bytes: &[u8], options: &LoadOptions) -> 
 fn check_weights(graph: &mut Graph, weights: &Path) -> Result<(), LoadError> {
     let stored = caffemodel::caffemodel_blob_shapes(weights)?;
     let mut problems = Vec::new();
+    // By name, so that nets of many layers are checked in linear time (the first node of a name, as before).
+    let mut node_of: HashMap<&str, usize> = HashMap::with_capacity(graph.nodes.len());
+    for (i, n) in graph.nodes.iter().enumerate() {
+        node_of.entry(n.name.as_str()).or_insert(i);
+    }
+    let stored_names: std::collections::HashSet<&str> = stored.iter().map(|(l, _)| l.as_str()).collect();
     for (layer, blobs) in &stored {
-        let Some(node) = graph.nodes.iter().find(|n| &n.name == layer) else {
+        let Some(node) = node_of.get(layer.as_str()).and_then(|&i| graph.nodes.get(i)) else {
             if !blobs.is_empty() {
                 problems.push(format!("weights: layer \"{layer}\" has {} blob(s) in {} but is not in the prototxt", blobs.len(), weights.display()));
             }
@@ -78,7 +84,7 @@ fn check_weights(graph: &mut Graph, weights: &Path) -> Result<(), LoadError> {
         }
     }
     for node in &graph.nodes {
-        if !node.params.is_empty() && !stored.iter().any(|(l, _)| l == &node.name) {
+        if !node.params.is_empty() && !stored_names.contains(node.name.as_str()) {
             problems.push(format!("weights: layer \"{}\" has no blobs in {}", node.name, weights.display()));
         }
     }
