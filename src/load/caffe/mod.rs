@@ -162,7 +162,8 @@ fn records<'a>(net: &'a Message, path: &Path) -> Result<Vec<LayerRecord<'a>>, Lo
 struct NetState {
     phase: &'static str,
     level: i64,
-    stages: Vec<String>,
+    /// A set: a state of many stages against many rules stays linear.
+    stages: std::collections::HashSet<String>,
 }
 
 fn rule_matches(rule: &Message, state: &NetState) -> bool {
@@ -180,8 +181,7 @@ fn rule_matches(rule: &Message, state: &NetState) -> bool {
     if level("min_level").is_some_and(|l| state.level < l) || level("max_level").is_some_and(|l| state.level > l) {
         return false;
     }
-    rule.texts("stage").all(|s| state.stages.iter().any(|x| x == s))
-        && rule.texts("not_stage").all(|s| !state.stages.iter().any(|x| x == s))
+    rule.texts("stage").all(|s| state.stages.contains(s)) && rule.texts("not_stage").all(|s| !state.stages.contains(s))
 }
 
 /// Caffe's rule: with include rules, keep if any matches; else drop if any exclude matches.
