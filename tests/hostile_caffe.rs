@@ -174,20 +174,3 @@ fn long_lines_take_linear_time_and_keep_exact_columns() {
     // Columns stay exact far into a line, multi-byte characters counting once.
     rejects(&format!("{}é: @", "a: 1 ".repeat(1000)), ":1:5004: unexpected character '@'");
 }
-
-#[test]
-fn many_stages_take_linear_time() {
-    // Every layer's include rule was tested against the state's stages by linear search.
-    let net = |n: usize| {
-        let stages: String = (0..n).map(|i| format!("stage: 's{i}' ")).collect();
-        let mut s = format!("state {{ {stages}}}\n{NET}");
-        for i in 0..n {
-            s.push_str(&format!("layer {{ name: 'r{i}' type: 'ReLU' bottom: 'data' top: 'data' include {{ stage: 's{i}' }} }}\n"));
-        }
-        s
-    };
-    let small = run_on(net(5_000).as_bytes(), &[]);
-    let large = run_on(net(40_000).as_bytes(), &[]);
-    assert_eq!((small.code, large.code), (0, 0), "{}", large.stderr);
-    assert!(large.elapsed < small.elapsed * 20 + Duration::from_millis(200), "{:?} vs {:?}", large.elapsed, small.elapsed);
-}

@@ -812,6 +812,31 @@ fn caffemodel_weights_of_many_layers_take_linear_time() {
     assert!(large < small * 20 + Duration::from_millis(300), "{large:?} vs {small:?}");
 }
 
+/// A prototxt case, here for the per-child RSS measure (hostile_caffe.rs reads
+/// RUSAGE_CHILDREN, which this 160 MB run would raise for every later case):
+/// every layer's include rule was tested against the state's stages by linear
+/// search, so 40,000 stages and layers took 1.3 s.
+#[test]
+fn prototxt_many_stages_take_linear_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = |n: usize| {
+        let stages: String = (0..n).map(|i| format!("stage: 's{i}' ")).collect();
+        let mut s = format!("state {{ {stages}}}\ninput: 'data'\ninput_shape {{ dim: 1 dim: 4 }}\n");
+        for i in 0..n {
+            s.push_str(&format!("layer {{ name: 'r{i}' type: 'ReLU' bottom: 'data' top: 'data' include {{ stage: 's{i}' }} }}\n"));
+        }
+        let p = dir.path().join("stages.prototxt");
+        std::fs::write(&p, s).unwrap();
+        let o = run_path_with(&p, &[], false);
+        println!("bounds: {n} stages and layers: exit {} in {:?}, {} KiB", o.code, o.elapsed, o.rss_kb);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        o.elapsed
+    };
+    let small = time(5_000);
+    let large = time(40_000);
+    assert!(large < small * 20 + Duration::from_millis(300), "{large:?} vs {small:?}");
+}
+
 // ---- files: external data, inputs untouched, -o ----
 
 #[cfg(unix)]
