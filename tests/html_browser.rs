@@ -64,8 +64,9 @@ fn vgg19_report_renders_with_the_right_peak() {
     assert!(dom.contains(&label), "peak label {label:?} not in the rendered page");
 
     let shot = dir.path().join("shot.png");
-    let status = headless(&browser, &dir.path().join("profile-shot")).arg(format!("--screenshot={}", shot.display())).arg(&url).status().unwrap();
-    assert!(status.success());
+    // Chromium logs D-Bus noise on stderr in containers: keep it out of the test output.
+    let shot_run = headless(&browser, &dir.path().join("profile-shot")).arg(format!("--screenshot={}", shot.display())).arg(&url).output().unwrap();
+    assert!(shot_run.status.success(), "{}", String::from_utf8_lossy(&shot_run.stderr));
     let bytes = std::fs::read(&shot).expect("Chromium wrote a screenshot");
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000, "screenshot is {} bytes", bytes.len());
     if let Ok(keep) = std::env::var("NNMEM_KEEP_SCREENSHOT") {
