@@ -1,0 +1,64 @@
+//! The JSON report of every nnmem fixture validates against docs/report.schema.json,
+//! and the schema rejects what it should. Needs a built nnmem (see `nnmem_binary`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nnmem_schema_check::{nnmem_binary, repo, Validator};
+use serde_json::Value;
+
+fn report(model: &Path, extra: &[&str]) -> Value {
+    let out = Command::new(nnmem_binary()).arg("inspect").arg(model).arg("--json").arg("-q").args(extra).output().expect("nnmem runs");
+    assert!(out.status.success(), "{}: {}", model.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Fixtures that load (the hostile ONNX files are meant to fail).
+fn fixtures() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["fixtures/caffe", "fixtures/onnx"] {
+        for entry in std::fs::read_dir(repo().join(dir)).expect("fixtures folder") {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if (name.ends_with(".prototxt") || name.ends_with(".onnx")) && !name.starts_with("hostile") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_fixture_report_matches_the_schema() {
+    let validator = Validator::new();
+    let files = fixtures();
+    assert!(files.len() >= 10, "fixtures found: {files:?}");
+    for model in files {
+        for extra in [&[][..], &["--scenario", "training", "--optimizer", "adam", "--dtype", "f16"][..]] {
+            let errors = validator.errors(&report(&model, extra));
+            assert!(errors.is_empty(), "{} {extra:?}: {errors:#?}", model.display());
+        }
+    }
+}
+
+#[test]
+fn style_transfer_report_matches_the_schema() {
+    let validator = Validator::new();
+    let model = repo().join("fixtures/caffe/vgg19_neural_style_v2.prototxt");
+    let r = report(&model, &["--scenario", "style-transfer", "--optimizer", "lbfgs:5", "--input", "data=1x3x128x128"]);
+    let errors = validator.errors(&r);
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn the_schema_rejects_what_it_should() {
+    let validator = Validator::new();
+    let mut r = report(&repo().join("fixtures/caffe/seed_cnn.prototxt"), &[]);
+    assert!(validator.errors(&r).is_empty());
+    r["totals"]["params"] = Value::from(-1);
+    assert!(!validator.errors(&r).is_empty(), "a negative count must fail");
+    r["totals"]["params"] = Value::from(1);
+    r["surprise"] = Value::from(true);
+    assert!(!validator.errors(&r).is_empty(), "an undocumented field must fail");
+}
