@@ -16,7 +16,7 @@ fn main() {
     let code = match cli::run(parsed) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("nnmem: error: {e:#}");
+            eprintln!("nnmem: error: {}", nnmem::units::printable(&format!("{e:#}")));
             ExitCode::Error
         }
     };

@@ -1,6 +1,17 @@
 //! Byte counts for people: binary units (KiB = 2^10 B, MiB = 2^20 B, GiB = 2^30 B)
 //! in tables, exact integers everywhere else.
 
+/// Text from a model file made safe for a terminal: control characters (which
+/// could move the cursor or recolour the screen) become `\u{…}` escapes.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
+    )
+}
+
 /// `1234567` → `"1.18 MiB"`; below 1 KiB plain bytes.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -58,6 +69,12 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("conv1"), "conv1");
+        assert_eq!(printable("a\x1b[31mb\n"), "a\\u{1b}[31mb\\u{a}");
+    }
 
     #[test]
     fn binary_units() {

@@ -174,3 +174,15 @@ fn long_lines_take_linear_time_and_keep_exact_columns() {
     // Columns stay exact far into a line, multi-byte characters counting once.
     rejects(&format!("{}é: @", "a: 1 ".repeat(1000)), ":1:5004: unexpected character '@'");
 }
+
+#[test]
+fn names_cannot_drive_the_terminal() {
+    let text = "input: \"da\x1b[31mta\"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\nlayer { name: \"r\x1b[2J\" type: \"ReLU\" bottom: \"da\x1b[31mta\" top: \"r\" }\n";
+    let f = tempfile::Builder::new().suffix(".prototxt").tempfile().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    let out = Command::cargo_bin("nnmem").unwrap().arg("inspect").arg(f.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+    assert!(stdout.contains("r\\u{1b}[2J"), "{stdout}");
+}

@@ -355,6 +355,6 @@ fn print_warnings(warnings: &[String]) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     for w in warnings {
-        let _ = writeln!(err, "nnmem: warning: {w}");
+        let _ = writeln!(err, "nnmem: warning: {}", crate::units::printable(w));
     }
 }

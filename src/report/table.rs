@@ -48,6 +48,8 @@ fn node_rows(graph: &Graph, extra: &[Column]) -> (Vec<String>, Vec<Row>) {
             output_bytes(graph, node).map(format_bytes).unwrap_or_else(|| "?".into()),
         ];
         cells.extend(extra.iter().map(|c| c.cells.get(i).cloned().unwrap_or_default()));
+        // Names come from the model file: never let them drive the terminal.
+        let cells = cells.into_iter().map(|c| crate::units::printable(&c).into_owned()).collect();
         rows.push(Row { cells });
     }
     (header, rows)
