@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::{activation_bytes, input_bytes, shape_text, Source};
 use crate::graph::Graph;
-use crate::units::{format_bytes, format_count};
+use crate::units::{format_bytes, format_count, printable};
 
 /// One table row, already formatted.
 pub struct Row {
@@ -90,13 +90,13 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
     };
 
     let (bullet, heading) = if style == Style::Markdown { ("- ", "## ") } else { ("", "") };
-    writeln!(out, "{heading}{} ({}, {})", graph.name, graph.format.as_str(), source.path)?;
+    writeln!(out, "{heading}{} ({}, {})", printable(&graph.name), graph.format.as_str(), printable(source.path))?;
     if style == Style::Markdown {
         writeln!(out)?;
     }
     for &t in &graph.inputs {
         let tensor = graph.tensor(t);
-        writeln!(out, "{bullet}input {} {} {}", tensor.name, shape_text(graph, t), tensor.dtype.name())?;
+        writeln!(out, "{bullet}input {} {} {}", printable(&tensor.name), shape_text(graph, t), tensor.dtype.name())?;
     }
     writeln!(out)?;
     match style {
@@ -210,7 +210,7 @@ pub fn write_memory_summary(out: &mut dyn Write, memory: &crate::memory::MemoryR
             "{} peak: {} at {} ({}); profile {}, {}{}{}",
             sc.scenario.as_str(),
             format_bytes(sc.peak_bytes),
-            sc.peak_node_name.as_deref().unwrap_or(sc.peak_phase.as_str()),
+            printable(sc.peak_node_name.as_deref().unwrap_or(sc.peak_phase.as_str())),
             sc.peak_phase.as_str(),
             s.profile,
             s.dtype.name(),
