@@ -106,6 +106,8 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let rel = |p: &Path| p.strip_prefix(&args.dir).unwrap_or(p).display().to_string();
+    // The table goes to a terminal: file names and messages are escaped there (JSON escapes by itself).
+    let shown = |p: &Path| crate::units::printable(&rel(p)).into_owned();
     let result = if args.json {
         rows.iter().try_for_each(|r| {
             let line = match &r.outcome {
@@ -119,7 +121,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             writeln!(out, "{}", json!({"summary": {"models": rows.len(), "failed": failed, "seconds": start.elapsed().as_secs_f64()}}))
         })
     } else {
-        write_table(&mut out, &rows, &rel).and_then(|_| {
+        write_table(&mut out, &rows, &shown).and_then(|_| {
             writeln!(out, "\n{} models, {} failed, {:.2} s", rows.len(), failed, start.elapsed().as_secs_f64())
         })
     };
@@ -143,7 +145,7 @@ fn write_table(out: &mut dyn Write, rows: &[Row], rel: &dyn Fn(&Path) -> String)
                 s.training_peak.map(format_bytes).unwrap_or_default(),
                 s.warnings.to_string(),
             ],
-            Err(e) => vec![rel(&r.path), "error".into(), String::new(), String::new(), String::new(), e.clone()],
+            Err(e) => vec![rel(&r.path), "error".into(), String::new(), String::new(), String::new(), crate::units::printable(e).into_owned()],
         })
         .collect();
     let widths: Vec<usize> =

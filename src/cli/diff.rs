@@ -151,7 +151,7 @@ pub fn run(args: DiffArgs) -> Result<ExitCode> {
     writeln!(out, "\nlayers whose memory (output + saved + workspace) changed most:")?;
     for (n, x, y) in &changes {
         let show = |v: &Option<u64>| v.map(format_bytes).unwrap_or_else(|| "absent".into());
-        writeln!(out, "  {n:<32} {:>12} -> {:>12}", show(x), show(y))?;
+        writeln!(out, "  {:<32} {:>12} -> {:>12}", crate::units::printable(n), show(x), show(y))?;
     }
     if changes.is_empty() {
         writeln!(out, "  none")?;

@@ -96,7 +96,7 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
     }
     for &t in &graph.inputs {
         let tensor = graph.tensor(t);
-        writeln!(out, "{bullet}input {} {} {}", printable(&tensor.name), shape_text(graph, t), tensor.dtype.name())?;
+        writeln!(out, "{bullet}input {} {} {}", printable(&tensor.name), printable(&shape_text(graph, t)), tensor.dtype.name())?;
     }
     writeln!(out)?;
     match style {
