@@ -12,7 +12,9 @@ pub fn repo() -> PathBuf {
 /// The nnmem binary: $NNMEM, else the release build, else the debug build.
 pub fn nnmem_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("NNMEM") {
-        return PathBuf::from(p);
+        // cargo runs tests in this crate's folder: a relative path means the repository root.
+        let p = PathBuf::from(p);
+        return if p.is_relative() { repo().join(p) } else { p };
     }
     let release = repo().join("target/release/nnmem");
     if release.exists() {
