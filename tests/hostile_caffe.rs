@@ -114,8 +114,8 @@ fn many_layers_take_linear_time() {
         }
         s
     };
-    let small = run_on(net(10_000).as_bytes(), &[]);
-    let large = run_on(net(100_000).as_bytes(), &[]);
+    let small = run_on(net(4_000).as_bytes(), &[]);
+    let large = run_on(net(40_000).as_bytes(), &[]);
     assert_eq!((small.code, large.code), (0, 0), "{}", large.stderr);
     // Ten times the layers: well under a hundred times the time (quadratic would be 100×).
     assert!(large.elapsed < small.elapsed * 30 + Duration::from_millis(200), "{:?} vs {:?}", large.elapsed, small.elapsed);
@@ -123,14 +123,15 @@ fn many_layers_take_linear_time() {
 
 #[test]
 fn oversized_file_is_refused_before_reading() {
-    // A sparse 65 MiB file: refused by its size, without reading (or allocating) it.
+    // A sparse file over the limit: refused by its size, without reading (or allocating) it.
     let f = tempfile::Builder::new().suffix(".prototxt").tempfile().unwrap();
     f.as_file().set_len(65 << 20).unwrap();
     let start = Instant::now();
     let out = Command::cargo_bin("nnmem").unwrap().arg("inspect").arg(f.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("is too large for a prototxt (limit 67108864)"), "{stderr}");
+    let limit = format!("is too large for a prototxt (limit {})", nnmem::load::caffe::MAX_PROTOTXT_BYTES);
+    assert!(stderr.contains(&limit), "{stderr}");
     assert!(stderr.contains(&*f.path().file_name().unwrap().to_string_lossy()), "{stderr}");
     assert!(start.elapsed() < TIME_LIMIT);
     assert!(max_child_rss_kb() < RSS_LIMIT_KB, "rss {} KiB", max_child_rss_kb());
@@ -185,4 +186,21 @@ fn names_cannot_drive_the_terminal() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains('\x1b'), "{stdout}");
     assert!(stdout.contains("r\\u{1b}[2J"), "{stdout}");
+}
+
+#[test]
+fn a_million_layers_are_refused_early() {
+    // Compact layers, so the file stays under the size limit and the field count refuses it.
+    let mut net = String::from(NET);
+    for i in 0..1_000_000 {
+        net.push_str(&format!("layer{{name:'{i}'type:'ReLU'}}"));
+        if net.len() as u64 > nnmem::load::caffe::MAX_PROTOTXT_BYTES - 64 {
+            break;
+        }
+    }
+    let o = run_on(net.as_bytes(), &[]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("more than 250000 fields"), "{}", o.stderr);
+    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
+    assert!(max_child_rss_kb() < RSS_LIMIT_KB, "rss {} KiB", max_child_rss_kb());
 }

@@ -20,7 +20,7 @@ use crate::graph::{checked_product, AttrValue, DType, Graph, ModelFormat, Shape,
 
 /// Prototxts larger than this are refused before reading (the largest real
 /// one, Inception-ResNet-v2, is 236 KB).
-pub const MAX_PROTOTXT_BYTES: u64 = 64 << 20;
+pub const MAX_PROTOTXT_BYTES: u64 = 16 << 20;
 
 pub fn load_prototxt(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
     let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };

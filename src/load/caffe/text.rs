@@ -9,6 +9,10 @@
 /// Nesting deeper than this is refused (hostile inputs, not real nets).
 pub const MAX_DEPTH: usize = 64;
 
+/// More fields than this are refused, so memory stays bounded. The largest real
+/// net (Inception-ResNet-v2, 987 layers) has about 15,000.
+pub const MAX_FIELDS: usize = 250_000;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// The literal text of a number, enum or bool; the decoded text of a string.
@@ -250,6 +254,8 @@ fn is_word_byte(b: u8) -> bool {
 struct Parser<'a> {
     lexer: Lexer<'a>,
     peeked: Option<(Token, usize)>,
+    /// Fields read so far, against MAX_FIELDS.
+    n_fields: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -293,6 +299,10 @@ impl<'a> Parser<'a> {
                 Token::Punct(c) if Some(c) == close => return Ok(msg),
                 Token::Punct(b',' | b';') => continue,
                 Token::Ident(name) => {
+                    self.n_fields += 1;
+                    if self.n_fields > MAX_FIELDS {
+                        return self.error_at(pos, format!("more than {MAX_FIELDS} fields; nnmem refuses files this large"));
+                    }
                     let (line, column) = self.position(pos);
                     self.field_value(&mut msg, name, line, column, depth)?;
                 }
@@ -372,7 +382,7 @@ fn describe(tok: &Token) -> String {
 pub fn parse(src: &[u8]) -> Result<Message, SyntaxError> {
     // A UTF-8 byte-order mark is not part of the text.
     let src = src.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(src);
-    let mut parser = Parser { lexer: Lexer { src, pos: 0, line: 1, line_start: 0, last_column: std::cell::Cell::new((0, 1)) }, peeked: None };
+    let mut parser = Parser { lexer: Lexer { src, pos: 0, line: 1, line_start: 0, last_column: std::cell::Cell::new((0, 1)) }, peeked: None, n_fields: 0 };
     parser.message(None, 0)
 }
 

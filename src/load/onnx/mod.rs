@@ -88,6 +88,10 @@ const RUN_TIME_OPS: &[&str] = &[
     "ConcatFromSequence",
 ];
 
+/// Graphs with more nodes than this are refused (memory stays bounded); real
+/// exports, transformers included, have tens of thousands at most.
+pub const MAX_NODES: usize = 200_000;
+
 /// Elements of an initializer, `None` for a negative dim or an overflow.
 pub(crate) fn elems_of(dims: &[i64]) -> Option<u64> {
     dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
@@ -140,6 +144,11 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
         sparse_initializers: 0,
     };
     let fields = proto::fields(graph_bytes).map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
+    // Count before decoding, so a hostile file is refused before it costs memory.
+    let n_nodes = fields.iter().filter(|f| f.number == 1).count();
+    if n_nodes > MAX_NODES {
+        return Err(format!("the graph has {n_nodes} nodes, more than nnmem's limit of {MAX_NODES}"));
+    }
     for f in fields {
         let expect_len = matches!(f.number, 1 | 2 | 5 | 11 | 12 | 13 | 15);
         if expect_len && f.wire != proto::Wire::Len {
