@@ -178,9 +178,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
     }
     let (steps, report) = steps(&graph, &settings, scenario);
     if !args.quiet {
-        for w in graph.warnings.iter() {
-            eprintln!("nnmem: warning: {w}");
-        }
+        super::print_warnings(&graph.warnings);
     }
     let mut out = Vec::new();
     let peak = report.peak_bytes;

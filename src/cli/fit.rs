@@ -277,9 +277,7 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
     let result = search(&args.model, &settings, &base, args.vary, args.budget, args.reserve, args.max)?;
     if !args.quiet {
         if let Some(p) = result.fits.as_ref().or(result.next.as_ref()) {
-            for w in &p.report.warnings {
-                eprintln!("nnmem: warning: {w}");
-            }
+            super::print_warnings(&p.report.warnings);
         }
     }
     let mut out = Vec::new();

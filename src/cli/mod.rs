@@ -351,7 +351,8 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn print_warnings(warnings: &[String]) {
+/// Warnings on stderr, names escaped for the terminal; the one place every subcommand prints them.
+pub(crate) fn print_warnings(warnings: &[String]) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     for w in warnings {

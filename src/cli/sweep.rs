@@ -61,9 +61,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
     for &size in &points {
         let p = probe(&args.model, &settings, &base, vary, size).with_context(|| format!("at {} {size}", vary.as_str()))?;
         if !args.quiet && !warned {
-            for w in &p.report.warnings {
-                eprintln!("nnmem: warning: {w}");
-            }
+            super::print_warnings(&p.report.warnings);
             warned = true;
         }
         rows.push(p);
