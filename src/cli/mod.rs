@@ -336,9 +336,11 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
         Format::Csv => report::table::write_csv(&mut buffer, &graph, &memory).context("rendering CSV")?,
         Format::Html => report::html::write(&mut buffer, &graph, &source, &memory).context("rendering HTML")?,
     }
-    // Every file read is an input: the model and, for Caffe, its --weights.
-    let inputs: Vec<&std::path::Path> =
-        std::iter::once(args.model.model.as_path()).chain(args.model.weights.as_deref()).collect();
+    // Every file read or named is an input: the model, its --weights, its external data.
+    let inputs: Vec<&std::path::Path> = std::iter::once(args.model.model.as_path())
+        .chain(args.model.weights.as_deref())
+        .chain(graph.linked_files.iter().map(|p| p.as_path()))
+        .collect();
     output::emit(&buffer, args.output.as_deref(), &inputs)?;
 
     let mut code = ExitCode::Success;

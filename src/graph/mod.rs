@@ -194,6 +194,9 @@ pub struct Graph {
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
     pub warnings: Vec<String>,
+    /// Files the model names but nnmem never opens (ONNX external data), so
+    /// that nothing is ever written over them.
+    pub linked_files: Vec<std::path::PathBuf>,
 }
 
 /// Parameter totals over the whole graph, shared tensors counted once.
@@ -214,6 +217,7 @@ impl Graph {
             inputs: Vec::new(),
             outputs: Vec::new(),
             warnings: Vec::new(),
+            linked_files: Vec::new(),
         }
     }
 

@@ -222,11 +222,16 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
             g.warn(format!("initializer \"{}\" is defined twice; the last one is used", t.name));
         }
     }
-    let model_dir = path.parent().unwrap_or(Path::new("."));
+    // `model.onnx` has the empty parent "": that is the current folder.
+    let model_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let refs: Vec<&TensorProto> = inits.values().copied().collect();
     for w in external::check_locations(model_dir, &refs) {
         g.warn(w);
     }
+    let mut linked: Vec<&str> = refs.iter().filter(|t| t.is_external()).filter_map(|t| t.external_location()).collect();
+    linked.sort_unstable();
+    linked.dedup();
+    g.linked_files = linked.into_iter().map(|loc| model_dir.join(loc)).collect();
 
     // Graph inputs that are not initializers (IR < 4 lists initializers as inputs too).
     let real_inputs: Vec<&ValueInfoProto> =
