@@ -55,7 +55,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// The model: a Caffe .prototxt, an .onnx file, or a .caffemodel.
+    /// The model: a Caffe .prototxt, an .onnx file, or a .caffemodel (a regular
+    /// file; `-` reads standard input, at most 16 MiB).
     pub model: PathBuf,
 
     /// Set or override an input's shape: NAME=DIMS (e.g. data=1x3x512x512), or

@@ -153,15 +153,8 @@ fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
 }
 
 fn read_layers(path: &Path) -> Result<Vec<StoredLayer>, LoadError> {
-    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
-    let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.len() == 0 {
-        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not a caffemodel".into() });
-    }
-    // SAFETY: read-only map, dropped before returning; see the ONNX loader for
-    // the truncation caveat that every memory-mapped reader shares.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    decode_layers(path, &map)
+    let opened = crate::load::input::open_file(path)?;
+    decode_layers(path, &opened.data()?)
 }
 
 fn decode_layers(path: &Path, bytes: &[u8]) -> Result<Vec<StoredLayer>, LoadError> {

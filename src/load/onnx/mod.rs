@@ -99,21 +99,16 @@ pub(crate) fn elems_of(dims: &[i64]) -> Option<u64> {
 
 /// Loads an ONNX model file.
 pub fn load_onnx(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
-    let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.len() == 0 {
-        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not an ONNX model".into() });
-    }
-    // SAFETY: the map is read-only and dropped before returning. A process that
-    // truncates the file while nnmem reads it could make a read fault; that is
-    // the accepted cost of never reading (or copying) the weights at all.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    load_onnx_bytes(path, &map, options)
+    let opened = crate::load::input::open_file(path)?;
+    load_onnx_bytes(path, &opened.data()?, options)
 }
 
 /// Loads an ONNX model held in memory; `path` names it in messages and locates
 /// its folder for external-data checks.
 pub fn load_onnx_bytes(path: &Path, buf: &[u8], options: &LoadOptions) -> Result<Graph, LoadError> {
+    if buf.is_empty() {
+        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not an ONNX model".into() });
+    }
     let decoded = decode(buf).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
     build(path, &decoded, options)
 }
