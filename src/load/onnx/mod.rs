@@ -9,6 +9,7 @@
 //! no cycle, sane dims) → `Graph` tensors and nodes in execution order, ops
 //! mapped by `map` → shapes from the analysis → warnings.
 
+pub mod budget;
 mod external;
 #[cfg(feature = "tract")]
 mod infer;
@@ -37,7 +38,7 @@ pub(crate) struct Decoded<'a> {
     pub inputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub value_info: Vec<(ValueInfoProto, &'a [u8])>,
-    pub sparse_initializers: usize,
+    pub sparse_initializers: Vec<proto::SparseTensorProto>,
 }
 
 /// One dim of a graph input as handed to shape inference.
@@ -88,9 +89,10 @@ const RUN_TIME_OPS: &[&str] = &[
     "ConcatFromSequence",
 ];
 
-/// Graphs with more nodes than this are refused (memory stays bounded); real
-/// exports, transformers included, have tens of thousands at most.
-pub const MAX_NODES: usize = 200_000;
+/// Graphs with more nodes than this (counted in every subgraph) are refused
+/// (memory stays bounded); real exports, transformers included, have tens of
+/// thousands at most. The other limits of a load are in `budget`.
+pub const MAX_NODES: usize = budget::MAX_NODES as usize;
 
 /// Elements of an initializer, `None` for a negative dim or an overflow.
 pub(crate) fn elems_of(dims: &[i64]) -> Option<u64> {
@@ -114,10 +116,11 @@ pub fn load_onnx_bytes(path: &Path, buf: &[u8], options: &LoadOptions) -> Result
 }
 
 fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
-    let top = proto::fields(buf).map_err(|e| format!("not a valid ONNX protobuf: {e}"))?;
-    let header = proto::ModelProto::decode(buf).map_err(|e| format!("not a valid ONNX model: {e}"))?;
+    // Count what decoding keeps, at every depth, before anything is decoded.
+    let tally = budget::walk(buf)?;
     let mut graph_bytes = None;
-    for f in &top {
+    for f in proto::field_iter(buf) {
+        let f = f.map_err(|e| format!("not a valid ONNX protobuf: {e}"))?;
         if f.number == 7 {
             if f.wire != proto::Wire::Len {
                 return Err("ModelProto.graph (field 7) has the wrong wire type".into());
@@ -127,24 +130,21 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
             }
         }
     }
+    let header = proto::ModelProto::decode(buf).map_err(|e| format!("not a valid ONNX model: {e}"))?;
     let graph_bytes = graph_bytes.ok_or("the file holds no graph (ModelProto field 7): not an ONNX model")?;
+    let top = &tally.top;
     let mut d = Decoded {
         header,
         graph_name: String::new(),
-        nodes: Vec::new(),
-        initializers: Vec::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        value_info: Vec::new(),
-        sparse_initializers: 0,
+        nodes: Vec::with_capacity(top.nodes),
+        initializers: Vec::with_capacity(top.initializers),
+        inputs: Vec::with_capacity(top.inputs),
+        outputs: Vec::with_capacity(top.outputs),
+        value_info: Vec::with_capacity(top.value_info),
+        sparse_initializers: Vec::with_capacity(top.sparse_initializers),
     };
-    let fields = proto::fields(graph_bytes).map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
-    // Count before decoding, so a hostile file is refused before it costs memory.
-    let n_nodes = fields.iter().filter(|f| f.number == 1).count();
-    if n_nodes > MAX_NODES {
-        return Err(format!("the graph has {n_nodes} nodes, more than nnmem's limit of {MAX_NODES}"));
-    }
-    for f in fields {
+    for f in proto::field_iter(graph_bytes) {
+        let f = f.map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
         let expect_len = matches!(f.number, 1 | 2 | 5 | 11 | 12 | 13 | 15);
         if expect_len && f.wire != proto::Wire::Len {
             return Err(format!("GraphProto field {} has the wrong wire type", f.number));
@@ -157,7 +157,9 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
             11 => d.inputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("input", e))?, f.bytes)),
             12 => d.outputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("output", e))?, f.bytes)),
             13 => d.value_info.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("value_info", e))?, f.bytes)),
-            15 => d.sparse_initializers += 1,
+            15 => d.sparse_initializers.push(
+                proto::SparseTensorProto::decode(f.bytes).map_err(|e| err("sparse_initializer", e))?,
+            ),
             _ => {}
         }
     }
@@ -193,8 +195,8 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     if (1..7).contains(&opset) {
         g.warn(format!("opset {opset} is older than 7, the oldest nnmem knows; shapes may be wrong"));
     }
-    if d.sparse_initializers > 0 {
-        g.warn(format!("{} sparse initializer(s) are not counted as parameters", d.sparse_initializers));
+    if !d.sparse_initializers.is_empty() {
+        g.warn(format!("{} sparse initializer(s) are not counted as parameters", d.sparse_initializers.len()));
     }
 
     // Initializers by name, with checked dims.

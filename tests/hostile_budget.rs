@@ -1,0 +1,256 @@
+//! One resource budget for an ONNX load (src/load/onnx/budget.rs): what
+//! decoding keeps is counted at every depth before anything is decoded, so
+//! small files of millions of empty messages, long strings or huge ranks are
+//! refused in milliseconds, and files just under the limits stay under 1 s and
+//! 100 MB. Files are built byte by byte and written in pieces, so the test
+//! process itself stays small (a child's measured peak starts from its parent's).
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::{accepted, inspect, refused};
+use nnmem::load::onnx::proto::{put_len_field, put_varint};
+
+fn len_field(number: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    put_len_field(&mut v, number, payload);
+    v
+}
+
+fn varint_field(number: u32, value: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    put_varint(&mut v, u64::from(number) << 3);
+    put_varint(&mut v, value);
+    v
+}
+
+/// A value (ValueInfoProto) of float type with these dims.
+fn value(name: &str, dims: &[u64]) -> Vec<u8> {
+    let shape: Vec<u8> = dims.iter().flat_map(|&d| len_field(1, &varint_field(1, d))).collect();
+    let mut tensor_type = varint_field(1, 1);
+    tensor_type.extend(len_field(2, &shape));
+    let mut v = len_field(1, name.as_bytes());
+    v.extend(len_field(2, &len_field(1, &tensor_type)));
+    v
+}
+
+fn node(op: &str, inputs: &[&str], outputs: &[&str], name: &str, attributes: &[Vec<u8>]) -> Vec<u8> {
+    let mut n = Vec::new();
+    for i in inputs {
+        n.extend(len_field(1, i.as_bytes()));
+    }
+    for o in outputs {
+        n.extend(len_field(2, o.as_bytes()));
+    }
+    n.extend(len_field(3, name.as_bytes()));
+    n.extend(len_field(4, op.as_bytes()));
+    for a in attributes {
+        n.extend(len_field(5, a));
+    }
+    n
+}
+
+/// A piece of a message written straight to a file: nothing large is ever
+/// held in memory.
+enum Part {
+    Raw(Vec<u8>),
+    /// `n` copies of one byte.
+    Fill(u8, usize),
+    /// `n` copies of some bytes.
+    Repeat(Vec<u8>, usize),
+    /// A length-delimited field holding these parts.
+    Field(u32, Vec<Part>),
+}
+
+fn parts_len(parts: &[Part]) -> usize {
+    parts.iter().map(part_len).sum()
+}
+
+fn part_len(p: &Part) -> usize {
+    match p {
+        Part::Raw(b) => b.len(),
+        Part::Fill(_, n) => *n,
+        Part::Repeat(b, n) => b.len() * n,
+        Part::Field(number, inner) => {
+            let n = parts_len(inner);
+            let mut head = Vec::new();
+            put_varint(&mut head, (u64::from(*number) << 3) | 2);
+            put_varint(&mut head, n as u64);
+            head.len() + n
+        }
+    }
+}
+
+fn write_parts(w: &mut impl Write, parts: &[Part]) {
+    for p in parts {
+        match p {
+            Part::Raw(b) => w.write_all(b).unwrap(),
+            Part::Fill(byte, n) => {
+                let chunk = [*byte; 1 << 16];
+                let mut left = *n;
+                while left > 0 {
+                    let k = left.min(chunk.len());
+                    w.write_all(&chunk[..k]).unwrap();
+                    left -= k;
+                }
+            }
+            Part::Repeat(b, n) => {
+                for _ in 0..*n {
+                    w.write_all(b).unwrap();
+                }
+            }
+            Part::Field(number, inner) => {
+                let mut head = Vec::new();
+                put_varint(&mut head, (u64::from(*number) << 3) | 2);
+                put_varint(&mut head, parts_len(inner) as u64);
+                w.write_all(&head).unwrap();
+                write_parts(w, inner);
+            }
+        }
+    }
+}
+
+/// Writes a model: ir_version 8, an opset import, `opsets` more empty ones,
+/// and a graph of these parts.
+fn write_graph(path: &Path, graph: Vec<Part>, opsets: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut head = varint_field(1, 8);
+    head.extend(len_field(8, &[len_field(1, b"").as_slice(), &varint_field(2, 13)].concat()));
+    let model = vec![Part::Raw(head), Part::Repeat(len_field(8, b""), opsets), Part::Field(7, graph)];
+    write_parts(&mut f, &model);
+    f.flush().unwrap();
+}
+
+fn write_model(path: &Path, head: &[u8], repeated: &[u8], count: usize, opsets: usize) {
+    write_graph(path, vec![Part::Raw(head.to_vec()), Part::Repeat(repeated.to_vec(), count)], opsets);
+}
+
+/// Relu(x: [1,4]) -> y, as graph fields.
+fn relu_head() -> Vec<u8> {
+    let mut g = len_field(1, &node("Relu", &["x"], &["y"], "relu", &[]));
+    g.extend(len_field(11, &value("x", &[1, 4])));
+    g.extend(len_field(12, &value("y", &[])));
+    g
+}
+
+fn file(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+#[test]
+fn a_million_nodes_inside_a_subgraph_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(&dir, "if_branch.onnx");
+    // If(c) with a then_branch of a million empty nodes: 2 MB of file.
+    let branch: Vec<u8> = [len_field(1, b"").as_slice()].concat().repeat(1_000_000);
+    let mut attr = len_field(1, b"then_branch");
+    attr.extend(len_field(6, &branch));
+    let mut head = len_field(1, &node("If", &["c"], &["z"], "if", &[attr]));
+    head.extend(len_field(11, &value("c", &[])));
+    head.extend(len_field(12, &value("z", &[])));
+    drop(branch);
+    write_model(&p, &head, b"", 0, 0);
+    drop(head);
+    refused(&inspect(&p, &[]), "1M nodes in an If branch", &["if_branch.onnx", "more than nnmem's limit of 200000 nodes (counted in every subgraph)"]);
+}
+
+#[test]
+fn millions_of_empty_messages_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = |n: u32| len_field(n, b"");
+    let cases: [(&str, Vec<u8>, usize, usize, &str); 4] = [
+        ("value_info.onnx", empty(13), 2_000_000, 0, "value entries"),
+        ("initializers.onnx", empty(5), 2_000_000, 0, "tensors"),
+        ("sparse.onnx", empty(15), 2_000_000, 0, "tensors"),
+        ("opsets.onnx", Vec::new(), 0, 2_000_000, "more than 1000 opset imports"),
+    ];
+    for (name, repeated, count, opsets, expected) in cases {
+        let p = file(&dir, name);
+        write_model(&p, &relu_head(), &repeated, count, opsets);
+        refused(&inspect(&p, &[]), name, &[name, expected]);
+    }
+    // A node with a million empty attribute graphs, or tensors.
+    for (name, field, expected) in [("attr_graphs.onnx", 11u32, "graphs"), ("attr_tensors.onnx", 10, "tensors")] {
+        let mut attr = len_field(1, b"a");
+        attr.extend(empty(field).repeat(1_000_000));
+        let mut head = relu_head();
+        head.extend(len_field(1, &node("Relu", &["y"], &["z"], "r2", &[attr])));
+        let p = file(&dir, name);
+        write_model(&p, &head, b"", 0, 0);
+        drop(head);
+        refused(&inspect(&p, &[]), name, &[name, "more than 40 MiB", expected]);
+    }
+}
+
+#[test]
+fn long_strings_and_huge_ranks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 60 MiB string attribute (it was copied five times: 316 MB).
+    let p = file(&dir, "string.onnx");
+    let attr = vec![Part::Raw(len_field(1, b"junk")), Part::Field(4, vec![Part::Fill(b'a', 60 << 20)])];
+    let relu2 = vec![
+        Part::Raw([len_field(1, b"y"), len_field(2, b"z"), len_field(3, b"r2"), len_field(4, b"Relu")].concat()),
+        Part::Field(5, attr),
+    ];
+    write_graph(&p, vec![Part::Raw(relu_head()), Part::Field(1, relu2)], 0);
+    refused(&inspect(&p, &[]), "60 MiB string", &["string.onnx", "node \"r2\"", "string attribute values add up to more than 4194304 bytes"]);
+    // An input of rank 1,000,000 (4 s and 864 MB through tract, and an 88 MB report).
+    let p = file(&dir, "rank.onnx");
+    {
+        let mut head = len_field(1, &node("Relu", &["x"], &["y"], "relu", &[]));
+        head.extend(len_field(11, &value("x", &vec![1; 1_000_000])));
+        head.extend(len_field(12, &value("y", &[])));
+        write_model(&p, &head, b"", 0, 0);
+    }
+    refused(&inspect(&p, &[]), "rank 1M", &["rank.onnx", "value \"x\" has a shape of more than 64 dims"]);
+    // An initializer with 65 dims.
+    let p = file(&dir, "rank_init.onnx");
+    let mut dims = Vec::new();
+    for _ in 0..65 {
+        put_varint(&mut dims, 1);
+    }
+    let mut t = len_field(1, &dims);
+    t.extend(varint_field(2, 1));
+    t.extend(len_field(8, b"w"));
+    write_model(&p, &relu_head(), &len_field(5, &t), 1, 0);
+    refused(&inspect(&p, &[]), "rank 65 initializer", &["tensor \"w\" has more than 64 dims"]);
+}
+
+/// Just under the limits: decoded, within 1 s and 100 MB.
+#[test]
+fn files_just_under_the_budget_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = |n: u32| len_field(n, b"");
+    for (name, repeated, count) in [
+        ("value_info.onnx", empty(13), 550_000),
+        ("value_rank64.onnx", len_field(13, &value("v", &[1; 64])), 15_000),
+    ] {
+        let p = file(&dir, name);
+        write_model(&p, &relu_head(), &repeated, count, 0);
+        accepted(&inspect(&p, &[]), name, &[]);
+    }
+    // 280,000 empty graphs in one attribute (a list that grows by doubling).
+    let mut attr = len_field(1, b"a");
+    attr.extend(empty(11).repeat(280_000));
+    let mut head = relu_head();
+    head.extend(len_field(1, &node("Relu", &["y"], &["z"], "r2", &[attr])));
+    let p = file(&dir, "attr_graphs.onnx");
+    write_model(&p, &head, b"", 0, 0);
+    drop(head);
+    accepted(&inspect(&p, &[]), "280k attribute graphs", &[]);
+}
+
+/// 400,000 nameless initializers: one warning with a count, not 400,000 lines.
+#[test]
+fn identical_warnings_are_printed_once_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(&dir, "nameless.onnx");
+    write_model(&p, &relu_head(), &len_field(5, b""), 400_000, 0);
+    let o = inspect(&p, &[]);
+    accepted(&o, "400k nameless initializers", &["an initializer has no name; it is ignored (\u{d7}400000)"]);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+}
