@@ -39,6 +39,8 @@ pub(crate) struct Decoded<'a> {
     pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub value_info: Vec<(ValueInfoProto, &'a [u8])>,
     pub sparse_initializers: Vec<proto::SparseTensorProto>,
+    /// Nodes inside subgraphs (If/Loop/Scan bodies, attribute graphs), at every depth.
+    pub subgraph_nodes: u64,
 }
 
 /// One dim of a graph input as handed to shape inference.
@@ -142,6 +144,7 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
         outputs: Vec::with_capacity(top.outputs),
         value_info: Vec::with_capacity(top.value_info),
         sparse_initializers: Vec::with_capacity(top.sparse_initializers),
+        subgraph_nodes: tally.nodes.saturating_sub(top.nodes as u64),
     };
     for f in proto::field_iter(graph_bytes) {
         let f = f.map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
