@@ -172,6 +172,7 @@ pub fn steps(graph: &Graph, settings: &MemorySettings, scenario: Scenario) -> (V
 pub fn run(args: ExplainArgs) -> Result<ExitCode> {
     let settings = args.memory.settings();
     let graph = load_model(&args.model)?;
+    super::check_fits(&args.model, &graph, &settings)?;
     let scenario = chosen(&settings);
     if let Err(e) = settings_check(&graph, &settings, scenario) {
         anyhow::bail!(e);

@@ -161,6 +161,7 @@ pub(crate) fn probe(args: &ModelArgs, settings: &MemorySettings, base: &Base, va
         a.batch = Some(size);
     }
     let graph = load_model(&a)?;
+    super::check_fits(&a, &graph, settings)?;
     let report = memory::analyse(&graph, settings);
     let (peak_bytes, scenario) = report
         .scenarios

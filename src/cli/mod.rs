@@ -98,7 +98,8 @@ pub struct InspectArgs {
 
     /// Fail (exit 1) unless the report satisfies this budget, e.g.
     /// 'training.peak < 8GiB', 'inference.workspace <= 512MiB', 'params < 25M'.
-    /// KB/MB/GB are powers of 10, KiB/MiB/GiB powers of 2. Repeatable.
+    /// KB/MB/GB are powers of 10, KiB/MiB/GiB powers of 2; 2^64 or more is
+    /// refused. Repeatable.
     #[arg(long = "assert", value_name = "GATE", value_parser = parse_gate)]
     pub gates: Vec<report::gate::Gate>,
 
@@ -293,6 +294,13 @@ pub(crate) fn load_model(args: &ModelArgs) -> Result<crate::graph::Graph> {
     })
 }
 
+/// Refuses a graph whose memory figures could overflow 64 bits under these
+/// settings (`memory::check_fits`), naming the file: a figure is never
+/// silently saturated.
+pub(crate) fn check_fits(args: &ModelArgs, graph: &crate::graph::Graph, settings: &crate::memory::MemorySettings) -> Result<()> {
+    crate::memory::check_fits(graph, settings).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))
+}
+
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let settings = args.memory.settings();
     for gate in &args.gates {
@@ -311,6 +319,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     if settings.scenarios.contains(&crate::memory::Scenario::StyleTransfer) {
         crate::memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(anyhow::Error::msg)?;
     }
+    check_fits(&args.model, &graph, &settings)?;
     let memory = crate::memory::analyse(&graph, &settings);
     if !args.quiet {
         print_warnings(&memory.warnings);

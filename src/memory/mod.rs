@@ -12,11 +12,13 @@
 //! precision, and `facts` what each op's backward keeps.
 
 mod facts;
+mod fits;
 mod liveness;
 pub mod profiles;
 mod schedule;
 pub mod training;
 
+pub use fits::check_fits;
 pub use profiles::{ConvWorkspace, Profile};
 pub use schedule::ResolvedLoss;
 pub use training::{parse_dtype, Optimizer, Precision};

@@ -10,11 +10,12 @@
 //! - OP: `<`, `<=`, `>`, `>=`, `==`, `!=`.
 //! - VALUE: bytes with a unit (`8GiB`, `500MB`; KB/MB/GB are powers of 10,
 //!   KiB/MiB/GiB powers of 2) for byte figures; a count (`25000000`, `25M`,
-//!   `1.5G`) for `params` and `non_trainable`.
+//!   `1.5G`) for `params` and `non_trainable`. A value of 2^64 or more is
+//!   refused, never saturated (`units::parse_bytes`, `units::parse_count`).
 
 use std::fmt;
 
-use crate::units::{format_bytes, format_count, parse_bytes};
+use crate::units::{format_bytes, format_count, parse_bytes, parse_count};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Comparison {
@@ -96,22 +97,6 @@ const FIGURES: [&str; 9] = [
     "workspace",
     "inputs",
 ];
-
-fn parse_count(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (number, factor) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('M') => (&t[..t.len() - 1], 1e6),
-        Some('G') => (&t[..t.len() - 1], 1e9),
-        _ => (t, 1.0),
-    };
-    let v: f64 = number.trim().parse().map_err(|_| format!("\"{text}\" is not a count (e.g. 25000000 or 25M)"))?;
-    let v = (v * factor).round();
-    if !(0.0..=u64::MAX as f64).contains(&v) {
-        return Err(format!("\"{text}\" is out of range"));
-    }
-    Ok(v as u64)
-}
 
 impl Gate {
     /// Parse `training.peak < 8GiB`; the error says what was expected.

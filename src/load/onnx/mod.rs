@@ -10,6 +10,7 @@
 //! mapped by `map` → shapes from the analysis → warnings.
 
 pub mod budget;
+mod check;
 mod external;
 #[cfg(feature = "tract")]
 mod infer;
@@ -198,13 +199,13 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     if (1..7).contains(&opset) {
         g.warn(format!("opset {opset} is older than 7, the oldest nnmem knows; shapes may be wrong"));
     }
-    if !d.sparse_initializers.is_empty() {
-        g.warn(format!("{} sparse initializer(s) are not counted as parameters", d.sparse_initializers.len()));
-    }
+    // Sparse initializers: an initializer of their dense shape (what a runtime
+    // holds once it densifies them), named and typed by their values tensor.
+    let sparse = sparse_as_dense(&d.sparse_initializers, &mut g);
 
     // Initializers by name, with checked dims.
-    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len());
-    for (t, _) in &d.initializers {
+    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len() + sparse.len());
+    for t in d.initializers.iter().map(|(t, _)| t).chain(&sparse) {
         if t.name.is_empty() {
             g.warn("an initializer has no name; it is ignored");
             continue;
@@ -212,10 +213,12 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         if let Some(bad) = t.dims.iter().find(|&&x| x < 0) {
             return Err(model_err(format!("initializer \"{}\"", t.name), format!("dimension {bad} is negative")));
         }
-        if elems_of(&t.dims).is_none() {
-            g.warn(format!(
-                "initializer \"{}\" claims {:?} elements, which overflows 64 bits; it is counted as 0",
-                t.name, t.dims
+        // A weight whose size cannot be counted is refused, never counted as 0.
+        let dtype = proto::dtype_of(t.data_type).unwrap_or(DType::F32);
+        if elems_of(&t.dims).and_then(|e| e.checked_mul(dtype.size_bytes())).is_none() {
+            return Err(model_err(
+                format!("initializer \"{}\"", t.name),
+                format!("dims {:?} of {} overflow 64 bits of bytes", t.dims, dtype.name()),
             ));
         }
         if inits.insert(&t.name, t).is_some() {
@@ -398,6 +401,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     }
 
     fill_shapes(d, &bindings, options, &mut g);
+    check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(location, message))?;
     // A value whose byte size overflows u64 cannot be counted: refuse it (as the
     // Caffe loader does) rather than report it as zero bytes.
     if let Some(t) = g.tensors.iter().find(|t| {
@@ -411,6 +415,29 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         return Err(model_err(location, format!("shape {shape} of {} overflows 64 bits of bytes", t.dtype.name())));
     }
     Ok(g)
+}
+
+/// The dense tensor each sparse initializer stands for: dims from its `dims`,
+/// name, type and data location from its `values`. One warning says they are
+/// counted at their dense size; one without values or dims is skipped with a warning.
+fn sparse_as_dense(sparse: &[proto::SparseTensorProto], g: &mut Graph) -> Vec<TensorProto> {
+    let mut dense = Vec::with_capacity(sparse.len());
+    for s in sparse {
+        match &s.values {
+            Some(v) if !s.dims.is_empty() && !v.name.is_empty() => {
+                dense.push(TensorProto { dims: s.dims.clone(), ..v.clone() });
+            }
+            _ => g.warn("a sparse initializer has no named values or no dims; it is ignored"),
+        }
+    }
+    if let Some(first) = dense.first() {
+        g.warn(format!(
+            "{} sparse initializer(s) (e.g. \"{}\") are counted at their dense size, as a runtime holds them once densified",
+            dense.len(),
+            first.name
+        ));
+    }
+    dense
 }
 
 /// Input positions that take an operator argument rather than a weight.
