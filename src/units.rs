@@ -1,14 +1,25 @@
 //! Byte counts for people: binary units (KiB = 2^10 B, MiB = 2^20 B, GiB = 2^30 B)
 //! in tables, exact integers everywhere else.
 
-/// Text from a model file made safe for a terminal: control characters (which
-/// could move the cursor or recolour the screen) become `\u{…}` escapes.
+/// Characters that must never reach a terminal (or a page) raw from a model
+/// file: C0 and C1 controls and DEL (escape sequences, cursor moves, bells),
+/// the bidirectional overrides, embeddings, isolates and marks that reorder
+/// the rest of a line (U+202A–U+202E, U+2066–U+2069, U+200E/F, U+061C), and
+/// the Unicode line and paragraph separators.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Text from a model file made safe for a terminal: every `is_unsafe`
+/// character becomes a visible `\u{…}` escape. The one escaping helper for
+/// terminals; the other formats (`report::escape`) start from it.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(is_unsafe) {
         return std::borrow::Cow::Borrowed(text);
     }
     std::borrow::Cow::Owned(
-        text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
+        text.chars().map(|c| if is_unsafe(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
     )
 }
 
@@ -125,6 +136,13 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(printable("conv1"), "conv1");
         assert_eq!(printable("a\x1b[31mb\n"), "a\\u{1b}[31mb\\u{a}");
+        // C1 (CSI), DEL and the bidi controls that reorder a terminal line.
+        assert_eq!(printable("a\u{9b}2Jb\u{7f}"), "a\\u{9b}2Jb\\u{7f}");
+        assert_eq!(printable("abc\u{202e}fed"), "abc\\u{202e}fed");
+        for c in ['\u{202a}', '\u{202d}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{61c}', '\u{2028}'] {
+            assert!(is_unsafe(c), "{c:?}");
+        }
+        assert_eq!(printable("conv1/ünïcode·名前"), "conv1/ünïcode·名前");
     }
 
     #[test]

@@ -201,16 +201,22 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
         });
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
+        out = crate::report::escape::json(out);
     } else {
         writeln!(
             out,
             "{}: {} peak, profile {}, {}, {} thread(s)",
-            args.model.model.display(),
+            crate::units::printable(&args.model.model.display().to_string()),
             scenario.as_str(),
             settings.profile.name,
             settings.dtype.name(),
             settings.threads
         )?;
+        // Step texts name layers of the model: escaped for the terminal.
+        let steps: Vec<Step> = steps
+            .into_iter()
+            .map(|s| Step { what: crate::units::printable(&s.what).into_owned(), why: crate::units::printable(&s.why).into_owned(), ..s })
+            .collect();
         let width = steps.iter().map(|s| s.what.chars().count()).max().unwrap_or(0);
         let mut prev = 0u64;
         for (k, s) in steps.iter().enumerate() {
@@ -234,7 +240,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
             "peak: {} ({} bytes) at {} ({}), ×{:.1} the naive {}",
             format_bytes(peak),
             peak,
-            report.peak_node_name.as_deref().unwrap_or("-"),
+            crate::units::printable(report.peak_node_name.as_deref().unwrap_or("-")),
             report.peak_phase.as_str(),
             peak as f64 / steps.get(1).map(|s| s.total.max(1)).unwrap_or(1) as f64,
             steps.get(1).map(|s| format_bytes(s.total)).unwrap_or_default()

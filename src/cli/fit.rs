@@ -13,7 +13,7 @@ use super::exit::ExitCode;
 use super::{load_model, MemoryArgs, ModelArgs};
 use crate::load::InputSpec;
 use crate::memory::{self, MemoryReport, MemorySettings};
-use crate::units::format_bytes;
+use crate::units::{format_bytes, printable};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Vary {
@@ -296,6 +296,7 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
         });
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
+        out = crate::report::escape::json(out);
     } else {
         let scen: Vec<&str> = settings.scenarios.iter().map(|s| s.as_str()).collect();
         writeln!(
@@ -308,11 +309,11 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
             settings.profile.name
         )?;
         match &result.fits {
-            Some(p) => writeln!(out, "fits:      --input {}  peak {} ({} bytes, {})", p.input, format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?,
+            Some(p) => writeln!(out, "fits:      --input {}  peak {} ({} bytes, {})", printable(&p.input), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?,
             None => writeln!(out, "fits:      nothing: even the smallest {} tried does not fit", args.vary.as_str())?,
         }
         if let Some(p) = &result.next {
-            writeln!(out, "next step: --input {}  peak {} ({} bytes, {}): does not fit", p.input, format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?;
+            writeln!(out, "next step: --input {}  peak {} ({} bytes, {}): does not fit", printable(&p.input), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?;
         } else if result.fits.is_some() {
             writeln!(out, "next step: none below --max {}", args.max)?;
         }

@@ -332,6 +332,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
         Format::Json => {
             serde_json::to_writer_pretty(&mut buffer, &json).context("serialising the JSON report")?;
             buffer.push(b'\n');
+            buffer = report::escape::json(buffer);
         }
         Format::Table | Format::Markdown => {
             let style = if format == Format::Markdown {
@@ -341,7 +342,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
             };
             let columns = report::table::memory_columns(&memory);
             report::table::write(&mut buffer, &graph, &source, &columns, style).context("rendering the table")?;
-            report::table::write_memory_summary(&mut buffer, &memory).context("rendering the table")?;
+            report::table::write_memory_summary(&mut buffer, &memory, style).context("rendering the table")?;
         }
         Format::Csv => report::table::write_csv(&mut buffer, &graph, &memory).context("rendering CSV")?,
         Format::Html => report::html::write(&mut buffer, &graph, &source, &memory).context("rendering HTML")?,

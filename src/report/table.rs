@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use super::{activation_bytes, input_bytes, shape_text, Source};
 use crate::graph::Graph;
-use crate::units::{format_bytes, format_count, printable};
+use super::escape;
+use crate::units::{format_bytes, format_count};
 
 /// One table row, already formatted.
 pub struct Row {
@@ -48,8 +49,6 @@ fn node_rows(graph: &Graph, extra: &[Column]) -> (Vec<String>, Vec<Row>) {
             output_bytes(graph, node).map(format_bytes).unwrap_or_else(|| "?".into()),
         ];
         cells.extend(extra.iter().map(|c| c.cells.get(i).cloned().unwrap_or_default()));
-        // Names come from the model file: never let them drive the terminal.
-        let cells = cells.into_iter().map(|c| crate::units::printable(&c).into_owned()).collect();
         rows.push(Row { cells });
     }
     (header, rows)
@@ -62,15 +61,20 @@ fn output_bytes(graph: &Graph, node: &crate::graph::Node) -> Option<u64> {
 
 /// Render the per-node table, with extra columns, then the totals.
 pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[Column], style: Style) -> io::Result<()> {
+    // Names come from the model file: every cell goes through the format's escape.
+    let esc = |text: &str| match style {
+        Style::Markdown => escape::markdown(text),
+        Style::Text { .. } => escape::terminal(text).into_owned(),
+    };
     let (header, rows) = node_rows(graph, extra);
+    let rows: Vec<Row> = rows.into_iter().map(|r| Row { cells: r.cells.iter().map(|c| esc(c)).collect() }).collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|c| rows.iter().map(|r| r.cells[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0))
         .collect();
     let numeric = |c: usize| c >= 3;
     let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
         if style == Style::Markdown {
-            let escaped: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
-            return writeln!(out, "| {} |", escaped.join(" | "));
+            return writeln!(out, "| {} |", cells.join(" | "));
         }
         let mut text = String::new();
         for (c, cell) in cells.iter().enumerate() {
@@ -90,13 +94,13 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
     };
 
     let (bullet, heading) = if style == Style::Markdown { ("- ", "## ") } else { ("", "") };
-    writeln!(out, "{heading}{} ({}, {})", printable(&graph.name), graph.format.as_str(), printable(source.path))?;
+    writeln!(out, "{heading}{} ({}, {})", esc(&graph.name), graph.format.as_str(), esc(source.path))?;
     if style == Style::Markdown {
         writeln!(out)?;
     }
     for &t in &graph.inputs {
         let tensor = graph.tensor(t);
-        writeln!(out, "{bullet}input {} {} {}", printable(&tensor.name), printable(&shape_text(graph, t)), tensor.dtype.name())?;
+        writeln!(out, "{bullet}input {} {} {}", esc(&tensor.name), esc(&shape_text(graph, t)), tensor.dtype.name())?;
     }
     writeln!(out)?;
     match style {
@@ -138,13 +142,8 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
 /// Comma-separated values for spreadsheets: one row per node, exact integers
 /// (bytes, elements), per scenario saved / workspace / live-after bytes.
 pub fn write_csv(out: &mut dyn Write, graph: &Graph, memory: &crate::memory::MemoryReport) -> io::Result<()> {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
+    // Names from the file: quoted, no raw control characters, no formulas.
+    let quote = escape::csv;
     let mut header: Vec<String> =
         ["layer", "op", "concept", "output_shape", "params", "non_trainable", "output_bytes", "in_place"].map(String::from).to_vec();
     for sc in &memory.scenarios {
@@ -201,7 +200,11 @@ pub fn memory_columns(memory: &crate::memory::MemoryReport) -> Vec<Column> {
 }
 
 /// Summary lines: each scenario's peak, where it happens, and its breakdown.
-pub fn write_memory_summary(out: &mut dyn Write, memory: &crate::memory::MemoryReport) -> io::Result<()> {
+pub fn write_memory_summary(out: &mut dyn Write, memory: &crate::memory::MemoryReport, style: Style) -> io::Result<()> {
+    let esc = |text: &str| match style {
+        Style::Markdown => escape::markdown(text),
+        Style::Text { .. } => escape::terminal(text).into_owned(),
+    };
     for sc in &memory.scenarios {
         let s = &sc.settings;
         let opt = s.optimizer.map(|o| format!(", optimizer {o}")).unwrap_or_default();
@@ -210,7 +213,7 @@ pub fn write_memory_summary(out: &mut dyn Write, memory: &crate::memory::MemoryR
             "{} peak: {} at {} ({}); profile {}, {}{}{}",
             sc.scenario.as_str(),
             format_bytes(sc.peak_bytes),
-            printable(sc.peak_node_name.as_deref().unwrap_or(sc.peak_phase.as_str())),
+            esc(sc.peak_node_name.as_deref().unwrap_or(sc.peak_phase.as_str())),
             sc.peak_phase.as_str(),
             s.profile,
             s.dtype.name(),
