@@ -41,6 +41,11 @@ pub fn bin() -> std::path::PathBuf {
 /// Runs `nnmem ARGS…`. `keep_stdout: false` sends the report to /dev/null: a
 /// big report held here would raise the RSS later children are measured with.
 pub fn run(args: &[&std::ffi::OsStr], input: Input, keep_stdout: bool) -> Outcome {
+    run_in(None, args, input, keep_stdout)
+}
+
+/// `run` with the child's working directory set to `cwd`.
+pub fn run_in(cwd: Option<&Path>, args: &[&std::ffi::OsStr], input: Input, keep_stdout: bool) -> Outcome {
     let mut feeder = None;
     let stdin = match &input {
         Input::Null => Stdio::null(),
@@ -60,7 +65,11 @@ pub fn run(args: &[&std::ffi::OsStr], input: Input, keep_stdout: bool) -> Outcom
         }
     };
     let start = Instant::now();
-    let mut child = Command::new(bin())
+    let mut command = Command::new(bin());
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .args(args)
         .stdin(stdin)
         .stdout(if keep_stdout { Stdio::piped() } else { Stdio::null() })

@@ -53,6 +53,10 @@ enum Kind {
     Shape,
     Dim,
     Opset,
+    /// ModelProto.training_info and .functions: not decoded, walked only to
+    /// find external-data references (nothing in them is charged).
+    TrainingInfo,
+    Function,
 }
 
 /// What one field of a message holds, as the decoder sees it.
@@ -69,6 +73,8 @@ enum Slot {
     Floats,
     /// Repeated int64 dims of a tensor: 8 bytes each and one rank each.
     Dims,
+    /// TensorProto.data_location (1: external).
+    DataLocation,
     /// A scalar, or a field the reduced schema does not declare (payloads): nothing kept.
     Skip,
 }
@@ -80,6 +86,11 @@ fn slot(kind: Kind, number: u32) -> Slot {
         (Model, 2) => Str,
         (Model, 7) => Message(Graph),
         (Model, 8) => Message(Opset),
+        (Model, 20) => Message(TrainingInfo),
+        (Model, 25) => Message(Function),
+        (TrainingInfo, 1 | 3) => Message(Graph),
+        (Function, 7) => Message(Node),
+        (Function, 11) => Message(Attribute),
         (Graph, 1) => Message(Node),
         (Graph, 2) => Str,
         (Graph, 5) => Message(Tensor),
@@ -91,11 +102,13 @@ fn slot(kind: Kind, number: u32) -> Slot {
         (Attribute, 4 | 9) => AttrStr,
         (Attribute, 5 | 10) => Message(Tensor),
         (Attribute, 6 | 11) => Message(Graph),
+        (Attribute, 22 | 23) => Message(SparseTensor),
         (Attribute, 7) => Floats,
         (Attribute, 8) => Ints,
         (Tensor, 1) => Dims,
         (Tensor, 8) => Str,
         (Tensor, 13) => Message(StringEntry),
+        (Tensor, 14) => DataLocation,
         (SparseTensor, 1 | 2) => Message(Tensor),
         (SparseTensor, 3) => Dims,
         (StringEntry, 1 | 2) => Str,
@@ -126,6 +139,7 @@ fn cost(kind: Kind) -> u64 {
         Kind::Type | Kind::TypeTensor | Kind::Shape => 0,
         Kind::Dim => size_of::<Dimension>(),
         Kind::Opset => size_of::<OperatorSetIdProto>(),
+        Kind::TrainingInfo | Kind::Function => 0,
     };
     bytes as u64
 }
@@ -149,7 +163,25 @@ pub struct Tally {
     pub kept: u64,
     /// Fields of the top-level graph, to size its vectors exactly.
     pub top: TopCounts,
+    /// Every external-data reference, wherever its tensor sits (initializers,
+    /// Constant and other attribute tensors, sparse tensors, subgraphs,
+    /// training graphs, functions), at most `MAX_EXTERNAL_LISTED`.
+    pub external: Vec<External>,
+    /// External tensors past that many, counted only.
+    pub external_unlisted: u64,
 }
+
+/// Where an external tensor says its data is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct External {
+    /// The tensor's name (may be empty: attribute tensors often are).
+    pub tensor: String,
+    /// The `location` entry; `None` when it has none.
+    pub location: Option<String>,
+}
+
+/// External references kept for the checks (each is a warning at most).
+pub const MAX_EXTERNAL_LISTED: usize = 10_000;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopCounts {
@@ -198,15 +230,39 @@ struct Frame<'a> {
     rank: u64,
     /// Whether this is the model's top-level graph.
     top: bool,
+    /// Inside a part of the model that is not decoded (training info, functions).
+    free: bool,
+    /// A tensor: whether data_location is EXTERNAL, and its `location` entry.
+    external: bool,
+    location: Option<&'a [u8]>,
 }
 
 /// Walks a serialized ModelProto and counts what decoding it would keep;
 /// `Err` names the first limit it goes over.
 pub fn walk(model: &[u8]) -> Result<Tally, String> {
     let mut t = Tally::default();
-    let mut stack = vec![Frame { kind: Kind::Model, buf: model, pos: 0, depth: 0, rank: 0, top: false }];
+    let mut stack = vec![Frame {
+        kind: Kind::Model,
+        buf: model,
+        pos: 0,
+        depth: 0,
+        rank: 0,
+        top: false,
+        free: false,
+        external: false,
+        location: None,
+    }];
     while let Some(frame) = stack.last_mut() {
         if frame.pos >= frame.buf.len() {
+            if frame.kind == Kind::Tensor && frame.external {
+                if t.external.len() < MAX_EXTERNAL_LISTED {
+                    let tensor = name_of(Kind::Tensor, frame.buf).unwrap_or_default();
+                    let location = frame.location.map(|l| String::from_utf8_lossy(l).into_owned());
+                    t.external.push(External { tensor, location });
+                } else {
+                    t.external_unlisted += 1;
+                }
+            }
             stack.pop();
             continue;
         }
@@ -218,6 +274,7 @@ pub fn walk(model: &[u8]) -> Result<Tally, String> {
         frame.pos = next;
         let kind = frame.kind;
         let depth = frame.depth;
+        let free = frame.free;
         let parent_top = kind == Kind::Graph && frame.top;
         let s = slot(kind, number);
         let elems = match (s, wire) {
@@ -226,7 +283,20 @@ pub fn walk(model: &[u8]) -> Result<Tally, String> {
             (Slot::Ints | Slot::Dims, Wire::Varint) | (Slot::Floats, Wire::Fixed32) => 1,
             _ => 0,
         };
+        if free {
+            // Not decoded: nothing is charged; only tensors are looked into.
+            match s {
+                Slot::DataLocation => frame.external = varint(payload, &mut 0) == Some(1),
+                Slot::Message(Kind::StringEntry) if wire == Wire::Len => frame.location = frame.location.or(location_entry(payload)),
+                Slot::Message(child) if wire == Wire::Len && child != Kind::StringEntry => {
+                    stack.push(Frame { kind: child, buf: payload, pos: 0, depth: 0, rank: 0, top: false, free, external: false, location: None });
+                }
+                _ => {}
+            }
+            continue;
+        }
         match s {
+            Slot::DataLocation => frame.external = varint(payload, &mut 0) == Some(1),
             Slot::Ints => t.kept += 8 * elems,
             Slot::Floats => t.kept += 4 * elems,
             Slot::Dims => {
@@ -295,10 +365,14 @@ pub fn walk(model: &[u8]) -> Result<Tally, String> {
                         "the model has more than nnmem's limit of {MAX_NODES} nodes (counted in every subgraph)"
                     )));
                 }
+                if child == Kind::StringEntry {
+                    frame.location = frame.location.or(location_entry(payload));
+                }
                 let top = kind == Kind::Model && child == Kind::Graph;
                 // The model and its graph are split by the wire walker; what they hold is decoded from depth 0.
                 let depth = if kind == Kind::Model || parent_top { 0 } else { depth + 1 };
-                stack.push(Frame { kind: child, buf: payload, pos: 0, depth, rank: 0, top });
+                let free = matches!(child, Kind::TrainingInfo | Kind::Function);
+                stack.push(Frame { kind: child, buf: payload, pos: 0, depth, rank: 0, top, free, external: false, location: None });
             }
             _ => {}
         }
@@ -363,6 +437,21 @@ fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
         }
     }
     None
+}
+
+/// The value of a StringStringEntryProto whose key is `location`.
+fn location_entry(entry: &[u8]) -> Option<&[u8]> {
+    let (mut key, mut value, mut pos) = (None, None, 0);
+    while pos < entry.len() {
+        let (number, wire, payload, next) = next_field(entry, pos)?;
+        match (number, wire) {
+            (1, Wire::Len) => key = Some(payload),
+            (2, Wire::Len) => value = Some(payload),
+            _ => {}
+        }
+        pos = next;
+    }
+    (key == Some(b"location".as_slice())).then_some(value.unwrap_or(b""))
 }
 
 /// The name field of a message, read from its bytes (for messages only).
@@ -478,6 +567,48 @@ mod tests {
         let graph: Vec<u8> = [0x6a, 0x00].repeat(2_000_000); // empty value_info entries
         let e = walk(&model_with_graph(&graph)).unwrap_err();
         assert!(e.contains("more than 40 MiB") && e.contains("value entries"), "{e}");
+    }
+
+    #[test]
+    fn external_references_are_found_everywhere() {
+        let entry = |loc: &str| {
+            let mut e = Vec::new();
+            put_len_field(&mut e, 1, b"location");
+            put_len_field(&mut e, 2, loc.as_bytes());
+            e
+        };
+        let tensor = |name: &str, loc: &str| {
+            let mut t = Vec::new();
+            put_len_field(&mut t, 8, name.as_bytes());
+            put_len_field(&mut t, 13, &entry(loc));
+            t.extend_from_slice(&[0x70, 0x01]); // data_location = EXTERNAL
+            t
+        };
+        // A Constant's attribute tensor, and an initializer of an If branch.
+        let mut attr = Vec::new();
+        put_len_field(&mut attr, 1, b"value");
+        put_len_field(&mut attr, 5, &tensor("", "/etc/passwd"));
+        let mut branch = Vec::new();
+        put_len_field(&mut branch, 5, &tensor("bw", "../secret"));
+        let mut attr2 = Vec::new();
+        put_len_field(&mut attr2, 6, &branch);
+        let mut node = Vec::new();
+        put_len_field(&mut node, 5, &attr);
+        put_len_field(&mut node, 5, &attr2);
+        let mut graph = Vec::new();
+        put_len_field(&mut graph, 1, &node);
+        let mut model = model_with_graph(&graph);
+        // A training graph (not decoded) with one more.
+        let mut training_graph = Vec::new();
+        put_len_field(&mut training_graph, 5, &tensor("tw", "/dev/zero"));
+        let mut info = Vec::new();
+        put_len_field(&mut info, 1, &training_graph);
+        put_len_field(&mut model, 20, &info);
+        let t = walk(&model).unwrap();
+        let found: Vec<(&str, Option<&str>)> = t.external.iter().map(|e| (e.tensor.as_str(), e.location.as_deref())).collect();
+        assert_eq!(found, [("", Some("/etc/passwd")), ("bw", Some("../secret")), ("tw", Some("/dev/zero"))]);
+        // The training graph is not charged.
+        assert_eq!(t.tensors, 2);
     }
 
     #[test]

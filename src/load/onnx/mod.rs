@@ -42,6 +42,9 @@ pub(crate) struct Decoded<'a> {
     pub sparse_initializers: Vec<proto::SparseTensorProto>,
     /// Nodes inside subgraphs (If/Loop/Scan bodies, attribute graphs), at every depth.
     pub subgraph_nodes: u64,
+    /// Every external-data reference in the model, wherever its tensor sits.
+    pub external: Vec<budget::External>,
+    pub external_unlisted: u64,
 }
 
 /// One dim of a graph input as handed to shape inference.
@@ -135,7 +138,7 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
     }
     let header = proto::ModelProto::decode(buf).map_err(|e| format!("not a valid ONNX model: {e}"))?;
     let graph_bytes = graph_bytes.ok_or("the file holds no graph (ModelProto field 7): not an ONNX model")?;
-    let top = &tally.top;
+    let top = tally.top;
     let mut d = Decoded {
         header,
         graph_name: String::new(),
@@ -146,6 +149,8 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
         value_info: Vec::with_capacity(top.value_info),
         sparse_initializers: Vec::with_capacity(top.sparse_initializers),
         subgraph_nodes: tally.nodes.saturating_sub(top.nodes as u64),
+        external: tally.external,
+        external_unlisted: tally.external_unlisted,
     };
     for f in proto::field_iter(graph_bytes) {
         let f = f.map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
@@ -227,11 +232,11 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     }
     // `model.onnx` has the empty parent "": that is the current folder.
     let model_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let refs: Vec<&TensorProto> = inits.values().copied().collect();
-    for w in external::check_locations(model_dir, &refs) {
+    // Every external reference, not only the top-level initializers': warned about, never opened.
+    for w in external::check_locations(model_dir, &d.external, d.external_unlisted) {
         g.warn(w);
     }
-    let mut linked: Vec<&str> = refs.iter().filter(|t| t.is_external()).filter_map(|t| t.external_location()).collect();
+    let mut linked: Vec<&str> = d.external.iter().filter_map(|e| e.location.as_deref()).collect();
     linked.sort_unstable();
     linked.dedup();
     g.linked_files = linked.into_iter().map(|loc| model_dir.join(loc)).collect();
