@@ -326,3 +326,70 @@ fn a_large_subgraph_is_not_given_to_tract() {
     write_graph(&p, graph, 0);
     accepted(&inspect(&p, &[]), "199,990 nodes in an If branch", &["first \"if\", are not given to tract's shape analysis"]);
 }
+
+/// Names are copied into the graph and every report: one longer than 64 KiB is refused.
+#[test]
+fn long_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = file(&dir, "name.onnx");
+    let long = vec![b'n'; 1 << 20];
+    let mut head = relu_head();
+    head.extend(len_field(1, &node("Relu", &["y"], &["z"], std::str::from_utf8(&long).unwrap(), &[])));
+    write_model(&p, &head, b"", 0, 0);
+    drop(head);
+    refused(&inspect(&p, &[]), "1 MiB node name", &["name.onnx", "a name or string of 1048576 bytes, more than nnmem's limit of 65536"]);
+}
+
+mod caffemodel {
+    use super::*;
+
+    /// A V2 layer (NetParameter field 100) with these fields.
+    fn layer(fields: &[u8]) -> Vec<u8> {
+        len_field(100, fields)
+    }
+
+    /// A small file of millions of empty layers or blobs, a 200 MiB name or a
+    /// blob of rank 8 million decoded into 0.5 to 2.2 GB; counted first now.
+    #[test]
+    fn caffemodel_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, parts: Vec<Part>| {
+            let p = file(&dir, name);
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+            write_parts(&mut f, &parts);
+            f.flush().unwrap();
+            p
+        };
+        let cases = [
+            ("layers.caffemodel", vec![Part::Repeat(layer(b""), 3_000_000)], "more than 25000 layers"),
+            ("v1_layers.caffemodel", vec![Part::Repeat(len_field(2, b""), 3_000_000)], "more than 25000 layers"),
+            (
+                "blobs.caffemodel",
+                vec![Part::Field(100, vec![Part::Raw(len_field(1, b"l")), Part::Repeat(len_field(7, b""), 3_000_000)])],
+                "more than 100000 weight blobs",
+            ),
+            (
+                "name.caffemodel",
+                vec![Part::Field(100, vec![Part::Field(1, vec![Part::Fill(b'n', 200 << 20)])])],
+                "a name or type of 209715200 bytes",
+            ),
+            (
+                "rank.caffemodel",
+                vec![Part::Field(100, vec![Part::Raw(len_field(1, b"l")), Part::Field(7, vec![Part::Field(7, vec![Part::Field(1, vec![Part::Fill(1, 8_000_000)])])])])],
+                "a blob shape of more than 64 dims",
+            ),
+            (
+                "bottoms.caffemodel",
+                vec![Part::Field(100, vec![Part::Raw(len_field(1, b"l")), Part::Repeat(len_field(3, b""), 4_000_000)])],
+                "more than 40 MiB",
+            ),
+        ];
+        for (name, parts, expected) in cases {
+            let p = write(name, parts);
+            refused(&inspect(&p, &[]), name, &[name, expected]);
+        }
+        // Under the limits: 20,000 layers of one blob each.
+        let p = write("many.caffemodel", vec![Part::Repeat(layer(&[len_field(1, b"l"), len_field(7, &len_field(7, &len_field(1, &[4, 4])))].concat()), 20_000)]);
+        accepted(&inspect(&p, &["-q"]), "20,000 layers", &[]);
+    }
+}

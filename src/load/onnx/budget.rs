@@ -30,6 +30,9 @@ pub const MAX_NODES: u64 = 200_000;
 pub const MAX_RANK: u64 = 64;
 /// Bytes of string attribute values (`s`, `strings`), all together.
 pub const MAX_ATTRIBUTE_STRING_BYTES: u64 = 4 << 20;
+/// One name or other string the decoder keeps (attribute values aside): names
+/// are copied into the graph and every report.
+pub const MAX_NAME_BYTES: u64 = 64 << 10;
 /// Opset imports (real models have a handful).
 pub const MAX_OPSET_IMPORTS: u64 = 1_000;
 /// Estimated memory of every message and string the decoder keeps. A list
@@ -309,6 +312,11 @@ pub fn walk(model: &[u8]) -> Result<Tally, String> {
             }
             Slot::Str | Slot::AttrStr if wire == Wire::Len => {
                 let n = payload.len() as u64;
+                if matches!(s, Slot::Str) && n > MAX_NAME_BYTES {
+                    let at = stack.iter().rev().find(|f| matches!(f.kind, Kind::Node | Kind::Tensor | Kind::ValueInfo));
+                    let at = at.map(|f| format!("{}: ", describe(f.kind, f.buf))).unwrap_or_default();
+                    return Err(over(format!("{at}a name or string of {n} bytes, more than nnmem's limit of {MAX_NAME_BYTES}")));
+                }
                 t.kept += n + STRING_OVERHEAD;
                 t.string_bytes += n;
                 if matches!(s, Slot::AttrStr) {
