@@ -11,7 +11,7 @@
 
 pub mod budget;
 mod check;
-mod external;
+pub mod external;
 #[cfg(feature = "tract")]
 mod infer;
 mod map;
