@@ -54,6 +54,8 @@ pub(crate) struct NodePlan {
     pub fwd_frees: Vec<usize>,
     /// Training: the node runs a backward step.
     pub needs_backward: bool,
+    /// False for nodes the scenario never runs (style transfer stops at the deepest loss).
+    pub runs: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -245,11 +247,6 @@ impl Schedule {
             })
             .collect();
         let data = data_tensors(graph);
-        for (i, t) in graph.tensors.iter().enumerate() {
-            if data[i] && t.elems().is_none() {
-                unknown_tensors += 1;
-            }
-        }
         let mut data_inputs: Vec<Vec<TensorId>> =
             graph.nodes.iter().map(|nd| nd.inputs.iter().copied().filter(|t| data[t.0]).collect()).collect();
 
@@ -343,6 +340,19 @@ impl Schedule {
                 } else {
                     skipped[i] = true;
                 }
+            }
+        }
+
+        // Tensors the scenario needs whose size is unknown: graph inputs and
+        // what the nodes that run produce (style transfer skips the rest).
+        for &t in &graph.inputs {
+            if data[t.0] && graph.tensor(t).elems().is_none() {
+                unknown_tensors += 1;
+            }
+        }
+        for (i, nd) in graph.nodes.iter().enumerate() {
+            if !skipped[i] {
+                unknown_tensors += nd.outputs.iter().filter(|o| data[o.0] && graph.tensor(**o).elems().is_none()).count();
             }
         }
 
@@ -462,6 +472,7 @@ impl Schedule {
                 workspace_backward: 0,
                 fwd_frees: Vec::new(),
                 needs_backward: needs_backward[i],
+                runs: !skipped[i],
             });
         }
         // What is held to the end: the graph outputs, or the loss tensors.
