@@ -15,9 +15,9 @@ use crate::units::{format_bytes, format_count};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
-  nnmem diff 'vgg19.prototxt --input data=1x3x512x512' 'vgg19.prototxt --input data=1x3x1024x1024'
+  nnmem diff 'vgg19.prototxt --input data=1x3x512x512' 'vgg19.prototxt --batch 4'
   nnmem diff old.onnx new.onnx --assert 'training.peak.delta < 5%' --assert 'params.delta <= 0'
-  nnmem diff 'vgg19.prototxt --scenario style-transfer' 'vgg19.prototxt --scenario style-transfer --optimizer adam'")]
+  nnmem diff vgg19.prototxt 'vgg19.prototxt --scenario training --optimizer adam'")]
 pub struct DiffArgs {
     /// The first side: a model path, optionally followed by inspect flags (quote them together).
     pub a: String,

@@ -14,8 +14,8 @@ use crate::units::format_bytes;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
   nnmem fit vgg19.prototxt --budget 8GiB --scenario style-transfer
-  nnmem fit resnet50.onnx --budget 16GiB --vary batch --scenario training --dim height=224 --dim width=224
-  nnmem fit gpt.onnx --budget 24GiB --vary seq --dim batch=1      # any free symbol, e.g. a sequence length")]
+  nnmem fit resnet50.onnx --budget 16GiB --vary batch --dim height=224 --dim width=224
+  nnmem fit gpt.onnx --budget 24GiB --vary seq --dim batch=1")]
 pub struct FitArgs {
     #[command(flatten)]
     pub model: ModelArgs,

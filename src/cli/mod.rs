@@ -20,9 +20,24 @@ use crate::load::{DimBinding, InputSpec, LoadError, LoadOptions, Phase};
 use crate::report::{self, Source};
 use exit::ExitCode;
 
-const AFTER_HELP: &str = "\
+
+const INSPECT_EXAMPLES: &str = "\
+Examples:
+  nnmem inspect vgg19.prototxt --input data=1x3x512x512
+  nnmem inspect resnet50.onnx --dim batch=8 --dim height=224 --dim width=224 --optimizer adam
+  nnmem inspect vit.onnx --input 1x3x224x224 --depth 2
+  nnmem inspect model.onnx --input 1x3x224x224 --json --assert 'training.peak < 8GiB'
+  nnmem inspect vgg19.prototxt --scenario style-transfer --format html -o report.html";
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  nnmem inspect vgg19.prototxt --input data=1x3x512x512
+  nnmem fit vgg19.prototxt --budget 8GiB --scenario style-transfer
+  nnmem audit models/ --dim batch=1 --assert 'training.peak < 16GiB'
+Each command's --help has more.
+
 Exit codes: 0 success; 1 the analysis ran but a budget assertion failed; 2 nnmem could not run \
-(bad arguments, unreadable or malformed model).
+(bad arguments, unreadable or malformed model, or a budget on a figure that is incomplete).
 Sizes in tables are binary: KiB = 1024 B, MiB = 2^20 B, GiB = 2^30 B. JSON byte counts are exact integers.";
 
 /// Why does this network need so much memory, and will it fit?
@@ -30,7 +45,7 @@ Sizes in tables are binary: KiB = 1024 B, MiB = 2^20 B, GiB = 2^30 B. JSON byte 
 /// nnmem reads an ONNX model or a Caffe prototxt, recovers every layer's real
 /// tensor shapes, and reports parameters and memory.
 #[derive(Parser, Debug)]
-#[command(name = "nnmem", version, about, long_about, after_help = AFTER_HELP)]
+#[command(name = "nnmem", version, about, long_about, after_help = TOP_EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,6 +54,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show every layer's output shape, parameters and memory.
+    #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
     /// Inspect every .onnx and .prototxt under a folder, in parallel, and summarise.
     Audit(audit::AuditArgs),
@@ -51,6 +67,18 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// From weights + activations to the real peak, step by step.
     Explain(explain::ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:
+  nnmem completions bash > ~/.local/share/bash-completion/completions/nnmem
+  nnmem completions zsh > ~/.zfunc/_nnmem")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    #[command(after_help = "Example:
+  nnmem manpage > nnmem.1 && man ./nnmem.1")]
+    Manpage,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -110,6 +138,26 @@ pub struct InspectArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Table: every memory column of every scenario (saved, workspace, live
+    /// after), no width limit. The default fits 100 columns with one memory column.
+    #[arg(long)]
+    pub wide: bool,
+
+    /// Table: one row per module scope cut at depth N (ONNX node names
+    /// `/layer1/layer1.0/conv1/Conv`, Caffe names `inception_3a/1x1`), params
+    /// and outputs summed, the largest live total shown.
+    #[arg(long, value_name = "N", conflicts_with = "group_by", value_parser = clap::value_parser!(u64).range(1..))]
+    pub depth: Option<u64>,
+
+    /// Table: one row per op type.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub group_by: Option<GroupBy>,
+
+    /// Table: also the nodes that only compute shapes or constants (Shape,
+    /// Constant, Gather on shapes…), hidden by default.
+    #[arg(long)]
+    pub all_nodes: bool,
+
     /// Print no warnings on standard error.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -132,15 +180,17 @@ pub struct MemoryArgs {
     pub optimizer: Option<crate::memory::Optimizer>,
 
     /// Element type of weights and activations: f32, f16, bf16 or f64.
-    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = parse_dtype)]
+    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = parse_dtype())]
     pub dtype: crate::graph::DType,
 
     /// Half-precision activations with f32 master weights, gradients and optimizer state.
     #[arg(long)]
     pub mixed_precision: bool,
 
-    /// Backend whose allocation behaviour is modelled.
-    #[arg(long, value_name = "NAME", default_value = "pytorch", value_parser = parse_profile)]
+    /// Backend whose allocation behaviour is modelled: pytorch (PyTorch eager on
+    /// CPU, oneDNN), caffe (BVLC Caffe), torch-nn (Lua Torch nn, neural-style's
+    /// default), cudnn (PyTorch on a CUDA GPU), tiny-dnn (per-worker copies).
+    #[arg(long, value_name = "NAME", default_value = "pytorch", value_parser = parse_profile())]
     pub profile: crate::memory::Profile,
 
     /// Worker threads, for backends whose buffers are per worker (default 1;
@@ -198,13 +248,18 @@ fn parse_optimizer(s: &str) -> Result<crate::memory::Optimizer, String> {
         .ok_or_else(|| format!("unknown optimizer \"{s}\": use sgd, momentum, adam, adamw or lbfgs[:HISTORY]"))
 }
 
-fn parse_dtype(s: &str) -> Result<crate::graph::DType, String> {
-    crate::memory::parse_dtype(s).ok_or_else(|| format!("unknown dtype \"{s}\": use f32, f16, bf16 or f64"))
+/// `--dtype`: the four names, listed by `--help`.
+fn parse_dtype() -> impl clap::builder::TypedValueParser<Value = crate::graph::DType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["f32", "f16", "bf16", "f64"])
+        .map(|s| crate::memory::parse_dtype(&s).unwrap_or(crate::graph::DType::F32))
 }
 
-fn parse_profile(s: &str) -> Result<crate::memory::Profile, String> {
-    crate::memory::Profile::by_name(s)
-        .ok_or_else(|| format!("unknown profile \"{s}\": use {}", crate::memory::Profile::NAMES.join(", ")))
+/// `--profile`: exactly the names in `Profile::NAMES`, listed by `--help`.
+fn parse_profile() -> impl clap::builder::TypedValueParser<Value = crate::memory::Profile> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(crate::memory::Profile::NAMES)
+        .map(|s| crate::memory::Profile::by_name(&s).unwrap_or_default())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -214,6 +269,13 @@ pub enum Format {
     Csv,
     Markdown,
     Html,
+}
+
+/// What `--group-by` folds rows by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    /// One row per op type.
+    Type,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -308,6 +370,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fit(args) => fit::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "nnmem", &mut std::io::stdout());
+            Ok(ExitCode::Success)
+        }
+        Command::Manpage => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page).context("rendering the man page")?;
+            output::emit(&page, None, &[])?;
+            Ok(ExitCode::Success)
+        }
     }
 }
 
@@ -354,7 +427,17 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
             } else {
                 report::table::Style::Text { color: args.color.enabled() && args.output.is_none() }
             };
-            report::table::write_inspect(&mut buffer, &a, &source, style).context("rendering the table")?;
+            let options = report::table::TableOptions {
+                wide: args.wide,
+                all_nodes: args.all_nodes,
+                grouping: match (args.depth, args.group_by) {
+                    (Some(d), _) => report::table::Grouping::Depth(usize::try_from(d).unwrap_or(usize::MAX)),
+                    (None, Some(GroupBy::Type)) => report::table::Grouping::Type,
+                    (None, None) => report::table::Grouping::Nodes,
+                },
+                ..Default::default()
+            };
+            report::table::write_inspect(&mut buffer, &a, &source, style, &options).context("rendering the table")?;
         }
         Format::Csv => report::table::write_csv(&mut buffer, &a.graph, &a.memory).context("rendering CSV")?,
         Format::Html => report::html::write(&mut buffer, &a, &source).context("rendering HTML")?,

@@ -16,7 +16,7 @@ use crate::units::format_bytes;
 #[command(after_help = "Examples:
   nnmem sweep vgg19.prototxt --sizes 256,512,1024,2048 --scenario style-transfer
   nnmem sweep resnet50.onnx --batches 1,8,32 --dim height=224 --dim width=224
-  nnmem sweep gpt.onnx --dim batch=1 --dim seq=128,512,2048     # any free symbol")]
+  nnmem sweep gpt.onnx --dim batch=1 --dim seq=128,512,2048")]
 pub struct SweepArgs {
     #[command(flatten)]
     pub model: ModelArgs,

@@ -19,6 +19,8 @@ pub(crate) struct Outcome {
 
 struct Tracker {
     live: Breakdown,
+    /// The highest moment observed since the current step began.
+    moment: Breakdown,
     peak: Breakdown,
     peak_total: u64,
     peak_node: Option<usize>,
@@ -35,6 +37,9 @@ impl Tracker {
             now.add(c, b);
         }
         let total = now.total();
+        if total >= self.moment.total() {
+            self.moment = now;
+        }
         if total > self.peak_total || self.peak_node.is_none() && self.peak_total == 0 {
             self.peak_total = total;
             self.peak = now;
@@ -56,6 +61,7 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
         .collect();
     let mut t = Tracker {
         live: Breakdown::default(),
+        moment: Breakdown::default(),
         peak: Breakdown::default(),
         peak_total: 0,
         peak_node: None,
@@ -84,11 +90,13 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
             backward_workspace_bytes: if training && p.needs_backward { p.workspace_backward } else { 0 },
             live_bytes_after_backward: None,
             runs: p.runs,
+            computes_data: !p.outputs.is_empty(),
         })
         .collect();
 
     // Forward.
     for (i, p) in s.nodes.iter().enumerate() {
+        t.moment = Breakdown::default();
         if p.role != Role::Skip {
             for &st in &p.new_storages {
                 t.live.add(Category::Activations, s.storages[st].bytes);
@@ -117,7 +125,7 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
         }
         nodes[i].live_bytes_after = t.live.total();
         if p.role != Role::Skip {
-            timeline.push(TimelineStep { node: i, phase: Phase::Forward, breakdown: t.live });
+            timeline.push(TimelineStep { node: Some(i), label: None, phase: Phase::Forward, breakdown: t.live, during: t.moment });
         }
     }
     if !training {
@@ -126,24 +134,29 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
 
     if s.loss_terms.is_empty() {
         // Loss: the gradients of the graph outputs.
+        t.moment = Breakdown::default();
         for g in &s.grads {
             if g.born_at == NEVER {
                 t.live.add(Category::ActivationGrads, g.bytes);
             }
         }
         t.observe(&[], None, Phase::Loss);
+        timeline.push(TimelineStep { node: None, label: Some("loss".into()), phase: Phase::Loss, breakdown: t.live, during: t.moment });
     } else {
         // Style transfer: every style term computes its Gram matrix and keeps
         // it for backward; then the terms run backward in reverse order, each
         // creating the gradient of its feature map (two F-sized products
         // summed into one for a Gram; the squared error's derivative for a
         // content term), which lives until that map's producer runs backward.
+        t.moment = Breakdown::default();
         for term in &s.loss_terms {
             t.live.add(Category::SavedForBackward, term.gram_bytes);
         }
         t.observe(&[], None, Phase::Loss);
+        timeline.push(TimelineStep { node: None, label: Some("loss forward (Gram matrices)".into()), phase: Phase::Loss, breakdown: t.live, during: t.moment });
         let mut born = vec![false; s.grads.len()];
         for term in s.loss_terms.iter().rev() {
+            t.moment = Breakdown::default();
             if let Some(b) = born.get_mut(term.grad) {
                 if !std::mem::replace(b, true) {
                     t.live.add(Category::ActivationGrads, s.grads[term.grad].bytes);
@@ -158,12 +171,14 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
                 if t.observe(&[], None, Phase::Loss) {
                     t.peak_label = Some(term.label.clone());
                 }
+                timeline.push(TimelineStep { node: None, label: Some(term.label.clone()), phase: Phase::Loss, breakdown: t.live, during: t.moment });
                 continue;
             }
             if t.observe(&transient, None, Phase::Loss) {
                 t.peak_label = Some(term.label.clone());
             }
             t.live.sub(Category::SavedForBackward, term.gram_bytes);
+            timeline.push(TimelineStep { node: None, label: Some(term.label.clone()), phase: Phase::Loss, breakdown: t.live, during: t.moment });
         }
     }
 
@@ -173,6 +188,7 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
         if !p.needs_backward || p.role == Role::Skip {
             continue;
         }
+        t.moment = Breakdown::default();
         for &g in &s.grads_born[i] {
             t.live.add(grad_category(s, g), s.grads[g].bytes);
         }
@@ -207,11 +223,13 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
             t.live.sub(Category::SavedForBackward, p.extra_saved_bytes);
         }
         nodes[i].live_bytes_after_backward = Some(t.live.total());
-        timeline.push(TimelineStep { node: i, phase: Phase::Backward, breakdown: t.live });
+        timeline.push(TimelineStep { node: Some(i), label: None, phase: Phase::Backward, breakdown: t.live, during: t.moment });
     }
 
     // Optimizer step: weights, gradients and state together.
+    t.moment = Breakdown::default();
     t.observe(&[], None, Phase::Step);
+    timeline.push(TimelineStep { node: None, label: Some("optimizer step".into()), phase: Phase::Step, breakdown: t.live, during: t.moment });
     finish(t, nodes, timeline)
 }
 

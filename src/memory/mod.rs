@@ -263,6 +263,9 @@ pub struct NodeMemory {
     /// False when the scenario never runs the node (style transfer stops at
     /// the deepest loss layer); its figures are then zero.
     pub runs: bool,
+    /// False for nodes that only compute shapes or constants (no activation
+    /// memory; tables hide them unless asked).
+    pub computes_data: bool,
 }
 
 /// What a scenario's figures leave out. A figure with anything left out is a
@@ -310,13 +313,20 @@ pub struct SettingsUsed {
     pub content_layers: Vec<String>,
 }
 
-/// Live bytes by category once one forward or backward step has run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One step of the schedule: a node's forward or backward step, a loss
+/// term, or the optimizer step.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimelineStep {
-    /// Index into `Graph::nodes`.
-    pub node: usize,
+    /// Index into `Graph::nodes`; `None` for a loss term or the optimizer step.
+    pub node: Option<usize>,
+    /// What the step is when it is not a node (`backward of the style loss at relu1_1`, `optimizer step`).
+    pub label: Option<String>,
     pub phase: Phase,
+    /// Live bytes by category once the step has run.
     pub breakdown: Breakdown,
+    /// Live bytes at the step's own high point (its outputs and workspace
+    /// allocated, nothing freed yet): the peak is the largest of these.
+    pub during: Breakdown,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -191,12 +191,13 @@ impl Profile {
     }
 
     pub fn by_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "pytorch" | "torch" => Some(Self::pytorch()),
+        // Exact names only: `torch` could mean PyTorch or Lua Torch (`torch-nn`).
+        match name {
+            "pytorch" => Some(Self::pytorch()),
             "caffe" => Some(Self::caffe()),
-            "torch-nn" | "nn" => Some(Self::torch_nn()),
-            "cudnn" | "pytorch-cuda" => Some(Self::cudnn()),
-            "tiny-dnn" | "tiny-cnn" => Some(Self::tiny_dnn()),
+            "torch-nn" => Some(Self::torch_nn()),
+            "cudnn" => Some(Self::cudnn()),
+            "tiny-dnn" => Some(Self::tiny_dnn()),
             _ => None,
         }
     }
@@ -321,5 +322,7 @@ mod tests {
             assert_eq!(Profile::by_name(n).map(|p| p.name), Some(*n));
         }
         assert!(Profile::by_name("nope").is_none());
+        // No hidden aliases: `torch` is ambiguous (PyTorch or Lua Torch).
+        assert!(Profile::by_name("torch").is_none());
     }
 }
