@@ -7,7 +7,7 @@
 
 use super::window::{Rounding, Window};
 use super::{channels, overflow, MemoryFacts, ParamSpec};
-use crate::graph::{checked_product, Shape, ShapeError};
+use crate::tensor::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvParams {

@@ -5,7 +5,7 @@
 //! `shape[..axis] + [out]`; weights (out, K) or (K, out) when transposed, bias (out).
 
 use super::{nth, overflow, MemoryFacts, ParamSpec};
-use crate::graph::{checked_product, Shape, ShapeError};
+use crate::tensor::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseParams {

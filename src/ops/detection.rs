@@ -1,7 +1,7 @@
 //! Detection layers: SSD's PriorBox and DetectionOutput, Fast R-CNN's ROIPooling.
 
 use super::{channels, nth, overflow, ExtraSaved, MemoryFacts, Op};
-use crate::graph::{checked_product, DType, Shape, ShapeError};
+use crate::tensor::{checked_product, DType, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PriorBoxParams {

@@ -3,7 +3,7 @@
 
 use super::dense::broadcast;
 use super::{channels, nth, ExtraSaved, MemoryFacts, ParamSpec};
-use crate::graph::{DType, Shape, ShapeError};
+use crate::tensor::{DType, Shape, ShapeError};
 
 /// Same-shape functions of one input. Which value backward needs differs: see
 /// `Activation::backward_uses_output`.

@@ -3,7 +3,7 @@
 //! Reduction and ArgMax whose output drops axes.
 
 use super::{channels, nth, overflow, MemoryFacts, Op, OutShape};
-use crate::graph::{checked_product, Shape, ShapeError};
+use crate::tensor::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SliceParams {

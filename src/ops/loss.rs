@@ -1,7 +1,7 @@
 //! Losses and Accuracy: each reduces to a scalar. Accuracy may add a per-class top.
 
 use super::{nth, MemoryFacts, Op, OutShape};
-use crate::graph::{Shape, ShapeError};
+use crate::tensor::{Shape, ShapeError};
 
 /// Accuracy: a scalar, plus a per-class vector (C) when the layer has a second top.
 pub fn accuracy_shapes(inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {

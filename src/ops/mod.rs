@@ -19,7 +19,7 @@ pub mod resize;
 pub mod tensor;
 pub mod window;
 
-use crate::graph::{DType, Shape, ShapeError};
+use crate::tensor::{DType, Shape, ShapeError};
 
 pub use conv::ConvParams;
 pub use dense::{DenseParams, EmbedParams};

@@ -3,7 +3,7 @@
 //! BN layer, SSD's Normalize, and LRN. All keep the input's shape.
 
 use super::{channels, nth, ExtraSaved, MemoryFacts, ParamSpec};
-use crate::graph::{DType, Shape, ShapeError};
+use crate::tensor::{DType, Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LrnParams {

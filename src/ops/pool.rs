@@ -7,7 +7,7 @@
 
 use super::window::{Rounding, Window};
 use super::{ExtraSaved, MemoryFacts};
-use crate::graph::{checked_product, DType, Shape, ShapeError};
+use crate::tensor::{checked_product, DType, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMethod {

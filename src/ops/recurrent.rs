@@ -5,7 +5,7 @@
 //! states as (1, N, H) tops.
 
 use super::{nth, overflow, ExtraSaved, MemoryFacts, OutShape, ParamSpec};
-use crate::graph::{checked_product, Shape, ShapeError};
+use crate::tensor::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecurrentKind {

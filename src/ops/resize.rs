@@ -2,7 +2,7 @@
 //! the max-pool mask) and DeepLab/PSPNet's bilinear Interp.
 
 use super::{nth, overflow, MemoryFacts};
-use crate::graph::{Shape, ShapeError};
+use crate::tensor::{Shape, ShapeError};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpsampleParams {

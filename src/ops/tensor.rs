@@ -12,7 +12,7 @@
 
 use super::dense::broadcast;
 use super::{nth, ExtraSaved, MemoryFacts, Op, OutShape, ParamSpec};
-use crate::graph::{DType, Shape, ShapeError};
+use crate::tensor::{DType, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceKind {
