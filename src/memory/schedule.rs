@@ -8,11 +8,10 @@
 //! unless a node saved it for backward (then it dies after the backward step of
 //! the earliest such node, which runs last) or it is a graph output.
 
-use super::facts::facts;
 use super::profiles::{ConvSizes, Profile};
 use super::training::Precision;
-use crate::graph::{Graph, TensorId, TensorKind};
-use crate::ops::{Activation, EltwiseKind, MemoryFacts, Op, PoolMethod};
+use crate::graph::{Graph, Shape, TensorId, TensorKind};
+use crate::ops::{MemoryFacts, Op, Produces, SavedType, Storage};
 
 /// Node never (a storage that outlives the pass).
 pub(crate) const NEVER: usize = usize::MAX;
@@ -144,7 +143,7 @@ pub(crate) struct LossTerm {
 fn data_tensors(graph: &Graph) -> Vec<bool> {
     let mut data: Vec<bool> = graph.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
     for node in &graph.nodes {
-        let computes = !matches!(node.op, Op::Constant { .. } | Op::ShapeOf);
+        let computes = node.op.schedule_facts().produces == Produces::Data;
         let from_data = node.inputs.iter().any(|t| data[t.0]);
         if computes && from_data {
             for &o in &node.outputs {
@@ -157,10 +156,6 @@ fn data_tensors(graph: &Graph) -> Vec<bool> {
     data
 }
 
-fn is_pointwise_unary(op: &Op) -> bool {
-    matches!(op, Op::Activation(_) | Op::Eltwise { .. } | Op::Binary(_))
-}
-
 /// Folds ONNX decompositions of one framework op (SiLU = x·σ(x); GELU =
 /// x·½·(1+erf(x/√2))): a binary pointwise node whose two data operands both
 /// trace back, through chains of single-reader pointwise nodes, to the same
@@ -171,7 +166,7 @@ fn fold_decompositions(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[
     let mut folded = vec![None; n];
     let mut root = vec![None; n];
     for (m, node) in graph.nodes.iter().enumerate() {
-        let binary = matches!(node.op, Op::Eltwise { kind: EltwiseKind::Prod, .. });
+        let binary = node.op.schedule_facts().fusion.product();
         if !binary || data_inputs[m].len() != 2 {
             continue;
         }
@@ -185,7 +180,7 @@ fn fold_decompositions(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[
                 let p = p.0;
                 if folded[p].is_some()
                     || readers[t.0].len() != 1
-                    || !is_pointwise_unary(&graph.nodes[p].op)
+                    || !graph.nodes[p].op.schedule_facts().fusion.pointwise()
                     || data_inputs[p].len() != 1
                     || chain.len() >= 8
                 {
@@ -300,7 +295,7 @@ impl Schedule {
                 if ins.len() != nd.inputs.len() || outs.len() != nd.outputs.len() {
                     return MemoryFacts { saves_inputs: (0..nd.inputs.len()).collect(), ..Default::default() };
                 }
-                facts(&nd.op, &ins, &outs)
+                nd.op.memory_facts(&ins, &outs)
             })
             .collect();
 
@@ -508,15 +503,14 @@ impl Schedule {
                         storages[s].saved_until = storages[s].saved_until.min(i);
                     }
                 }
-                let max_pool = matches!(&nd.op, Op::Pool(p) if p.method == PoolMethod::Max);
                 for e in &f.extra_saved {
                     let b = match e.dtype {
                         // The backend's index type.
-                        Some(_) if max_pool => e.elems.saturating_mul(profile.pool_index_bytes),
-                        Some(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
+                        SavedType::PoolIndex => e.elems.saturating_mul(profile.pool_index_bytes),
+                        SavedType::Fixed(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
                         // Statistics are kept in f32 whatever the compute type.
-                        Some(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(prec.compute)),
-                        None => e.elems.saturating_mul(prec.compute),
+                        SavedType::Fixed(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(prec.compute)),
+                        SavedType::Compute => e.elems.saturating_mul(prec.compute),
                     };
                     plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(worker(b, node_batch));
                 }
@@ -525,55 +519,33 @@ impl Schedule {
             // Workspaces.
             let in_bytes = plan.inputs.first().map(|t| bytes[t.0]).unwrap_or(0);
             largest_column = largest_column.max(f.column_elems_per_image.saturating_mul(prec.compute));
-            match &nd.op {
-                Op::Conv(p) | Op::Deconv(p) => {
-                    let in_shape = nd.inputs.first().and_then(|&t| graph.tensor(t).shape.as_ref());
-                    let weight_elems: u64 = nd
-                        .params
-                        .iter()
-                        .filter(|&&w| graph.tensor(w).shape.as_ref().map(|s| s.rank() > 1).unwrap_or(false))
-                        .filter_map(|&w| graph.tensor(w).elems())
-                        .fold(0u64, |a, e| a.saturating_add(e));
-                    let padded_elems = in_shape.map(|s| {
-                        let d = s.dims();
-                        // Saturating: with a zero extent the input's own size does not bound these.
-                        let mut e = d.iter().take(2).fold(1u64, |a, &x| a.saturating_mul(x));
-                        for (k, &x) in d.iter().skip(2).enumerate() {
-                            let pad = (p.window.pad_begin.get(k).copied().unwrap_or(0))
-                                .saturating_add(p.window.pad_end.get(k).copied().unwrap_or(0));
-                            e = e.saturating_mul(x.saturating_add(pad));
-                        }
-                        e
-                    });
-                    let sizes = ConvSizes {
-                        padded_input: padded_elems.unwrap_or(0).saturating_mul(prec.compute),
-                        input: in_bytes,
-                        output: plan.output_bytes,
-                        weight: weight_elems.saturating_mul(prec.compute),
-                        in_channels: in_shape.and_then(|s| s.dims().get(1).copied()).unwrap_or(0),
-                        pointwise: p.window.kernel.iter().all(|&k| k == 1),
-                        column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
-                        batch: in_shape.and_then(|s| s.dims().first().copied()).unwrap_or(1),
-                    };
-                    let ws = worker(profile.conv_forward_workspace(&sizes, threads), node_batch);
-                    plan.workspace_train = ws;
-                    plan.workspace_infer = ws;
-                    plan.workspace_backward = worker(profile.conv_backward_workspace(&sizes, threads), node_batch);
-                }
-                Op::Pool(p) if p.method == PoolMethod::Max && profile.pool_indices_in_inference => {
-                    plan.workspace_infer = f
-                        .extra_saved
-                        .iter()
-                        .map(|e| e.elems.saturating_mul(profile.pool_index_bytes))
-                        .fold(0, u64::saturating_add);
-                    plan.workspace_infer = worker(plan.workspace_infer, node_batch);
-                }
-                Op::BatchNorm { .. } | Op::BnFork { .. } | Op::LayerNorm { .. } | Op::GroupNorm { .. }
-                    if profile.norm_backward_temporary =>
-                {
-                    plan.workspace_backward = in_bytes;
-                }
-                _ => {}
+            let in_shape = nd.inputs.first().and_then(|&t| graph.tensor(t).shape.as_ref());
+            let weight_shapes: Vec<&Shape> = nd.params.iter().filter_map(|&w| graph.tensor(w).shape.as_ref()).collect();
+            if let Some(geo) = nd.op.conv_geometry(in_shape, &weight_shapes) {
+                let sizes = ConvSizes {
+                    padded_input: geo.padded_input_elems.saturating_mul(prec.compute),
+                    input: in_bytes,
+                    output: plan.output_bytes,
+                    weight: geo.weight_elems.saturating_mul(prec.compute),
+                    in_channels: geo.in_channels,
+                    pointwise: geo.pointwise_kernel,
+                    column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
+                    batch: geo.batch,
+                };
+                let ws = worker(profile.conv_forward_workspace(&sizes, threads), node_batch);
+                plan.workspace_train = ws;
+                plan.workspace_infer = ws;
+                plan.workspace_backward = worker(profile.conv_backward_workspace(&sizes, threads), node_batch);
+            }
+            let pool_indices: Vec<u64> =
+                f.extra_saved.iter().filter(|e| e.dtype == SavedType::PoolIndex).map(|e| e.elems).collect();
+            if profile.pool_indices_in_inference && !pool_indices.is_empty() {
+                // Written even without backward, freed when the op returns.
+                let b = pool_indices.iter().map(|e| e.saturating_mul(profile.pool_index_bytes)).fold(0, u64::saturating_add);
+                plan.workspace_infer = worker(b, node_batch);
+            }
+            if profile.norm_backward_temporary && nd.op.schedule_facts().backward_input_temporary {
+                plan.workspace_backward = in_bytes;
             }
         }
 
@@ -838,24 +810,15 @@ fn hold_for_module_calls(graph: &Graph, plans: &[NodePlan], storage_of: &[Option
 
 /// A pointwise op with exactly one data operand and at least one constant one.
 fn is_epilogue(op: &Op, data_inputs: &[TensorId], n_inputs: usize) -> bool {
-    matches!(op, Op::Eltwise { .. } | Op::Binary(_)) && data_inputs.len() == 1 && n_inputs >= 2
+    op.schedule_facts().fusion.epilogue() && data_inputs.len() == 1 && n_inputs >= 2
 }
 
 /// Ops whose result is a view of their input in the framework (no new storage).
 fn is_view(op: &Op, training: bool) -> bool {
-    match op {
-        Op::Reshape(_)
-        | Op::Flatten(_)
-        | Op::Squeeze { .. }
-        | Op::Unsqueeze { .. }
-        | Op::Permute { .. }
-        | Op::StridedSlice
-        | Op::Slice(_)
-        | Op::Split
-        | Op::Expand => true,
-        Op::Activation(Activation::Identity) => true,
+    match op.schedule_facts().storage {
+        Storage::Allocates => false,
+        Storage::View => true,
         // Dropout is the identity in evaluation mode.
-        Op::Dropout { .. } => !training,
-        _ => false,
+        Storage::ViewInInference => !training,
     }
 }

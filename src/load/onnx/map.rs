@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use super::proto::{AttributeProto, NodeProto, TensorProto};
 use crate::graph::AttrValue;
 use crate::ops::{
-    Activation, BinaryKind, CompareKind, ConvParams, DenseParams, EltwiseKind, FlattenParams, LrnParams, Op,
-    PoolMethod, PoolParams, ReduceKind, ReshapeParams, Rounding, SliceParams, Window,
+    Activation, BinaryKind, CompareKind, ConstantOp, ConvOp, ConvParams, DenseOp, DenseParams, EltwiseKind,
+    ElementwiseOp as E, FlattenParams, LayoutOp as L, LrnParams, NormOp, Op, PoolMethod, PoolParams, ReduceKind,
+    ReduceOp, ReshapeParams, ResizeOp, Rounding, SliceParams, UnknownOp, Window,
 };
 
 /// What the mapper may look at besides the node itself.
@@ -43,7 +44,7 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
         "Conv" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
             let out_channels = w.first().copied().unwrap_or(0);
-            Op::Conv(conv_params(&a, &w, out_channels, has_input(2), 2))
+            Op::Conv(ConvOp::Forward(conv_params(&a, &w, out_channels, has_input(2), 2)))
         }
         "ConvTranspose" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
@@ -51,7 +52,7 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
             let out_channels = w.get(1).copied().unwrap_or(0).saturating_mul(group);
             let mut p = conv_params(&a, &w, out_channels, has_input(2), 2);
             p.output_pad = a.ints("output_padding").iter().map(|&v| v.max(0) as u64).collect();
-            Op::Deconv(p)
+            Op::Conv(ConvOp::Transposed(p))
         }
         "MaxPool" | "AveragePool" => {
             let method = if node.op_type == "MaxPool" { PoolMethod::Max } else { PoolMethod::Average };
@@ -76,64 +77,64 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
             let trans_b = a.int("transB", 0) != 0;
             let b = ctx.init_dims(node, 1).unwrap_or_default();
             let out_features = if trans_b { b.first() } else { b.get(1) }.copied().unwrap_or(0);
-            Op::Dense(DenseParams { out_features, axis: 1, bias: has_input(2), transpose: !trans_b })
+            Op::Dense(DenseOp::Linear(DenseParams { out_features, axis: 1, bias: has_input(2), transpose: !trans_b }))
         }
         "MatMul" => match ctx.init_dims(node, 1) {
             // A weight matrix (K, N) applied to the last axis: a dense layer.
             Some(b) if b.len() == 2 => {
-                Op::Dense(DenseParams { out_features: b[1], axis: -1, bias: false, transpose: true })
+                Op::Dense(DenseOp::Linear(DenseParams { out_features: b[1], axis: -1, bias: false, transpose: true }))
             }
-            _ => Op::MatMul,
+            _ => Op::Dense(DenseOp::MatMul),
         },
-        "Relu" => Op::Activation(A::Relu { negative_slope: 0.0 }),
-        "LeakyRelu" => Op::Activation(A::Relu { negative_slope: a.float("alpha", 0.01) }),
-        "Sigmoid" => Op::Activation(A::Sigmoid),
-        "Tanh" => Op::Activation(A::Tanh),
-        "Abs" => Op::Activation(A::AbsVal),
-        "Exp" => Op::Activation(A::Exp),
-        "Log" => Op::Activation(A::Log),
-        "Elu" | "Selu" | "Celu" => Op::Activation(A::Elu),
-        "Clip" => Op::Activation(A::Clip),
-        "Gelu" => Op::Activation(A::Gelu),
-        "HardSigmoid" => Op::Activation(A::HardSigmoid),
-        "HardSwish" => Op::Activation(A::HardSwish),
-        "Softplus" => Op::Activation(A::Softplus),
-        "Erf" => Op::Activation(A::Erf),
-        "Sqrt" => Op::Activation(A::Sqrt),
-        "Reciprocal" => Op::Activation(A::Reciprocal),
-        "Neg" => Op::Activation(A::Neg),
-        "Identity" | "Cast" | "CastLike" => Op::Activation(A::Identity),
+        "Relu" => Op::Elementwise(E::Activation(A::Relu { negative_slope: 0.0 })),
+        "LeakyRelu" => Op::Elementwise(E::Activation(A::Relu { negative_slope: a.float("alpha", 0.01) })),
+        "Sigmoid" => Op::Elementwise(E::Activation(A::Sigmoid)),
+        "Tanh" => Op::Elementwise(E::Activation(A::Tanh)),
+        "Abs" => Op::Elementwise(E::Activation(A::AbsVal)),
+        "Exp" => Op::Elementwise(E::Activation(A::Exp)),
+        "Log" => Op::Elementwise(E::Activation(A::Log)),
+        "Elu" | "Selu" | "Celu" => Op::Elementwise(E::Activation(A::Elu)),
+        "Clip" => Op::Elementwise(E::Activation(A::Clip)),
+        "Gelu" => Op::Elementwise(E::Activation(A::Gelu)),
+        "HardSigmoid" => Op::Elementwise(E::Activation(A::HardSigmoid)),
+        "HardSwish" => Op::Elementwise(E::Activation(A::HardSwish)),
+        "Softplus" => Op::Elementwise(E::Activation(A::Softplus)),
+        "Erf" => Op::Elementwise(E::Activation(A::Erf)),
+        "Sqrt" => Op::Elementwise(E::Activation(A::Sqrt)),
+        "Reciprocal" => Op::Elementwise(E::Activation(A::Reciprocal)),
+        "Neg" => Op::Elementwise(E::Activation(A::Neg)),
+        "Identity" | "Cast" | "CastLike" => Op::Elementwise(E::Activation(A::Identity)),
         "PRelu" => {
             let shared = ctx.init_dims(node, 1).and_then(|d| crate::graph::checked_product(&d)) == Some(1);
-            Op::PRelu { channel_shared: shared }
+            Op::Elementwise(E::PRelu { channel_shared: shared })
         }
-        "Dropout" => Op::Dropout { ratio: a.float("ratio", 0.5) },
-        "Add" | "Sum" | "Mean" => Op::Eltwise { kind: EltwiseKind::Sum, broadcast: true },
-        "Sub" => Op::Eltwise { kind: EltwiseKind::Sub, broadcast: true },
-        "Mul" => Op::Eltwise { kind: EltwiseKind::Prod, broadcast: true },
-        "Div" => Op::Eltwise { kind: EltwiseKind::Div, broadcast: true },
-        "Max" => Op::Eltwise { kind: EltwiseKind::Max, broadcast: true },
-        "Min" => Op::Eltwise { kind: EltwiseKind::Min, broadcast: true },
-        "Pow" => Op::Binary(BinaryKind::Pow),
-        "Mod" => Op::Binary(BinaryKind::Mod),
-        "Concat" => Op::Concat { axis: a.int("axis", 1) },
+        "Dropout" => Op::Elementwise(E::Dropout { ratio: a.float("ratio", 0.5) }),
+        "Add" | "Sum" | "Mean" => Op::Elementwise(E::Eltwise { kind: EltwiseKind::Sum, broadcast: true }),
+        "Sub" => Op::Elementwise(E::Eltwise { kind: EltwiseKind::Sub, broadcast: true }),
+        "Mul" => Op::Elementwise(E::Eltwise { kind: EltwiseKind::Prod, broadcast: true }),
+        "Div" => Op::Elementwise(E::Eltwise { kind: EltwiseKind::Div, broadcast: true }),
+        "Max" => Op::Elementwise(E::Eltwise { kind: EltwiseKind::Max, broadcast: true }),
+        "Min" => Op::Elementwise(E::Eltwise { kind: EltwiseKind::Min, broadcast: true }),
+        "Pow" => Op::Elementwise(E::Binary(BinaryKind::Pow)),
+        "Mod" => Op::Elementwise(E::Binary(BinaryKind::Mod)),
+        "Concat" => Op::Layout(L::Concat { axis: a.int("axis", 1) }),
         "Softmax" | "LogSoftmax" => {
             // Opset 13 changed the default axis from 1 (flattening) to -1.
-            Op::Softmax { axis: a.int("axis", if ctx.opset < 13 { 1 } else { -1 }) }
+            Op::Elementwise(E::Softmax { axis: a.int("axis", if ctx.opset < 13 { 1 } else { -1 }) })
         }
-        "LRN" => Op::Lrn(LrnParams { local_size: a.int("size", 5).max(1) as u64, across_channels: true }),
-        "BatchNormalization" => Op::BatchNorm { eps: a.float("epsilon", 1e-5), caffe_factor: false },
-        "LayerNormalization" => Op::LayerNorm { axis: a.int("axis", -1), eps: a.float("epsilon", 1e-5) },
-        "InstanceNormalization" => Op::GroupNorm { groups: None, eps: a.float("epsilon", 1e-5) },
-        "GroupNormalization" => Op::GroupNorm {
+        "LRN" => Op::Norm(NormOp::Lrn(LrnParams { local_size: a.int("size", 5).max(1) as u64, across_channels: true })),
+        "BatchNormalization" => Op::Norm(NormOp::BatchNorm { eps: a.float("epsilon", 1e-5), caffe_factor: false }),
+        "LayerNormalization" => Op::Norm(NormOp::LayerNorm { axis: a.int("axis", -1), eps: a.float("epsilon", 1e-5) }),
+        "InstanceNormalization" => Op::Norm(NormOp::GroupNorm { groups: None, eps: a.float("epsilon", 1e-5) }),
+        "GroupNormalization" => Op::Norm(NormOp::GroupNorm {
             groups: Some(a.int("num_groups", 1).max(1) as u64),
             eps: a.float("epsilon", 1e-5),
-        },
-        "Flatten" => Op::Flatten(FlattenParams { axis: a.int("axis", 1), end_axis: -1 }),
-        "Reshape" => Op::Reshape(ReshapeParams { dims: Vec::new(), axis: 0, num_axes: -1 }),
-        "Transpose" => Op::Permute { order: a.ints("perm").iter().map(|&p| p.max(0) as usize).collect() },
-        "Squeeze" => Op::Squeeze { axes: a.ints("axes").to_vec() },
-        "Unsqueeze" => Op::Unsqueeze { axes: a.ints("axes").to_vec() },
+        }),
+        "Flatten" => Op::Layout(L::Flatten(FlattenParams { axis: a.int("axis", 1), end_axis: -1 })),
+        "Reshape" => Op::Layout(L::Reshape(ReshapeParams { dims: Vec::new(), axis: 0, num_axes: -1 })),
+        "Transpose" => Op::Layout(L::Permute { order: a.ints("perm").iter().map(|&p| p.max(0) as usize).collect() }),
+        "Squeeze" => Op::Layout(L::Squeeze { axes: a.ints("axes").to_vec() }),
+        "Unsqueeze" => Op::Layout(L::Unsqueeze { axes: a.ints("axes").to_vec() }),
         "Split" => {
             let mut points = Vec::new();
             let mut acc = 0u64;
@@ -142,20 +143,20 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
                 acc = acc.saturating_add(s.max(0) as u64);
                 points.push(acc);
             }
-            Op::Slice(SliceParams { axis: a.int("axis", 0), points })
+            Op::Layout(L::Slice(SliceParams { axis: a.int("axis", 0), points }))
         }
-        "Slice" => Op::StridedSlice,
-        "Pad" => Op::Pad,
+        "Slice" => Op::Layout(L::StridedSlice),
+        "Pad" => Op::Layout(L::Pad),
         "Resize" | "Upsample" => {
-            Op::Resize { mode: a.string("mode").unwrap_or_else(|| "nearest".into()) }
+            Op::Resize(ResizeOp::Scaled { mode: a.string("mode").unwrap_or_else(|| "nearest".into()) })
         }
-        "Expand" => Op::Expand,
-        "Gather" => Op::Gather { axis: a.int("axis", 0) },
-        "Shape" => Op::ShapeOf,
-        "Constant" => Op::Constant { from_shape: false },
-        "ConstantOfShape" => Op::Constant { from_shape: true },
+        "Expand" => Op::Layout(L::Expand),
+        "Gather" => Op::Layout(L::Gather { axis: a.int("axis", 0) }),
+        "Shape" => Op::Constant(ConstantOp::ShapeOf),
+        "Constant" => Op::Constant(ConstantOp::Stored),
+        "ConstantOfShape" => Op::Constant(ConstantOp::Filled),
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
-        | "ReduceLogSumExp" | "ReduceSumSquare" => Op::Reduce {
+        | "ReduceLogSumExp" | "ReduceSumSquare" => Op::Reduce(ReduceOp::Axes {
             kind: match node.op_type.as_str() {
                 "ReduceMean" => ReduceKind::Mean,
                 "ReduceSum" => ReduceKind::Sum,
@@ -170,19 +171,19 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
             // Newer opsets pass the axes as an input; the attribute is then absent.
             axes: a.ints("axes").to_vec(),
             keep_dims: a.int("keepdims", 1) != 0,
-        },
-        "ArgMax" => Op::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) },
-        "Equal" => Op::Compare(CompareKind::Equal),
-        "Less" => Op::Compare(CompareKind::Less),
-        "LessOrEqual" => Op::Compare(CompareKind::LessOrEqual),
-        "Greater" => Op::Compare(CompareKind::Greater),
-        "GreaterOrEqual" => Op::Compare(CompareKind::GreaterOrEqual),
-        "And" => Op::Compare(CompareKind::And),
-        "Or" => Op::Compare(CompareKind::Or),
-        "Xor" => Op::Compare(CompareKind::Xor),
-        "Not" => Op::Compare(CompareKind::Not),
-        "Where" => Op::Where,
-        other => Op::Unknown { type_name: other.to_string() },
+        }),
+        "ArgMax" => Op::Reduce(ReduceOp::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) }),
+        "Equal" => Op::Elementwise(E::Compare(CompareKind::Equal)),
+        "Less" => Op::Elementwise(E::Compare(CompareKind::Less)),
+        "LessOrEqual" => Op::Elementwise(E::Compare(CompareKind::LessOrEqual)),
+        "Greater" => Op::Elementwise(E::Compare(CompareKind::Greater)),
+        "GreaterOrEqual" => Op::Elementwise(E::Compare(CompareKind::GreaterOrEqual)),
+        "And" => Op::Elementwise(E::Compare(CompareKind::And)),
+        "Or" => Op::Elementwise(E::Compare(CompareKind::Or)),
+        "Xor" => Op::Elementwise(E::Compare(CompareKind::Xor)),
+        "Not" => Op::Elementwise(E::Compare(CompareKind::Not)),
+        "Where" => Op::Elementwise(E::Where),
+        other => Op::Unknown(UnknownOp { type_name: other.to_string() }),
     };
     (op, attrs)
 }

@@ -25,7 +25,7 @@ use prost::Message;
 use self::proto::{Dim, NodeProto, TensorProto, ValueInfoProto};
 use super::{LoadError, LoadOptions, OnnxShapes};
 use crate::graph::{DType, Graph, ModelFormat, Node, NodeId, Shape, Tensor, TensorId, TensorKind, Unknown};
-use crate::ops::Op;
+use crate::ops::{Op, UnknownOp};
 
 /// The decoded model: reduced messages, each with the bytes it was decoded
 /// from (the tract bridge re-decodes those slices with tract's full schema).
@@ -365,7 +365,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         } else {
             n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
         };
-        if let Op::Unknown { type_name } = &op {
+        if let Op::Unknown(UnknownOp { type_name }) = &op {
             match unknown_index.get(type_name).and_then(|&k| unknown_ops.get_mut(k)) {
                 Some(entry) => entry.1 += 1,
                 None => {

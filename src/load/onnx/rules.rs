@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::{ValueFact, ValueShape};
 use crate::graph::{AttrValue, DType, Graph, Node, Shape};
-use crate::ops::{Op, OutShape};
+use crate::ops::{ConstantOp, ConvOp, DenseOp, ElementwiseOp as E, LayoutOp, NormOp, Op, OutShape};
 
 fn attr<'a>(node: &'a Node, name: &str) -> Option<&'a AttrValue> {
     node.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -33,20 +33,24 @@ fn eligible(node: &Node) -> bool {
         Some(_) => false,
     };
     match (&node.op, node.source_type.as_str()) {
-        (Op::Conv(c), "Conv") => plain_padding && c.out_channels > 0,
+        (Op::Conv(ConvOp::Forward(c)), "Conv") => plain_padding && c.out_channels > 0,
         (Op::Pool(_), "MaxPool" | "AveragePool") => plain_padding && node.outputs.len() == 1,
         (Op::Pool(p), "GlobalMaxPool" | "GlobalAveragePool") => p.global,
         // Gemm multiplies a 2-D A, untransposed here.
-        (Op::Dense(d), "Gemm") => int_attr(node, "transA").unwrap_or(0) == 0 && d.out_features > 0,
-        (Op::Dense(d), "MatMul") => d.out_features > 0,
+        (Op::Dense(DenseOp::Linear(d)), "Gemm") => int_attr(node, "transA").unwrap_or(0) == 0 && d.out_features > 0,
+        (Op::Dense(DenseOp::Linear(d)), "MatMul") => d.out_features > 0,
         // Cast changes the element type, which this path does not track.
-        (Op::Activation(_), t) => t != "Cast" && t != "CastLike",
-        (Op::PRelu { .. } | Op::Dropout { .. } | Op::Eltwise { .. } | Op::Concat { .. } | Op::Softmax { .. }, _) => true,
-        (Op::Lrn(_), "LRN") => true,
-        (Op::BatchNorm { .. }, "BatchNormalization") => true,
-        (Op::Constant { from_shape: false }, "Constant") => matches!(attr(node, "value_dims"), Some(AttrValue::Ints(_))),
+        (Op::Elementwise(E::Activation(_)), t) => t != "Cast" && t != "CastLike",
+        (
+            Op::Elementwise(E::PRelu { .. } | E::Dropout { .. } | E::Eltwise { .. } | E::Softmax { .. })
+            | Op::Layout(LayoutOp::Concat { .. }),
+            _,
+        ) => true,
+        (Op::Norm(NormOp::Lrn(_)), "LRN") => true,
+        (Op::Norm(NormOp::BatchNorm { .. }), "BatchNormalization") => true,
+        (Op::Constant(ConstantOp::Stored), "Constant") => matches!(attr(node, "value_dims"), Some(AttrValue::Ints(_))),
         // ONNX Flatten always gives 2-D; our rule does for axis 1 only.
-        (Op::Flatten(f), "Flatten") => f.axis == 1,
+        (Op::Layout(LayoutOp::Flatten(f)), "Flatten") => f.axis == 1,
         _ => false,
     }
 }
@@ -83,7 +87,7 @@ pub(super) fn own_shapes(g: &Graph, inputs: &HashMap<String, Vec<u64>>) -> Optio
         if !eligible(node) {
             return None;
         }
-        if let (Op::Constant { .. }, Some(AttrValue::Ints(dims)), Some(&t)) = (&node.op, attr(node, "value_dims"), node.outputs.first()) {
+        if let (Op::Constant(_), Some(AttrValue::Ints(dims)), Some(&t)) = (&node.op, attr(node, "value_dims"), node.outputs.first()) {
             let shape = Shape(dims.iter().map(|&d| d as u64).collect());
             let dt = match attr(node, "value_dtype") {
                 Some(AttrValue::Str(name)) => dtype_named(name)?,
@@ -101,7 +105,7 @@ pub(super) fn own_shapes(g: &Graph, inputs: &HashMap<String, Vec<u64>>) -> Optio
         let dtype = ins.first().map(|(_, d)| *d).unwrap_or(DType::F32);
         let mut outs = node.op.infer_shapes(&shapes, node.outputs.len()).ok()?;
         // Training-mode batch norm also returns running mean and variance, one per channel.
-        if matches!(node.op, Op::BatchNorm { .. }) && node.outputs.len() > 1 {
+        if matches!(node.op, Op::Norm(NormOp::BatchNorm { .. })) && node.outputs.len() > 1 {
             let c = shapes.first()?.dim(1).ok()?;
             for o in outs.iter_mut().skip(1) {
                 *o = OutShape::Known(Shape(vec![c]));
