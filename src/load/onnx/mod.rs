@@ -71,23 +71,6 @@ pub(crate) enum ValueShape {
     Unknown,
 }
 
-/// Ops whose output extents depend on data or control flow.
-const RUN_TIME_OPS: &[&str] = &[
-    "If",
-    "Loop",
-    "Scan",
-    "NonZero",
-    "NonMaxSuppression",
-    "Unique",
-    "Compress",
-    "TopK",
-    "RoiAlign",
-    "MaxRoiPool",
-    "SequenceAt",
-    "SplitToSequence",
-    "ConcatFromSequence",
-];
-
 /// Graphs with more nodes than this are refused (memory stays bounded); real
 /// exports, transformers included, have tens of thousands at most.
 pub const MAX_NODES: usize = 200_000;
@@ -279,16 +262,18 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     // reader makes it count as an ordinary parameter, as manifest.json does).
     // Float initializers read only as an operator argument (a dropout ratio,
     // resize scales) are constants, not weights.
+    let ctx = map::MapCtx { opset, initializers: &inits };
+    let mut mapped: Vec<Option<map::Mapped>> = nodes.iter().map(|n| Some(map::map_node(n, &ctx))).collect();
     let mut stats_only: HashMap<&str, bool> = HashMap::new();
     let mut argument_only: HashMap<&str, bool> = HashMap::new();
-    for n in &nodes {
+    for (n, m) in nodes.iter().zip(&mapped) {
+        let Some(facts) = m.as_ref().map(|m| m.facts) else { continue };
         for (k, x) in n.input.iter().enumerate() {
             if inits.contains_key(x.as_str()) {
-                let is_stat = n.op_type == "BatchNormalization" && (k == 3 || k == 4);
                 let e = stats_only.entry(x.as_str()).or_insert(true);
-                *e = *e && is_stat;
+                *e = *e && facts.statistics.contains(&k);
                 let e = argument_only.entry(x.as_str()).or_insert(true);
-                *e = *e && is_argument(&n.op_type, k);
+                *e = *e && facts.arguments_from.is_some_and(|from| k >= from);
             }
         }
     }
@@ -311,7 +296,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         ids.insert(v.name.clone(), id);
         g.inputs.push(id);
     }
-    let ctx = map::MapCtx { opset, initializers: &inits };
+    let mut node_facts: Vec<map::TypeFacts> = Vec::with_capacity(order.len());
     let mut unknown_ops: Vec<(String, usize, String)> = Vec::new();
     // Position in `unknown_ops` by type: a file of many distinct unknown types stays linear.
     let mut unknown_index: HashMap<String, usize> = HashMap::new();
@@ -359,7 +344,9 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
             ids.insert(o.clone(), id);
             outputs.push(id);
         }
-        let (op, attrs) = map::map_node(n, &ctx);
+        // Each node is mapped once, above; `order` visits it once.
+        let Some(map::Mapped { op, attrs, facts }) = mapped[i].take() else { continue };
+        node_facts.push(facts);
         let name = if !n.name.is_empty() {
             n.name.clone()
         } else {
@@ -397,7 +384,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         }
     }
 
-    fill_shapes(d, &bindings, options, &mut g);
+    fill_shapes(d, &bindings, options, &node_facts, &mut g);
     // A value whose byte size overflows u64 cannot be counted: refuse it (as the
     // Caffe loader does) rather than report it as zero bytes.
     if let Some(t) = g.tensors.iter().find(|t| {
@@ -411,18 +398,6 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         return Err(model_err(location, format!("shape {shape} of {} overflows 64 bits of bytes", t.dtype.name())));
     }
     Ok(g)
-}
-
-/// Input positions that take an operator argument rather than a weight.
-fn is_argument(op_type: &str, index: usize) -> bool {
-    match op_type {
-        "Dropout" => index >= 1,
-        "Clip" => index >= 1,
-        "Resize" | "Upsample" => index >= 1,
-        "Pad" => index >= 1,
-        "Range" | "ConstantOfShape" => true,
-        _ => false,
-    }
 }
 
 /// A Param (floating point: what `file_params` counts) or a Constant tensor
@@ -564,8 +539,9 @@ fn bind_inputs(
     Ok(bindings)
 }
 
-/// Sets every tensor's shape (or why it is unknown) and dtype.
-fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions, g: &mut Graph) {
+/// Sets every tensor's shape (or why it is unknown) and dtype. `facts` holds
+/// each node's type facts, in graph order.
+fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions, facts: &[map::TypeFacts], g: &mut Graph) {
     // Our own rules first: exact for the ops they accept, and microseconds
     // instead of tract's milliseconds. Anything else goes to tract.
     let sized: Option<HashMap<String, Vec<u64>>> = bindings
@@ -576,7 +552,7 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
             dims.map(|v| (b.name.clone(), v))
         })
         .collect();
-    let own = sized.filter(|_| options.onnx_shapes != OnnxShapes::Tract).and_then(|inputs| rules::own_shapes(g, &inputs));
+    let own = sized.filter(|_| options.onnx_shapes != OnnxShapes::Tract).and_then(|inputs| rules::own_shapes(g, &inputs, facts));
     let own = match (own, options.onnx_shapes) {
         (None, OnnxShapes::Own) => {
             g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
@@ -654,7 +630,7 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
 
     let mut rootless = Vec::new();
     for ni in 0..g.nodes.len() {
-        let data_dependent = RUN_TIME_OPS.contains(&g.nodes[ni].source_type.as_str());
+        let data_dependent = facts[ni].run_time;
         let input_runtime = g.nodes[ni].inputs.iter().any(|&x| g.tensors[x.0].unknown == Some(Unknown::RunTime));
         let inputs_known = g.nodes[ni].inputs.iter().all(|&x| g.tensors[x.0].shape.is_some());
         let first_dtype = g.nodes[ni].inputs.first().map(|&x| g.tensors[x.0].dtype);
