@@ -32,6 +32,7 @@ impl G {
             outputs: vec![t],
             in_place,
             attrs: Vec::new(),
+            scope: Vec::new(),
         });
         t
     }
@@ -104,6 +105,33 @@ fn chain_holds_two_activations_at_a_time() {
     let live: Vec<u64> = r.nodes.iter().map(|n| n.live_bytes_after).collect();
     assert_eq!(live, vec![32, 32, 32]);
     assert_eq!(r.naive.activations_bytes, 48);
+}
+
+#[test]
+fn a_module_call_holds_its_argument_until_it_returns() {
+    // x → a → [module m: b → c] → d. PyTorch's caller holds a, the argument of
+    // m's call, until m returns (after c): at c, x + a + b + c = 64 instead of 48.
+    // The module path is `Node::scope` (what the ONNX loader reads from names).
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.sig("a", x);
+    let b = g.sig("b", a);
+    let c = g.sig("c", b);
+    let d = g.sig("d", c);
+    let mut g = g.done(&[d]);
+    let plain = inference(&g);
+    assert_eq!(plain.peak_bytes, 48);
+    for n in &mut g.nodes[1..3] {
+        n.scope = vec!["m".to_string()];
+    }
+    let held = inference(&g);
+    assert_eq!(held.peak_bytes, 64);
+    assert_eq!(held.peak_node_name.as_deref(), Some("c"));
+    // Names alone mean nothing to the memory pass.
+    g.nodes[1].name = "/other/b".into();
+    g.nodes[1].scope = Vec::new();
+    g.nodes[2].scope = Vec::new();
+    assert_eq!(inference(&g).peak_bytes, 48);
 }
 
 #[test]

@@ -187,6 +187,7 @@ impl GraphBuilder {
             outputs: output_ids.clone(),
             in_place: spec.in_place,
             attrs: spec.attrs,
+            scope: Vec::new(),
         });
         Ok(output_ids)
     }

@@ -122,6 +122,10 @@ pub struct Node {
     /// The node writes its output over its first input's storage (Caffe top == bottom).
     pub in_place: bool,
     pub attrs: Vec<(String, AttrValue)>,
+    /// The module path of the framework code that made the node, outermost
+    /// first (`["layer1", "layer1.0", "conv1"]`), as the loader read it from
+    /// the file; empty when the file records none (Caffe, hand-made graphs).
+    pub scope: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -751,32 +751,14 @@ impl Schedule {
     }
 }
 
-/// The module path of a node named like `/a/a.0/Conv` (`["a", "a.0"]`); empty
-/// for names without that structure (Caffe layers, hand-made graphs).
-fn scope_of(name: &str) -> Vec<&str> {
-    if !name.starts_with('/') {
-        return Vec::new();
-    }
-    let mut parts: Vec<&str> = name[1..].split('/').collect();
-    parts.pop();
-    parts
-}
-
 /// Extends forward lifetimes for eager frames: a tensor read by a node inside
 /// a module that does not contain the tensor's producer was an argument of
 /// that module's call, and the caller holds it until the call returns (the
 /// end of the contiguous run of nodes inside that module).
 fn hold_for_module_calls(graph: &Graph, plans: &[NodePlan], storage_of: &[Option<usize>], last_use: &mut [usize]) {
-    let mut scopes: Vec<Vec<&str>> = graph.nodes.iter().map(|n| scope_of(&n.name)).collect();
+    let scopes: Vec<&[String]> = graph.nodes.iter().map(|n| n.scope.as_slice()).collect();
     if scopes.iter().all(|s| s.is_empty()) {
         return;
-    }
-    // Exporters name some constants without a path ("Constant_803"): they
-    // belong to the module around them and must not split its run.
-    for i in 1..scopes.len() {
-        if scopes[i].is_empty() && !graph.nodes[i].name.starts_with('/') {
-            scopes[i] = scopes[i - 1].clone();
-        }
     }
     let n = scopes.len();
     // run_end[i][d]: last node of the run from i whose scopes share i's first d+1 parts.
@@ -795,11 +777,11 @@ fn hold_for_module_calls(graph: &Graph, plans: &[NodePlan], storage_of: &[Option
         }
         for t in &plan.inputs {
             let Some(s) = storage_of[t.0] else { continue };
-            let producer_scope: &[&str] = match graph.tensor(*t).producer {
+            let producer_scope: &[String] = match graph.tensor(*t).producer {
                 Some(p) => &scopes[p.0],
                 None => &[],
             };
-            let c = &scopes[i];
+            let c = scopes[i];
             let common = c.iter().zip(producer_scope).take_while(|(a, b)| a == b).count();
             if c.len() > common {
                 last_use[s] = last_use[s].max(run_end[i][common]);

@@ -146,6 +146,7 @@ fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
             outputs: Vec::new(),
             in_place: false,
             attrs: Vec::new(),
+            scope: Vec::new(),
         });
     }
     g.warn("a .caffemodel holds weights only: activation shapes need the prototxt (load it with --weights FILE)");

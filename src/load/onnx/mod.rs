@@ -352,6 +352,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         } else {
             n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
         };
+        let scope = module_scope(&name, g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[]));
         if let Op::Unknown(UnknownOp { type_name }) = &op {
             match unknown_index.get(type_name).and_then(|&k| unknown_ops.get_mut(k)) {
                 Some(entry) => entry.1 += 1,
@@ -370,6 +371,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
             outputs,
             in_place: false,
             attrs,
+            scope,
         });
     }
     for (t, count, first) in unknown_ops {
@@ -398,6 +400,22 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         return Err(model_err(location, format!("shape {shape} of {} overflows 64 bits of bytes", t.dtype.name())));
     }
     Ok(g)
+}
+
+/// The module path in a PyTorch exporter's node name: `/layer1/layer1.0/conv1/Conv`
+/// is `["layer1", "layer1.0", "conv1"]`, `/Conv` the root (empty). Names
+/// without a leading `/` carry no path; exporters give them to some constants
+/// (`Constant_803`), which belong to the module around them: the previous
+/// node's (`previous`).
+fn module_scope(name: &str, previous: &[String]) -> Vec<String> {
+    match name.strip_prefix('/') {
+        Some(path) => {
+            let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
+            parts.pop();
+            parts
+        }
+        None => previous.to_vec(),
+    }
 }
 
 /// A Param (floating point: what `file_params` counts) or a Constant tensor
@@ -689,3 +707,19 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_scopes_from_exporter_names() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(module_scope("/layer1/layer1.0/conv1/Conv", &[]), s(&["layer1", "layer1.0", "conv1"]));
+        assert_eq!(module_scope("/Conv", &s(&["a"])), s(&[]));
+        // No path: the module around it.
+        assert_eq!(module_scope("Constant_803", &s(&["features", "features.3"])), s(&["features", "features.3"]));
+        assert_eq!(module_scope("conv1", &[]), s(&[]));
+    }
+}
+
