@@ -35,7 +35,7 @@ fn headless(browser: &Path, profile: &Path) -> Process {
 #[test]
 fn vgg19_report_renders_with_the_right_peak() {
     let Some(browser) = chromium() else {
-        eprintln!("skipped: no Chromium (install the chromium package, or set NNMEM_CHROMIUM)");
+        eprintln!("SKIPPED vgg19_report_renders_with_the_right_peak: no Chromium (install the chromium package, or set NNMEM_CHROMIUM)");
         return;
     };
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/caffe/vgg19_neural_style_v2.prototxt");

@@ -1,13 +1,16 @@
 //! ONNX loader: the file is memory-mapped and decoded with nnmem's own reduced
 //! protobuf schema (`proto`), which leaves weight payloads undecoded, so a
 //! 500 MB model is inspected without reading its weights; external data files
-//! are never opened. Shapes come from tract-onnx run on a weightless copy of the
-//! graph (`infer`, feature `tract`); without that feature only declared shapes
-//! are known.
+//! are never opened. Shapes come from nnmem's own op rules when they cover
+//! every node (`rules`: most CNNs), else from tract-onnx run on a weightless
+//! copy of the graph (`infer`, feature `tract`); without that feature only the
+//! own rules and declared shapes are known.
 //!
 //! Pipeline: `decode` (wire slices + reduced messages) → checks (names defined,
-//! no cycle, sane dims) → `Graph` tensors and nodes in execution order, ops
-//! mapped by `map` → shapes from the analysis → warnings.
+//! no cycle, sane dims) → every node mapped once by `map` (its `Op` and its
+//! type's facts) → initializers classified (weights, statistics, constants) →
+//! `Graph` tensors and nodes in execution order, module scopes read from the
+//! exporter's node names → shapes (own rules or tract) → warnings.
 
 mod external;
 #[cfg(feature = "tract")]
