@@ -1,9 +1,10 @@
 //! Reductions and scans along axes: Caffe's Reduction (every axis from `axis`
-//! on) and ArgMax, ONNX's Reduce* over listed axes.
+//! on) and ArgMax, ONNX's Reduce* over listed axes and CumSum.
 //!
 //! What backward keeps: sums and means nothing but shapes; max and min the
 //! input and output (the positions of the extreme); products, norms and
-//! log-sum-exp their input; ArgMax has no gradient.
+//! log-sum-exp their input; ArgMax has no gradient; a cumulative sum is a
+//! linear map whose gradient is the reverse cumulative sum: nothing.
 
 use super::{
     first, known, no_grad, nth, resolve_axes, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts,
@@ -19,6 +20,8 @@ pub enum ReduceOp {
     ArgMax { top_k: u64, out_max_val: bool, axis: Option<i64> },
     /// ONNX Reduce*: the listed axes (none: all), kept as 1 or dropped.
     Axes { kind: ReduceKind, axes: Vec<i64>, keep_dims: bool },
+    /// Running sum along an axis given as an input (ONNX CumSum): same shape.
+    CumSum,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,7 @@ impl Family for ReduceOp {
             ReduceOp::Reduction { .. } => "Reduction",
             ReduceOp::ArgMax { .. } => "ArgMax",
             ReduceOp::Axes { kind, .. } => kind.name(),
+            ReduceOp::CumSum => "CumSum",
         }
     }
 
@@ -64,6 +68,7 @@ impl Family for ReduceOp {
             ReduceOp::Reduction { axis } => reduction_shape(*axis, first(inputs)?)?,
             ReduceOp::ArgMax { top_k, out_max_val, axis } => argmax_shape(*top_k, *out_max_val, *axis, first(inputs)?)?,
             ReduceOp::Axes { axes, keep_dims, .. } => reduce_shape(nth(inputs, 0, "data input")?, axes, *keep_dims)?,
+            ReduceOp::CumSum => nth(inputs, 0, "data input")?.clone(),
         };
         known(shape, n_outputs)
     }
@@ -78,12 +83,14 @@ impl Family for ReduceOp {
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            ReduceOp::Reduction { .. } | ReduceOp::ArgMax { .. } | ReduceOp::Axes { .. } => ScheduleFacts::COMPUTES,
+            ReduceOp::Reduction { .. } | ReduceOp::ArgMax { .. } | ReduceOp::Axes { .. } | ReduceOp::CumSum => {
+                ScheduleFacts::COMPUTES
+            }
         }
     }
 
     /// Caffe's Reduction keeps its input (ASUMSQ and ASUM need it).
-    fn memory_facts(&self, _: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+    fn memory_facts(&self, _: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
         let saves_input = MemoryFacts { saves_inputs: vec![0], ..Default::default() };
         match self {
             ReduceOp::Reduction { .. } => saves_input,
@@ -96,6 +103,11 @@ impl Family for ReduceOp {
                 ReduceKind::Prod | ReduceKind::L1 | ReduceKind::L2 | ReduceKind::LogSumExp | ReduceKind::SumSquare => {
                     saves_input
                 }
+            },
+            // One addition per element.
+            ReduceOp::CumSum => MemoryFacts {
+                macs: outputs.first().and_then(|s| s.elems()).unwrap_or(0),
+                ..Default::default()
             },
         }
     }
@@ -152,6 +164,22 @@ mod tests {
         assert_eq!(reduce_shape(&x, &[1], false).unwrap(), s(&[2, 4]));
         assert_eq!(reduce_shape(&x, &[], false).unwrap(), Shape::scalar());
         assert!(reduce_shape(&x, &[3], false).is_err());
+    }
+
+    #[test]
+    fn cumsum_keeps_the_shape_and_saves_nothing() {
+        let op = ReduceOp::CumSum;
+        let x = s(&[2, 3, 5]);
+        let axis = Shape::scalar();
+        assert_eq!(op.infer_shapes(&[&x, &axis], 1).unwrap(), vec![OutShape::Known(x.clone())]);
+        assert!(op.infer_shapes(&[], 1).is_err());
+        let f = op.memory_facts(&[&x, &axis], &[&x]);
+        assert!(f.saves_inputs.is_empty() && f.saves_outputs.is_empty() && f.extra_saved.is_empty());
+        assert!(!f.no_grad);
+        assert_eq!(f.macs, 30);
+        assert!(!op.has_weights() && op.param_specs(&[&x, &axis]).unwrap().is_empty());
+        assert_eq!(op.schedule_facts(), ScheduleFacts::COMPUTES);
+        assert_eq!(op.name(), "CumSum");
     }
 
     #[test]

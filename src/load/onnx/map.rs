@@ -268,6 +268,8 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
             (Op::Reduce(op), tract)
         }
         "ArgMax" => (Op::Reduce(ReduceOp::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) }), tract),
+        // The axis is input 1; exclusive and reverse leave the shape alone.
+        "CumSum" => (Op::Reduce(ReduceOp::CumSum), TypeFacts { arguments_from: Some(1), ..exact }),
         "Equal" => (compare(CompareKind::Equal), tract),
         "Less" => (compare(CompareKind::Less), tract),
         "LessOrEqual" => (compare(CompareKind::LessOrEqual), tract),
@@ -424,7 +426,24 @@ mod tests {
         assert_eq!(facts("Relu").own_rule, OwnRule::Yes);
         assert_eq!(facts("Cast").own_rule, OwnRule::No);
         assert_eq!(facts("Conv").own_rule, OwnRule::Conv);
+        assert_eq!(facts("CumSum"), TypeFacts { arguments_from: Some(1), ..TypeFacts::own(OwnRule::Yes) });
         // Unknown types: every initializer a weight, shapes from tract.
         assert_eq!(facts("SomethingNew"), TypeFacts::TRACT);
+    }
+
+    #[test]
+    fn cumsum_maps_and_its_axis_is_an_argument() {
+        let inits = HashMap::new();
+        let node = NodeProto {
+            op_type: "CumSum".into(),
+            input: vec!["x".into(), "axis".into()],
+            output: vec!["y".into()],
+            ..Default::default()
+        };
+        let m = map_node(&node, &MapCtx { opset: 14, initializers: &inits });
+        assert_eq!(m.op, Op::Reduce(ReduceOp::CumSum));
+        assert_eq!(m.op.name(), "CumSum");
+        assert_eq!(m.facts.arguments_from, Some(1));
+        assert_eq!(m.facts.own_rule, OwnRule::Yes);
     }
 }
