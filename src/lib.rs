@@ -2,8 +2,10 @@
 //!
 //! The pipeline: `load` reads a model file into a `graph::Graph` with every
 //! tensor's real shape (per-operator knowledge in `ops`); `memory` annotates the
-//! graph for inference and training; `report` renders the result.
+//! graph for inference and training; `analysis` builds the subcommands'
+//! questions on it (fit, sweep, diff, explain, audit); `report` renders the result.
 
+pub mod analysis;
 pub mod cli;
 pub mod graph;
 pub mod load;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::load::{self, CaffePhase, DimBinding, InputSpec, LoadError, LoadOptions};
+use crate::load::{CaffePhase, DimBinding, InputSpec, LoadError, LoadOptions};
 use crate::report::{self, Source};
 use exit::ExitCode;
 
@@ -67,9 +67,10 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
 
-    /// Bind a symbolic ONNX dimension, e.g. --dim batch=8 --dim height=1024.
+    /// Bind a free (symbolic) input dimension, e.g. --dim batch=8 --dim height=1024.
+    /// `sweep` also takes a list for one symbol: --dim seq=128,256,512.
     #[arg(long = "dim", value_name = "SYMBOL=N", value_parser = parse_dim)]
-    pub dims: Vec<DimBinding>,
+    pub dims: Vec<DimArg>,
 
     /// Caffe phase whose layers are built (include/exclude rules). Default: the
     /// file's `state { phase }`, else test.
@@ -124,9 +125,11 @@ pub struct MemoryArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub scenario: ScenarioArg,
 
-    /// Optimizer whose state training keeps: sgd, momentum, adam, adamw, lbfgs[:HISTORY].
-    #[arg(long, value_name = "NAME", default_value = "sgd", value_parser = parse_optimizer)]
-    pub optimizer: crate::memory::Optimizer,
+    /// Optimizer whose state is kept: sgd, momentum, adam, adamw, lbfgs[:HISTORY]
+    /// [default: sgd for training; lbfgs:100 for style-transfer, as the PyTorch
+    /// neural-transfer tutorial and neural-style run it].
+    #[arg(long, value_name = "NAME", value_parser = parse_optimizer)]
+    pub optimizer: Option<crate::memory::Optimizer>,
 
     /// Element type of weights and activations: f32, f16, bf16 or f64.
     #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = parse_dtype)]
@@ -174,7 +177,10 @@ impl MemoryArgs {
                 ScenarioArg::StyleTransfer => vec![Scenario::StyleTransfer],
                 ScenarioArg::All => vec![Scenario::Inference, Scenario::Training],
             },
-            optimizer: self.optimizer,
+            optimizer: self.optimizer.unwrap_or(match self.scenario {
+                ScenarioArg::StyleTransfer => crate::memory::Optimizer::Lbfgs { history: 100 },
+                _ => crate::memory::Optimizer::Sgd,
+            }),
             dtype: self.dtype,
             mixed_precision: self.mixed_precision,
             profile: self.profile.clone(),
@@ -252,23 +258,44 @@ fn parse_input(s: &str) -> Result<InputSpec, String> {
     InputSpec::parse(s)
 }
 
-fn parse_dim(s: &str) -> Result<DimBinding, String> {
-    DimBinding::parse(s)
+/// `--dim NAME=N`, or `NAME=A,B,C` where a command sweeps the symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DimArg {
+    pub symbol: String,
+    pub values: Vec<u64>,
+}
+
+fn parse_dim(s: &str) -> Result<DimArg, String> {
+    let (symbol, list) = s.split_once('=').ok_or_else(|| format!("\"{s}\": expected SYMBOL=VALUE, e.g. batch=8"))?;
+    let mut values = Vec::new();
+    for part in list.split(',') {
+        values.push(DimBinding::parse(&format!("{symbol}={part}"))?.value);
+    }
+    Ok(DimArg { symbol: symbol.trim().to_string(), values })
 }
 
 impl ModelArgs {
-    pub fn load_options(&self) -> LoadOptions {
-        LoadOptions {
+    /// The load options, every `--dim` a single value (`sweep` takes lists apart first).
+    pub fn load_options(&self) -> Result<LoadOptions> {
+        let mut dims = Vec::with_capacity(self.dims.len());
+        for d in &self.dims {
+            match d.values.as_slice() {
+                [v] => dims.push(DimBinding { symbol: d.symbol.clone(), value: *v }),
+                _ => anyhow::bail!("--dim {}: one value here (lists are for `nnmem sweep`)", d.symbol),
+            }
+        }
+        Ok(LoadOptions {
             inputs: self.inputs.clone(),
             batch: self.batch,
-            dims: self.dims.clone(),
+            dims,
             phase: self.phase.map(|p| match p {
                 PhaseArg::Test => CaffePhase::Test,
                 PhaseArg::Train => CaffePhase::Train,
             }),
             weights: self.weights.clone(),
             onnx_shapes: Default::default(),
-        }
+            lenient_inputs: false,
+        })
     }
 }
 
@@ -284,43 +311,41 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-pub(crate) fn load_model(args: &ModelArgs) -> Result<crate::graph::Graph> {
-    load::load(&args.model, &args.load_options()).map_err(|e| match e {
-        // Usage problems are not about the file: say so plainly.
+/// A load error for people: usage problems are not about the file, so they say so plainly.
+pub(crate) fn load_error(e: LoadError) -> anyhow::Error {
+    match e {
         LoadError::Usage { message } => anyhow::anyhow!(message),
         other => anyhow::Error::new(other),
-    })
+    }
+}
+
+/// Loads and analyses the model as the flags say.
+pub(crate) fn analyse(args: &ModelArgs, settings: &crate::memory::MemorySettings) -> Result<crate::analysis::Analysed> {
+    crate::analysis::run(&args.model, &args.load_options()?, settings).map_err(load_error)
 }
 
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let settings = args.memory.settings();
     for gate in &args.gates {
-        if let Some(needed) = gate.scenario() {
-            if !settings.scenarios.iter().any(|s| s.as_str() == needed) {
-                anyhow::bail!("--assert '{}' needs the {needed} scenario, which --scenario leaves out", gate.text);
+        if let Some(needed) = gate.subject.scenario() {
+            if !settings.scenarios.contains(&needed) {
+                anyhow::bail!("--assert '{}' needs the {} scenario, which --scenario leaves out", gate.text, needed.as_str());
             }
         }
     }
-    let graph = load_model(&args.model)?;
+    let a = analyse(&args.model, &settings)?;
     if !args.quiet {
-        print_warnings(&graph.warnings);
+        print_warnings(&a.graph.warnings);
+        print_warnings(&a.memory.warnings);
+        print_notes(&a.notes);
     }
     let path = args.model.model.display().to_string();
     let source = Source { path: &path };
-    if settings.scenarios.contains(&crate::memory::Scenario::StyleTransfer) {
-        crate::memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(anyhow::Error::msg)?;
-    }
-    let memory = crate::memory::analyse(&graph, &settings);
-    if !args.quiet {
-        print_warnings(&memory.warnings);
-    }
     let format = if args.json { Format::Json } else { args.format };
     let mut buffer = Vec::new();
-    let mut json = report::json::build(&graph, &source);
-    report::json::add_memory(&mut json, &memory);
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut buffer, &json).context("serialising the JSON report")?;
+            serde_json::to_writer_pretty(&mut buffer, &report::json::inspect(&a, &source)).context("serialising the JSON report")?;
             buffer.push(b'\n');
         }
         Format::Table | Format::Markdown => {
@@ -329,28 +354,51 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
             } else {
                 report::table::Style::Text { color: args.color.enabled() && args.output.is_none() }
             };
-            let columns = report::table::memory_columns(&memory);
-            report::table::write(&mut buffer, &graph, &source, &columns, style).context("rendering the table")?;
-            report::table::write_memory_summary(&mut buffer, &memory).context("rendering the table")?;
+            report::table::write_inspect(&mut buffer, &a, &source, style).context("rendering the table")?;
         }
-        Format::Csv => report::table::write_csv(&mut buffer, &graph, &memory).context("rendering CSV")?,
-        Format::Html => report::html::write(&mut buffer, &graph, &source, &memory).context("rendering HTML")?,
+        Format::Csv => report::table::write_csv(&mut buffer, &a.graph, &a.memory).context("rendering CSV")?,
+        Format::Html => report::html::write(&mut buffer, &a, &source).context("rendering HTML")?,
     }
     // Every file read or named is an input: the model, its --weights, its external data.
     let inputs: Vec<&std::path::Path> = std::iter::once(args.model.model.as_path())
         .chain(args.model.weights.as_deref())
-        .chain(graph.linked_files.iter().map(|p| p.as_path()))
+        .chain(a.graph.linked_files.iter().map(|p| p.as_path()))
         .collect();
     output::emit(&buffer, args.output.as_deref(), &inputs)?;
+    Ok(check_gates(&args.gates, &a))
+}
 
+/// Checks every gate, printing one line per failure; the exit code: 2 when a
+/// figure could not be checked (incomplete or not computed), else 1 when one
+/// failed, else 0.
+pub(crate) fn check_gates(gates: &[report::gate::Gate], a: &crate::analysis::Analysed) -> ExitCode {
+    use report::gate::GateFailure;
     let mut code = ExitCode::Success;
-    for gate in &args.gates {
-        if let Err(reason) = gate.check(report::gate::value_of(&gate.subject, &json)) {
-            eprintln!("nnmem: {reason}");
-            code = ExitCode::AssertionFailed;
+    for gate in gates {
+        match gate.evaluate(a) {
+            Ok(()) => {}
+            Err(GateFailure::Failed(reason)) => {
+                eprintln!("nnmem: {reason}");
+                if code == ExitCode::Success {
+                    code = ExitCode::AssertionFailed;
+                }
+            }
+            Err(GateFailure::Unavailable(reason)) => {
+                eprintln!("nnmem: error: {}", crate::units::printable(&reason));
+                code = ExitCode::Error;
+            }
         }
     }
-    Ok(code)
+    code
+}
+
+/// Notes on stderr: choices nnmem made that change the figures.
+pub(crate) fn print_notes(notes: &[String]) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for n in notes {
+        let _ = writeln!(err, "nnmem: note: {}", crate::units::printable(n));
+    }
 }
 
 /// Warnings on stderr, names escaped for the terminal; the one place every subcommand prints them.

@@ -29,7 +29,7 @@ pub struct GraphBuilder {
     /// extent, used only to size later layers' weights.
     provisional: HashMap<TensorId, Shape>,
     /// Layers with weights whose input shape is unknown (one warning at the end).
-    uncounted: Vec<String>,
+    uncounted: Vec<NodeId>,
     shared_params: HashMap<String, TensorId>,
     dtype: DType,
 }
@@ -45,6 +45,11 @@ impl GraphBuilder {
 
     pub fn warn(&mut self, message: impl Into<String>) {
         self.graph.warn(message);
+    }
+
+    /// Records that `--batch` replaced an input's first dimension.
+    pub fn note_batch_override(&mut self, o: super::BatchOverride) {
+        self.graph.batch_overrides.push(o);
     }
 
     pub fn add_input(&mut self, name: &str, shape: Result<Shape, Unknown>) -> TensorId {
@@ -124,7 +129,7 @@ impl GraphBuilder {
                     .find_map(|&t| self.graph.tensor(t).unknown.clone())
                     .unwrap_or(Unknown::NoRule);
                 if spec.op.has_weights() {
-                    self.uncounted.push(spec.name.clone());
+                    self.uncounted.push(node_id);
                 }
                 (vec![Err(reason); n_outputs], Vec::new())
             }
@@ -194,8 +199,9 @@ impl GraphBuilder {
 
     /// Finish: the outputs are the tensors no node reads.
     pub fn finish(mut self) -> Graph {
-        if let Some(first) = self.uncounted.first() {
+        if let Some(&first) = self.uncounted.first() {
             let n = self.uncounted.len();
+            let first = self.graph.node(first).name.clone();
             self.graph.warn(format!(
                 "{n} layer{} with weights ha{} an unknown input shape, so {} parameters are not counted (first: \"{first}\")",
                 if n == 1 { "" } else { "s" },
@@ -203,6 +209,7 @@ impl GraphBuilder {
                 if n == 1 { "its" } else { "their" },
             ));
         }
+        self.graph.uncounted_weights = std::mem::take(&mut self.uncounted);
         let consumers = self.graph.consumers();
         let mut replaced = vec![false; self.graph.tensors.len()];
         for node in &self.graph.nodes {

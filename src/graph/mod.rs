@@ -141,6 +141,35 @@ pub struct Graph {
     /// Files the model names but nnmem never opens (ONNX external data), so
     /// that nothing is ever written over them.
     pub linked_files: Vec<std::path::PathBuf>,
+    /// Input dimensions the file leaves free and the user did not bind.
+    pub free_symbols: Vec<FreeSymbol>,
+    /// Nodes with weights whose size is unknown (their input shape is), so the
+    /// parameter totals are a lower bound.
+    pub uncounted_weights: Vec<NodeId>,
+    /// Inputs whose first dimension `--batch` (or a scenario's default) replaced.
+    pub batch_overrides: Vec<BatchOverride>,
+}
+
+/// A dimension of a graph input that the file leaves free (an ONNX
+/// `dim_param` such as `batch`, or a dimension with neither value nor name)
+/// and that nothing bound. Every shape computed from it stays symbolic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FreeSymbol {
+    pub name: String,
+    /// Where it appears: (input name, axis).
+    pub uses: Vec<(String, usize)>,
+    /// True for a name the file gives; false for a name nnmem made up for an
+    /// unnamed dimension (`INPUT_dAXIS`).
+    pub named_in_file: bool,
+}
+
+/// The first dimension of an input, as the file states it and as used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOverride {
+    pub input: String,
+    /// The file's value (`None`: the file gives a symbol or nothing).
+    pub stated: Option<u64>,
+    pub used: u64,
 }
 
 /// Parameter totals over the whole graph, shared tensors counted once.
@@ -162,6 +191,9 @@ impl Graph {
             outputs: Vec::new(),
             warnings: Vec::new(),
             linked_files: Vec::new(),
+            free_symbols: Vec::new(),
+            uncounted_weights: Vec::new(),
+            batch_overrides: Vec::new(),
         }
     }
 
@@ -218,6 +250,16 @@ impl Graph {
             totals.param_bytes = totals.param_bytes.saturating_add(t.bytes().unwrap_or(0));
         }
         totals
+    }
+
+    /// Graph inputs whose shape the file does not state and nobody gave.
+    pub fn unsized_inputs(&self) -> Vec<TensorId> {
+        self.inputs.iter().copied().filter(|&t| self.tensor(t).unknown == Some(Unknown::Unstated)).collect()
+    }
+
+    /// Whether every weight is sized, so the parameter totals are exact.
+    pub fn params_complete(&self) -> bool {
+        self.uncounted_weights.is_empty()
     }
 
     /// Consumers of every tensor, in execution order.

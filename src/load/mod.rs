@@ -83,6 +83,10 @@ pub struct LoadOptions {
     pub weights: Option<PathBuf>,
     /// ONNX: which shape inference to use.
     pub onnx_shapes: OnnxShapes,
+    /// `--input` specs this model cannot take (no input of that name; an
+    /// unnamed spec for a model with several inputs) are skipped instead of
+    /// refused: `audit` applies one set of flags to many models.
+    pub lenient_inputs: bool,
 }
 
 /// How ONNX shapes are inferred.

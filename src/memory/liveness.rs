@@ -71,6 +71,7 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
                 live_bytes_after: 0,
                 backward_workspace_bytes: if training && p.needs_backward { p.workspace_backward } else { 0 },
                 live_bytes_after_backward: None,
+                runs: p.runs,
             })
             .collect(),
         timeline: Vec::with_capacity(if training { 2 * s.nodes.len() } else { s.nodes.len() }),

@@ -260,6 +260,25 @@ pub struct NodeMemory {
     pub backward_workspace_bytes: u64,
     /// Training: total live bytes once its backward step has run.
     pub live_bytes_after_backward: Option<u64>,
+    /// False when the scenario never runs the node (style transfer stops at
+    /// the deepest loss layer); its figures are then zero.
+    pub runs: bool,
+}
+
+/// What a scenario's figures leave out. A figure with anything left out is a
+/// lower bound, never to be read (or gated) as the answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Completeness {
+    /// Tensors the scenario needs whose size is unknown (counted as 0 bytes).
+    pub unknown_tensors: usize,
+    /// Nodes the scenario runs whose weights have an unknown size.
+    pub unsized_weight_nodes: usize,
+}
+
+impl Completeness {
+    pub fn is_complete(&self) -> bool {
+        self.unknown_tensors == 0 && self.unsized_weight_nodes == 0
+    }
 }
 
 /// The sums simpler tools print, to reconcile with them.
@@ -309,6 +328,8 @@ pub struct ScenarioReport {
     pub peak_node_name: Option<String>,
     pub peak_phase: Phase,
     pub peak_breakdown: Breakdown,
+    /// Whether every figure is complete, or a lower bound.
+    pub completeness: Completeness,
     pub naive: NaiveSums,
     pub settings: SettingsUsed,
     /// Per node, in `Graph::nodes` order.
@@ -385,6 +406,10 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
             peak_node_name: out.peak_label.or_else(|| out.peak_node.map(|i| graph.nodes[i].name.clone())),
             peak_phase: out.peak_phase,
             peak_breakdown: out.peak_breakdown,
+            completeness: Completeness {
+                unknown_tensors: sched.unknown_tensors,
+                unsized_weight_nodes: graph.uncounted_weights.iter().filter(|n| sched.nodes[n.0].runs).count(),
+            },
             naive,
             settings: SettingsUsed {
                 profile: settings.profile.name,

@@ -180,7 +180,8 @@ fn layer_bars_svg(graph: &Graph, memory: &MemoryReport) -> String {
     svg
 }
 
-pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, memory: &MemoryReport) -> io::Result<()> {
+pub fn write(out: &mut dyn Write, a: &crate::analysis::Analysed, source: &Source<'_>) -> io::Result<()> {
+    let (graph, memory) = (&a.graph, &a.memory);
     let totals = graph.param_totals();
     let mut html = String::new();
     let _ = write!(html, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>nnmem: {}</title><style>{STYLE}</style></head><body>", esc(&graph.name));
@@ -192,9 +193,24 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, memory: &M
     let _ = write!(html, "<tr><td>parameters</td><td>{} learned, {} statistics, {}</td></tr>", format_count(totals.params), format_count(totals.non_trainable), esc(&format_bytes(totals.param_bytes)));
     let _ = write!(html, "<tr><td>activations, all at once</td><td>{}</td></tr>", esc(&format_bytes(activation_bytes(graph))));
     for sc in &memory.scenarios {
-        let _ = write!(html, "<tr><td>{} peak</td><td id=\"peak-{}\">{} ({} bytes) at {} ({})</td></tr>", sc.scenario.as_str(), sc.scenario.as_str(), esc(&format_bytes(sc.peak_bytes)), format_count(sc.peak_bytes), esc(sc.peak_node_name.as_deref().unwrap_or("-")), sc.peak_phase.as_str());
+        let bound = if sc.completeness.is_complete() { "" } else { "≥ " };
+        let tail = if sc.completeness.is_complete() { "" } else { " <b>incomplete</b>" };
+        let _ = write!(html, "<tr><td>{} peak</td><td id=\"peak-{}\">{bound}{} ({} bytes) at {} ({}){tail}</td></tr>", sc.scenario.as_str(), sc.scenario.as_str(), esc(&format_bytes(sc.peak_bytes)), format_count(sc.peak_bytes), esc(sc.peak_node_name.as_deref().unwrap_or("-")), sc.peak_phase.as_str());
     }
     html.push_str("</table>");
+    // What the figures leave out, and everything nnmem could not resolve, before any chart.
+    let lines = super::table::summary_lines(a, source);
+    let flagged: Vec<&String> = lines.iter().filter(|l| l.trim_start().starts_with("incomplete:") || l.starts_with("to complete") || l.starts_with("note:") || l.starts_with("params:") && l.contains("incomplete")).collect();
+    if !flagged.is_empty() || !graph.warnings.is_empty() || !memory.warnings.is_empty() {
+        html.push_str("<div id=\"notices\" style=\"border-left:4px solid #e15759;padding:4px 12px;background:#fff5f5\"><ul>");
+        for l in flagged {
+            let _ = write!(html, "<li><b>{}</b></li>", esc(l.trim_start()));
+        }
+        for w in graph.warnings.iter().chain(&memory.warnings) {
+            let _ = write!(html, "<li>warning: {}</li>", esc(w));
+        }
+        html.push_str("</ul></div>");
+    }
     for sc in &memory.scenarios {
         let s = &sc.settings;
         let _ = write!(html, "<h2>Memory over time: {}</h2><p>profile {}, {}{}{}</p>", sc.scenario.as_str(), s.profile, s.dtype.name(), if s.mixed_precision { ", mixed precision" } else { "" }, s.optimizer.map(|o| format!(", optimizer {o}")).unwrap_or_default());
@@ -215,22 +231,19 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, memory: &M
         let shapes: Vec<String> = node.outputs.iter().map(|&t| shape_text(graph, t)).collect();
         let _ = write!(html, "<tr><td data-v=\"{i}\">{i}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\" data-v=\"{}\">{}</td><td class=\"n\" data-v=\"{out_bytes}\">{}</td>", esc(&node.name), esc(&node.source_type), esc(&shapes.join(" ")), per_node[i].0, format_count(per_node[i].0), esc(&format_bytes(out_bytes)));
         for sc in &memory.scenarios {
-            if let Some(m) = sc.nodes.get(i) {
-                for v in [m.saved_bytes, m.workspace_bytes, m.live_bytes_after] {
-                    let _ = write!(html, "<td class=\"n\" data-v=\"{v}\">{}</td>", esc(&format_bytes(v)));
+            match sc.nodes.get(i) {
+                Some(m) if !m.runs => html.push_str("<td class=\"n\" data-v=\"0\">not run</td><td class=\"n\" data-v=\"0\"></td><td class=\"n\" data-v=\"0\"></td>"),
+                Some(m) => {
+                    for v in [m.saved_bytes, m.workspace_bytes, m.live_bytes_after] {
+                        let _ = write!(html, "<td class=\"n\" data-v=\"{v}\">{}</td>", esc(&format_bytes(v)));
+                    }
                 }
+                None => {}
             }
         }
         html.push_str("</tr>");
     }
     html.push_str("</tbody></table>");
-    if !graph.warnings.is_empty() || !memory.warnings.is_empty() {
-        html.push_str("<h2>Warnings</h2><ul>");
-        for w in graph.warnings.iter().chain(&memory.warnings) {
-            let _ = write!(html, "<li>{}</li>", esc(w));
-        }
-        html.push_str("</ul>");
-    }
     let _ = write!(html, "<p><small>nnmem {}. Sizes in binary units: KiB = 1024 B, MiB = 2^20 B, GiB = 2^30 B.</small></p><script>{SCRIPT}</script></body></html>", env!("CARGO_PKG_VERSION"));
     out.write_all(html.as_bytes())
 }

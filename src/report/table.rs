@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use super::{activation_bytes, input_bytes, shape_text, Source};
+use crate::analysis::Analysed;
 use crate::graph::Graph;
 use crate::units::{format_bytes, format_count, printable};
 
@@ -30,12 +31,17 @@ pub enum Style {
 /// Header and formatted cells of the per-node table.
 fn node_rows(graph: &Graph, extra: &[Column]) -> (Vec<String>, Vec<Row>) {
     let per_node = graph.node_param_counts();
+    let mut weights_unsized = vec![false; graph.nodes.len()];
+    for n in &graph.uncounted_weights {
+        weights_unsized[n.0] = true;
+    }
     let mut header: Vec<String> = ["layer", "type", "output shape", "params", "output"].map(String::from).to_vec();
     header.extend(extra.iter().map(|c| c.header.clone()));
     let mut rows = Vec::with_capacity(graph.nodes.len());
     for (i, (node, &(learned, stats))) in graph.nodes.iter().zip(&per_node).enumerate() {
         let shapes: Vec<String> = node.outputs.iter().map(|&t| shape_text(graph, t)).collect();
         let params = match (learned, stats) {
+            _ if weights_unsized[i] => "?".to_string(),
             (0, 0) => String::new(),
             (l, 0) => format_count(l),
             (l, s) => format!("{} (+{} stats)", format_count(l), format_count(s)),
@@ -60,8 +66,109 @@ fn output_bytes(graph: &Graph, node: &crate::graph::Node) -> Option<u64> {
     node.outputs.iter().map(|&t| graph.tensor(t).bytes()).try_fold(0u64, |a, b| a.checked_add(b?))
 }
 
-/// Render the per-node table, with extra columns, then the totals.
-pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[Column], style: Style) -> io::Result<()> {
+/// The `inspect` report for people: what was read, the summary (parameters,
+/// each scenario's peak with its node and breakdown, incomplete figures as
+/// lower bounds with the flags that complete them), then the per-node table,
+/// then totals and units.
+pub fn write_inspect(out: &mut dyn Write, a: &Analysed, source: &Source<'_>, style: Style) -> io::Result<()> {
+    let graph = &a.graph;
+    let (bullet, heading) = if style == Style::Markdown { ("- ", "## ") } else { ("", "") };
+    writeln!(out, "{heading}{} ({}, {})", printable(&graph.name), graph.format.as_str(), printable(source.path))?;
+    if style == Style::Markdown {
+        writeln!(out)?;
+    }
+    for &t in &graph.inputs {
+        let tensor = graph.tensor(t);
+        writeln!(out, "{bullet}input {} {} {}", printable(&tensor.name), printable(&shape_text(graph, t)), tensor.dtype.name())?;
+    }
+    for line in summary_lines(a, source) {
+        match (style, line.strip_prefix("  ")) {
+            (Style::Markdown, Some(sub)) => writeln!(out, "  - {}", printable(sub))?,
+            (Style::Markdown, None) => writeln!(out, "- {}", printable(&line))?,
+            _ => writeln!(out, "{}", printable(&line))?,
+        }
+    }
+    writeln!(out)?;
+    write_table(out, graph, &memory_columns(&a.memory), style)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{bullet}activations (all outputs at once, in-place counted once): {}; inputs: {}",
+        format_bytes(activation_bytes(graph)),
+        format_bytes(input_bytes(graph))
+    )?;
+    for sc in &a.memory.scenarios {
+        writeln!(
+            out,
+            "{bullet}{} naive sums: all outputs {}, x2 for backward {}",
+            sc.scenario.as_str(),
+            format_bytes(sc.naive.activations_bytes),
+            format_bytes(sc.naive.activations_x2_bytes)
+        )?;
+    }
+    writeln!(out, "{bullet}units: KiB = 1024 B, MiB = 1024 KiB, GiB = 1024 MiB")?;
+    Ok(())
+}
+
+/// The summary, one line each; sub-lines start with two spaces.
+pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<String> {
+    let graph = &a.graph;
+    let mut lines = Vec::new();
+    let totals = graph.param_totals();
+    let stats = if totals.non_trainable > 0 {
+        format!(" + {} running statistics", format_count(totals.non_trainable))
+    } else {
+        String::new()
+    };
+    if graph.params_complete() {
+        lines.push(format!("params: {} learned{stats}, {}", format_count(totals.params), format_bytes(totals.param_bytes)));
+    } else {
+        let n = graph.uncounted_weights.len();
+        let first = graph.uncounted_weights.first().map(|&i| graph.node(i).name.as_str()).unwrap_or_default();
+        let counted = if totals.params == 0 && totals.non_trainable == 0 {
+            "unknown".to_string()
+        } else {
+            format!("≥ {} learned{stats}, ≥ {}", format_count(totals.params), format_bytes(totals.param_bytes))
+        };
+        lines.push(format!("params: {counted} (incomplete: {n} layer(s) with weights of unknown size, first \"{first}\")"));
+    }
+    let bind = crate::analysis::missing_bindings(graph);
+    for sc in &a.memory.scenarios {
+        let s = &sc.settings;
+        let opt = s.optimizer.map(|o| format!(", optimizer {o}")).unwrap_or_default();
+        let complete = sc.completeness.is_complete();
+        let peak = if complete { format_bytes(sc.peak_bytes) } else { format!("≥ {} (incomplete)", format_bytes(sc.peak_bytes)) };
+        lines.push(format!(
+            "{} peak: {peak} at {} ({}); profile {}, {}{}{opt}",
+            sc.scenario.as_str(),
+            sc.peak_node_name.as_deref().unwrap_or(sc.peak_phase.as_str()),
+            sc.peak_phase.as_str(),
+            s.profile,
+            s.dtype.name(),
+            if s.mixed_precision { " mixed precision" } else { "" },
+        ));
+        let parts: Vec<String> = sc
+            .peak_breakdown
+            .iter()
+            .filter(|(_, b)| *b > 0)
+            .map(|(c, b)| format!("{} {}", c.as_str(), format_bytes(b)))
+            .collect();
+        lines.push(format!("  at the peak: {}", parts.join(", ")));
+        if let Some(why) = crate::analysis::incompleteness(graph, sc) {
+            lines.push(format!("  incomplete: {why}"));
+        }
+    }
+    if !bind.is_empty() && a.memory.scenarios.iter().any(|s| !s.completeness.is_complete()) {
+        lines.push(format!("to complete the figures: nnmem inspect {} {}", source.path, bind.join(" ")));
+    }
+    for n in &a.notes {
+        lines.push(format!("note: {n}"));
+    }
+    lines
+}
+
+/// The per-node table with extra columns.
+pub fn write_table(out: &mut dyn Write, graph: &Graph, extra: &[Column], style: Style) -> io::Result<()> {
     let (header, rows) = node_rows(graph, extra);
     let widths: Vec<usize> = (0..header.len())
         .map(|c| rows.iter().map(|r| r.cells[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0))
@@ -89,16 +196,6 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
         writeln!(out, "{}", text.trim_end())
     };
 
-    let (bullet, heading) = if style == Style::Markdown { ("- ", "## ") } else { ("", "") };
-    writeln!(out, "{heading}{} ({}, {})", printable(&graph.name), graph.format.as_str(), printable(source.path))?;
-    if style == Style::Markdown {
-        writeln!(out)?;
-    }
-    for &t in &graph.inputs {
-        let tensor = graph.tensor(t);
-        writeln!(out, "{bullet}input {} {} {}", printable(&tensor.name), printable(&shape_text(graph, t)), tensor.dtype.name())?;
-    }
-    writeln!(out)?;
     match style {
         Style::Text { color: true } => {
             let mut buf = Vec::new();
@@ -116,22 +213,6 @@ pub fn write(out: &mut dyn Write, graph: &Graph, source: &Source<'_>, extra: &[C
     for r in &rows {
         line(out, &r.cells)?;
     }
-    let totals = graph.param_totals();
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{bullet}params: {} learned{}, {}",
-        format_count(totals.params),
-        if totals.non_trainable > 0 { format!(" + {} running statistics", format_count(totals.non_trainable)) } else { String::new() },
-        format_bytes(totals.param_bytes)
-    )?;
-    writeln!(
-        out,
-        "{bullet}activations (all outputs at once, in-place counted once): {}; inputs: {}",
-        format_bytes(activation_bytes(graph)),
-        format_bytes(input_bytes(graph))
-    )?;
-    writeln!(out, "{bullet}units: KiB = 1024 B, MiB = 1024 KiB, GiB = 1024 MiB")?;
     Ok(())
 }
 
@@ -194,42 +275,8 @@ pub fn memory_columns(memory: &crate::memory::MemoryReport) -> Vec<Column> {
         });
         cols.push(Column {
             header: format!("live after ({name})"),
-            cells: sc.nodes.iter().map(|n| format_bytes(n.live_bytes_after)).collect(),
+            cells: sc.nodes.iter().map(|n| if n.runs { format_bytes(n.live_bytes_after) } else { "not run".into() }).collect(),
         });
     }
     cols
-}
-
-/// Summary lines: each scenario's peak, where it happens, and its breakdown.
-pub fn write_memory_summary(out: &mut dyn Write, memory: &crate::memory::MemoryReport) -> io::Result<()> {
-    for sc in &memory.scenarios {
-        let s = &sc.settings;
-        let opt = s.optimizer.map(|o| format!(", optimizer {o}")).unwrap_or_default();
-        writeln!(
-            out,
-            "{} peak: {} at {} ({}); profile {}, {}{}{}",
-            sc.scenario.as_str(),
-            format_bytes(sc.peak_bytes),
-            printable(sc.peak_node_name.as_deref().unwrap_or(sc.peak_phase.as_str())),
-            sc.peak_phase.as_str(),
-            s.profile,
-            s.dtype.name(),
-            if s.mixed_precision { " mixed precision" } else { "" },
-            opt
-        )?;
-        let parts: Vec<String> = sc
-            .peak_breakdown
-            .iter()
-            .filter(|(_, b)| *b > 0)
-            .map(|(c, b)| format!("{} {}", c.as_str(), format_bytes(b)))
-            .collect();
-        writeln!(out, "  at the peak: {}", parts.join(", "))?;
-        writeln!(
-            out,
-            "  naive sums: all outputs {}, x2 for backward {}",
-            format_bytes(sc.naive.activations_bytes),
-            format_bytes(sc.naive.activations_x2_bytes)
-        )?;
-    }
-    Ok(())
 }

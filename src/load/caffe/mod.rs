@@ -260,7 +260,7 @@ impl<'p> NetBuilder<'p> {
             self.add_layer(layer)?;
         }
         for (i, used) in self.used_overrides.iter().enumerate() {
-            if !used {
+            if !used && !self.options.lenient_inputs {
                 let spec = &self.options.inputs[i];
                 let inputs: Vec<String> =
                     self.builder.graph().inputs.iter().map(|&t| self.builder.graph().tensor(t).name.clone()).collect();
@@ -327,7 +327,14 @@ impl<'p> NetBuilder<'p> {
         };
         if let (Some(batch), Ok(s)) = (self.options.batch, shape.as_mut()) {
             if let Some(first) = s.0.first_mut() {
-                *first = batch;
+                let stated = std::mem::replace(first, batch);
+                if override_idx.is_none() {
+                    self.builder.note_batch_override(crate::graph::BatchOverride {
+                        input: name.to_string(),
+                        stated: Some(stated),
+                        used: batch,
+                    });
+                }
             }
         }
         if let Ok(s) = &shape {

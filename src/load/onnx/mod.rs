@@ -574,10 +574,17 @@ fn bind_inputs(
     let mut specs: HashMap<&str, &[u64]> = HashMap::new();
     for spec in &options.inputs {
         let target = match &spec.name {
-            Some(n) => real_inputs.iter().find(|v| &v.name == n).ok_or_else(|| LoadError::Usage {
-                message: format!("--input {n}=…: the model has no input named \"{n}\" (its inputs: {})", names()),
-            })?,
+            Some(n) => match real_inputs.iter().find(|v| &v.name == n) {
+                Some(v) => v,
+                None if options.lenient_inputs => continue,
+                None => {
+                    return Err(LoadError::Usage {
+                        message: format!("--input {n}=…: the model has no input named \"{n}\" (its inputs: {})", names()),
+                    })
+                }
+            },
             None if real_inputs.len() == 1 && options.inputs.len() == 1 => &real_inputs[0],
+            None if options.lenient_inputs => continue,
             None => {
                 return Err(LoadError::Usage {
                     message: format!(
@@ -608,6 +615,8 @@ fn bind_inputs(
     let dim_values: HashMap<&str, u64> = options.dims.iter().map(|b| (b.symbol.as_str(), b.value)).collect();
     let mut used_symbols = HashSet::new();
     let mut bindings = Vec::new();
+    let mut free: Vec<crate::graph::FreeSymbol> = Vec::new();
+    let mut free_index: HashMap<String, usize> = HashMap::new();
     for v in real_inputs {
         let mut dims: Vec<DimSpec> = match (specs.get(v.name.as_str()), v.dims()) {
             (Some(spec), _) => spec.iter().map(|&d| DimSpec::Value(d)).collect(),
@@ -632,10 +641,34 @@ fn bind_inputs(
             }
         };
         if let (Some(b), Some(first)) = (options.batch, dims.first_mut()) {
+            if !specs.contains_key(v.name.as_str()) {
+                let stated = match v.dims().and_then(|d| d.first().cloned()) {
+                    Some(Dim::Value(x)) => Some(x),
+                    _ => None,
+                };
+                g.batch_overrides.push(crate::graph::BatchOverride { input: v.name.clone(), stated, used: b });
+            }
             *first = DimSpec::Value(b);
+        }
+        let declared_dims = v.dims();
+        for (axis, d) in dims.iter().enumerate() {
+            if let DimSpec::Symbol(name) = d {
+                match free_index.get(name.as_str()).and_then(|&k| free.get_mut(k)) {
+                    Some(f) => f.uses.push((v.name.clone(), axis)),
+                    None => {
+                        free_index.insert(name.clone(), free.len());
+                        free.push(crate::graph::FreeSymbol {
+                        name: name.clone(),
+                        uses: vec![(v.name.clone(), axis)],
+                        named_in_file: matches!(declared_dims.as_ref().and_then(|ds| ds.get(axis)), Some(Dim::Param(_))),
+                        })
+                    }
+                }
+            }
         }
         bindings.push(InputBinding { name: v.name.clone(), dims });
     }
+    g.free_symbols = free;
     for b in &options.dims {
         if !used_symbols.contains(&b.symbol) {
             g.warn(format!("--dim {}={}: no input dimension is named \"{}\"", b.symbol, b.value, b.symbol));

@@ -25,7 +25,7 @@ pub(super) struct Dataflow<'a> {
     pub bytes: Vec<u64>,
     /// Per tensor: it carries data (see `data_tensors`).
     pub data: Vec<bool>,
-    /// Data tensors whose shape is unknown (left out of the estimate).
+    /// Tensors the scenario needs whose size is unknown (left out of the estimate).
     pub unknown_tensors: usize,
     /// Per node: its data inputs; a fused decomposition's root reads just x.
     pub data_inputs: Vec<Vec<TensorId>>,
@@ -64,7 +64,6 @@ impl<'a> Dataflow<'a> {
             })
             .collect();
         let data = data_tensors(graph);
-        let unknown_tensors = graph.tensors.iter().enumerate().filter(|(i, t)| data[*i] && t.elems().is_none()).count();
         let n_nodes = graph.nodes.len();
         let mut df = Dataflow {
             graph,
@@ -78,7 +77,7 @@ impl<'a> Dataflow<'a> {
             bytes,
             data_inputs: graph.nodes.iter().map(|nd| nd.inputs.iter().copied().filter(|t| data[t.0]).collect()).collect(),
             data,
-            unknown_tensors,
+            unknown_tensors: 0,
             readers: Vec::new(),
             folded: vec![false; n_nodes],
             fold_root: vec![None; n_nodes],
@@ -96,6 +95,7 @@ impl<'a> Dataflow<'a> {
         df.facts = node_facts(graph, &df.fold_root);
         df.node_weights = node_weights(graph, &df.data);
         df.skip_unused();
+        df.count_unknown();
         df.mark_gradients();
         df
     }
@@ -151,6 +151,22 @@ impl<'a> Dataflow<'a> {
                 self.skipped[i] = true;
             }
         }
+    }
+
+    /// Tensors the scenario needs whose size is unknown: graph inputs and
+    /// what the nodes that run produce (style transfer skips the rest).
+    fn count_unknown(&mut self) {
+        let (graph, data) = (self.graph, &self.data);
+        let unknown = |t: TensorId| data[t.0] && graph.tensor(t).elems().is_none();
+        let inputs = graph.inputs.iter().filter(|&&t| unknown(t)).count();
+        let outputs: usize = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.skipped[*i])
+            .map(|(_, nd)| nd.outputs.iter().filter(|&&o| unknown(o)).count())
+            .sum();
+        self.unknown_tensors = inputs + outputs;
     }
 
     /// Which tensors need a gradient (training): those computed from

@@ -65,6 +65,8 @@ pub(crate) struct NodePlan {
     pub fwd_frees: Vec<usize>,
     /// Training: the node runs a backward step.
     pub needs_backward: bool,
+    /// False for nodes the scenario never runs (style transfer stops at the deepest loss).
+    pub runs: bool,
 }
 
 #[derive(Clone, Debug)]

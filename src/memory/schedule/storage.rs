@@ -147,6 +147,7 @@ impl Storages {
             workspace_backward: 0,
             fwd_frees: Vec::new(),
             needs_backward: df.needs_backward[i],
+            runs: !df.skipped[i],
         });
     }
 
