@@ -12,4 +12,5 @@ pub mod load;
 pub mod memory;
 pub mod ops;
 pub mod report;
+pub mod tensor;
 pub mod units;

@@ -492,7 +492,7 @@ fn wrapping_prelu() -> GraphProto {
 fn onnx_prelu_slope_count_is_not_wrapped() {
     let g = nnmem::load::onnx::load_onnx_bytes(Path::new("p.onnx"), &model(&wrapping_prelu()), &Default::default()).unwrap();
     let prelu = g.nodes.iter().find(|n| n.name == "prelu").unwrap();
-    assert!(matches!(prelu.op, nnmem::ops::Op::PRelu { channel_shared: false }), "{:?}", prelu.op);
+    assert!(matches!(prelu.op, nnmem::ops::Op::Elementwise(nnmem::ops::ElementwiseOp::PRelu { channel_shared: false })), "{:?}", prelu.op);
 }
 
 #[test]

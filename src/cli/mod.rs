@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::load::{DimBinding, InputSpec, LoadError, LoadOptions, Phase};
+use crate::load::{CaffePhase, DimBinding, InputSpec, LoadError, LoadOptions};
 use crate::report::{self, Source};
 use exit::ExitCode;
 
@@ -351,8 +351,8 @@ impl ModelArgs {
             batch: self.batch,
             dims,
             phase: self.phase.map(|p| match p {
-                PhaseArg::Test => Phase::Test,
-                PhaseArg::Train => Phase::Train,
+                PhaseArg::Test => CaffePhase::Test,
+                PhaseArg::Train => CaffePhase::Train,
             }),
             weights: self.weights.clone(),
             onnx_shapes: Default::default(),

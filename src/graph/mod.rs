@@ -5,9 +5,10 @@
 //! here knows a file format: format names appear only as `Node::source_type`.
 
 pub mod build;
-mod shape;
 
-pub use shape::{checked_product, Shape, ShapeError};
+// The value types live in the ground-floor `tensor` module (ops use them too);
+// re-exported here so that `graph::Shape` keeps working.
+pub use crate::tensor::{checked_product, DType, Shape, ShapeError};
 
 use crate::ops::Op;
 
@@ -30,67 +31,6 @@ impl ModelFormat {
         match self {
             ModelFormat::Caffe => "caffe",
             ModelFormat::Onnx => "onnx",
-        }
-    }
-}
-
-/// Element types. Sizes are the storage sizes a framework uses for one element.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    F64,
-    F32,
-    F16,
-    BF16,
-    F8,
-    I64,
-    I32,
-    I16,
-    I8,
-    U8,
-    U16,
-    U32,
-    U64,
-    Bool,
-    /// Sub-byte types (int4, float4) round up to one byte per element here.
-    Packed4,
-    String,
-}
-
-impl DType {
-    /// Bytes one element takes.
-    pub fn size_bytes(self) -> u64 {
-        match self {
-            DType::F64 | DType::I64 | DType::U64 => 8,
-            DType::F32 | DType::I32 | DType::U32 => 4,
-            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
-            DType::F8 | DType::I8 | DType::U8 | DType::Bool | DType::Packed4 => 1,
-            // Strings have no fixed size; count the pointer-sized handle.
-            DType::String => 8,
-        }
-    }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16 | DType::F8)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F64 => "f64",
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::BF16 => "bf16",
-            DType::F8 => "f8",
-            DType::I64 => "i64",
-            DType::I32 => "i32",
-            DType::I16 => "i16",
-            DType::I8 => "i8",
-            DType::U8 => "u8",
-            DType::U16 => "u16",
-            DType::U32 => "u32",
-            DType::U64 => "u64",
-            DType::Bool => "bool",
-            DType::Packed4 => "4bit",
-            DType::String => "string",
         }
     }
 }
@@ -182,6 +122,10 @@ pub struct Node {
     /// The node writes its output over its first input's storage (Caffe top == bottom).
     pub in_place: bool,
     pub attrs: Vec<(String, AttrValue)>,
+    /// The module path of the framework code that made the node, outermost
+    /// first (`["layer1", "layer1.0", "conv1"]`), as the loader read it from
+    /// the file; empty when the file records none (Caffe, hand-made graphs).
+    pub scope: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -9,9 +9,9 @@
 //! in-place ops share storage; saved tensors live until their backward step),
 //! `liveness` replays that schedule and finds the peak, `profiles` holds what
 //! a backend allocates beyond the op facts, `training` the optimizer state and
-//! precision, and `facts` what each op's backward keeps.
+//! precision. What each op's backward keeps, and how its result is stored, the
+//! pass asks the op (`Op::memory_facts`, `Op::schedule_facts` in `src/ops/`).
 
-mod facts;
 mod liveness;
 pub mod profiles;
 mod schedule;

@@ -14,7 +14,7 @@ pub use caffemodel::{load_caffemodel, load_caffemodel_bytes};
 
 use self::layers::{canonical_type, is_data_layer, layer_op, Block, FieldError, Params};
 use self::text::{Field, Message};
-use super::{LoadError, LoadOptions, Phase};
+use super::{CaffePhase, LoadError, LoadOptions};
 use crate::graph::build::{GraphBuilder, NodeSpec};
 use crate::graph::{checked_product, AttrValue, DType, Graph, ModelFormat, Shape, TensorId, Unknown};
 
@@ -242,8 +242,8 @@ impl<'p> NetBuilder<'p> {
         let file_phase = state_msg.and_then(|s| s.text("phase"));
         let state = NetState {
             phase: match (self.options.phase, file_phase) {
-                (Some(Phase::Train), _) => "TRAIN",
-                (Some(Phase::Test), _) => "TEST",
+                (Some(CaffePhase::Train), _) => "TRAIN",
+                (Some(CaffePhase::Test), _) => "TEST",
                 (None, Some("TRAIN" | "0")) => "TRAIN",
                 (None, _) => "TEST",
             },
