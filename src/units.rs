@@ -110,7 +110,7 @@ fn split_number(t: &str) -> (&str, &str) {
 /// `number` × `factor` as a u64: exact for whole numbers, rounded otherwise;
 /// 2^64 or more is an error.
 fn scaled(text: &str, number: &str, factor: u128, what: &str) -> Result<u64, String> {
-    let too_large = || format!("\"{text}\" is 2^64 or more, beyond what nnmem counts");
+    let too_large = || format!("\"{text}\" is out of range (2^64 or more, beyond what nnmem counts)");
     if !number.is_empty() && number.bytes().all(|c| c.is_ascii_digit()) {
         // Whole numbers exactly: a u128 parse fails only past 3.4e38, far beyond 2^64.
         let v: u128 = number.parse().map_err(|_| too_large())?;

@@ -232,5 +232,5 @@ fn output_file_is_written_and_never_over_the_input() {
     let target = dir.path().join("report.json");
     nnmem().arg("inspect").arg(&model).arg("--json").arg("-o").arg(&target).assert().success();
     let r: Value = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
-    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["schema_version"], 2);
 }

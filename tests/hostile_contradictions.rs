@@ -160,7 +160,7 @@ fn sizes_past_64_bits_are_errors_never_zero_or_saturated() {
     let p = write(&dir, "ip.prototxt", b"input: 'data'\ninput_shape { dim: 1 dim: 1099511627776 }\nlayer { name: 'fc' type: 'InnerProduct' bottom: 'data' top: 'fc' inner_product_param { num_output: 1099511627776 } }\n");
     refused(&inspect(&p, &["--assert", "param_bytes < 1KiB"]), "2^80-element prototxt weight", &["tensor \"fc/weight\"", "overflows 64 bits"]);
     // 4 TiB of input is fine, until the settings keep billions of copies of it.
-    let g = one_node(node("relu", "Relu", &["x"], &["y"], vec![]), &[1 << 40], vec![]);
+    let g = one_node(node("relu", "Relu", &["x"], &["y"], vec![]), &[1, 1 << 40], vec![]);
     let p = write(&dir, "big.onnx", &model(&g, &[]));
     accepted(&inspect(&p, &["--json"]), "4 TiB input", &[]);
     refused(&inspect(&p, &["--scenario", "style-transfer", "--optimizer", "lbfgs:4000000000"]), "lbfgs:4e9", &["could overflow 64 bits", "optimizer state copies"]);

@@ -35,7 +35,9 @@ fn headless(browser: &Path, profile: &Path) -> Process {
 #[test]
 fn vgg19_report_renders_with_the_right_peak() {
     let Some(browser) = chromium() else {
-        eprintln!("skipped: no Chromium (install the chromium package, or set NNMEM_CHROMIUM)");
+        // CI installs Chromium and sets NNMEM_REQUIRE_BROWSER: there, a missing browser fails.
+        assert!(std::env::var_os("NNMEM_REQUIRE_BROWSER").is_none(), "NNMEM_REQUIRE_BROWSER is set but no Chromium was found");
+        eprintln!("SKIPPED vgg19_report_renders_with_the_right_peak: no Chromium (install the chromium package, or set NNMEM_CHROMIUM)");
         return;
     };
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/caffe/vgg19_neural_style_v2.prototxt");
@@ -59,6 +61,19 @@ fn vgg19_report_renders_with_the_right_peak() {
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("the page did not report a chart width; DOM starts {:.300}", dom));
     assert!(width > 500, "timeline path is only {width} px wide");
+    // The peak marker sits on the top of the stacked area (the page's script
+    // measured the gap between the marker and the area's top edge at its x).
+    for scenario in ["inference", "training"] {
+        let attr = format!("id=\"timeline-{scenario}\"");
+        let svg = dom.split(&attr).nth(1).unwrap_or_else(|| panic!("no {scenario} timeline"));
+        let gap: f64 = svg
+            .split("data-peak-gap=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|g| g.parse().ok())
+            .unwrap_or_else(|| panic!("{scenario}: the page did not measure the peak gap: {:.300}", svg));
+        assert!(gap <= 2.0, "{scenario}: the peak marker is {gap} px off the top of the area");
+    }
     let label = format!("peak {} at {} ({})", nnmem::units::format_bytes(peak), node, phase);
     assert!(dom.contains("id=\"peak-label-training\""), "no training peak label");
     assert!(dom.contains(&label), "peak label {label:?} not in the rendered page");

@@ -4,7 +4,7 @@
 
 use nnmem::graph::{DType, Graph, ModelFormat, Node, NodeId, Shape, Tensor, TensorId, TensorKind};
 use nnmem::memory::{analyse, Category, MemorySettings, Optimizer, Phase, Scenario};
-use nnmem::ops::{Activation, DenseParams, EltwiseKind, Op};
+use nnmem::ops::{Activation, DenseOp, DenseParams, EltwiseKind, ElementwiseOp, LayoutOp, Op};
 
 struct G(Graph);
 
@@ -32,17 +32,18 @@ impl G {
             outputs: vec![t],
             in_place,
             attrs: Vec::new(),
+            scope: Vec::new(),
         });
         t
     }
 
     fn sig(&mut self, name: &str, input: TensorId) -> TensorId {
         let shape = self.0.tensor(input).shape.clone().unwrap().0;
-        self.node(name, Op::Activation(Activation::Sigmoid), &[input], &[], shape, false)
+        self.node(name, Op::Elementwise(ElementwiseOp::Activation(Activation::Sigmoid)), &[input], &[], shape, false)
     }
 
     fn relu(&mut self, name: &str, input: TensorId) -> TensorId {
-        self.node(name, Op::Activation(Activation::Relu { negative_slope: 0.0 }), &[input], &[], vec![1, 4], false)
+        self.node(name, Op::Elementwise(ElementwiseOp::Activation(Activation::Relu { negative_slope: 0.0 })), &[input], &[], vec![1, 4], false)
     }
 
     fn dense(&mut self, name: &str, input: TensorId) -> TensorId {
@@ -50,12 +51,12 @@ impl G {
         let mut w = tensor(&format!("{name}.w"), vec![4, 4], TensorKind::Param, None);
         w.trainable = true;
         let w = self.0.add_tensor(w);
-        let op = Op::Dense(DenseParams { out_features: 4, axis: 1, bias: false, transpose: false });
+        let op = Op::Dense(DenseOp::Linear(DenseParams { out_features: 4, axis: 1, bias: false, transpose: false }));
         self.node(name, op, &[input], &[w], vec![1, 4], false)
     }
 
     fn add(&mut self, name: &str, a: TensorId, b: TensorId) -> TensorId {
-        self.node(name, Op::Eltwise { kind: EltwiseKind::Sum, broadcast: false }, &[a, b], &[], vec![1, 4], false)
+        self.node(name, Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: false }), &[a, b], &[], vec![1, 4], false)
     }
 
     fn done(mut self, outputs: &[TensorId]) -> Graph {
@@ -107,6 +108,33 @@ fn chain_holds_two_activations_at_a_time() {
 }
 
 #[test]
+fn a_module_call_holds_its_argument_until_it_returns() {
+    // x → a → [module m: b → c] → d. PyTorch's caller holds a, the argument of
+    // m's call, until m returns (after c): at c, x + a + b + c = 64 instead of 48.
+    // The module path is `Node::scope` (what the ONNX loader reads from names).
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.sig("a", x);
+    let b = g.sig("b", a);
+    let c = g.sig("c", b);
+    let d = g.sig("d", c);
+    let mut g = g.done(&[d]);
+    let plain = inference(&g);
+    assert_eq!(plain.peak_bytes, 48);
+    for n in &mut g.nodes[1..3] {
+        n.scope = vec!["m".to_string()];
+    }
+    let held = inference(&g);
+    assert_eq!(held.peak_bytes, 64);
+    assert_eq!(held.peak_node_name.as_deref(), Some("c"));
+    // Names alone mean nothing to the memory pass.
+    g.nodes[1].name = "/other/b".into();
+    g.nodes[1].scope = Vec::new();
+    g.nodes[2].scope = Vec::new();
+    assert_eq!(inference(&g).peak_bytes, 48);
+}
+
+#[test]
 fn residual_branch_keeps_the_skip_alive() {
     // r1 = σ(x); r2 = σ(r1); s = r1 + r2. At s: x + r1 + r2 + s = 64.
     let mut g = G::new();
@@ -129,7 +157,7 @@ fn concat_fan_in_holds_every_branch_and_the_result() {
     let a = g.sig("a", x);
     let b = g.sig("b", x);
     let c = g.sig("c", x);
-    let y = g.node("cat", Op::Concat { axis: 1 }, &[a, b, c], &[], vec![1, 12], false);
+    let y = g.node("cat", Op::Layout(LayoutOp::Concat { axis: 1 }), &[a, b, c], &[], vec![1, 12], false);
     let g = g.done(&[y]);
     let r = inference(&g);
     assert_eq!(r.peak_bytes, 112);
@@ -157,7 +185,7 @@ fn caffe_in_place_top_counts_once() {
     let mut g = G::new();
     let x = g.x();
     let a = g.sig("a", x);
-    let b = g.node("b", Op::Activation(Activation::Sigmoid), &[a], &[], vec![1, 4], true);
+    let b = g.node("b", Op::Elementwise(ElementwiseOp::Activation(Activation::Sigmoid)), &[a], &[], vec![1, 4], true);
     let g = g.done(&[b]);
     assert_eq!(inference(&g).peak_bytes, 32);
 }

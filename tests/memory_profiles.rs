@@ -24,13 +24,17 @@ fn timeline_follows_execution_order_and_matches_live_bytes() {
     assert!(fwd.windows(2).all(|w| w[0].node < w[1].node));
     assert!(bwd.windows(2).all(|w| w[0].node > w[1].node));
     for t in &fwd {
-        assert_eq!(t.breakdown.total(), r.nodes[t.node].live_bytes_after);
+        assert_eq!(t.breakdown.total(), r.nodes[t.node.unwrap()].live_bytes_after);
     }
     for t in &bwd {
-        assert_eq!(Some(t.breakdown.total()), r.nodes[t.node].live_bytes_after_backward);
+        assert_eq!(Some(t.breakdown.total()), r.nodes[t.node.unwrap()].live_bytes_after_backward);
     }
-    // Nothing on the timeline exceeds the peak (which also sees transients).
-    assert!(r.timeline.iter().all(|t| t.breakdown.total() <= r.peak_bytes));
+    // Nothing on the timeline exceeds the peak (which also sees transients),
+    // and the peak is one step's high point.
+    assert!(r.timeline.iter().all(|t| t.breakdown.total() <= t.during.total() && t.during.total() <= r.peak_bytes));
+    assert!(r.timeline.iter().any(|t| t.during.total() == r.peak_bytes));
+    // The loss and the optimizer step are steps of their own.
+    assert_eq!(r.timeline.last().unwrap().phase, Phase::Step);
 }
 
 #[test]

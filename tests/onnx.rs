@@ -233,9 +233,18 @@ fn corpus(name: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// The corpus file, or `None` after saying on stderr that `test` is skipped.
+fn corpus_or_skip(test: &str, name: &str) -> Option<PathBuf> {
+    let p = corpus(name);
+    if p.is_none() {
+        eprintln!("SKIPPED {test}: ../shared/corpus/onnx/{name} is absent");
+    }
+    p
+}
+
 #[test]
 fn corpus_resnet50_dynamic_stem() {
-    let Some(p) = corpus("resnet50.ext.onnx") else { return };
+    let Some(p) = corpus_or_skip("corpus_resnet50_dynamic_stem", "resnet50.ext.onnx") else { return };
     let g = load(&p, &with_input("input=2x3x320x320")).unwrap();
     assert_eq!(shape_of(&g, "/relu/Relu_output_0"), Some(vec![2, 64, 160, 160]));
     assert_eq!(shape_of(&g, "output"), Some(vec![2, 1000]));
@@ -251,13 +260,16 @@ fn corpus_resnet50_dynamic_stem() {
 /// counts and output shapes at 1x3x224x224.
 #[test]
 fn corpus_file_params_and_outputs() {
-    let Some(manifest) = corpus("manifest.json") else { return };
+    let Some(manifest) = corpus_or_skip("corpus_file_params_and_outputs", "manifest.json") else { return };
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     let mut failures = Vec::new();
     for (name, m) in manifest["models"].as_object().unwrap() {
         for (variant, fp) in m["file_params"].as_object().unwrap() {
             let file = fp["file"].as_str().unwrap();
-            let Some(p) = corpus(file) else { continue };
+            let Some(p) = corpus(file) else {
+                failures.push(format!("{name}/{variant}: {file}, listed in manifest.json, is absent"));
+                continue;
+            };
             let g = match load(&p, &with_input("input=1x3x224x224")) {
                 Ok(g) => g,
                 Err(e) => {

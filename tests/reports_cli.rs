@@ -93,9 +93,11 @@ fn audit_reports_every_model_and_survives_a_bad_one() {
     assert_eq!(lines.len(), 4, "three models and a summary: {lines:?}");
     let by = |m: &str| lines.iter().find(|l| l["model"] == m).unwrap().clone();
     assert_eq!(by("seed.prototxt")["params"], 221_508);
-    assert!(by("chain.onnx")["training_peak_bytes"].as_u64().unwrap() > 0);
+    assert!(by("chain.onnx")["scenarios"]["training"]["peak_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(by("chain.onnx")["kind"], "audit-model");
     assert!(by("sub/broken.prototxt")["error"].as_str().unwrap().contains("broken.prototxt:1:"));
-    assert_eq!(lines[3]["summary"]["failed"], 1);
+    assert_eq!(lines[3]["kind"], "audit-summary");
+    assert_eq!(lines[3]["failed"], 1);
     let table = nnmem().arg("audit").arg(dir.path()).output().unwrap();
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("3 models, 1 failed"), "{text}");

@@ -7,10 +7,10 @@ mod common;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use nnmem::load::{caffe, LoadOptions, Phase};
+use nnmem::load::{caffe, CaffePhase, LoadOptions};
 
 fuzz_target!(|data: &[u8]| {
-    for phase in [Phase::Test, Phase::Train] {
+    for phase in [CaffePhase::Test, CaffePhase::Train] {
         let options = LoadOptions { phase: Some(phase), ..Default::default() };
         if let Ok(graph) = caffe::load_prototxt_bytes(Path::new("fuzz.prototxt"), data, &options) {
             common::exercise(&graph);

@@ -1,16 +1,19 @@
 //! What every graph-producing target does with the graph it got: the memory
-//! pass (both scenarios) and the JSON report, as `nnmem inspect --json` would.
+//! pass (both scenarios), the JSON report and the table, as `nnmem inspect`
+//! would.
 
+use nnmem::analysis::Analysed;
 use nnmem::graph::Graph;
 use nnmem::memory::{analyse, MemorySettings};
-use nnmem::report::{self, json, Source};
+use nnmem::report::{self, json, table, Source};
 
 pub fn exercise(graph: &Graph) {
     let memory = analyse(graph, &MemorySettings::default());
+    let a = Analysed { graph: graph.clone(), memory, notes: Vec::new() };
     let source = Source { path: "fuzz" };
-    let mut rep = json::build(graph, &source);
-    json::add_memory(&mut rep, &memory);
-    let _ = serde_json::to_vec(&rep);
+    let _ = serde_json::to_vec(&json::inspect(&a, &source));
+    let mut text = Vec::new();
+    let _ = table::write_inspect(&mut text, &a, &source, table::Style::Text { color: false });
     let _ = report::activation_bytes(graph);
     let _ = report::input_bytes(graph);
     let _ = graph.param_totals();

@@ -1,5 +1,4 @@
-//! `nnmem audit DIR`: every .onnx and .prototxt under a folder, inspected in
-//! parallel. One bad file is reported and never stops the rest.
+//! `nnmem audit DIR`: flags and printing; the work is `analysis::audit`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,27 +6,55 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rayon::prelude::*;
-use serde_json::json;
 
 use super::exit::ExitCode;
-use super::{progress, MemoryArgs};
-use crate::load::{self, LoadOptions};
-use crate::memory::Scenario;
+use super::{progress, MemoryArgs, ModelArgs};
+use crate::analysis::audit::{self, AuditRow};
+use crate::report::gate::{Gate, GateFailure};
+use crate::report::json::{audit_model, AuditSummaryJson, SCHEMA_VERSION};
 use crate::units::{format_bytes, format_count};
 
+/// Most workers `--jobs` starts: more than the machine has cores only adds memory.
+pub const MAX_JOBS: usize = 256;
+
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  nnmem audit models/ --input 1x3x224x224
+  nnmem audit models/ --dim batch=1 --dim height=512 --dim width=512 --assert 'training.peak < 8GiB'
+  nnmem audit models/ --json > audit.jsonl")]
 pub struct AuditArgs {
     /// The folder to search (recursively) for .onnx and .prototxt files.
     pub dir: PathBuf,
+
+    /// Input shapes for every model: NAME=DIMS for models with that input, or
+    /// DIMS for models with one input (others keep their own). Repeatable.
+    #[arg(long = "input", short = 'i', value_name = "[NAME=]DIMS", value_parser = crate::load::InputSpec::parse)]
+    pub inputs: Vec<crate::load::InputSpec>,
+
+    /// Replace the batch (first) dimension of every input of every model.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: Option<u64>,
+
+    /// Bind a free dimension wherever a model has it, e.g. --dim batch=1.
+    #[arg(long = "dim", value_name = "SYMBOL=N", value_parser = super::parse_dim)]
+    pub dims: Vec<super::DimArg>,
+
+    /// Caffe phase whose layers are built.
+    #[arg(long, value_enum)]
+    pub phase: Option<super::PhaseArg>,
+
+    /// Fail (exit 1) when any model breaks this budget; a model whose figure
+    /// is incomplete cannot be checked (exit 2). Repeatable; see `inspect --help`.
+    #[arg(long = "assert", value_name = "GATE", value_parser = Gate::parse)]
+    pub gates: Vec<Gate>,
 
     /// Write JSON lines (one object per model, then a summary) instead of the table.
     #[arg(long)]
     pub json: bool,
 
-    /// Worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
+    /// Worker threads (default: one per core; at most the cores available, and 256).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
 
     /// No progress bar.
     #[arg(long, short = 'q')]
@@ -37,128 +64,141 @@ pub struct AuditArgs {
     pub memory: MemoryArgs,
 }
 
-/// What one model came to.
-struct Row {
-    path: PathBuf,
-    outcome: Result<Summary, String>,
-}
-
-struct Summary {
-    format: &'static str,
-    params: u64,
-    inference_peak: Option<u64>,
-    training_peak: Option<u64>,
-    warnings: usize,
-}
-
-fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    // Symlinks are not followed: the audit reads only what lies in the folder.
-    for entry in walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name() {
-        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-        let ext = entry.path().extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        if entry.file_type().is_file() && matches!(ext.as_deref(), Some("onnx" | "prototxt")) {
-            files.push(entry.into_path());
-        }
-    }
-    Ok(files)
-}
-
-fn audit_one(path: &Path, settings: &crate::memory::MemorySettings) -> Result<Summary, String> {
-    // A panic in one model (a bug, not bad input) must not stop the others.
-    std::panic::catch_unwind(|| {
-        let graph = load::load(path, &LoadOptions::default()).map_err(|e| e.to_string())?;
-        let memory = crate::memory::analyse(&graph, settings);
-        let peak = |s: Scenario| memory.scenario(s).map(|r| r.peak_bytes);
-        Ok(Summary {
-            format: graph.format.as_str(),
-            params: graph.param_totals().params,
-            inference_peak: peak(Scenario::Inference),
-            training_peak: peak(Scenario::Training),
-            warnings: graph.warnings.len() + memory.warnings.len(),
-        })
-    })
-    .unwrap_or_else(|_| Err(format!("{}: internal error (please report)", path.display())))
-}
-
 pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let start = Instant::now();
-    let files = model_files(&args.dir)?;
+    let files = audit::model_files(&args.dir).map_err(anyhow::Error::msg)?;
     let settings = args.memory.settings();
+    let options = ModelArgs {
+        model: PathBuf::new(),
+        inputs: args.inputs.clone(),
+        batch: args.batch,
+        dims: args.dims.clone(),
+        phase: args.phase,
+        weights: None,
+    }
+    .load_options()?;
     let bar = progress::bar(files.len() as u64, "models", args.quiet || args.json);
-    let work = || -> Vec<Row> {
-        files
-            .par_iter()
-            .map(|path| {
-                let outcome = audit_one(path, &settings);
-                bar.inc(1);
-                Row { path: path.clone(), outcome }
-            })
-            .collect()
-    };
-    let rows = match args.jobs {
-        Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build().context("starting workers")?.install(work),
-        None => work(),
-    };
+    let tick = || bar.inc(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let jobs = args.jobs.map_or(cores, |j| usize::try_from(j).unwrap_or(MAX_JOBS).min(cores).min(MAX_JOBS));
+    let rows = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .context("starting workers")?
+        .install(|| audit::audit(&files, &options, &settings, &args.gates, &tick));
     bar.finish_and_clear();
 
     let failed = rows.iter().filter(|r| r.outcome.is_err()).count();
+    let incomplete = rows.iter().filter(|r| r.outcome.as_ref().is_ok_and(|a| !a.complete())).count();
+    let unavailable = rows.iter().flat_map(|r| &r.gate_failures).filter(|f| matches!(f, GateFailure::Unavailable(_))).count();
+    let broken = rows.iter().flat_map(|r| &r.gate_failures).filter(|f| matches!(f, GateFailure::Failed(_))).count();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let rel = |p: &Path| p.strip_prefix(&args.dir).unwrap_or(p).display().to_string();
-    // The table goes to a terminal: file names and messages are escaped there (JSON escapes by itself).
-    let shown = |p: &Path| crate::units::printable(&rel(p)).into_owned();
     let result = if args.json {
-        rows.iter().try_for_each(|r| {
-            let line = match &r.outcome {
-                Ok(s) => json!({"model": rel(&r.path), "format": s.format, "params": s.params,
-                    "inference_peak_bytes": s.inference_peak, "training_peak_bytes": s.training_peak, "warnings": s.warnings}),
-                Err(e) => json!({"model": rel(&r.path), "error": e}),
-            };
-            writeln!(out, "{line}")
-        })
-        .and_then(|_| {
-            writeln!(out, "{}", json!({"summary": {"models": rows.len(), "failed": failed, "seconds": start.elapsed().as_secs_f64()}}))
-        })
+        rows.iter()
+            .try_for_each(|r| writeln!(out, "{}", serde_json::to_string(&audit_model(rel(&r.path), r)).unwrap_or_default()))
+            .and_then(|_| {
+                let summary = AuditSummaryJson {
+                    schema_version: SCHEMA_VERSION,
+                    kind: "audit-summary",
+                    models: rows.len(),
+                    failed,
+                    incomplete,
+                    gate_failures: broken + unavailable,
+                    seconds: start.elapsed().as_secs_f64(),
+                };
+                writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default())
+            })
     } else {
-        write_table(&mut out, &rows, &shown).and_then(|_| {
-            writeln!(out, "\n{} models, {} failed, {:.2} s", rows.len(), failed, start.elapsed().as_secs_f64())
+        // The table goes to a terminal: file names and messages are escaped there (JSON escapes by itself).
+        let shown = |p: &Path| crate::units::printable(&rel(p)).into_owned();
+        write_table(&mut out, &rows, &settings, &shown).and_then(|_| {
+            writeln!(
+                out,
+                "\n{} models, {} failed, {} incomplete (≥: a lower bound), {} gate failure(s), {:.2} s",
+                rows.len(),
+                failed,
+                incomplete,
+                broken + unavailable,
+                start.elapsed().as_secs_f64()
+            )
         })
     };
     match result {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other.context("writing the audit")?,
     }
-    Ok(if failed > 0 { ExitCode::Error } else { ExitCode::Success })
+    if !args.json {
+        for r in &rows {
+            for f in &r.gate_failures {
+                let (GateFailure::Failed(s) | GateFailure::Unavailable(s)) = f;
+                eprintln!("nnmem: {}: {}", crate::units::printable(&rel(&r.path)), crate::units::printable(s));
+            }
+        }
+    }
+    Ok(if failed > 0 || unavailable > 0 {
+        ExitCode::Error
+    } else if broken > 0 {
+        ExitCode::AssertionFailed
+    } else {
+        ExitCode::Success
+    })
 }
 
-fn write_table(out: &mut dyn Write, rows: &[Row], rel: &dyn Fn(&Path) -> String) -> std::io::Result<()> {
-    let header = ["model", "format", "params", "inference peak", "training peak", "warnings"];
+fn write_table(out: &mut dyn Write, rows: &[AuditRow], settings: &crate::memory::MemorySettings, rel: &dyn Fn(&Path) -> String) -> std::io::Result<()> {
+    let mut header: Vec<String> = vec!["model".into(), "format".into(), "params".into()];
+    header.extend(settings.scenarios.iter().map(|s| format!("{} peak", s.as_str())));
+    header.extend(["warnings".to_string(), "gates".to_string()]);
+    let n = header.len();
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| match &r.outcome {
-            Ok(s) => vec![
-                rel(&r.path),
-                s.format.to_string(),
-                format_count(s.params),
-                s.inference_peak.map(format_bytes).unwrap_or_default(),
-                s.training_peak.map(format_bytes).unwrap_or_default(),
-                s.warnings.to_string(),
-            ],
-            Err(e) => vec![rel(&r.path), "error".into(), String::new(), String::new(), String::new(), crate::units::printable(e).into_owned()],
+        .map(|r| {
+            let gates = if r.gate_failures.is_empty() { String::new() } else { format!("{} failed", r.gate_failures.len()) };
+            match &r.outcome {
+                Ok(a) => {
+                    let totals = a.graph.param_totals();
+                    let params = match (a.graph.params_complete(), totals.params) {
+                        (true, p) => format_count(p),
+                        (false, 0) => "unknown".into(),
+                        (false, p) => format!("≥ {}", format_count(p)),
+                    };
+                    let mut row = vec![rel(&r.path), a.graph.format.as_str().to_string(), params];
+                    for s in &settings.scenarios {
+                        row.push(a.memory.scenario(*s).map_or_else(String::new, |sc| {
+                            let mark = if sc.completeness.is_complete() { "" } else { "≥ " };
+                            format!("{mark}{}", format_bytes(sc.peak_bytes))
+                        }));
+                    }
+                    row.push((a.graph.warnings.len() + a.memory.warnings.len()).to_string());
+                    row.push(gates);
+                    row
+                }
+                Err(e) => {
+                    let mut row = vec![rel(&r.path), "error".into()];
+                    row.resize(n - 2, String::new());
+                    row.push(crate::units::printable(e).into_owned());
+                    row.push(gates);
+                    row
+                }
+            }
         })
         .collect();
     let widths: Vec<usize> =
-        (0..header.len()).map(|c| cells.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+        (0..n).map(|c| cells.iter().map(|r| r[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0)).collect();
+    let numeric = |c: usize| c >= 2 && c < n - 2;
     let line = |out: &mut dyn Write, row: &[String]| {
         let parts: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(c, v)| if (2..5).contains(&c) { format!("{v:>w$}", w = widths[c]) } else { format!("{v:<w$}", w = widths[c]) })
+            .map(|(c, v)| {
+                let pad = widths[c].saturating_sub(v.chars().count());
+                if numeric(c) { format!("{}{v}", " ".repeat(pad)) } else { format!("{v}{}", " ".repeat(pad)) }
+            })
             .collect();
         writeln!(out, "{}", parts.join("  ").trim_end())
     };
-    line(out, &header.map(String::from))?;
+    line(out, &header)?;
     line(out, &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>())?;
     for r in &cells {
         line(out, r)?;

@@ -8,12 +8,16 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser};
 
 use super::exit::ExitCode;
-use super::{load_model, MemoryArgs, ModelArgs};
-use crate::graph::Graph;
-use crate::memory::{MemoryReport, Scenario};
+use super::{MemoryArgs, ModelArgs};
+use crate::analysis::Analysed;
+use crate::report::gate::{DeltaGate, Figure, GateFailure, Subject};
 use crate::units::{format_bytes, format_count};
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  nnmem diff 'vgg19.prototxt --input data=1x3x512x512' 'vgg19.prototxt --batch 4'
+  nnmem diff old.onnx new.onnx --assert 'training.peak.delta < 5%' --assert 'params.delta <= 0'
+  nnmem diff vgg19.prototxt 'vgg19.prototxt --scenario training --optimizer adam'")]
 pub struct DiffArgs {
     /// The first side: a model path, optionally followed by inspect flags (quote them together).
     pub a: String,
@@ -22,6 +26,12 @@ pub struct DiffArgs {
     /// How many changed layers to list.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Fail (exit 1) unless the change of a figure from A to B holds, e.g.
+    /// 'training.peak.delta < 5%' (of A's figure) or 'params.delta <= 0' or
+    /// 'inference.peak.delta < 100MiB'. An incomplete figure on either side
+    /// cannot be checked: exit 2. Repeatable.
+    #[arg(long = "assert", value_name = "GATE", value_parser = DeltaGate::parse)]
+    pub gates: Vec<DeltaGate>,
     /// Write JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -72,91 +82,79 @@ fn split_words(text: &str) -> Result<Vec<String>> {
     Ok(words)
 }
 
-struct Analysed {
-    label: String,
-    graph: Graph,
-    memory: MemoryReport,
-}
-
 fn analyse_side(text: &str) -> Result<Analysed> {
     let words = split_words(text)?;
     let side = Side::try_parse_from(&words).map_err(|e| anyhow::anyhow!("in \"{text}\": {}", e.to_string().trim()))?;
-    let graph = load_model(&side.model)?;
-    let memory = crate::memory::analyse(&graph, &side.memory.settings());
-    Ok(Analysed { label: text.to_string(), graph, memory })
-}
-
-/// Per-layer bytes that change with a model edit: output, saved and workspace
-/// (training when computed, else inference).
-fn layer_bytes(side: &Analysed) -> Vec<(String, u64)> {
-    let sc = side.memory.scenario(Scenario::Training).or_else(|| side.memory.scenario(Scenario::Inference));
-    side.graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let m = sc.and_then(|s| s.nodes.get(i));
-            let total = m.map(|m| m.output_bytes.saturating_add(m.saved_bytes).saturating_add(m.workspace_bytes)).unwrap_or(0);
-            (n.name.clone(), total)
-        })
-        .collect()
+    super::analyse(&side.model, &side.memory.settings())
 }
 
 pub fn run(args: DiffArgs) -> Result<ExitCode> {
     let a = analyse_side(&args.a).context("side A")?;
     let b = analyse_side(&args.b).context("side B")?;
-    let (pa, pb) = (a.graph.param_totals(), b.graph.param_totals());
-
-    let mut rows: Vec<(String, u64, u64)> = vec![
-        ("params".into(), pa.params, pb.params),
-        ("non_trainable".into(), pa.non_trainable, pb.non_trainable),
-        ("param_bytes".into(), pa.param_bytes, pb.param_bytes),
-    ];
-    for s in [Scenario::Inference, Scenario::Training] {
-        if let (Some(x), Some(y)) = (a.memory.scenario(s), b.memory.scenario(s)) {
-            rows.push((format!("{}.peak", s.as_str()), x.peak_bytes, y.peak_bytes));
+    let d = crate::analysis::diff::diff(&a, &b, args.top);
+    let mut failures = Vec::new();
+    let mut code = ExitCode::Success;
+    for g in &args.gates {
+        match g.evaluate(&a, &b) {
+            Ok(()) => {}
+            Err(GateFailure::Failed(r)) => {
+                failures.push(r);
+                if code == ExitCode::Success {
+                    code = ExitCode::AssertionFailed;
+                }
+            }
+            Err(GateFailure::Unavailable(r)) => {
+                failures.push(r);
+                code = ExitCode::Error;
+            }
         }
     }
-
-    // Layers matched by name; a layer on one side only counts against zero.
-    let la = layer_bytes(&a);
-    let lb = layer_bytes(&b);
-    let mut names: Vec<&String> = la.iter().map(|(n, _)| n).collect();
-    names.extend(lb.iter().map(|(n, _)| n).filter(|n| !la.iter().any(|(m, _)| m == *n)));
-    let get = |v: &[(String, u64)], n: &str| v.iter().find(|(m, _)| m == n).map(|(_, b)| *b);
-    let mut changes: Vec<(String, Option<u64>, Option<u64>)> =
-        names.iter().map(|n| ((*n).clone(), get(&la, n), get(&lb, n))).filter(|(_, x, y)| x != y).collect();
-    let delta = |x: &Option<u64>, y: &Option<u64>| (y.unwrap_or(0) as i128 - x.unwrap_or(0) as i128).abs();
-    changes.sort_by_key(|(_, x, y)| std::cmp::Reverse(delta(x, y)));
-    changes.truncate(args.top);
-
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {
-        let v = serde_json::json!({
-            "a": a.label, "b": b.label,
-            "figures": rows.iter().map(|(k, x, y)| serde_json::json!({"name": k, "a": x, "b": y})).collect::<Vec<_>>(),
-            "layers": changes.iter().map(|(n, x, y)| serde_json::json!({"layer": n, "a_bytes": x, "b_bytes": y})).collect::<Vec<_>>(),
-        });
+        let v = crate::report::json::diff(&args.a, &args.b, &d, failures.clone());
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-        return Ok(ExitCode::Success);
+    } else {
+        write_table(&mut out, &args, &d)?;
     }
-    writeln!(out, "A: {}\nB: {}\n", a.label, b.label)?;
-    writeln!(out, "{:<18} {:>16} {:>16} {:>10}", "", "A", "B", "B/A")?;
-    for (k, x, y) in &rows {
-        let show = |v: u64| if k.contains("params") || k == "non_trainable" { format_count(v) } else { format_bytes(v) };
-        let ratio = if *x > 0 { format!("{:.3}", *y as f64 / *x as f64) } else { "-".into() };
-        writeln!(out, "{k:<18} {:>16} {:>16} {ratio:>10}", show(*x), show(*y))?;
+    for f in &failures {
+        eprintln!("nnmem: {}", crate::units::printable(f));
     }
-    writeln!(out, "\nlayers whose memory (output + saved + workspace) changed most:")?;
-    for (n, x, y) in &changes {
-        let show = |v: &Option<u64>| v.map(format_bytes).unwrap_or_else(|| "absent".into());
-        writeln!(out, "  {:<32} {:>12} -> {:>12}", crate::units::printable(n), show(x), show(y))?;
+    Ok(code)
+}
+
+fn write_table(out: &mut dyn Write, args: &DiffArgs, d: &crate::analysis::diff::DiffResult) -> Result<()> {
+    writeln!(out, "A: {}\nB: {}\n", args.a, args.b)?;
+    writeln!(out, "{:<36} {:>18} {:>18} {:>10}", "", "A", "B", "B/A")?;
+    for f in &d.figures {
+        // Breakdown categories that are zero on both sides say nothing.
+        let category = matches!(f.subject, Subject::Scenario(_, Figure::Category(_)));
+        if category && f.a.unwrap_or(0) == 0 && f.b.unwrap_or(0) == 0 {
+            continue;
+        }
+        let show = |v: Option<u64>| match v {
+            None => "-".to_string(),
+            Some(v) if f.subject.is_count() => format_count(v),
+            Some(v) => format_bytes(v),
+        };
+        let mark = if f.complete { "" } else { "≥ " };
+        let ratio = match (f.a, f.b) {
+            (Some(x), Some(y)) if x > 0 => format!("{:.3}", y as f64 / x as f64),
+            _ => "-".into(),
+        };
+        let name = format!("{}{}", f.subject, if f.complete { "" } else { " (incomplete)" });
+        writeln!(out, "{name:<36} {:>18} {:>18} {ratio:>10}", format!("{mark}{}", show(f.a)), format!("{mark}{}", show(f.b)))?;
     }
-    if changes.is_empty() {
+    let scenario = d.layer_scenario.map(|s| s.as_str()).unwrap_or("none");
+    writeln!(out, "\nlayers whose memory (output + saved + workspace, {scenario}) changed most:")?;
+    for l in &d.layers {
+        let show = |v: Option<u64>| v.map(format_bytes).unwrap_or_else(|| "absent".into());
+        writeln!(out, "  {:<32} {:>12} -> {:>12}", crate::units::printable(&l.layer), show(l.a_bytes), show(l.b_bytes))?;
+    }
+    if d.layers.is_empty() {
         writeln!(out, "  none")?;
     }
-    Ok(ExitCode::Success)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,15 +7,17 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::json;
 
 use super::exit::ExitCode;
-use super::{load_model, MemoryArgs, ModelArgs};
-use crate::graph::Graph;
-use crate::memory::{self, Category, ConvWorkspace, MemorySettings, Scenario, ScenarioReport};
-use crate::units::{format_bytes, format_count};
+use super::{MemoryArgs, ModelArgs};
+use crate::analysis::explain::{chosen, steps};
+use crate::report::json::{ExplainJson, ExplainStepJson, SCHEMA_VERSION};
+use crate::units::format_bytes;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  nnmem explain seed_cnn.prototxt --profile tiny-dnn --threads 8 --dtype f64
+  nnmem explain vgg19.prototxt --scenario style-transfer --optimizer lbfgs:100 --profile torch-nn")]
 pub struct ExplainArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -32,173 +34,42 @@ pub struct ExplainArgs {
     pub memory: MemoryArgs,
 }
 
-/// One step: what it adds and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
-    pub what: String,
-    pub why: String,
-    /// Bytes this step adds (negative: removes).
-    pub delta: i128,
-    /// Running total after the step.
-    pub total: u64,
-}
-
-/// Learned weight elements, each shared tensor once.
-fn learned_elems(graph: &Graph) -> u64 {
-    let mut seen = vec![false; graph.tensors.len()];
-    let mut n = 0u64;
-    for nd in &graph.nodes {
-        for &p in &nd.params {
-            if !std::mem::replace(&mut seen[p.0], true) && graph.tensor(p).trainable {
-                n = n.saturating_add(graph.tensor(p).elems().unwrap_or(0));
-            }
-        }
-    }
-    n
-}
-
-/// The scenario explained: style transfer or training when asked, else training.
-fn chosen(settings: &MemorySettings) -> Scenario {
-    if settings.scenarios.contains(&Scenario::StyleTransfer) {
-        Scenario::StyleTransfer
-    } else if settings.scenarios.contains(&Scenario::Training) {
-        Scenario::Training
-    } else {
-        Scenario::Inference
-    }
-}
-
-/// The steps from the naive figure to the peak of `scenario` under `settings`.
-pub fn steps(graph: &Graph, settings: &MemorySettings, scenario: Scenario) -> (Vec<Step>, ScenarioReport) {
-    let mut one = settings.clone();
-    one.scenarios = vec![scenario];
-    let full = memory::analyse(graph, &one).scenarios.remove(0);
-    // The same run with one worker, to isolate per-thread copies.
-    let mut single = one.clone();
-    single.threads = 1;
-    let base = memory::analyse(graph, &single).scenarios.remove(0);
-    let b = &base.peak_breakdown;
-    let size = settings.dtype.size_bytes();
-    let learned = learned_elems(graph);
-    let naive_w = learned.saturating_mul(size);
-    let neurons = base.naive.activations_bytes;
-    let mut out = Vec::new();
-    let mut total: u64 = 0;
-    let mut push = |what: String, why: String, delta: i128| {
-        total = (i128::from(total) + delta).max(0) as u64;
-        out.push(Step { what, why, delta, total });
-    };
-    push(
-        "learned weights".into(),
-        format!("{} parameters × {size} B", format_count(learned)),
-        i128::from(naive_w),
-    );
-    push(
-        "every neuron once".into(),
-        format!("all layer outputs × {size} B, no reuse (what Netscope, torchsummary and Caffe's log add up)"),
-        i128::from(neurons),
-    );
-    push(
-        "weights as held".into(),
-        match scenario {
-            Scenario::StyleTransfer => "only the layers up to the deepest loss are loaded; running statistics and master copies count".into(),
-            _ => "running statistics, half-precision compute copies and shared weights counted as the run holds them".into(),
-        },
-        i128::from(b.get(Category::Weights)) - i128::from(naive_w),
-    );
-    push(
-        "the input".into(),
-        match scenario {
-            Scenario::StyleTransfer => "the image, and the style and content targets".into(),
-            _ => "the input batch itself is resident".into(),
-        },
-        i128::from(b.get(Category::Inputs)),
-    );
-    let alive = b.get(Category::Activations).saturating_add(b.get(Category::SavedForBackward));
-    push(
-        "activations alive at the peak".into(),
-        match scenario {
-            Scenario::Inference => "only the outputs still to be read are alive; in-place layers share storage".into(),
-            _ if settings.profile.persistent => {
-                "every module or blob keeps its output for the run; in-place layers share".into()
-            }
-            _ => "what backward needs is kept (inputs of conv/linear, ReLU outputs, int64 pool indices, masks), the rest is freed; the big pre-pooling maps dominate".into(),
-        },
-        i128::from(alive) - i128::from(neurons),
-    );
-    push(
-        "activation gradients".into(),
-        match scenario {
-            Scenario::Inference => "none in inference".into(),
-            Scenario::StyleTransfer => "gradients of the loss feature maps coexist with the saved maps (Gram and content terms)".into(),
-            _ => "gradients flowing back through the activations at the peak step".into(),
-        },
-        i128::from(b.get(Category::ActivationGrads)),
-    );
-    push(
-        "weight gradients and optimizer state".into(),
-        match scenario {
-            Scenario::Inference => "none in inference".into(),
-            Scenario::StyleTransfer => format!("the image's gradient and {} state ({} image-sized vectors)", settings.optimizer, settings.optimizer.state_copies()),
-            _ => format!("one gradient per learned weight, {} keeps {} more copies", settings.optimizer, settings.optimizer.state_copies()),
-        },
-        i128::from(b.get(Category::WeightGrads)) + i128::from(b.get(Category::OptimizerState)),
-    );
-    push(
-        "convolution scratch".into(),
-        match settings.profile.conv_workspace {
-            ConvWorkspace::OneDnnBlocked => "oneDNN's blocked copies of input, weights and output around each convolution".into(),
-            ConvWorkspace::PerModuleColumns { .. } => "im2col: every conv module keeps C_in·kh·kw × H_out·W_out, ×(kh·kw) its input".into(),
-            ConvWorkspace::SharedColumn => "im2col: one column buffer, the largest conv's C_in·kh·kw × H_out·W_out".into(),
-            ConvWorkspace::Im2colPerImage | ConvWorkspace::Im2colPerThread => "im2col column buffers, ×(kh·kw) the input".into(),
-            ConvWorkspace::CudnnCapped { .. } => "cuDNN workspace, capped per convolution".into(),
-            ConvWorkspace::PaddedCopies => "zero-padded copies of conv inputs (and deltas); pool argmax maps".into(),
-            ConvWorkspace::None => "none under this profile".into(),
-        },
-        i128::from(b.get(Category::Workspace)),
-    );
-    push(
-        format!("per-thread copies (×{} workers)", one.threads),
-        if settings.profile.per_thread_copies {
-            format!("each of {} workers holds its own activations, deltas, weight gradients and scratch", one.threads)
-        } else {
-            "none: this profile shares buffers between threads".into()
-        },
-        i128::from(full.peak_bytes) - i128::from(base.peak_bytes),
-    );
-    (out, full)
-}
-
 pub fn run(args: ExplainArgs) -> Result<ExitCode> {
     let settings = args.memory.settings();
-    let graph = load_model(&args.model)?;
-    super::check_fits(&args.model, &graph, &settings)?;
+    let a = super::analyse(&args.model, &settings)?;
+    let graph = &a.graph;
     let scenario = chosen(&settings);
-    if let Err(e) = settings_check(&graph, &settings, scenario) {
-        anyhow::bail!(e);
-    }
-    let (steps, report) = steps(&graph, &settings, scenario);
+    let (steps, report) = steps(graph, &settings, scenario);
     if !args.quiet {
         super::print_warnings(&graph.warnings);
+        super::print_notes(&a.notes);
+    }
+    let complete = report.completeness.is_complete();
+    if !complete && !args.quiet {
+        if let Some(why) = crate::analysis::incompleteness(graph, &report) {
+            super::print_warnings(&[format!("the peak is only a lower bound: {why}")]);
+        }
     }
     let mut out = Vec::new();
     let peak = report.peak_bytes;
     if args.json {
-        let rows: Vec<_> = steps
-            .iter()
-            .map(|s| json!({ "step": s.what, "why": s.why, "bytes": s.delta as i64, "total_bytes": s.total }))
-            .collect();
-        let value = json!({
-            "model": args.model.model.display().to_string(),
-            "scenario": scenario.as_str(),
-            "profile": settings.profile.name,
-            "threads": settings.threads,
-            "dtype": settings.dtype.name(),
-            "steps": rows,
-            "peak_bytes": peak,
-            "peak_node": report.peak_node_name,
-            "peak_phase": report.peak_phase.as_str(),
-        });
+        let value = ExplainJson {
+            schema_version: SCHEMA_VERSION,
+            kind: "explain",
+            model: args.model.model.display().to_string(),
+            scenario: scenario.as_str(),
+            profile: settings.profile.name,
+            threads: settings.threads,
+            dtype: settings.dtype.name(),
+            steps: steps
+                .iter()
+                .map(|s| ExplainStepJson { step: s.what.clone(), why: s.why.clone(), bytes: s.delta as i64, total_bytes: s.total })
+                .collect(),
+            peak_bytes: peak,
+            peak_node: report.peak_node_name.clone(),
+            peak_phase: report.peak_phase.as_str(),
+            complete,
+        };
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
         out = crate::report::escape::json(out);
@@ -212,11 +83,6 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
             settings.dtype.name(),
             settings.threads
         )?;
-        // Step texts name layers of the model: escaped for the terminal.
-        let steps: Vec<Step> = steps
-            .into_iter()
-            .map(|s| Step { what: crate::units::printable(&s.what).into_owned(), why: crate::units::printable(&s.why).into_owned(), ..s })
-            .collect();
         let width = steps.iter().map(|s| s.what.chars().count()).max().unwrap_or(0);
         let mut prev = 0u64;
         for (k, s) in steps.iter().enumerate() {
@@ -227,17 +93,19 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
                 out,
                 "{:>2}. {:<width$}  {sign}{:>11}  = {:>11}  {:>6}  {}",
                 k + 1,
-                s.what,
+                // Step texts name layers of the model: escaped for the terminal.
+                crate::units::printable(&s.what),
                 amount,
                 format_bytes(s.total),
                 factor,
-                s.why
+                crate::units::printable(&s.why)
             )?;
             prev = s.total;
         }
         writeln!(
             out,
-            "peak: {} ({} bytes) at {} ({}), ×{:.1} the naive {}",
+            "peak: {}{} ({} bytes) at {} ({}), ×{:.1} the naive {}",
+            if complete { "" } else { "≥ " },
             format_bytes(peak),
             peak,
             crate::units::printable(report.peak_node_name.as_deref().unwrap_or("-")),
@@ -248,36 +116,4 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
     }
     std::io::stdout().write_all(&out).context("writing to standard output")?;
     Ok(ExitCode::Success)
-}
-
-/// Style transfer needs its loss layers to exist.
-fn settings_check(graph: &Graph, settings: &MemorySettings, scenario: Scenario) -> Result<(), String> {
-    if scenario == Scenario::StyleTransfer {
-        memory::resolve_loss_layers(graph, &settings.loss_layers)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn steps_add_up_to_the_peak() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/caffe/seed_cnn.prototxt");
-        let graph = crate::load::load(&path, &Default::default()).expect("seed loads");
-        for profile in crate::memory::Profile::NAMES {
-            let settings = MemorySettings {
-                profile: crate::memory::Profile::by_name(profile).unwrap(),
-                threads: 8,
-                ..Default::default()
-            };
-            for sc in [Scenario::Inference, Scenario::Training] {
-                let (steps, report) = steps(&graph, &settings, sc);
-                let sum: i128 = steps.iter().map(|s| s.delta).sum();
-                assert_eq!(sum, i128::from(report.peak_bytes), "{profile} {sc:?}");
-                assert_eq!(steps.last().unwrap().total, report.peak_bytes);
-            }
-        }
-    }
 }

@@ -16,13 +16,28 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::load::{self, DimBinding, InputSpec, LoadError, LoadOptions, Phase};
+use crate::load::{CaffePhase, DimBinding, InputSpec, LoadError, LoadOptions};
 use crate::report::{self, Source};
 use exit::ExitCode;
 
-const AFTER_HELP: &str = "\
+
+const INSPECT_EXAMPLES: &str = "\
+Examples:
+  nnmem inspect vgg19.prototxt --input data=1x3x512x512
+  nnmem inspect resnet50.onnx --dim batch=8 --dim height=224 --dim width=224 --optimizer adam
+  nnmem inspect vit.onnx --input 1x3x224x224 --depth 2
+  nnmem inspect model.onnx --input 1x3x224x224 --json --assert 'training.peak < 8GiB'
+  nnmem inspect vgg19.prototxt --scenario style-transfer --format html -o report.html";
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  nnmem inspect vgg19.prototxt --input data=1x3x512x512
+  nnmem fit vgg19.prototxt --budget 8GiB --scenario style-transfer
+  nnmem audit models/ --dim batch=1 --assert 'training.peak < 16GiB'
+Each command's --help has more.
+
 Exit codes: 0 success; 1 the analysis ran but a budget assertion failed; 2 nnmem could not run \
-(bad arguments, unreadable or malformed model).
+(bad arguments, unreadable or malformed model, or a budget on a figure that is incomplete).
 Sizes in tables are binary: KiB = 1024 B, MiB = 2^20 B, GiB = 2^30 B. JSON byte counts are exact integers.";
 
 /// Why does this network need so much memory, and will it fit?
@@ -30,7 +45,7 @@ Sizes in tables are binary: KiB = 1024 B, MiB = 2^20 B, GiB = 2^30 B. JSON byte 
 /// nnmem reads an ONNX model or a Caffe prototxt, recovers every layer's real
 /// tensor shapes, and reports parameters and memory.
 #[derive(Parser, Debug)]
-#[command(name = "nnmem", version, about, long_about, after_help = AFTER_HELP)]
+#[command(name = "nnmem", version, about, long_about, after_help = TOP_EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,6 +54,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show every layer's output shape, parameters and memory.
+    #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
     /// Inspect every .onnx and .prototxt under a folder, in parallel, and summarise.
     Audit(audit::AuditArgs),
@@ -51,12 +67,23 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// From weights + activations to the real peak, step by step.
     Explain(explain::ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:
+  nnmem completions bash > ~/.local/share/bash-completion/completions/nnmem
+  nnmem completions zsh > ~/.zfunc/_nnmem")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    #[command(after_help = "Example:
+  nnmem manpage > nnmem.1 && man ./nnmem.1")]
+    Manpage,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// The model: a Caffe .prototxt, an .onnx file, or a .caffemodel (a regular
-    /// file; `-` reads standard input, at most 16 MiB).
+    /// The model: a Caffe .prototxt, an .onnx file, or a .caffemodel.
     pub model: PathBuf,
 
     /// Set or override an input's shape: NAME=DIMS (e.g. data=1x3x512x512), or
@@ -68,9 +95,10 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
 
-    /// Bind a symbolic ONNX dimension, e.g. --dim batch=8 --dim height=1024.
+    /// Bind a free (symbolic) input dimension, e.g. --dim batch=8 --dim height=1024.
+    /// `sweep` also takes a list for one symbol: --dim seq=128,256,512.
     #[arg(long = "dim", value_name = "SYMBOL=N", value_parser = parse_dim)]
-    pub dims: Vec<DimBinding>,
+    pub dims: Vec<DimArg>,
 
     /// Caffe phase whose layers are built (include/exclude rules). Default: the
     /// file's `state { phase }`, else test.
@@ -98,8 +126,7 @@ pub struct InspectArgs {
 
     /// Fail (exit 1) unless the report satisfies this budget, e.g.
     /// 'training.peak < 8GiB', 'inference.workspace <= 512MiB', 'params < 25M'.
-    /// KB/MB/GB are powers of 10, KiB/MiB/GiB powers of 2; 2^64 or more is
-    /// refused. Repeatable.
+    /// KB/MB/GB are powers of 10, KiB/MiB/GiB powers of 2. Repeatable.
     #[arg(long = "assert", value_name = "GATE", value_parser = parse_gate)]
     pub gates: Vec<report::gate::Gate>,
 
@@ -110,6 +137,26 @@ pub struct InspectArgs {
     /// Write the report to FILE (atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Table: every memory column of every scenario (saved, workspace, live
+    /// after), no width limit. The default fits 100 columns with one memory column.
+    #[arg(long)]
+    pub wide: bool,
+
+    /// Table: one row per module scope cut at depth N (ONNX node names
+    /// `/layer1/layer1.0/conv1/Conv`, Caffe names `inception_3a/1x1`), params
+    /// and outputs summed, the largest live total shown.
+    #[arg(long, value_name = "N", conflicts_with = "group_by", value_parser = clap::value_parser!(u64).range(1..))]
+    pub depth: Option<u64>,
+
+    /// Table: one row per op type.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub group_by: Option<GroupBy>,
+
+    /// Table: also the nodes that only compute shapes or constants (Shape,
+    /// Constant, Gather on shapes…), hidden by default.
+    #[arg(long)]
+    pub all_nodes: bool,
 
     /// Print no warnings on standard error.
     #[arg(long, short = 'q')]
@@ -126,20 +173,24 @@ pub struct MemoryArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub scenario: ScenarioArg,
 
-    /// Optimizer whose state training keeps: sgd, momentum, adam, adamw, lbfgs[:HISTORY].
-    #[arg(long, value_name = "NAME", default_value = "sgd", value_parser = parse_optimizer)]
-    pub optimizer: crate::memory::Optimizer,
+    /// Optimizer whose state is kept: sgd, momentum, adam, adamw, lbfgs[:HISTORY]
+    /// [default: sgd for training; lbfgs:100 for style-transfer, as the PyTorch
+    /// neural-transfer tutorial and neural-style run it].
+    #[arg(long, value_name = "NAME", value_parser = parse_optimizer)]
+    pub optimizer: Option<crate::memory::Optimizer>,
 
     /// Element type of weights and activations: f32, f16, bf16 or f64.
-    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = parse_dtype)]
+    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = parse_dtype())]
     pub dtype: crate::graph::DType,
 
     /// Half-precision activations with f32 master weights, gradients and optimizer state.
     #[arg(long)]
     pub mixed_precision: bool,
 
-    /// Backend whose allocation behaviour is modelled.
-    #[arg(long, value_name = "NAME", default_value = "pytorch", value_parser = parse_profile)]
+    /// Backend whose allocation behaviour is modelled: pytorch (PyTorch eager on
+    /// CPU, oneDNN), caffe (BVLC Caffe), torch-nn (Lua Torch nn, neural-style's
+    /// default), cudnn (PyTorch on a CUDA GPU), tiny-dnn (per-worker copies).
+    #[arg(long, value_name = "NAME", default_value = "pytorch", value_parser = parse_profile())]
     pub profile: crate::memory::Profile,
 
     /// Worker threads, for backends whose buffers are per worker (default 1;
@@ -176,7 +227,10 @@ impl MemoryArgs {
                 ScenarioArg::StyleTransfer => vec![Scenario::StyleTransfer],
                 ScenarioArg::All => vec![Scenario::Inference, Scenario::Training],
             },
-            optimizer: self.optimizer,
+            optimizer: self.optimizer.unwrap_or(match self.scenario {
+                ScenarioArg::StyleTransfer => crate::memory::Optimizer::Lbfgs { history: 100 },
+                _ => crate::memory::Optimizer::Sgd,
+            }),
             dtype: self.dtype,
             mixed_precision: self.mixed_precision,
             profile: self.profile.clone(),
@@ -194,13 +248,18 @@ fn parse_optimizer(s: &str) -> Result<crate::memory::Optimizer, String> {
         .ok_or_else(|| format!("unknown optimizer \"{s}\": use sgd, momentum, adam, adamw or lbfgs[:HISTORY]"))
 }
 
-fn parse_dtype(s: &str) -> Result<crate::graph::DType, String> {
-    crate::memory::parse_dtype(s).ok_or_else(|| format!("unknown dtype \"{s}\": use f32, f16, bf16 or f64"))
+/// `--dtype`: the four names, listed by `--help`.
+fn parse_dtype() -> impl clap::builder::TypedValueParser<Value = crate::graph::DType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["f32", "f16", "bf16", "f64"])
+        .map(|s| crate::memory::parse_dtype(&s).unwrap_or(crate::graph::DType::F32))
 }
 
-fn parse_profile(s: &str) -> Result<crate::memory::Profile, String> {
-    crate::memory::Profile::by_name(s)
-        .ok_or_else(|| format!("unknown profile \"{s}\": use {}", crate::memory::Profile::NAMES.join(", ")))
+/// `--profile`: exactly the names in `Profile::NAMES`, listed by `--help`.
+fn parse_profile() -> impl clap::builder::TypedValueParser<Value = crate::memory::Profile> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(crate::memory::Profile::NAMES)
+        .map(|s| crate::memory::Profile::by_name(&s).unwrap_or_default())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -210,6 +269,13 @@ pub enum Format {
     Csv,
     Markdown,
     Html,
+}
+
+/// What `--group-by` folds rows by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    /// One row per op type.
+    Type,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -254,23 +320,44 @@ fn parse_input(s: &str) -> Result<InputSpec, String> {
     InputSpec::parse(s)
 }
 
-fn parse_dim(s: &str) -> Result<DimBinding, String> {
-    DimBinding::parse(s)
+/// `--dim NAME=N`, or `NAME=A,B,C` where a command sweeps the symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DimArg {
+    pub symbol: String,
+    pub values: Vec<u64>,
+}
+
+fn parse_dim(s: &str) -> Result<DimArg, String> {
+    let (symbol, list) = s.split_once('=').ok_or_else(|| format!("\"{s}\": expected SYMBOL=VALUE, e.g. batch=8"))?;
+    let mut values = Vec::new();
+    for part in list.split(',') {
+        values.push(DimBinding::parse(&format!("{symbol}={part}"))?.value);
+    }
+    Ok(DimArg { symbol: symbol.trim().to_string(), values })
 }
 
 impl ModelArgs {
-    pub fn load_options(&self) -> LoadOptions {
-        LoadOptions {
+    /// The load options, every `--dim` a single value (`sweep` takes lists apart first).
+    pub fn load_options(&self) -> Result<LoadOptions> {
+        let mut dims = Vec::with_capacity(self.dims.len());
+        for d in &self.dims {
+            match d.values.as_slice() {
+                [v] => dims.push(DimBinding { symbol: d.symbol.clone(), value: *v }),
+                _ => anyhow::bail!("--dim {}: one value here (lists are for `nnmem sweep`)", d.symbol),
+            }
+        }
+        Ok(LoadOptions {
             inputs: self.inputs.clone(),
             batch: self.batch,
-            dims: self.dims.clone(),
+            dims,
             phase: self.phase.map(|p| match p {
-                PhaseArg::Test => Phase::Test,
-                PhaseArg::Train => Phase::Train,
+                PhaseArg::Test => CaffePhase::Test,
+                PhaseArg::Train => CaffePhase::Train,
             }),
             weights: self.weights.clone(),
             onnx_shapes: Default::default(),
-        }
+            lenient_inputs: false,
+        })
     }
 }
 
@@ -283,54 +370,55 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fit(args) => fit::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "nnmem", &mut std::io::stdout());
+            Ok(ExitCode::Success)
+        }
+        Command::Manpage => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page).context("rendering the man page")?;
+            output::emit(&page, None, &[])?;
+            Ok(ExitCode::Success)
+        }
     }
 }
 
-pub(crate) fn load_model(args: &ModelArgs) -> Result<crate::graph::Graph> {
-    load::load(&args.model, &args.load_options()).map_err(|e| match e {
-        // Usage problems are not about the file: say so plainly.
+/// A load error for people: usage problems are not about the file, so they say so plainly.
+pub(crate) fn load_error(e: LoadError) -> anyhow::Error {
+    match e {
         LoadError::Usage { message } => anyhow::anyhow!(message),
         other => anyhow::Error::new(other),
-    })
+    }
 }
 
-/// Refuses a graph whose memory figures could overflow 64 bits under these
-/// settings (`memory::check_fits`), naming the file: a figure is never
-/// silently saturated.
-pub(crate) fn check_fits(args: &ModelArgs, graph: &crate::graph::Graph, settings: &crate::memory::MemorySettings) -> Result<()> {
-    crate::memory::check_fits(graph, settings).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))
+/// Loads and analyses the model as the flags say.
+pub(crate) fn analyse(args: &ModelArgs, settings: &crate::memory::MemorySettings) -> Result<crate::analysis::Analysed> {
+    crate::analysis::run(&args.model, &args.load_options()?, settings).map_err(load_error)
 }
 
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let settings = args.memory.settings();
     for gate in &args.gates {
-        if let Some(needed) = gate.scenario() {
-            if !settings.scenarios.iter().any(|s| s.as_str() == needed) {
-                anyhow::bail!("--assert '{}' needs the {needed} scenario, which --scenario leaves out", gate.text);
+        if let Some(needed) = gate.subject.scenario() {
+            if !settings.scenarios.contains(&needed) {
+                anyhow::bail!("--assert '{}' needs the {} scenario, which --scenario leaves out", gate.text, needed.as_str());
             }
         }
     }
-    let graph = load_model(&args.model)?;
+    let a = analyse(&args.model, &settings)?;
     if !args.quiet {
-        print_warnings(&graph.warnings);
+        print_warnings(&a.graph.warnings);
+        print_warnings(&a.memory.warnings);
+        print_notes(&a.notes);
     }
     let path = args.model.model.display().to_string();
     let source = Source { path: &path };
-    if settings.scenarios.contains(&crate::memory::Scenario::StyleTransfer) {
-        crate::memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(anyhow::Error::msg)?;
-    }
-    check_fits(&args.model, &graph, &settings)?;
-    let memory = crate::memory::analyse(&graph, &settings);
-    if !args.quiet {
-        print_warnings(&memory.warnings);
-    }
     let format = if args.json { Format::Json } else { args.format };
     let mut buffer = Vec::new();
-    let mut json = report::json::build(&graph, &source);
-    report::json::add_memory(&mut json, &memory);
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut buffer, &json).context("serialising the JSON report")?;
+            serde_json::to_writer_pretty(&mut buffer, &report::json::inspect(&a, &source)).context("serialising the JSON report")?;
             buffer.push(b'\n');
             buffer = report::escape::json(buffer);
         }
@@ -340,28 +428,61 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
             } else {
                 report::table::Style::Text { color: args.color.enabled() && args.output.is_none() }
             };
-            let columns = report::table::memory_columns(&memory);
-            report::table::write(&mut buffer, &graph, &source, &columns, style).context("rendering the table")?;
-            report::table::write_memory_summary(&mut buffer, &memory, style).context("rendering the table")?;
+            let options = report::table::TableOptions {
+                wide: args.wide,
+                all_nodes: args.all_nodes,
+                grouping: match (args.depth, args.group_by) {
+                    (Some(d), _) => report::table::Grouping::Depth(usize::try_from(d).unwrap_or(usize::MAX)),
+                    (None, Some(GroupBy::Type)) => report::table::Grouping::Type,
+                    (None, None) => report::table::Grouping::Nodes,
+                },
+                ..Default::default()
+            };
+            report::table::write_inspect(&mut buffer, &a, &source, style, &options).context("rendering the table")?;
         }
-        Format::Csv => report::table::write_csv(&mut buffer, &graph, &memory).context("rendering CSV")?,
-        Format::Html => report::html::write(&mut buffer, &graph, &source, &memory).context("rendering HTML")?,
+        Format::Csv => report::table::write_csv(&mut buffer, &a.graph, &a.memory).context("rendering CSV")?,
+        Format::Html => report::html::write(&mut buffer, &a, &source).context("rendering HTML")?,
     }
     // Every file read or named is an input: the model, its --weights, its external data.
     let inputs: Vec<&std::path::Path> = std::iter::once(args.model.model.as_path())
         .chain(args.model.weights.as_deref())
-        .chain(graph.linked_files.iter().map(|p| p.as_path()))
+        .chain(a.graph.linked_files.iter().map(|p| p.as_path()))
         .collect();
     output::emit(&buffer, args.output.as_deref(), &inputs)?;
+    Ok(check_gates(&args.gates, &a))
+}
 
+/// Checks every gate, printing one line per failure; the exit code: 2 when a
+/// figure could not be checked (incomplete or not computed), else 1 when one
+/// failed, else 0.
+pub(crate) fn check_gates(gates: &[report::gate::Gate], a: &crate::analysis::Analysed) -> ExitCode {
+    use report::gate::GateFailure;
     let mut code = ExitCode::Success;
-    for gate in &args.gates {
-        if let Err(reason) = gate.check(report::gate::value_of(&gate.subject, &json)) {
-            eprintln!("nnmem: {reason}");
-            code = ExitCode::AssertionFailed;
+    for gate in gates {
+        match gate.evaluate(a) {
+            Ok(()) => {}
+            Err(GateFailure::Failed(reason)) => {
+                eprintln!("nnmem: {reason}");
+                if code == ExitCode::Success {
+                    code = ExitCode::AssertionFailed;
+                }
+            }
+            Err(GateFailure::Unavailable(reason)) => {
+                eprintln!("nnmem: error: {}", crate::units::printable(&reason));
+                code = ExitCode::Error;
+            }
         }
     }
-    Ok(code)
+    code
+}
+
+/// Notes on stderr: choices nnmem made that change the figures.
+pub(crate) fn print_notes(notes: &[String]) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for n in notes {
+        let _ = writeln!(err, "nnmem: note: {}", crate::units::printable(n));
+    }
 }
 
 /// Warnings on stderr, names escaped for the terminal; the one place every subcommand prints them.

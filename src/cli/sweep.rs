@@ -1,20 +1,22 @@
-//! `nnmem sweep`: peaks and their breakdowns over a list of input sizes or
-//! batches, as a table or JSON. Each row's `input` reproduces it with
-//! `nnmem inspect --input …` and the same settings.
+//! `nnmem sweep`: flags and printing; the rows come from `analysis::sweep`.
+//! Each row's flags reproduce it with `nnmem inspect` and the same settings.
 
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde_json::{json, Map, Value};
 
 use super::exit::ExitCode;
-use super::fit::{probe, Base, Vary};
 use super::{MemoryArgs, ModelArgs};
-use crate::memory::Category;
+use crate::analysis::fit::Knob;
+use crate::report::json::{sweep_row, SweepJson, SCHEMA_VERSION};
 use crate::units::format_bytes;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  nnmem sweep vgg19.prototxt --sizes 256,512,1024,2048 --scenario style-transfer
+  nnmem sweep resnet50.onnx --batches 1,8,32 --dim height=224 --dim width=224
+  nnmem sweep gpt.onnx --dim batch=1 --dim seq=128,512,2048")]
 pub struct SweepArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -43,74 +45,59 @@ pub struct SweepArgs {
     pub memory: MemoryArgs,
 }
 
-
 pub fn run(args: SweepArgs) -> Result<ExitCode> {
-    let (vary, points) = match (args.sizes.is_empty(), args.batches.is_empty()) {
-        (false, _) => (Vary::Resolution, args.sizes.clone()),
-        (true, false) => (Vary::Batch, args.batches.clone()),
-        (true, true) => bail!("say what to sweep: --sizes 256,512,1024 or --batches 1,2,4"),
+    // A `--dim NAME=A,B,C` with several values is the swept symbol.
+    let mut model = args.model.clone();
+    let listed: Vec<usize> = model.dims.iter().enumerate().filter(|(_, d)| d.values.len() > 1).map(|(i, _)| i).collect();
+    let symbol = match listed.as_slice() {
+        [] => None,
+        [i] => Some(model.dims.remove(*i)),
+        _ => bail!("sweep one symbol at a time: several --dim flags have lists"),
+    };
+    let (knob, points) = match (args.sizes.is_empty(), args.batches.is_empty(), symbol) {
+        (false, true, None) => (Knob::Resolution { input: None, aspect: args.aspect }, args.sizes.clone()),
+        (true, false, None) => (Knob::Batch, args.batches.clone()),
+        (true, true, Some(d)) => (Knob::Symbol(d.symbol), d.values),
+        (true, true, None) => bail!("say what to sweep: --sizes 256,512,1024, --batches 1,2,4 or --dim NAME=A,B,C"),
+        _ => bail!("sweep one thing at a time: --sizes, --batches or one --dim NAME=A,B,C"),
     };
     if points.contains(&0) {
-        bail!("sizes and batches start at 1");
+        bail!("sizes, batches and symbol values start at 1");
     }
     let settings = args.memory.settings();
-    let base = Base::new(&args.model, &settings, args.aspect)?;
-    let bar = super::progress::bar(points.len() as u64, if vary == Vary::Batch { "batches" } else { "sizes" }, args.quiet || args.json);
-    let mut rows = Vec::new();
-    let mut warned = false;
-    for &size in &points {
-        let p = probe(&args.model, &settings, &base, vary, size).with_context(|| format!("at {} {size}", vary.as_str()))?;
-        if !args.quiet && !warned {
-            super::print_warnings(&p.report.warnings);
-            warned = true;
-        }
-        rows.push(p);
-        bar.inc(1);
-    }
+    let (axis, base, notes) = super::fit::axis(&model, &settings, knob)?;
+    let bar = super::progress::bar(points.len() as u64, "values", args.quiet || args.json);
+    let rows = crate::analysis::sweep::sweep(&model.model, &base, &settings, &axis, &points, || bar.inc(1))?;
     bar.finish_and_clear();
+    if !args.quiet {
+        if let Some(p) = rows.first() {
+            super::print_warnings(&p.analysed.graph.warnings);
+            super::print_warnings(&p.analysed.memory.warnings);
+        }
+        super::print_notes(&notes);
+    }
 
     let mut out = Vec::new();
     if args.json {
-        let rows_json: Vec<Value> = rows
-            .iter()
-            .map(|p| {
-                let mut sc = Map::new();
-                for s in &p.report.scenarios {
-                    let br: Map<String, Value> = s.peak_breakdown.iter().map(|(c, b)| (c.as_str().to_string(), json!(b))).collect();
-                    sc.insert(
-                        s.scenario.as_str().to_string(),
-                        json!({
-                            "peak_bytes": s.peak_bytes,
-                            "peak_node": s.peak_node_name,
-                            "peak_phase": s.peak_phase.as_str(),
-                            "peak_breakdown": br,
-                        }),
-                    );
-                }
-                json!({ "size": p.size, "input": p.input, "scenarios": sc })
-            })
-            .collect();
-        let value = json!({
-            "model": args.model.model.display().to_string(),
-            "vary": vary.as_str(),
-            "profile": settings.profile.name,
-            "rows": rows_json,
-        });
+        let value = SweepJson {
+            schema_version: SCHEMA_VERSION,
+            kind: "sweep",
+            model: model.model.display().to_string(),
+            vary: axis.knob.label(),
+            profile: settings.profile.name,
+            rows: rows.iter().map(sweep_row).collect(),
+        };
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
         out = crate::report::escape::json(out);
     } else {
-        // One line per size and scenario: the peak and its non-zero categories.
-        let mut table: Vec<[String; 4]> = vec![["input".into(), "scenario".into(), "peak".into(), "at the peak".into()]];
+        // One line per value and scenario: the peak and its non-zero categories.
+        let mut table: Vec<[String; 4]> = vec![["flags".into(), "scenario".into(), "peak".into(), "at the peak".into()]];
         for p in &rows {
-            for s in &p.report.scenarios {
-                let parts: Vec<String> = s
-                    .peak_breakdown
-                    .iter()
-                    .filter(|(_, b)| *b > 0)
-                    .map(|(c, b)| format!("{} {}", short(c), format_bytes(b)))
-                    .collect();
-                table.push([crate::units::printable(&p.input).into_owned(), s.scenario.as_str().into(), format_bytes(s.peak_bytes), parts.join(", ")]);
+            for s in &p.analysed.memory.scenarios {
+                let parts: Vec<String> =
+                    s.peak_breakdown.iter().filter(|(_, b)| *b > 0).map(|(c, b)| format!("{} {}", c.as_str(), format_bytes(b))).collect();
+                table.push([crate::units::printable(&p.flags.join(" ")).into_owned(), s.scenario.as_str().into(), format_bytes(s.peak_bytes), parts.join(", ")]);
             }
         }
         let w: Vec<usize> = (0..3).map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
@@ -124,8 +111,4 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
     }
     std::io::stdout().write_all(&out).context("writing to standard output")?;
     Ok(ExitCode::Success)
-}
-
-fn short(c: Category) -> &'static str {
-    c.as_str()
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::{AttrValue, DType, Graph, ModelFormat, Node, NodeId, Shape, ShapeError, Tensor, TensorId, TensorKind, Unknown};
-use crate::ops::{Op, OutShape};
+use crate::ops::{Op, OutShape, UnknownOp};
 
 /// One node to add.
 pub struct NodeSpec {
@@ -29,7 +29,7 @@ pub struct GraphBuilder {
     /// extent, used only to size later layers' weights.
     provisional: HashMap<TensorId, Shape>,
     /// Layers with weights whose input shape is unknown (one warning at the end).
-    uncounted: Vec<String>,
+    uncounted: Vec<NodeId>,
     shared_params: HashMap<String, TensorId>,
     dtype: DType,
 }
@@ -45,6 +45,11 @@ impl GraphBuilder {
 
     pub fn warn(&mut self, message: impl Into<String>) {
         self.graph.warn(message);
+    }
+
+    /// Records that `--batch` replaced an input's first dimension.
+    pub fn note_batch_override(&mut self, o: super::BatchOverride) {
+        self.graph.batch_overrides.push(o);
     }
 
     pub fn add_input(&mut self, name: &str, shape: Result<Shape, Unknown>) -> TensorId {
@@ -82,7 +87,7 @@ impl GraphBuilder {
 
         let mut provisional_outputs: Vec<Option<Shape>> = vec![None; n_outputs];
         let (outputs, params): (Vec<Result<Shape, Unknown>>, Vec<_>) = match (&spec.op, input_shapes) {
-            (Op::Unknown { type_name }, _) => {
+            (Op::Unknown(UnknownOp { type_name }), _) => {
                 self.graph.warn(format!(
                     "layer \"{}\": no shape rule for type \"{type_name}\"; its outputs are unknown",
                     spec.name
@@ -123,8 +128,8 @@ impl GraphBuilder {
                     .iter()
                     .find_map(|&t| self.graph.tensor(t).unknown.clone())
                     .unwrap_or(Unknown::NoRule);
-                if op_has_params(&spec.op) {
-                    self.uncounted.push(spec.name.clone());
+                if spec.op.has_weights() {
+                    self.uncounted.push(node_id);
                 }
                 (vec![Err(reason); n_outputs], Vec::new())
             }
@@ -187,14 +192,16 @@ impl GraphBuilder {
             outputs: output_ids.clone(),
             in_place: spec.in_place,
             attrs: spec.attrs,
+            scope: Vec::new(),
         });
         Ok(output_ids)
     }
 
     /// Finish: the outputs are the tensors no node reads.
     pub fn finish(mut self) -> Graph {
-        if let Some(first) = self.uncounted.first() {
+        if let Some(&first) = self.uncounted.first() {
             let n = self.uncounted.len();
+            let first = self.graph.node(first).name.clone();
             self.graph.warn(format!(
                 "{n} layer{} with weights ha{} an unknown input shape, so {} parameters are not counted (first: \"{first}\")",
                 if n == 1 { "" } else { "s" },
@@ -202,6 +209,7 @@ impl GraphBuilder {
                 if n == 1 { "its" } else { "their" },
             ));
         }
+        self.graph.uncounted_weights = std::mem::take(&mut self.uncounted);
         let consumers = self.graph.consumers();
         let mut replaced = vec![false; self.graph.tensors.len()];
         for node in &self.graph.nodes {
@@ -230,30 +238,13 @@ fn split(shape: Result<Shape, Unknown>) -> (Option<Shape>, Option<Unknown>) {
     }
 }
 
-fn op_has_params(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Conv(_)
-            | Op::Deconv(_)
-            | Op::Dense(_)
-            | Op::Embed(_)
-            | Op::PRelu { .. }
-            | Op::BatchNorm { .. }
-            | Op::Scale(_)
-            | Op::Bias(_)
-            | Op::BnFork { .. }
-            | Op::Normalize { .. }
-            | Op::Recurrent(_)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{ConvParams, Window};
+    use crate::ops::{ConvOp, ConvParams, Window};
 
     fn conv(out: u64) -> Op {
-        Op::Conv(ConvParams {
+        Op::Conv(ConvOp::Forward(ConvParams {
             out_channels: out,
             window: Window::symmetric(vec![3, 3], vec![1, 1], vec![1, 1], vec![1, 1]),
             group: 1,
@@ -261,7 +252,7 @@ mod tests {
             bias: true,
             axis: 1,
             output_pad: vec![],
-        })
+        }))
     }
 
     fn spec(name: &str, op: Op, inputs: Vec<TensorId>, shared: Vec<Option<String>>) -> NodeSpec {
@@ -296,7 +287,7 @@ mod tests {
     fn unknown_op_poisons_only_its_descendants() {
         let mut b = GraphBuilder::new("t", ModelFormat::Caffe, DType::F32);
         let x = b.add_input("x", Ok(Shape::new(vec![1, 4, 8, 8])));
-        let u = b.add_node(spec("u", Op::Unknown { type_name: "Magic".into() }, vec![x], vec![])).unwrap();
+        let u = b.add_node(spec("u", Op::Unknown(UnknownOp { type_name: "Magic".into() }), vec![x], vec![])).unwrap();
         let after = b.add_node(spec("after", conv(4), u, vec![])).unwrap();
         let side = b.add_node(spec("side", conv(8), vec![x], vec![])).unwrap();
         let g = b.finish();

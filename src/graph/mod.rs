@@ -5,9 +5,10 @@
 //! here knows a file format: format names appear only as `Node::source_type`.
 
 pub mod build;
-mod shape;
 
-pub use shape::{checked_product, Shape, ShapeError};
+// The value types live in the ground-floor `tensor` module (ops use them too);
+// re-exported here so that `graph::Shape` keeps working.
+pub use crate::tensor::{checked_product, DType, Shape, ShapeError};
 
 use crate::ops::Op;
 
@@ -30,67 +31,6 @@ impl ModelFormat {
         match self {
             ModelFormat::Caffe => "caffe",
             ModelFormat::Onnx => "onnx",
-        }
-    }
-}
-
-/// Element types. Sizes are the storage sizes a framework uses for one element.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    F64,
-    F32,
-    F16,
-    BF16,
-    F8,
-    I64,
-    I32,
-    I16,
-    I8,
-    U8,
-    U16,
-    U32,
-    U64,
-    Bool,
-    /// Sub-byte types (int4, float4) round up to one byte per element here.
-    Packed4,
-    String,
-}
-
-impl DType {
-    /// Bytes one element takes.
-    pub fn size_bytes(self) -> u64 {
-        match self {
-            DType::F64 | DType::I64 | DType::U64 => 8,
-            DType::F32 | DType::I32 | DType::U32 => 4,
-            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
-            DType::F8 | DType::I8 | DType::U8 | DType::Bool | DType::Packed4 => 1,
-            // Strings have no fixed size; count the pointer-sized handle.
-            DType::String => 8,
-        }
-    }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16 | DType::F8)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F64 => "f64",
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::BF16 => "bf16",
-            DType::F8 => "f8",
-            DType::I64 => "i64",
-            DType::I32 => "i32",
-            DType::I16 => "i16",
-            DType::I8 => "i8",
-            DType::U8 => "u8",
-            DType::U16 => "u16",
-            DType::U32 => "u32",
-            DType::U64 => "u64",
-            DType::Bool => "bool",
-            DType::Packed4 => "4bit",
-            DType::String => "string",
         }
     }
 }
@@ -182,6 +122,10 @@ pub struct Node {
     /// The node writes its output over its first input's storage (Caffe top == bottom).
     pub in_place: bool,
     pub attrs: Vec<(String, AttrValue)>,
+    /// The module path of the framework code that made the node, outermost
+    /// first (`["layer1", "layer1.0", "conv1"]`), as the loader read it from
+    /// the file; empty when the file records none (Caffe, hand-made graphs).
+    pub scope: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -200,6 +144,35 @@ pub struct Graph {
     /// Files the model names but nnmem never opens (ONNX external data), so
     /// that nothing is ever written over them.
     pub linked_files: Vec<std::path::PathBuf>,
+    /// Input dimensions the file leaves free and the user did not bind.
+    pub free_symbols: Vec<FreeSymbol>,
+    /// Nodes with weights whose size is unknown (their input shape is), so the
+    /// parameter totals are a lower bound.
+    pub uncounted_weights: Vec<NodeId>,
+    /// Inputs whose first dimension `--batch` (or a scenario's default) replaced.
+    pub batch_overrides: Vec<BatchOverride>,
+}
+
+/// A dimension of a graph input that the file leaves free (an ONNX
+/// `dim_param` such as `batch`, or a dimension with neither value nor name)
+/// and that nothing bound. Every shape computed from it stays symbolic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FreeSymbol {
+    pub name: String,
+    /// Where it appears: (input name, axis).
+    pub uses: Vec<(String, usize)>,
+    /// True for a name the file gives; false for a name nnmem made up for an
+    /// unnamed dimension (`INPUT_dAXIS`).
+    pub named_in_file: bool,
+}
+
+/// The first dimension of an input, as the file states it and as used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOverride {
+    pub input: String,
+    /// The file's value (`None`: the file gives a symbol or nothing).
+    pub stated: Option<u64>,
+    pub used: u64,
 }
 
 /// Parameter totals over the whole graph, shared tensors counted once.
@@ -222,6 +195,9 @@ impl Graph {
             warnings: Vec::new(),
             warning_repeats: std::collections::HashMap::new(),
             linked_files: Vec::new(),
+            free_symbols: Vec::new(),
+            uncounted_weights: Vec::new(),
+            batch_overrides: Vec::new(),
         }
     }
 
@@ -292,6 +268,16 @@ impl Graph {
             totals.param_bytes = totals.param_bytes.saturating_add(t.bytes().unwrap_or(0));
         }
         totals
+    }
+
+    /// Graph inputs whose shape the file does not state and nobody gave.
+    pub fn unsized_inputs(&self) -> Vec<TensorId> {
+        self.inputs.iter().copied().filter(|&t| self.tensor(t).unknown == Some(Unknown::Unstated)).collect()
+    }
+
+    /// Whether every weight is sized, so the parameter totals are exact.
+    pub fn params_complete(&self) -> bool {
+        self.uncounted_weights.is_empty()
     }
 
     /// Consumers of every tensor, in execution order.

@@ -1,8 +1,9 @@
 //! Loaders: one per file format, each returning the same intermediate `Graph`.
 //!
 //! A loader knows its format and nothing of memory. It resolves every tensor
-//! shape it can (Caffe through nnmem's own shape rules, ONNX through tract) and
-//! records what it could not as warnings on the graph.
+//! shape it can (Caffe through nnmem's own shape rules; ONNX through them too
+//! when they cover the graph, else through tract) and records what it could
+//! not as warnings on the graph.
 
 pub mod caffe;
 pub mod input;
@@ -10,11 +11,11 @@ pub mod onnx;
 
 use std::path::{Path, PathBuf};
 
-use crate::graph::Graph;
+use crate::graph::{Graph, ModelFormat};
 
 /// Which Caffe phase to build (layers' include/exclude rules select on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Phase {
+pub enum CaffePhase {
     #[default]
     Test,
     Train,
@@ -78,11 +79,15 @@ pub struct LoadOptions {
     pub batch: Option<u64>,
     pub dims: Vec<DimBinding>,
     /// `None`: the file's `state { phase }`, else TEST.
-    pub phase: Option<Phase>,
+    pub phase: Option<CaffePhase>,
     /// Caffe: a .caffemodel whose blob shapes are checked against the prototxt.
     pub weights: Option<PathBuf>,
     /// ONNX: which shape inference to use.
     pub onnx_shapes: OnnxShapes,
+    /// `--input` specs this model cannot take (no input of that name; an
+    /// unnamed spec for a model with several inputs) are skipped instead of
+    /// refused: `audit` applies one set of flags to many models.
+    pub lenient_inputs: bool,
 }
 
 /// How ONNX shapes are inferred.
@@ -117,31 +122,43 @@ pub enum LoadError {
     Usage { message: String },
 }
 
-/// The model formats nnmem reads.
+/// The kinds of file nnmem reads. Not the same as `graph::ModelFormat`, the
+/// format family a graph came from: a Caffe model comes as a prototxt (the
+/// net) or a .caffemodel (weights only), both `ModelFormat::Caffe`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum FileKind {
     Prototxt,
     Onnx,
     CaffeModel,
 }
 
-/// Decide the format from the extension, falling back to the first bytes.
-pub fn sniff_format(path: &Path, head: &[u8]) -> Format {
+impl FileKind {
+    /// The format family of graphs loaded from this kind of file.
+    pub fn model_format(self) -> ModelFormat {
+        match self {
+            FileKind::Prototxt | FileKind::CaffeModel => ModelFormat::Caffe,
+            FileKind::Onnx => ModelFormat::Onnx,
+        }
+    }
+}
+
+/// Decide the kind of file from the extension, falling back to the first bytes.
+pub fn sniff_file_kind(path: &Path, head: &[u8]) -> FileKind {
     match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
-        Some("prototxt") | Some("pbtxt") | Some("txt") => return Format::Prototxt,
-        Some("onnx") => return Format::Onnx,
-        Some("caffemodel") => return Format::CaffeModel,
+        Some("prototxt") | Some("pbtxt") | Some("txt") => return FileKind::Prototxt,
+        Some("onnx") => return FileKind::Onnx,
+        Some("caffemodel") => return FileKind::CaffeModel,
         _ => {}
     }
     // Text prototxts start with printable ASCII; ONNX begins with field 1
     // (ir_version, varint: 0x08) and caffemodels with field 1 (name, 0x0a) or 100.
     let printable = head.iter().take(256).all(|&b| b == b'\t' || b == b'\n' || b == b'\r' || (0x20..0x7f).contains(&b));
     if printable && !head.is_empty() {
-        Format::Prototxt
+        FileKind::Prototxt
     } else if head.first() == Some(&0x08) {
-        Format::Onnx
+        FileKind::Onnx
     } else {
-        Format::CaffeModel
+        FileKind::CaffeModel
     }
 }
 
@@ -153,13 +170,13 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
     let opened = input::open_model(path)?;
     let name = opened.name.clone();
     let head = opened.head()?;
-    match sniff_format(&name, &head) {
-        Format::Prototxt => {
+    match sniff_file_kind(&name, &head) {
+        FileKind::Prototxt => {
             let bytes = opened.read_all(caffe::MAX_PROTOTXT_BYTES, "a prototxt")?;
             caffe::load_prototxt_bytes(&name, &bytes, options)
         }
-        Format::Onnx => onnx::load_onnx_bytes(&name, &opened.data()?, options),
-        Format::CaffeModel => caffe::load_caffemodel_bytes(&name, &opened.data()?, options),
+        FileKind::Onnx => onnx::load_onnx_bytes(&name, &opened.data()?, options),
+        FileKind::CaffeModel => caffe::load_caffemodel_bytes(&name, &opened.data()?, options),
     }
 }
 
@@ -177,6 +194,17 @@ mod tests {
         assert!(InputSpec::parse("data=1xAx3").is_err());
         assert!(InputSpec::parse("=1x3").is_err());
         assert!(InputSpec::parse("data=-1x3").is_err());
+    }
+
+    #[test]
+    fn file_kinds_and_their_format() {
+        assert_eq!(sniff_file_kind(Path::new("a.prototxt"), b""), FileKind::Prototxt);
+        assert_eq!(sniff_file_kind(Path::new("a.bin"), b"name: \"net\""), FileKind::Prototxt);
+        assert_eq!(sniff_file_kind(Path::new("a.bin"), &[0x08, 0x07]), FileKind::Onnx);
+        assert_eq!(sniff_file_kind(Path::new("a.bin"), &[0x0a, 0x03]), FileKind::CaffeModel);
+        assert_eq!(FileKind::CaffeModel.model_format(), ModelFormat::Caffe);
+        assert_eq!(FileKind::Prototxt.model_format(), ModelFormat::Caffe);
+        assert_eq!(FileKind::Onnx.model_format(), ModelFormat::Onnx);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! before it and proves from the graph and the settings that no figure can
 //! reach 2^64, so no peak or breakdown is ever a silently saturated 2^64 − 1.
 
-use super::{facts, resolve_loss_layers, ConvWorkspace, MemorySettings, Precision, Scenario};
+use super::{resolve_loss_layers, ConvWorkspace, MemorySettings, Precision, Scenario};
 use crate::graph::{DType, Graph};
 
 /// Proves, before the pass runs, that no figure it computes can reach 2^64:
@@ -47,27 +47,25 @@ pub fn check_fits(graph: &Graph, settings: &MemorySettings) -> Result<(), String
         let ins: Option<Vec<&crate::graph::Shape>> = node.inputs.iter().map(|&t| graph.tensor(t).shape.as_ref()).collect();
         let outs: Option<Vec<&crate::graph::Shape>> = node.outputs.iter().map(|&t| graph.tensor(t).shape.as_ref()).collect();
         let (Some(ins), Some(outs)) = (ins, outs) else { continue };
-        let f = facts::facts(&node.op, &ins, &outs);
+        let f = node.op.memory_facts(&ins, &outs);
         // Per image: a profile that holds one per worker is covered by `threads` below.
         let mut elems = f.column_elems_per_image;
         for e in &f.extra_saved {
             elems = elems.checked_add(e.elems).ok_or_else(|| overflow(&format!("node \"{}\": what it saves", node.name)))?;
         }
-        let padded_copies = settings.profile.conv_workspace == ConvWorkspace::PaddedCopies;
-        if let (crate::ops::Op::Conv(p) | crate::ops::Op::Deconv(p), Some(x), true) = (&node.op, ins.first(), padded_copies) {
-            let d = x.dims();
-            let mut padded = d.iter().take(2).try_fold(1u64, |a, &v| a.checked_mul(v));
-            for (k, &v) in d.iter().skip(2).enumerate() {
-                let pad = p.window.pad_begin.get(k).copied().unwrap_or(0).checked_add(p.window.pad_end.get(k).copied().unwrap_or(0));
-                padded = padded.and_then(|a| a.checked_mul(v.checked_add(pad?)?));
+        if settings.profile.conv_workspace == ConvWorkspace::PaddedCopies {
+            let weights: Vec<&crate::graph::Shape> = node.params.iter().filter_map(|&w| graph.tensor(w).shape.as_ref()).collect();
+            if let Some(geo) = node.op.conv_geometry(ins.first().copied(), &weights) {
+                // Saturated at 2^64 − 1 where it overflows: then the sum below fails.
+                elems = elems.checked_add(geo.padded_input_elems).ok_or_else(|| overflow(&format!("node \"{}\": its padded input", node.name)))?;
             }
-            elems = padded.and_then(|v| elems.checked_add(v)).ok_or_else(|| overflow(&format!("node \"{}\": its padded input", node.name)))?;
         }
         scratch = elems.checked_mul(8).and_then(|b| scratch.checked_add(b)).ok_or_else(|| overflow("the nodes' scratch"))?;
     }
     if settings.scenarios.contains(&Scenario::StyleTransfer) {
         let loss = resolve_loss_layers(graph, &settings.loss_layers).unwrap_or_default();
-        for (name, t) in loss.style.iter().chain(&loss.content) {
+        // Style layers hold a Gram matrix (C × C per image); content targets are tensor-sized (counted above).
+        for (name, t) in &loss.style {
             let d = graph.tensor(*t).shape.as_ref().map(|s| s.dims().to_vec()).unwrap_or_default();
             let (n, c) = (d.first().copied().unwrap_or(1), d.get(1).copied().unwrap_or(1));
             let gram = n.checked_mul(c).and_then(|v| v.checked_mul(c)).and_then(|v| v.checked_mul(8));

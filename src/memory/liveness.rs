@@ -3,7 +3,7 @@
 //! (outputs before inputs are freed, plus the step's transient workspace),
 //! is observed for the peak, then frees what the schedule says dies there.
 
-use super::schedule::{Role, Schedule, NEVER};
+use super::schedule::{Role, Schedule};
 use super::{Breakdown, Category, NodeMemory, Phase, Scenario, TimelineStep};
 
 pub(crate) struct Outcome {
@@ -19,6 +19,8 @@ pub(crate) struct Outcome {
 
 struct Tracker {
     live: Breakdown,
+    /// The highest moment observed since the current step began.
+    moment: Breakdown,
     peak: Breakdown,
     peak_total: u64,
     peak_node: Option<usize>,
@@ -35,6 +37,9 @@ impl Tracker {
             now.add(c, b);
         }
         let total = now.total();
+        if total >= self.moment.total() {
+            self.moment = now;
+        }
         if total > self.peak_total || self.peak_node.is_none() && self.peak_total == 0 {
             self.peak_total = total;
             self.peak = now;
@@ -49,103 +54,156 @@ impl Tracker {
 
 pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> Outcome {
     let training = scenario != Scenario::Inference;
-    let mut category: Vec<Category> = s
-        .storages
-        .iter()
-        .map(|st| if st.is_input { Category::Inputs } else { Category::Activations })
-        .collect();
-    let mut t = Tracker {
-        live: Breakdown::default(),
-        peak: Breakdown::default(),
-        peak_total: 0,
-        peak_node: None,
-        peak_phase: Phase::Forward,
-        peak_label: None,
+    let mut r = Replay {
+        s,
+        training,
+        category: s.storages.iter().map(|st| if st.is_input { Category::Inputs } else { Category::Activations }).collect(),
+        t: Tracker {
+            live: Breakdown::default(),
+            moment: Breakdown::default(),
+            peak: Breakdown::default(),
+            peak_total: 0,
+            peak_node: None,
+            peak_phase: Phase::Forward,
+            peak_label: None,
+        },
+        nodes: s
+            .nodes
+            .iter()
+            .map(|p| NodeMemory {
+                output_bytes: p.output_bytes,
+                saved_bytes: if training { p.saved_bytes } else { 0 },
+                workspace_bytes: if training { p.workspace_train } else { p.workspace_infer },
+                live_bytes_after: 0,
+                backward_workspace_bytes: if training && p.needs_backward { p.workspace_backward } else { 0 },
+                live_bytes_after_backward: None,
+                runs: p.runs,
+                computes_data: !p.outputs.is_empty(),
+            })
+            .collect(),
+        timeline: Vec::with_capacity(if training { 2 * s.nodes.len() } else { s.nodes.len() }),
     };
-    t.live.add(Category::Weights, s.weight_bytes);
-    t.live.add(Category::Inputs, s.input_bytes);
+    r.t.live.add(Category::Weights, s.weight_bytes);
+    r.t.live.add(Category::Inputs, s.input_bytes);
     // Style transfer's target Grams and feature maps are computed before the
     // optimization starts and stay resident, like the image.
-    t.live.add(Category::Inputs, s.target_bytes);
-    t.live.add(Category::Workspace, s.shared_workspace);
-    let mut timeline = Vec::with_capacity(if training { 2 * s.nodes.len() } else { s.nodes.len() });
+    r.t.live.add(Category::Inputs, s.target_bytes);
+    r.t.live.add(Category::Workspace, s.shared_workspace);
     if training {
         // Steady state: the optimizer's state survives from the previous step.
-        t.live.add(Category::OptimizerState, optimizer_state);
+        r.t.live.add(Category::OptimizerState, optimizer_state);
     }
-    let mut nodes: Vec<NodeMemory> = s
-        .nodes
-        .iter()
-        .map(|p| NodeMemory {
-            output_bytes: p.output_bytes,
-            saved_bytes: if training { p.saved_bytes } else { 0 },
-            workspace_bytes: if training { p.workspace_train } else { p.workspace_infer },
-            live_bytes_after: 0,
-            backward_workspace_bytes: if training && p.needs_backward { p.workspace_backward } else { 0 },
-            live_bytes_after_backward: None,
-        })
-        .collect();
+    r.forward();
+    if training {
+        if s.loss_terms.is_empty() {
+            r.loss();
+        } else {
+            r.style_loss();
+        }
+        r.backward();
+        // Optimizer step: weights, gradients and state together.
+        r.t.moment = Breakdown::default();
+        r.t.observe(&[], None, Phase::Step);
+        r.step("optimizer step", Phase::Step);
+    }
+    Outcome {
+        peak_bytes: r.t.peak_total,
+        peak_node: r.t.peak_node,
+        peak_phase: r.t.peak_phase,
+        peak_breakdown: r.t.peak,
+        peak_label: r.t.peak_label,
+        nodes: r.nodes,
+        timeline: r.timeline,
+    }
+}
 
-    // Forward.
-    for (i, p) in s.nodes.iter().enumerate() {
-        if p.role != Role::Skip {
-            for &st in &p.new_storages {
-                t.live.add(Category::Activations, s.storages[st].bytes);
-            }
-            let extra = if training && p.needs_backward { p.extra_saved_bytes } else { 0 };
-            t.live.add(Category::SavedForBackward, extra);
-            let ws = if training { p.workspace_train } else { p.workspace_infer };
-            if s.persistent {
-                // Module-owned scratch (finput, pool masks) stays allocated.
-                t.live.add(Category::Workspace, ws);
-                t.observe(&[], Some(i), Phase::Forward);
-            } else {
-                t.observe(&[(Category::Workspace, ws)], Some(i), Phase::Forward);
-            }
-            if training {
-                for &st in &p.saved {
-                    if category[st] == Category::Activations {
-                        category[st] = Category::SavedForBackward;
-                        t.live.move_bytes(Category::Activations, Category::SavedForBackward, s.storages[st].bytes);
+/// The replay's state as it walks the schedule.
+struct Replay<'a> {
+    s: &'a Schedule,
+    training: bool,
+    /// Per storage: the category its bytes count under now.
+    category: Vec<Category>,
+    t: Tracker,
+    nodes: Vec<NodeMemory>,
+    timeline: Vec<TimelineStep>,
+}
+
+impl Replay<'_> {
+    /// Records a step that is not a node (a loss term, the optimizer step).
+    fn step(&mut self, label: &str, phase: Phase) {
+        self.timeline.push(TimelineStep { node: None, label: Some(label.to_string()), phase, breakdown: self.t.live, during: self.t.moment });
+    }
+
+    fn forward(&mut self) {
+        let (s, training) = (self.s, self.training);
+        let t = &mut self.t;
+        for (i, p) in s.nodes.iter().enumerate() {
+            t.moment = Breakdown::default();
+            if p.role != Role::Skip {
+                for &st in &p.new_storages {
+                    t.live.add(Category::Activations, s.storages[st].bytes);
+                }
+                let extra = if training && p.needs_backward { p.extra_saved_bytes } else { 0 };
+                t.live.add(Category::SavedForBackward, extra);
+                let ws = if training { p.workspace_train } else { p.workspace_infer };
+                if s.persistent {
+                    // Module-owned scratch (finput, pool masks) stays allocated.
+                    t.live.add(Category::Workspace, ws);
+                    t.observe(&[], Some(i), Phase::Forward);
+                } else {
+                    t.observe(&[(Category::Workspace, ws)], Some(i), Phase::Forward);
+                }
+                if training {
+                    for &st in &p.saved {
+                        if self.category[st] == Category::Activations {
+                            self.category[st] = Category::SavedForBackward;
+                            t.live.move_bytes(Category::Activations, Category::SavedForBackward, s.storages[st].bytes);
+                        }
                     }
                 }
+                for &st in &p.fwd_frees {
+                    t.live.sub(self.category[st], s.storages[st].bytes);
+                }
             }
-            for &st in &p.fwd_frees {
-                t.live.sub(category[st], s.storages[st].bytes);
+            self.nodes[i].live_bytes_after = t.live.total();
+            if p.role != Role::Skip {
+                self.timeline.push(TimelineStep { node: Some(i), label: None, phase: Phase::Forward, breakdown: t.live, during: t.moment });
             }
         }
-        nodes[i].live_bytes_after = t.live.total();
-        if p.role != Role::Skip {
-            timeline.push(TimelineStep { node: i, phase: Phase::Forward, breakdown: t.live });
-        }
-    }
-    if !training {
-        return finish(t, nodes, timeline);
     }
 
-    if s.loss_terms.is_empty() {
-        // Loss: the gradients of the graph outputs.
-        for g in &s.grads {
-            if g.born_at == NEVER {
-                t.live.add(Category::ActivationGrads, g.bytes);
+    /// Loss: the gradients of the graph outputs.
+    fn loss(&mut self) {
+        self.t.moment = Breakdown::default();
+        for g in &self.s.grads {
+            if g.born_at.is_none() {
+                self.t.live.add(Category::ActivationGrads, g.bytes);
             }
         }
-        t.observe(&[], None, Phase::Loss);
-    } else {
-        // Style transfer: every style term computes its Gram matrix and keeps
-        // it for backward; then the terms run backward in reverse order, each
-        // creating the gradient of its feature map (two F-sized products
-        // summed into one for a Gram; the squared error's derivative for a
-        // content term), which lives until that map's producer runs backward.
+        self.t.observe(&[], None, Phase::Loss);
+        self.step("loss", Phase::Loss);
+    }
+
+    /// Style transfer: every style term computes its Gram matrix and keeps
+    /// it for backward; then the terms run backward in reverse order, each
+    /// creating the gradient of its feature map (two F-sized products
+    /// summed into one for a Gram; the squared error's derivative for a
+    /// content term), which lives until that map's producer runs backward.
+    fn style_loss(&mut self) {
+        let s = self.s;
+        self.t.moment = Breakdown::default();
         for term in &s.loss_terms {
-            t.live.add(Category::SavedForBackward, term.gram_bytes);
+            self.t.live.add(Category::SavedForBackward, term.gram_bytes);
         }
-        t.observe(&[], None, Phase::Loss);
+        self.t.observe(&[], None, Phase::Loss);
+        self.step("loss forward (Gram matrices)", Phase::Loss);
         let mut born = vec![false; s.grads.len()];
         for term in s.loss_terms.iter().rev() {
-            if let Some(b) = born.get_mut(term.grad) {
-                if !std::mem::replace(b, true) {
-                    t.live.add(Category::ActivationGrads, s.grads[term.grad].bytes);
+            let t = &mut self.t;
+            t.moment = Breakdown::default();
+            if let Some(g) = term.grad {
+                if !std::mem::replace(&mut born[g], true) {
+                    t.live.add(Category::ActivationGrads, s.grads[g].bytes);
                 }
             }
             let transient = [(Category::ActivationGrads, term.feature_bytes), (Category::ActivationGrads, term.gram_bytes)];
@@ -157,61 +215,63 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
                 if t.observe(&[], None, Phase::Loss) {
                     t.peak_label = Some(term.label.clone());
                 }
+                self.step(&term.label, Phase::Loss);
                 continue;
             }
             if t.observe(&transient, None, Phase::Loss) {
                 t.peak_label = Some(term.label.clone());
             }
             t.live.sub(Category::SavedForBackward, term.gram_bytes);
+            self.step(&term.label, Phase::Loss);
         }
     }
 
-    // Backward, in reverse node order.
-    for i in (0..s.nodes.len()).rev() {
-        let p = &s.nodes[i];
-        if !p.needs_backward || p.role == Role::Skip {
-            continue;
-        }
-        for &g in &s.grads_born[i] {
-            t.live.add(grad_category(s, g), s.grads[g].bytes);
-        }
-        t.live.add(Category::WeightGrads, s.weight_grads_born[i]);
-        if s.persistent {
-            // Each reader's gradient buffer and the module's backward scratch
-            // (fgradInput) stay allocated.
-            t.live.add(Category::ActivationGrads, s.grad_accum_bytes[i]);
-            t.live.add(Category::WeightGrads, s.weight_grad_accum[i]);
-            t.live.add(Category::Workspace, p.workspace_backward);
-            t.observe(&[], Some(i), Phase::Backward);
-        } else {
-            t.observe(
-                &[
-                    (Category::ActivationGrads, s.grad_accum_bytes[i]),
-                    (Category::WeightGrads, s.weight_grad_accum[i]),
-                    (Category::Workspace, p.workspace_backward),
-                ],
-                Some(i),
-                Phase::Backward,
-            );
-        }
-        for &g in &s.grads_freed[i] {
-            t.live.sub(grad_category(s, g), s.grads[g].bytes);
-        }
-        for &st in &p.saved {
-            if s.storages[st].saved_until == i && !s.storages[st].pinned {
-                t.live.sub(category[st], s.storages[st].bytes);
+    /// Backward, in reverse node order.
+    fn backward(&mut self) {
+        let (s, t) = (self.s, &mut self.t);
+        for i in (0..s.nodes.len()).rev() {
+            let p = &s.nodes[i];
+            if !p.needs_backward || p.role == Role::Skip {
+                continue;
             }
+            t.moment = Breakdown::default();
+            for &g in &s.grads_born[i] {
+                t.live.add(grad_category(s, g), s.grads[g].bytes);
+            }
+            t.live.add(Category::WeightGrads, s.weight_grads_born[i]);
+            if s.persistent {
+                // Each reader's gradient buffer and the module's backward scratch
+                // (fgradInput) stay allocated.
+                t.live.add(Category::ActivationGrads, s.grad_accum_bytes[i]);
+                t.live.add(Category::WeightGrads, s.weight_grad_accum[i]);
+                t.live.add(Category::Workspace, p.workspace_backward);
+                t.observe(&[], Some(i), Phase::Backward);
+            } else {
+                t.observe(
+                    &[
+                        (Category::ActivationGrads, s.grad_accum_bytes[i]),
+                        (Category::WeightGrads, s.weight_grad_accum[i]),
+                        (Category::Workspace, p.workspace_backward),
+                    ],
+                    Some(i),
+                    Phase::Backward,
+                );
+            }
+            for &g in &s.grads_freed[i] {
+                t.live.sub(grad_category(s, g), s.grads[g].bytes);
+            }
+            for &st in &p.saved {
+                if s.storages[st].saved_until == Some(i) && !s.storages[st].pinned {
+                    t.live.sub(self.category[st], s.storages[st].bytes);
+                }
+            }
+            if !s.persistent {
+                t.live.sub(Category::SavedForBackward, p.extra_saved_bytes);
+            }
+            self.nodes[i].live_bytes_after_backward = Some(t.live.total());
+            self.timeline.push(TimelineStep { node: Some(i), label: None, phase: Phase::Backward, breakdown: t.live, during: t.moment });
         }
-        if !s.persistent {
-            t.live.sub(Category::SavedForBackward, p.extra_saved_bytes);
-        }
-        nodes[i].live_bytes_after_backward = Some(t.live.total());
-        timeline.push(TimelineStep { node: i, phase: Phase::Backward, breakdown: t.live });
     }
-
-    // Optimizer step: weights, gradients and state together.
-    t.observe(&[], None, Phase::Step);
-    finish(t, nodes, timeline)
 }
 
 /// The optimized input's gradient counts with the weight gradients.
@@ -220,17 +280,5 @@ fn grad_category(s: &Schedule, g: usize) -> Category {
         Category::WeightGrads
     } else {
         Category::ActivationGrads
-    }
-}
-
-fn finish(t: Tracker, nodes: Vec<NodeMemory>, timeline: Vec<TimelineStep>) -> Outcome {
-    Outcome {
-        peak_bytes: t.peak_total,
-        peak_node: t.peak_node,
-        peak_phase: t.peak_phase,
-        peak_breakdown: t.peak,
-        peak_label: t.peak_label,
-        nodes,
-        timeline,
     }
 }

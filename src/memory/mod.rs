@@ -9,9 +9,9 @@
 //! in-place ops share storage; saved tensors live until their backward step),
 //! `liveness` replays that schedule and finds the peak, `profiles` holds what
 //! a backend allocates beyond the op facts, `training` the optimizer state and
-//! precision, and `facts` what each op's backward keeps.
+//! precision. What each op's backward keeps, and how its result is stored, the
+//! pass asks the op (`Op::memory_facts`, `Op::schedule_facts` in `src/ops/`).
 
-mod facts;
 mod fits;
 mod liveness;
 pub mod profiles;
@@ -262,6 +262,28 @@ pub struct NodeMemory {
     pub backward_workspace_bytes: u64,
     /// Training: total live bytes once its backward step has run.
     pub live_bytes_after_backward: Option<u64>,
+    /// False when the scenario never runs the node (style transfer stops at
+    /// the deepest loss layer); its figures are then zero.
+    pub runs: bool,
+    /// False for nodes that only compute shapes or constants (no activation
+    /// memory; tables hide them unless asked).
+    pub computes_data: bool,
+}
+
+/// What a scenario's figures leave out. A figure with anything left out is a
+/// lower bound, never to be read (or gated) as the answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Completeness {
+    /// Tensors the scenario needs whose size is unknown (counted as 0 bytes).
+    pub unknown_tensors: usize,
+    /// Nodes the scenario runs whose weights have an unknown size.
+    pub unsized_weight_nodes: usize,
+}
+
+impl Completeness {
+    pub fn is_complete(&self) -> bool {
+        self.unknown_tensors == 0 && self.unsized_weight_nodes == 0
+    }
 }
 
 /// The sums simpler tools print, to reconcile with them.
@@ -293,13 +315,20 @@ pub struct SettingsUsed {
     pub content_layers: Vec<String>,
 }
 
-/// Live bytes by category once one forward or backward step has run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One step of the schedule: a node's forward or backward step, a loss
+/// term, or the optimizer step.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimelineStep {
-    /// Index into `Graph::nodes`.
-    pub node: usize,
+    /// Index into `Graph::nodes`; `None` for a loss term or the optimizer step.
+    pub node: Option<usize>,
+    /// What the step is when it is not a node (`backward of the style loss at relu1_1`, `optimizer step`).
+    pub label: Option<String>,
     pub phase: Phase,
+    /// Live bytes by category once the step has run.
     pub breakdown: Breakdown,
+    /// Live bytes at the step's own high point (its outputs and workspace
+    /// allocated, nothing freed yet): the peak is the largest of these.
+    pub during: Breakdown,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,6 +340,8 @@ pub struct ScenarioReport {
     pub peak_node_name: Option<String>,
     pub peak_phase: Phase,
     pub peak_breakdown: Breakdown,
+    /// Whether every figure is complete, or a lower bound.
+    pub completeness: Completeness,
     pub naive: NaiveSums,
     pub settings: SettingsUsed,
     /// Per node, in `Graph::nodes` order.
@@ -387,6 +418,10 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
             peak_node_name: out.peak_label.or_else(|| out.peak_node.map(|i| graph.nodes[i].name.clone())),
             peak_phase: out.peak_phase,
             peak_breakdown: out.peak_breakdown,
+            completeness: Completeness {
+                unknown_tensors: sched.unknown_tensors,
+                unsized_weight_nodes: graph.uncounted_weights.iter().filter(|n| sched.nodes[n.0].runs).count(),
+            },
             naive,
             settings: SettingsUsed {
                 profile: settings.profile.name,

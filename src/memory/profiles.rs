@@ -62,8 +62,9 @@ pub struct Profile {
     /// into the first gradient buffer; each later contribution is transient.
     pub accumulate_grads_in_place: bool,
     /// A tensor passed into a module call stays referenced by the caller until
-    /// the call returns (eager Python frames). Module paths come from node
-    /// names such as `/encoder/layers/encoder_layer_0/mlp/mlp.0/MatMul`.
+    /// the call returns (eager Python frames). Module paths are `Node::scope`
+    /// (the ONNX loader reads them from names such as
+    /// `/encoder/layers/encoder_layer_0/mlp/mlp.0/MatMul`).
     pub module_scope_hold: bool,
     /// Every buffer lives for the whole run: modules (Torch nn) or blobs (Caffe)
     /// keep their output and gradient between iterations, so nothing is freed.
@@ -191,12 +192,13 @@ impl Profile {
     }
 
     pub fn by_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "pytorch" | "torch" => Some(Self::pytorch()),
+        // Exact names only: `torch` could mean PyTorch or Lua Torch (`torch-nn`).
+        match name {
+            "pytorch" => Some(Self::pytorch()),
             "caffe" => Some(Self::caffe()),
-            "torch-nn" | "nn" => Some(Self::torch_nn()),
-            "cudnn" | "pytorch-cuda" => Some(Self::cudnn()),
-            "tiny-dnn" | "tiny-cnn" => Some(Self::tiny_dnn()),
+            "torch-nn" => Some(Self::torch_nn()),
+            "cudnn" => Some(Self::cudnn()),
+            "tiny-dnn" => Some(Self::tiny_dnn()),
             _ => None,
         }
     }
@@ -321,5 +323,7 @@ mod tests {
             assert_eq!(Profile::by_name(n).map(|p| p.name), Some(*n));
         }
         assert!(Profile::by_name("nope").is_none());
+        // No hidden aliases: `torch` is ambiguous (PyTorch or Lua Torch).
+        assert!(Profile::by_name("torch").is_none());
     }
 }

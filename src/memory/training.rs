@@ -30,7 +30,7 @@ impl Optimizer {
         };
         match (name, arg) {
             ("sgd", None) => Some(Optimizer::Sgd),
-            ("momentum", None) | ("sgd-momentum", None) => Some(Optimizer::Momentum),
+            ("momentum", None) => Some(Optimizer::Momentum),
             ("adam", None) => Some(Optimizer::Adam),
             ("adamw", None) => Some(Optimizer::AdamW),
             // PyTorch's default history_size.
@@ -66,10 +66,10 @@ impl fmt::Display for Optimizer {
 /// Parses `f32`, `f16`, `bf16` or `f64` for `--dtype`.
 pub fn parse_dtype(s: &str) -> Option<DType> {
     match s.trim().to_ascii_lowercase().as_str() {
-        "f32" | "float32" | "float" => Some(DType::F32),
-        "f16" | "float16" | "half" => Some(DType::F16),
-        "bf16" | "bfloat16" => Some(DType::BF16),
-        "f64" | "float64" | "double" => Some(DType::F64),
+        "f32" => Some(DType::F32),
+        "f16" => Some(DType::F16),
+        "bf16" => Some(DType::BF16),
+        "f64" => Some(DType::F64),
         _ => None,
     }
 }

@@ -6,8 +6,97 @@
 //! Weights: conv (out, C_in/group, k…), deconv (C_in, out/group, k…), bias (out).
 
 use super::window::{Rounding, Window};
-use super::{channels, overflow, MemoryFacts, ParamSpec};
-use crate::graph::{checked_product, Shape, ShapeError};
+use super::{channels, first, known, overflow, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
+use crate::tensor::{checked_product, Shape, ShapeError};
+
+/// The convolution family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConvOp {
+    /// Convolution (also grouped and depthwise).
+    Forward(ConvParams),
+    /// Transposed convolution.
+    Transposed(ConvParams),
+}
+
+impl ConvOp {
+    pub fn params(&self) -> &ConvParams {
+        match self {
+            ConvOp::Forward(p) | ConvOp::Transposed(p) => p,
+        }
+    }
+}
+
+impl Family for ConvOp {
+    fn name(&self) -> &'static str {
+        match self {
+            ConvOp::Forward(_) => "Conv",
+            ConvOp::Transposed(_) => "Deconv",
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let x = first(inputs)?;
+        let shape = match self {
+            ConvOp::Forward(p) => conv_shape(p, x)?,
+            ConvOp::Transposed(p) => deconv_shape(p, x)?,
+        };
+        known(shape, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        match self {
+            ConvOp::Forward(_) | ConvOp::Transposed(_) => true,
+        }
+    }
+
+    fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        match self {
+            ConvOp::Forward(p) => conv_params(p, first(inputs)?),
+            ConvOp::Transposed(p) => deconv_params(p, first(inputs)?),
+        }
+    }
+
+    fn schedule_facts(&self) -> ScheduleFacts {
+        match self {
+            ConvOp::Forward(_) | ConvOp::Transposed(_) => ScheduleFacts::COMPUTES,
+        }
+    }
+
+    fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
+        let (in0, out0) = (inputs.first().copied(), outputs.first().copied());
+        match self {
+            ConvOp::Forward(p) => conv_memory(p, in0, out0),
+            ConvOp::Transposed(p) => deconv_memory(p, in0),
+        }
+    }
+
+    fn conv_geometry(&self, input: Option<&Shape>, weights: &[&Shape]) -> Option<ConvGeometry> {
+        let p = self.params();
+        Some(ConvGeometry {
+            padded_input_elems: input.map(|s| padded_elems(p, s)).unwrap_or(0),
+            in_channels: input.and_then(|s| s.dims().get(1).copied()).unwrap_or(0),
+            pointwise_kernel: p.window.kernel.iter().all(|&k| k == 1),
+            weight_elems: weights
+                .iter()
+                .filter(|w| w.rank() > 1)
+                .filter_map(|w| w.elems())
+                .fold(0u64, |a, e| a.saturating_add(e)),
+            batch: input.and_then(|s| s.dims().first().copied()).unwrap_or(1),
+        })
+    }
+}
+
+/// N·C·∏(x + pad_begin + pad_end) over the spatial axes after the first two.
+/// Saturating: with a zero extent the input's own size does not bound it.
+fn padded_elems(p: &ConvParams, input: &Shape) -> u64 {
+    let d = input.dims();
+    let mut e = d.iter().take(2).fold(1u64, |a, &x| a.saturating_mul(x));
+    for (k, &x) in d.iter().skip(2).enumerate() {
+        let pad = (p.window.pad_begin.get(k).copied().unwrap_or(0)).saturating_add(p.window.pad_end.get(k).copied().unwrap_or(0));
+        e = e.saturating_mul(x.saturating_add(pad));
+    }
+    e
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvParams {
@@ -142,7 +231,10 @@ pub fn deconv_macs(p: &ConvParams, input: &Shape) -> Option<u64> {
 pub fn conv_memory(p: &ConvParams, input: Option<&Shape>, output: Option<&Shape>) -> MemoryFacts {
     let mut f = MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() };
     if let (Some(i), Some(o)) = (input, output) {
-        f.column_elems_per_image = column_elems(p, i, o).unwrap_or(0);
+        // An overflow is 2^64 − 1, never 0: `memory::check_fits` then refuses the
+        // graph. Shapes without the axes the rule reads have no column.
+        let shaped = i.axis(p.axis).ok().and_then(|a| i.dim(a).ok().and(o.dims().get(a + 1..))).is_some();
+        f.column_elems_per_image = column_elems(p, i, o).unwrap_or(if shaped { u64::MAX } else { 0 });
         f.macs = conv_macs(p, i, o).unwrap_or(0);
     }
     f
@@ -155,8 +247,10 @@ pub fn deconv_memory(p: &ConvParams, input: Option<&Shape>) -> MemoryFacts {
     if let Some(i) = input {
         f.macs = deconv_macs(p, i).unwrap_or(0);
         let c_out = p.out_channels / p.groups(i.dims().get(1).copied().unwrap_or(1)).max(1);
-        let spatial = i.dims().get(2..).map(|d| d.iter().product::<u64>()).unwrap_or(1);
-        f.column_elems_per_image = c_out.saturating_mul(p.window.kernel.iter().product::<u64>()).saturating_mul(spatial);
+        // Checked: an empty input may have huge spatial dims, and the kernel comes from the file.
+        let spatial = i.dims().get(2..).map(|d| checked_product(d).unwrap_or(u64::MAX)).unwrap_or(1);
+        let kernel = checked_product(&p.window.kernel).unwrap_or(u64::MAX);
+        f.column_elems_per_image = c_out.saturating_mul(kernel).saturating_mul(spatial);
     }
     f
 }

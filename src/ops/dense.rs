@@ -4,8 +4,72 @@
 //! Dense: the input is flattened from `axis` on, `K = ∏ shape[axis..]`, output
 //! `shape[..axis] + [out]`; weights (out, K) or (K, out) when transposed, bias (out).
 
-use super::{nth, overflow, MemoryFacts, ParamSpec};
-use crate::graph::{checked_product, Shape, ShapeError};
+use super::{first, known, nth, overflow, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
+use crate::tensor::{checked_product, Shape, ShapeError};
+
+/// The dense family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DenseOp {
+    /// Fully connected over the axes from `axis` on (Caffe InnerProduct, ONNX Gemm).
+    Linear(DenseParams),
+    /// Batched matrix product of two data inputs (ONNX MatMul).
+    MatMul,
+    /// A learned table looked up by index (Caffe Embed).
+    Embed(EmbedParams),
+}
+
+impl Family for DenseOp {
+    fn name(&self) -> &'static str {
+        match self {
+            DenseOp::Linear(_) => "Dense",
+            DenseOp::MatMul => "MatMul",
+            DenseOp::Embed(_) => "Embed",
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let shape = match self {
+            DenseOp::Linear(p) => dense_shape(p, first(inputs)?)?,
+            DenseOp::MatMul => matmul_shape(inputs)?,
+            DenseOp::Embed(p) => embed_shape(p, first(inputs)?)?,
+        };
+        known(shape, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        match self {
+            DenseOp::Linear(_) | DenseOp::Embed(_) => true,
+            DenseOp::MatMul => false,
+        }
+    }
+
+    fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        match self {
+            DenseOp::Linear(p) => dense_params(p, first(inputs)?),
+            DenseOp::MatMul => Ok(Vec::new()),
+            DenseOp::Embed(p) => Ok(embed_params(p)),
+        }
+    }
+
+    fn schedule_facts(&self) -> ScheduleFacts {
+        match self {
+            DenseOp::Linear(_) | DenseOp::MatMul | DenseOp::Embed(_) => ScheduleFacts::COMPUTES,
+        }
+    }
+
+    fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
+        let out0 = outputs.first().copied();
+        match self {
+            DenseOp::Linear(p) => dense_memory(p, inputs.first().copied(), out0),
+            DenseOp::MatMul => matmul_memory(inputs, out0),
+            DenseOp::Embed(_) => embed_memory(),
+        }
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseParams {

@@ -1,7 +1,80 @@
-//! Detection layers: SSD's PriorBox and DetectionOutput, Fast R-CNN's ROIPooling.
+//! Detection layers: SSD's PriorBox and DetectionOutput, Fast R-CNN's
+//! ROIPooling, py-faster-rcnn's region proposals.
 
-use super::{channels, nth, overflow, ExtraSaved, MemoryFacts, Op};
-use crate::graph::{checked_product, DType, Shape, ShapeError};
+use super::{
+    channels, known, no_grad, nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec,
+    SavedType, ScheduleFacts,
+};
+use crate::tensor::{checked_product, DType, Shape, ShapeError};
+
+/// The detection family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DetectionOp {
+    PriorBox(PriorBoxParams),
+    /// Kept detections: (1, 1, D, 7), D set at run time.
+    DetectionOutput(DetectionOutputParams),
+    RoiPool(RoiPoolParams),
+    /// Region proposals (py-faster-rcnn's Python ProposalLayer): (R, 5), R set at run time.
+    Proposal,
+}
+
+impl Family for DetectionOp {
+    fn name(&self) -> &'static str {
+        match self {
+            DetectionOp::PriorBox(_) => "PriorBox",
+            DetectionOp::DetectionOutput(_) => "DetectionOutput",
+            DetectionOp::RoiPool(_) => "RoiPool",
+            DetectionOp::Proposal => "Proposal",
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let run_time = |dims: Vec<u64>| Ok(vec![OutShape::RunTime(Shape(dims)); n_outputs.max(1)]);
+        match self {
+            DetectionOp::PriorBox(p) => known(prior_box_shape(p, inputs)?, n_outputs),
+            DetectionOp::DetectionOutput(_) => run_time(vec![1, 1, 1, 7]),
+            DetectionOp::RoiPool(p) => known(roi_pool_shape(p, inputs)?, n_outputs),
+            DetectionOp::Proposal => run_time(vec![1, 5]),
+        }
+    }
+
+    fn has_weights(&self) -> bool {
+        false
+    }
+
+    fn param_specs(&self, _: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        Ok(Vec::new())
+    }
+
+    fn schedule_facts(&self) -> ScheduleFacts {
+        match self {
+            DetectionOp::PriorBox(_) | DetectionOp::DetectionOutput(_) | DetectionOp::RoiPool(_) | DetectionOp::Proposal => {
+                ScheduleFacts::COMPUTES
+            }
+        }
+    }
+
+    /// RoI pooling keeps its inputs and an int32 argmax per output element;
+    /// prior boxes, proposals and the detection output have no gradient.
+    fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
+        match self {
+            DetectionOp::RoiPool(_) => MemoryFacts {
+                saves_inputs: (0..inputs.len()).collect(),
+                extra_saved: vec![ExtraSaved {
+                    what: "argmax",
+                    elems: outputs.first().and_then(|s| s.elems()).unwrap_or(0),
+                    dtype: SavedType::Fixed(DType::I32),
+                }],
+                ..Default::default()
+            },
+            DetectionOp::PriorBox(_) | DetectionOp::DetectionOutput(_) | DetectionOp::Proposal => no_grad(),
+        }
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PriorBoxParams {
@@ -63,24 +136,6 @@ pub fn roi_pool_shape(p: &RoiPoolParams, inputs: &[&Shape]) -> Result<Shape, Sha
     let features = nth(inputs, 0, "feature map")?;
     let rois = nth(inputs, 1, "region list")?;
     Ok(Shape(vec![rois.dim(0)?, channels(features)?, p.pooled_h, p.pooled_w]))
-}
-
-/// Memory facts of detection ops: RoI pooling keeps its inputs and an int32
-/// argmax per output element; prior boxes, proposals and the detection output
-/// have no gradient.
-pub fn detection_memory(op: &Op, n_inputs: usize, output: Option<&Shape>) -> MemoryFacts {
-    match op {
-        Op::RoiPool(_) => MemoryFacts {
-            saves_inputs: (0..n_inputs).collect(),
-            extra_saved: vec![ExtraSaved {
-                what: "argmax",
-                elems: output.and_then(|s| s.elems()).unwrap_or(0),
-                dtype: Some(DType::I32),
-            }],
-            ..Default::default()
-        },
-        _ => MemoryFacts { no_grad: true, ..Default::default() },
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,189 @@
-//! Pointwise ops: activations of one input, PReLU, dropout, and combinations of
-//! several inputs (Caffe Eltwise and Axpy; ONNX Add, Mul, Sub, Div, Max, Min).
+//! Same-shape ops: activations of one input, PReLU, dropout, softmax, and
+//! combinations of several inputs (Caffe Eltwise and Axpy; ONNX Add, Mul, Sub,
+//! Div, Max, Min, Pow, Mod, comparisons and Where), which broadcast numpy-style
+//! in ONNX. What backward keeps differs and is why the variants are separate:
+//! ReLU-like functions keep their output, products every operand, sums nothing,
+//! comparisons have no gradient at all.
 
 use super::dense::broadcast;
-use super::{channels, nth, ExtraSaved, MemoryFacts, ParamSpec};
-use crate::graph::{DType, Shape, ShapeError};
+use super::{
+    channels, first, known, no_grad, nth, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
+    ParamSpec, SavedType, ScheduleFacts, Storage,
+};
+use crate::tensor::{DType, Shape, ShapeError};
+
+/// The elementwise family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElementwiseOp {
+    /// Same-shape pointwise function of one input.
+    Activation(Activation),
+    /// Parametric ReLU: learned slope per channel or one shared.
+    PRelu { channel_shared: bool },
+    Dropout { ratio: f32 },
+    /// Pointwise combination of several inputs of the same shape (Caffe Eltwise).
+    /// ONNX broadcasts operands numpy-style; Caffe requires equal shapes.
+    Eltwise { kind: EltwiseKind, broadcast: bool },
+    /// a·x + y with a per-channel `a` (SENet fork).
+    Axpy,
+    /// Normalised exponentials along `axis` (same shape; couples that axis).
+    Softmax { axis: i64 },
+    /// Element-wise predicate or logic (boolean output, no gradient).
+    Compare(CompareKind),
+    /// Element-wise choice between two inputs by a condition.
+    Where,
+    /// Broadcasting arithmetic that `EltwiseKind` does not cover.
+    Binary(BinaryKind),
+}
+
+impl Family for ElementwiseOp {
+    fn name(&self) -> &'static str {
+        match self {
+            ElementwiseOp::Activation(a) => a.name(),
+            ElementwiseOp::PRelu { .. } => "PRelu",
+            ElementwiseOp::Dropout { .. } => "Dropout",
+            ElementwiseOp::Eltwise { kind, .. } => kind.name(),
+            ElementwiseOp::Axpy => "Axpy",
+            ElementwiseOp::Softmax { .. } => "Softmax",
+            ElementwiseOp::Compare(k) => k.name(),
+            ElementwiseOp::Where => "Where",
+            ElementwiseOp::Binary(k) => k.name(),
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let x = || nth(inputs, 0, "data input");
+        let shape = match self {
+            ElementwiseOp::Activation(_)
+            | ElementwiseOp::PRelu { .. }
+            | ElementwiseOp::Dropout { .. }
+            | ElementwiseOp::Softmax { .. } => first(inputs)?.clone(),
+            ElementwiseOp::Eltwise { broadcast, .. } => eltwise_shape(inputs, *broadcast)?,
+            ElementwiseOp::Axpy => axpy_shape(inputs)?,
+            ElementwiseOp::Compare(CompareKind::Not) => x()?.clone(),
+            ElementwiseOp::Compare(_) | ElementwiseOp::Binary(_) => {
+                Shape(broadcast(x()?.dims(), nth(inputs, 1, "second operand")?.dims())?)
+            }
+            ElementwiseOp::Where => {
+                let ab = broadcast(nth(inputs, 1, "first choice")?.dims(), nth(inputs, 2, "second choice")?.dims())?;
+                Shape(broadcast(x()?.dims(), &ab)?)
+            }
+        };
+        known(shape, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        match self {
+            ElementwiseOp::PRelu { .. } => true,
+            ElementwiseOp::Activation(_)
+            | ElementwiseOp::Dropout { .. }
+            | ElementwiseOp::Eltwise { .. }
+            | ElementwiseOp::Axpy
+            | ElementwiseOp::Softmax { .. }
+            | ElementwiseOp::Compare(_)
+            | ElementwiseOp::Where
+            | ElementwiseOp::Binary(_) => false,
+        }
+    }
+
+    fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        match self {
+            ElementwiseOp::PRelu { channel_shared } => Ok(prelu_params(*channel_shared, first(inputs)?)),
+            ElementwiseOp::Activation(_)
+            | ElementwiseOp::Dropout { .. }
+            | ElementwiseOp::Eltwise { .. }
+            | ElementwiseOp::Axpy
+            | ElementwiseOp::Softmax { .. }
+            | ElementwiseOp::Compare(_)
+            | ElementwiseOp::Where
+            | ElementwiseOp::Binary(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Identity (and Cast) is a view; dropout is one in evaluation. Activations
+    /// and arithmetic may be links of a decomposed framework op.
+    fn schedule_facts(&self) -> ScheduleFacts {
+        let fusing = |fusion| ScheduleFacts { fusion, ..ScheduleFacts::COMPUTES };
+        match self {
+            ElementwiseOp::Activation(Activation::Identity) => ScheduleFacts { fusion: Fusion::Function, ..ScheduleFacts::VIEW },
+            ElementwiseOp::Activation(_) => fusing(Fusion::Function),
+            ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
+            ElementwiseOp::Eltwise { .. } | ElementwiseOp::Binary(_) => fusing(Fusion::Arithmetic),
+            ElementwiseOp::PRelu { .. }
+            | ElementwiseOp::Axpy
+            | ElementwiseOp::Softmax { .. }
+            | ElementwiseOp::Compare(_)
+            | ElementwiseOp::Where => ScheduleFacts::COMPUTES,
+        }
+    }
+
+    /// Where keeps its condition, Pow and Mod both operands; comparisons have no gradient.
+    fn memory_facts(&self, inputs: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+        match self {
+            ElementwiseOp::Activation(a) => activation_memory(*a),
+            ElementwiseOp::PRelu { .. } => prelu_memory(),
+            ElementwiseOp::Dropout { .. } => dropout_memory(inputs.first().copied()),
+            ElementwiseOp::Eltwise { kind, .. } => eltwise_memory(*kind, inputs.len()),
+            ElementwiseOp::Axpy => axpy_memory(inputs.len()),
+            ElementwiseOp::Softmax { .. } => softmax_memory(),
+            ElementwiseOp::Compare(_) => no_grad(),
+            ElementwiseOp::Where => MemoryFacts { saves_inputs: vec![0], ..Default::default() },
+            ElementwiseOp::Binary(_) => saves_all(inputs),
+        }
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
+
+/// Element-wise predicates and logic: boolean outputs, no gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareKind {
+    Equal,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    And,
+    Or,
+    Xor,
+    Not,
+}
+
+impl CompareKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CompareKind::Equal => "Equal",
+            CompareKind::Less => "Less",
+            CompareKind::LessOrEqual => "LessOrEqual",
+            CompareKind::Greater => "Greater",
+            CompareKind::GreaterOrEqual => "GreaterOrEqual",
+            CompareKind::And => "And",
+            CompareKind::Or => "Or",
+            CompareKind::Xor => "Xor",
+            CompareKind::Not => "Not",
+        }
+    }
+}
+
+/// Broadcasting binary arithmetic that `EltwiseKind` does not cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryKind {
+    /// Backward needs both inputs (and the output).
+    Pow,
+    /// Integer-style remainder; gradient only through the dividend.
+    Mod,
+}
+
+impl BinaryKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryKind::Pow => "Pow",
+            BinaryKind::Mod => "Mod",
+        }
+    }
+}
 
 /// Same-shape functions of one input. Which value backward needs differs: see
 /// `Activation::backward_uses_output`.
@@ -175,7 +355,7 @@ pub fn prelu_memory() -> MemoryFacts {
 pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
     let elems = input.and_then(|s| s.elems()).unwrap_or(0);
     MemoryFacts {
-        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: Some(DType::Bool) }],
+        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::Fixed(DType::Bool) }],
         ..Default::default()
     }
 }

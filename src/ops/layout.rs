@@ -1,9 +1,142 @@
-//! Ops that rearrange or join values without arithmetic on them: Concat, Slice,
-//! Flatten, Reshape, Crop, Permute, Tile, ShuffleChannel, and the reductions
-//! Reduction and ArgMax whose output drops axes.
+//! Ops that rearrange, select or join values without arithmetic on them:
+//! Concat, Split, Slice, Flatten, Reshape, Crop, Permute, Tile, ShuffleChannel,
+//! and ONNX's Squeeze, Unsqueeze, Slice (strided), Pad, Expand and Gather.
+//!
+//! Their backward is a linear map that needs only shapes (Gather needs its
+//! indices). Several ONNX forms take their extents from input *values*
+//! (Expand, strided Slice, Pad): their rules return an error and the ONNX
+//! loader takes those shapes from tract.
 
-use super::{channels, nth, overflow, MemoryFacts, Op, OutShape};
-use crate::graph::{checked_product, Shape, ShapeError};
+use super::{
+    channels, first, known, nth, overflow, resolve_axes, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts,
+};
+use crate::tensor::{checked_product, Shape, ShapeError};
+
+/// The layout family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayoutOp {
+    Concat { axis: i64 },
+    /// Every output is a copy (view) of the input.
+    Split,
+    Slice(SliceParams),
+    Flatten(FlattenParams),
+    Reshape(ReshapeParams),
+    Crop(CropParams),
+    Permute { order: Vec<usize> },
+    ShuffleChannel { group: u64 },
+    Tile { axis: i64, tiles: u64 },
+    Squeeze { axes: Vec<i64> },
+    Unsqueeze { axes: Vec<i64> },
+    /// ONNX Slice: starts/ends/axes/steps given as inputs.
+    StridedSlice,
+    Pad,
+    /// Broadcasts the input to a shape given as a second input.
+    Expand,
+    /// Picks slices along `axis` by an index tensor (embedding lookups, token selection).
+    Gather { axis: i64 },
+}
+
+impl Family for LayoutOp {
+    fn name(&self) -> &'static str {
+        match self {
+            LayoutOp::Concat { .. } => "Concat",
+            LayoutOp::Split => "Split",
+            LayoutOp::Slice(_) => "Slice",
+            LayoutOp::Flatten(_) => "Flatten",
+            LayoutOp::Reshape(_) => "Reshape",
+            LayoutOp::Crop(_) => "Crop",
+            LayoutOp::Permute { .. } => "Permute",
+            LayoutOp::ShuffleChannel { .. } => "ShuffleChannel",
+            LayoutOp::Tile { .. } => "Tile",
+            LayoutOp::Squeeze { .. } => "Squeeze",
+            LayoutOp::Unsqueeze { .. } => "Unsqueeze",
+            LayoutOp::StridedSlice => "StridedSlice",
+            LayoutOp::Pad => "Pad",
+            LayoutOp::Expand => "Expand",
+            LayoutOp::Gather { .. } => "Gather",
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let x = || nth(inputs, 0, "data input");
+        let shape = match self {
+            LayoutOp::Slice(p) => return slice_shapes(p, first(inputs)?, n_outputs),
+            LayoutOp::Concat { axis } => concat_shape(*axis, inputs)?,
+            LayoutOp::Split => first(inputs)?.clone(),
+            LayoutOp::Flatten(p) => flatten_shape(p, first(inputs)?)?,
+            LayoutOp::Reshape(p) => reshape_shape(p, first(inputs)?)?,
+            LayoutOp::Crop(p) => crop_shape(p, inputs)?,
+            LayoutOp::Permute { order } => permute_shape(order, first(inputs)?)?,
+            LayoutOp::ShuffleChannel { group } => shuffle_shape(*group, first(inputs)?)?,
+            LayoutOp::Tile { axis, tiles } => tile_shape(*axis, *tiles, first(inputs)?)?,
+            LayoutOp::Squeeze { axes } => squeeze_shape(x()?, axes)?,
+            LayoutOp::Unsqueeze { axes } => unsqueeze_shape(x()?, axes)?,
+            LayoutOp::Gather { axis } => gather_shape(x()?, nth(inputs, 1, "indices input")?, *axis)?,
+            LayoutOp::StridedSlice | LayoutOp::Pad | LayoutOp::Expand => {
+                return Err(ShapeError::new(format!(
+                    "{}: the output shape depends on input values (taken from the ONNX shape analysis)",
+                    self.name()
+                )))
+            }
+        };
+        known(shape, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        false
+    }
+
+    fn param_specs(&self, _: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        Ok(Vec::new())
+    }
+
+    /// Reshaping, permuting, slicing and broadcasting return views in the
+    /// frameworks; joining, cropping, tiling, padding and gathering copy.
+    fn schedule_facts(&self) -> ScheduleFacts {
+        match self {
+            LayoutOp::Reshape(_)
+            | LayoutOp::Flatten(_)
+            | LayoutOp::Squeeze { .. }
+            | LayoutOp::Unsqueeze { .. }
+            | LayoutOp::Permute { .. }
+            | LayoutOp::StridedSlice
+            | LayoutOp::Slice(_)
+            | LayoutOp::Split
+            | LayoutOp::Expand => ScheduleFacts::VIEW,
+            LayoutOp::Concat { .. }
+            | LayoutOp::Crop(_)
+            | LayoutOp::ShuffleChannel { .. }
+            | LayoutOp::Tile { .. }
+            | LayoutOp::Pad
+            | LayoutOp::Gather { .. } => ScheduleFacts::COMPUTES,
+        }
+    }
+
+    /// A linear map whose backward needs only shapes; Gather keeps its indices.
+    fn memory_facts(&self, _: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+        match self {
+            LayoutOp::Gather { .. } => MemoryFacts { saves_inputs: vec![1], ..Default::default() },
+            LayoutOp::Concat { .. }
+            | LayoutOp::Split
+            | LayoutOp::Slice(_)
+            | LayoutOp::Flatten(_)
+            | LayoutOp::Reshape(_)
+            | LayoutOp::Crop(_)
+            | LayoutOp::Permute { .. }
+            | LayoutOp::ShuffleChannel { .. }
+            | LayoutOp::Tile { .. }
+            | LayoutOp::Squeeze { .. }
+            | LayoutOp::Unsqueeze { .. }
+            | LayoutOp::StridedSlice
+            | LayoutOp::Pad
+            | LayoutOp::Expand => MemoryFacts::default(),
+        }
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SliceParams {
@@ -196,23 +329,6 @@ pub fn tile_shape(axis: i64, tiles: u64, input: &Shape) -> Result<Shape, ShapeEr
     Ok(Shape(dims))
 }
 
-pub fn reduction_shape(axis: i64, input: &Shape) -> Result<Shape, ShapeError> {
-    let axis = if input.rank() == 0 { 0 } else { input.axis(axis)? };
-    Ok(Shape(input.dims()[..axis].to_vec()))
-}
-
-pub fn argmax_shape(top_k: u64, out_max_val: bool, axis: Option<i64>, input: &Shape) -> Result<Shape, ShapeError> {
-    match axis {
-        Some(axis) => {
-            let axis = input.axis(axis)?;
-            let mut dims = input.dims().to_vec();
-            dims[axis] = top_k;
-            Ok(Shape(dims))
-        }
-        None => Ok(Shape(vec![input.dim(0)?, if out_max_val { 2 } else { 1 }, top_k])),
-    }
-}
-
 pub fn shuffle_shape(group: u64, input: &Shape) -> Result<Shape, ShapeError> {
     let c = channels(input)?;
     if group == 0 || c % group != 0 {
@@ -221,15 +337,33 @@ pub fn shuffle_shape(group: u64, input: &Shape) -> Result<Shape, ShapeError> {
     Ok(input.clone())
 }
 
-/// Memory facts of data movement (concat, split, slice, reshape, crop, permute,
-/// shuffle, tile): a linear map whose backward needs only shapes. Caffe's
-/// Reduction keeps its input (ASUMSQ and ASUM need it); ArgMax has no gradient.
-pub fn layout_memory(op: &Op) -> MemoryFacts {
-    match op {
-        Op::Reduction { .. } => MemoryFacts { saves_inputs: vec![0], ..Default::default() },
-        Op::ArgMax { .. } => MemoryFacts { no_grad: true, ..Default::default() },
-        _ => MemoryFacts::default(),
+pub fn gather_shape(data: &Shape, indices: &Shape, axis: i64) -> Result<Shape, ShapeError> {
+    let axis = data.axis(axis)?;
+    let mut dims = data.dims()[..axis].to_vec();
+    dims.extend_from_slice(indices.dims());
+    dims.extend_from_slice(&data.dims()[axis + 1..]);
+    Ok(Shape(dims))
+}
+
+pub fn squeeze_shape(x: &Shape, axes: &[i64]) -> Result<Shape, ShapeError> {
+    if axes.is_empty() {
+        return Ok(Shape(x.dims().iter().copied().filter(|&d| d != 1).collect()));
     }
+    let axes = resolve_axes(axes, x.rank())?;
+    for &a in &axes {
+        if x.dims()[a] != 1 {
+            return Err(ShapeError::new(format!("Squeeze: axis {a} of {x} is not 1")));
+        }
+    }
+    Ok(Shape(x.dims().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()))
+}
+
+pub fn unsqueeze_shape(x: &Shape, axes: &[i64]) -> Result<Shape, ShapeError> {
+    let rank = x.rank().checked_add(axes.len()).ok_or_else(|| ShapeError::new("Unsqueeze: rank overflows"))?;
+    let axes = resolve_axes(axes, rank)?;
+    let mut rest = x.dims().iter();
+    let dims = (0..rank).map(|i| if axes.contains(&i) { Some(1) } else { rest.next().copied() }).collect::<Option<Vec<u64>>>();
+    dims.map(Shape).ok_or_else(|| ShapeError::new("Unsqueeze: repeated axes"))
 }
 
 #[cfg(test)]
@@ -291,11 +425,8 @@ mod tests {
     }
 
     #[test]
-    fn tile_reduction_argmax_shuffle() {
+    fn tile_and_shuffle() {
         assert_eq!(tile_shape(1, 3, &s(&[2, 4, 5])).unwrap(), s(&[2, 12, 5]));
-        assert_eq!(reduction_shape(1, &s(&[2, 4, 5])).unwrap(), s(&[2]));
-        assert_eq!(argmax_shape(5, false, Some(1), &s(&[2, 1000])).unwrap(), s(&[2, 5]));
-        assert_eq!(argmax_shape(1, true, None, &s(&[2, 1000])).unwrap(), s(&[2, 2, 1]));
         assert_eq!(shuffle_shape(3, &s(&[1, 240, 28, 28])).unwrap(), s(&[1, 240, 28, 28]));
         assert!(shuffle_shape(7, &s(&[1, 240, 28, 28])).is_err());
     }
@@ -306,5 +437,15 @@ mod tests {
         assert_eq!(flatten_shape(&p, &s(&[2, 3, 4, 5])).unwrap(), s(&[2, 12, 5]));
         let p = FlattenParams { axis: 2, end_axis: 1 };
         assert!(flatten_shape(&p, &s(&[2, 3, 4, 5])).is_err());
+    }
+
+    #[test]
+    fn gather_and_squeeze() {
+        let data = s(&[10, 768]);
+        let idx = s(&[2, 5]);
+        assert_eq!(gather_shape(&data, &idx, 0).unwrap(), s(&[2, 5, 768]));
+        assert_eq!(squeeze_shape(&s(&[1, 3, 1]), &[0]).unwrap(), s(&[3, 1]));
+        assert!(squeeze_shape(&s(&[2, 3]), &[0]).is_err());
+        assert_eq!(unsqueeze_shape(&s(&[3]), &[0, -1]).unwrap(), s(&[1, 3, 1]));
     }
 }

@@ -1,7 +1,63 @@
-//! Losses and Accuracy: each reduces to a scalar. Accuracy may add a per-class top.
+//! Losses, Accuracy and Silence: the ends of a training net. A loss reduces to
+//! a scalar; Accuracy may add a per-class top; Silence consumes its inputs.
 
-use super::{nth, MemoryFacts, Op, OutShape};
-use crate::graph::{Shape, ShapeError};
+use super::{known, no_grad, nth, saves_all, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
+use crate::tensor::{Shape, ShapeError};
+
+/// The loss family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LossOp {
+    /// A loss: one scalar output; `kind` is the file's type name.
+    Loss { kind: String },
+    Accuracy { top_k: u64 },
+    /// Consumes its inputs, produces nothing.
+    Silence,
+}
+
+impl Family for LossOp {
+    fn name(&self) -> &'static str {
+        match self {
+            LossOp::Loss { .. } => "Loss",
+            LossOp::Accuracy { .. } => "Accuracy",
+            LossOp::Silence => "Silence",
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        match self {
+            LossOp::Loss { .. } => known(Shape::scalar(), n_outputs),
+            LossOp::Accuracy { .. } => accuracy_shapes(inputs, n_outputs),
+            LossOp::Silence => Ok(Vec::new()),
+        }
+    }
+
+    fn has_weights(&self) -> bool {
+        false
+    }
+
+    fn param_specs(&self, _: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        Ok(Vec::new())
+    }
+
+    fn schedule_facts(&self) -> ScheduleFacts {
+        match self {
+            LossOp::Loss { .. } | LossOp::Accuracy { .. } | LossOp::Silence => ScheduleFacts::COMPUTES,
+        }
+    }
+
+    /// A loss keeps its operands (prediction and label); accuracy and silence
+    /// have no gradient.
+    fn memory_facts(&self, inputs: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+        match self {
+            LossOp::Loss { .. } => saves_all(inputs),
+            LossOp::Accuracy { .. } | LossOp::Silence => no_grad(),
+        }
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
 
 /// Accuracy: a scalar, plus a per-class vector (C) when the layer has a second top.
 pub fn accuracy_shapes(inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
@@ -11,13 +67,4 @@ pub fn accuracy_shapes(inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutSha
         outs.push(OutShape::Known(Shape(vec![scores.dim(1)?])));
     }
     Ok(outs)
-}
-
-/// Memory facts of losses and their companions: a loss keeps its operands
-/// (prediction and label); accuracy and silence have no gradient.
-pub fn loss_memory(op: &Op, n_inputs: usize) -> MemoryFacts {
-    match op {
-        Op::Loss { .. } => MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() },
-        _ => MemoryFacts { no_grad: true, ..Default::default() },
-    }
 }

@@ -1,11 +1,20 @@
 //! The one operator vocabulary. Every loader maps its layer or op types onto
 //! `Op`; everything nnmem knows about an operator lives in its family file:
 //! the shape rule, the weight blobs it stores, what its backward pass keeps,
-//! its workspace, whether it may run in place, and its multiply-accumulates.
+//! its workspace, how the framework stores and fuses its result, and its
+//! multiply-accumulates.
 //!
-//! Adding an op: a variant here, one arm in each `match` below, the rule in
-//! its family file, and one entry per loader table.
+//! `Op` is a two-level enum: one variant per family (`Op::Layout(LayoutOp)`),
+//! one variant per operator inside the family. Each family implements
+//! `Family` with exhaustive matches over its own variants (no fallback arm),
+//! so an operator that misses a rule or a fact does not compile. `Op` itself
+//! dispatches in exactly one `match` (`Op::family`).
+//!
+//! Adding an op: a variant in its family's enum and one arm in each of that
+//! family's `Family` methods (the compiler lists them), then the loader
+//! mapping and a test (docs/ARCHITECTURE.md, "Adding an op").
 
+pub mod constant;
 pub mod conv;
 pub mod dense;
 pub mod detection;
@@ -15,111 +24,61 @@ pub mod loss;
 pub mod norm;
 pub mod pool;
 pub mod recurrent;
+pub mod reduce;
 pub mod resize;
-pub mod tensor;
 pub mod window;
 
-use crate::graph::{DType, Shape, ShapeError};
+use crate::tensor::{DType, Shape, ShapeError};
 
-pub use conv::ConvParams;
-pub use dense::{DenseParams, EmbedParams};
-pub use detection::{DetectionOutputParams, PriorBoxParams, RoiPoolParams};
-pub use elementwise::{Activation, EltwiseKind};
-pub use layout::{CropParams, FlattenParams, ReshapeParams, SliceParams};
-pub use norm::{LrnParams, ScaleParams};
+pub use constant::ConstantOp;
+pub use conv::{ConvOp, ConvParams};
+pub use dense::{DenseOp, DenseParams, EmbedParams};
+pub use detection::{DetectionOp, DetectionOutputParams, PriorBoxParams, RoiPoolParams};
+pub use elementwise::{Activation, BinaryKind, CompareKind, EltwiseKind, ElementwiseOp};
+pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceParams};
+pub use loss::LossOp;
+pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
-pub use recurrent::RecurrentParams;
-pub use resize::{InterpParams, UpsampleParams};
-pub use tensor::{BinaryKind, CompareKind, ReduceKind};
+pub use recurrent::{RecurrentKind, RecurrentParams};
+pub use reduce::{ReduceKind, ReduceOp};
+pub use resize::{InterpParams, ResizeOp, UpsampleParams};
 pub use window::{Rounding, Window};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// Convolution (also grouped and depthwise).
-    Conv(ConvParams),
-    /// Transposed convolution.
-    Deconv(ConvParams),
+    /// Convolution and transposed convolution (conv.rs).
+    Conv(ConvOp),
+    /// Max, average and stochastic pooling, windowed or global (pool.rs).
     Pool(PoolParams),
-    /// Fully connected over the axes from `axis` on (Caffe InnerProduct, ONNX Gemm).
-    Dense(DenseParams),
-    /// Batched matrix product of two data inputs (ONNX MatMul).
-    MatMul,
-    Embed(EmbedParams),
-    /// Same-shape pointwise function of one input.
-    Activation(Activation),
-    /// Parametric ReLU: learned slope per channel or one shared.
-    PRelu { channel_shared: bool },
-    Dropout { ratio: f32 },
-    /// Pointwise combination of several inputs of the same shape (Caffe Eltwise).
-    /// ONNX broadcasts operands numpy-style; Caffe requires equal shapes.
-    Eltwise { kind: EltwiseKind, broadcast: bool },
-    /// a·x + y with a per-channel `a` (SENet fork).
-    Axpy,
-    Softmax { axis: i64 },
-    Lrn(LrnParams),
-    /// Normalises with running statistics (Caffe BatchNorm: mean, variance, factor).
-    BatchNorm { eps: f32, caffe_factor: bool },
-    /// Caffe Scale: multiply by a learned or second-input scale, optional bias.
-    Scale(ScaleParams),
-    /// Caffe Bias: add a learned or second-input bias.
-    Bias(ScaleParams),
-    /// Fork BN layer: learned scale and shift per channel, optional running stats.
-    BnFork { running_stats: bool },
-    /// SSD Normalize: L2 across channels with a learned scale.
-    Normalize { channel_shared: bool },
-    Concat { axis: i64 },
-    /// Every output is a copy (view) of the input.
-    Split,
-    Slice(SliceParams),
-    Flatten(FlattenParams),
-    Reshape(ReshapeParams),
-    Crop(CropParams),
-    Permute { order: Vec<usize> },
-    ShuffleChannel { group: u64 },
-    Tile { axis: i64, tiles: u64 },
-    Reduction { axis: i64 },
-    ArgMax { top_k: u64, out_max_val: bool, axis: Option<i64> },
-    Upsample(UpsampleParams),
-    Interp(InterpParams),
-    PriorBox(PriorBoxParams),
-    DetectionOutput(DetectionOutputParams),
-    RoiPool(RoiPoolParams),
-    /// Region proposals (py-faster-rcnn's Python ProposalLayer): (R, 5), R set at run time.
-    Proposal,
+    /// Fully connected layers, matrix products, embeddings (dense.rs).
+    Dense(DenseOp),
+    /// Same-shape functions of one or several inputs: activations, dropout,
+    /// arithmetic, comparisons, softmax (elementwise.rs).
+    Elementwise(ElementwiseOp),
+    /// Normalisations and per-channel affine layers (norm.rs).
+    Norm(NormOp),
+    /// Moving values without arithmetic: concat, slice, reshape, permute, gather, pad (layout.rs).
+    Layout(LayoutOp),
+    /// Reductions and scans along axes (reduce.rs).
+    Reduce(ReduceOp),
+    /// Spatial resampling (resize.rs).
+    Resize(ResizeOp),
+    /// Prior boxes, detection output, RoI pooling, proposals (detection.rs).
+    Detection(DetectionOp),
+    /// Caffe's unrolled LSTM and RNN (recurrent.rs).
     Recurrent(RecurrentParams),
-    /// A loss: one scalar output.
-    Loss { kind: String },
-    Accuracy { top_k: u64 },
-    /// Consumes its inputs, produces nothing.
-    Silence,
-    // ONNX tensor-program ops (family file tensor.rs).
-    /// Normalises over the axes from `axis` on, learned scale and bias.
-    LayerNorm { axis: i64, eps: f32 },
-    /// Normalises per group of channels; `None` groups: one per channel (InstanceNorm).
-    GroupNorm { groups: Option<u64>, eps: f32 },
-    Reduce { kind: ReduceKind, axes: Vec<i64>, keep_dims: bool },
-    /// Picks slices along `axis` by an index tensor (embedding lookups, token selection).
-    Gather { axis: i64 },
-    /// The input's shape as a 1-D integer tensor.
-    ShapeOf,
-    /// A value stored in the graph (`from_shape`: filled to a shape given at run time).
-    Constant { from_shape: bool },
-    /// Broadcasts the input to a shape given as a second input.
-    Expand,
-    Squeeze { axes: Vec<i64> },
-    Unsqueeze { axes: Vec<i64> },
-    /// ONNX Slice: starts/ends/axes/steps given as inputs.
-    StridedSlice,
-    Pad,
-    /// Spatial resampling by scales or sizes (ONNX Resize, Upsample).
-    Resize { mode: String },
-    /// Element-wise predicate or logic (boolean output, no gradient).
-    Compare(CompareKind),
-    /// Element-wise choice between two inputs by a condition.
-    Where,
-    Binary(BinaryKind),
+    /// Losses, accuracy, silence: the ends of a training net (loss.rs).
+    Loss(LossOp),
+    /// Values that are not data: shapes and stored constants (constant.rs).
+    Constant(ConstantOp),
     /// A type nnmem has no rule for: outputs are unknown, the report says so.
-    Unknown { type_name: String },
+    Unknown(UnknownOp),
+}
+
+/// An operator outside the vocabulary, by the name the file gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownOp {
+    pub type_name: String,
 }
 
 /// An output shape, or a marker that it is fixed only when the net runs.
@@ -149,14 +108,25 @@ impl ParamSpec {
     }
 }
 
+/// The element type of a tensor an op keeps for backward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SavedType {
+    /// The compute dtype of the run.
+    Compute,
+    /// A fixed type whatever the run (masks, argmax positions, f32 statistics).
+    Fixed(DType),
+    /// Max-pooling positions, in the backend's index type (`Profile::pool_index_bytes`);
+    /// some backends write them even when no backward runs.
+    PoolIndex,
+}
+
 /// A tensor an op keeps for its backward pass that is not one of its inputs,
 /// outputs or weights (max-pool indices, dropout mask, normalisation statistics).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtraSaved {
     pub what: &'static str,
     pub elems: u64,
-    /// `None`: the compute dtype of the run.
-    pub dtype: Option<DType>,
+    pub dtype: SavedType,
 }
 
 /// What one op costs in memory and compute beyond its output, for the shapes it
@@ -180,160 +150,175 @@ pub struct MemoryFacts {
     pub no_grad: bool,
 }
 
-impl Op {
-    /// The short concept name used in reports.
-    pub fn name(&self) -> &str {
+/// Whether an op's outputs are data computed from its inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Produces {
+    /// Values computed from the inputs (an activation when an input is data).
+    Data,
+    /// A shape or a stored constant: never activation memory, whatever it reads.
+    ShapeOrConstant,
+}
+
+/// Where the framework puts an op's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// New storage for every output.
+    Allocates,
+    /// A view of input 0 (reshape, slice, identity): no new storage, in
+    /// profiles whose views share storage.
+    View,
+    /// A view only in inference, where the op is the identity (dropout).
+    ViewInInference,
+}
+
+/// How an op may be folded with its neighbours when an exporter split one
+/// framework op into several nodes (profiles with `fuse_pointwise_decompositions`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fusion {
+    /// Never folded.
+    None,
+    /// A pointwise function of one value (σ, erf, …): a link of a decomposition chain.
+    Function,
+    /// Pointwise arithmetic on operands (add, divide, power …): a link of a
+    /// chain, or an epilogue (Linear's bias add, GELU's ½) when exactly one
+    /// operand is data.
+    Arithmetic,
+    /// A pointwise product: as `Arithmetic`, and the root of a decomposition
+    /// x·f(x) (SiLU = x·σ(x), GELU = x·Φ(x)).
+    Product,
+}
+
+impl Fusion {
+    /// May be a link of a decomposition chain.
+    pub fn pointwise(self) -> bool {
         match self {
-            Op::Conv(_) => "Conv",
-            Op::Deconv(_) => "Deconv",
-            Op::Pool(p) => match p.method {
-                PoolMethod::Max => "MaxPool",
-                PoolMethod::Average => "AvgPool",
-                PoolMethod::Stochastic => "StochasticPool",
-            },
-            Op::Dense(_) => "Dense",
-            Op::MatMul => "MatMul",
-            Op::Embed(_) => "Embed",
-            Op::Activation(a) => a.name(),
-            Op::PRelu { .. } => "PRelu",
-            Op::Dropout { .. } => "Dropout",
-            Op::Eltwise { kind, .. } => kind.name(),
-            Op::Axpy => "Axpy",
-            Op::Softmax { .. } => "Softmax",
-            Op::Lrn(_) => "LRN",
-            Op::BatchNorm { .. } => "BatchNorm",
-            Op::Scale(_) => "Scale",
-            Op::Bias(_) => "Bias",
-            Op::BnFork { .. } => "BN",
-            Op::Normalize { .. } => "Normalize",
-            Op::Concat { .. } => "Concat",
-            Op::Split => "Split",
-            Op::Slice(_) => "Slice",
-            Op::Flatten(_) => "Flatten",
-            Op::Reshape(_) => "Reshape",
-            Op::Crop(_) => "Crop",
-            Op::Permute { .. } => "Permute",
-            Op::ShuffleChannel { .. } => "ShuffleChannel",
-            Op::Tile { .. } => "Tile",
-            Op::Reduction { .. } => "Reduction",
-            Op::ArgMax { .. } => "ArgMax",
-            Op::Upsample(_) => "Upsample",
-            Op::Interp(_) => "Interp",
-            Op::PriorBox(_) => "PriorBox",
-            Op::DetectionOutput(_) => "DetectionOutput",
-            Op::RoiPool(_) => "RoiPool",
-            Op::Proposal => "Proposal",
-            Op::Recurrent(r) => r.kind_name(),
-            Op::Loss { .. } => "Loss",
-            Op::Accuracy { .. } => "Accuracy",
-            Op::Silence => "Silence",
-            Op::LayerNorm { .. }
-            | Op::GroupNorm { .. }
-            | Op::Reduce { .. }
-            | Op::Gather { .. }
-            | Op::ShapeOf
-            | Op::Constant { .. }
-            | Op::Expand
-            | Op::Squeeze { .. }
-            | Op::Unsqueeze { .. }
-            | Op::StridedSlice
-            | Op::Pad
-            | Op::Resize { .. }
-            | Op::Compare(_)
-            | Op::Where
-            | Op::Binary(_) => tensor::name(self),
-            Op::Unknown { .. } => "Unknown",
+            Fusion::None => false,
+            Fusion::Function | Fusion::Arithmetic | Fusion::Product => true,
         }
+    }
+
+    /// May update its data operand where it lies when the other operands are constants.
+    pub fn epilogue(self) -> bool {
+        match self {
+            Fusion::None | Fusion::Function => false,
+            Fusion::Arithmetic | Fusion::Product => true,
+        }
+    }
+
+    /// May close a decomposition x·f(x).
+    pub fn product(self) -> bool {
+        self == Fusion::Product
+    }
+}
+
+/// Shape-independent facts the memory schedule needs about an op. There is no
+/// default: every operator states each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduleFacts {
+    pub produces: Produces,
+    pub storage: Storage,
+    pub fusion: Fusion,
+    /// Backward holds one input-sized temporary (batch, layer and group
+    /// normalisation), in profiles with `norm_backward_temporary`.
+    pub backward_input_temporary: bool,
+}
+
+impl ScheduleFacts {
+    /// Computes data into new storage; not fusable; no backward temporary.
+    pub const COMPUTES: ScheduleFacts = ScheduleFacts {
+        produces: Produces::Data,
+        storage: Storage::Allocates,
+        fusion: Fusion::None,
+        backward_input_temporary: false,
+    };
+    /// A view of input 0.
+    pub const VIEW: ScheduleFacts = ScheduleFacts { storage: Storage::View, ..ScheduleFacts::COMPUTES };
+}
+
+/// What a backend's convolution workspace rules read about one convolution,
+/// from whatever of its input is known (unknown parts count 0, batch 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Elements of the input with its spatial padding added (N·C·∏(x + pads)).
+    pub padded_input_elems: u64,
+    /// Extent of the input's axis 1.
+    pub in_channels: u64,
+    /// Every kernel extent is 1.
+    pub pointwise_kernel: bool,
+    /// Elements of the weight tensors of rank > 1 (the filters, not the bias).
+    pub weight_elems: u64,
+    /// Extent of the input's axis 0.
+    pub batch: u64,
+}
+
+/// What every operator family answers. Implementations match their own
+/// variants exhaustively, never with a fallback arm.
+trait Family {
+    /// The short concept name used in reports.
+    fn name(&self) -> &'static str;
+    /// Output shapes from input shapes; `n_outputs` is how many outputs the node declares.
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError>;
+    /// Whether the op may store weights (some forms take them as inputs instead).
+    fn has_weights(&self) -> bool;
+    /// The weight blobs the layer stores, as the framework stores them.
+    fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError>;
+    /// Storage, fusion and data facts that hold for any shape.
+    fn schedule_facts(&self) -> ScheduleFacts;
+    /// Saved tensors, in-place, column buffer, MACs for these shapes.
+    fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts;
+    /// Convolutions only: the workspace geometry.
+    fn conv_geometry(&self, input: Option<&Shape>, weights: &[&Shape]) -> Option<ConvGeometry>;
+}
+
+impl Op {
+    /// The one dispatching `match`.
+    fn family(&self) -> &dyn Family {
+        match self {
+            Op::Conv(f) => f,
+            Op::Pool(f) => f,
+            Op::Dense(f) => f,
+            Op::Elementwise(f) => f,
+            Op::Norm(f) => f,
+            Op::Layout(f) => f,
+            Op::Reduce(f) => f,
+            Op::Resize(f) => f,
+            Op::Detection(f) => f,
+            Op::Recurrent(f) => f,
+            Op::Loss(f) => f,
+            Op::Constant(f) => f,
+            Op::Unknown(f) => f,
+        }
+    }
+
+    /// The short concept name used in reports.
+    pub fn name(&self) -> &'static str {
+        self.family().name()
     }
 
     /// Output shapes from input shapes. `n_outputs` is how many outputs the
     /// node declares (some ops have optional outputs).
     pub fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
-        let known = |s: Shape| Ok(vec![OutShape::Known(s); n_outputs.max(1)]);
-        match self {
-            Op::Conv(p) => known(conv::conv_shape(p, first(inputs)?)?),
-            Op::Deconv(p) => known(conv::deconv_shape(p, first(inputs)?)?),
-            Op::Pool(p) => known(pool::pool_shape(p, first(inputs)?)?),
-            Op::Dense(p) => known(dense::dense_shape(p, first(inputs)?)?),
-            Op::MatMul => known(dense::matmul_shape(inputs)?),
-            Op::Embed(p) => known(dense::embed_shape(p, first(inputs)?)?),
-            Op::Activation(_)
-            | Op::PRelu { .. }
-            | Op::Dropout { .. }
-            | Op::Softmax { .. }
-            | Op::Lrn(_)
-            | Op::BatchNorm { .. }
-            | Op::BnFork { .. }
-            | Op::Normalize { .. }
-            | Op::Split => known(first(inputs)?.clone()),
-            Op::ShuffleChannel { group } => known(layout::shuffle_shape(*group, first(inputs)?)?),
-            Op::Scale(p) | Op::Bias(p) => known(norm::scale_shape(p, inputs)?),
-            Op::Eltwise { broadcast, .. } => known(elementwise::eltwise_shape(inputs, *broadcast)?),
-            Op::Axpy => known(elementwise::axpy_shape(inputs)?),
-            Op::Concat { axis } => known(layout::concat_shape(*axis, inputs)?),
-            Op::Slice(p) => layout::slice_shapes(p, first(inputs)?, n_outputs),
-            Op::Flatten(p) => known(layout::flatten_shape(p, first(inputs)?)?),
-            Op::Reshape(p) => known(layout::reshape_shape(p, first(inputs)?)?),
-            Op::Crop(p) => known(layout::crop_shape(p, inputs)?),
-            Op::Permute { order } => known(layout::permute_shape(order, first(inputs)?)?),
-            Op::Tile { axis, tiles } => known(layout::tile_shape(*axis, *tiles, first(inputs)?)?),
-            Op::Reduction { axis } => known(layout::reduction_shape(*axis, first(inputs)?)?),
-            Op::ArgMax { top_k, out_max_val, axis } => {
-                known(layout::argmax_shape(*top_k, *out_max_val, *axis, first(inputs)?)?)
-            }
-            Op::Upsample(p) => known(resize::upsample_shape(p, first(inputs)?)?),
-            Op::Interp(p) => known(resize::interp_shape(p, inputs)?),
-            Op::PriorBox(p) => known(detection::prior_box_shape(p, inputs)?),
-            Op::DetectionOutput(_) => Ok(vec![OutShape::RunTime(Shape(vec![1, 1, 1, 7])); n_outputs.max(1)]),
-            Op::RoiPool(p) => known(detection::roi_pool_shape(p, inputs)?),
-            Op::Proposal => Ok(vec![OutShape::RunTime(Shape(vec![1, 5])); n_outputs.max(1)]),
-            Op::Recurrent(p) => recurrent::recurrent_shapes(p, inputs, n_outputs),
-            Op::Loss { .. } => known(Shape::scalar()),
-            Op::Accuracy { .. } => loss::accuracy_shapes(inputs, n_outputs),
-            Op::Silence => Ok(Vec::new()),
-            Op::LayerNorm { .. }
-            | Op::GroupNorm { .. }
-            | Op::Reduce { .. }
-            | Op::Gather { .. }
-            | Op::ShapeOf
-            | Op::Constant { .. }
-            | Op::Expand
-            | Op::Squeeze { .. }
-            | Op::Unsqueeze { .. }
-            | Op::StridedSlice
-            | Op::Pad
-            | Op::Resize { .. }
-            | Op::Compare(_)
-            | Op::Where
-            | Op::Binary(_) => tensor::infer_shapes(self, inputs, n_outputs),
-            Op::Unknown { type_name } => {
-                Err(ShapeError::new(format!("no shape rule for type \"{type_name}\"")))
-            }
-        }
+        self.family().infer_shapes(inputs, n_outputs)
+    }
+
+    /// Whether the op may store weights (a Caffe Scale by a second input
+    /// stores none, but the layer type has them).
+    pub fn has_weights(&self) -> bool {
+        self.family().has_weights()
     }
 
     /// The weight blobs the layer stores, as the framework stores them.
     pub fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
-        match self {
-            Op::Conv(p) => conv::conv_params(p, first(inputs)?),
-            Op::Deconv(p) => conv::deconv_params(p, first(inputs)?),
-            Op::Dense(p) => dense::dense_params(p, first(inputs)?),
-            Op::Embed(p) => Ok(dense::embed_params(p)),
-            Op::PRelu { channel_shared } => Ok(elementwise::prelu_params(*channel_shared, first(inputs)?)),
-            Op::BatchNorm { caffe_factor, .. } => norm::batch_norm_params(*caffe_factor, first(inputs)?),
-            Op::Scale(p) => norm::scale_params(p, inputs, true),
-            Op::Bias(p) => norm::scale_params(p, inputs, false),
-            Op::BnFork { running_stats } => norm::bn_fork_params(*running_stats, first(inputs)?),
-            Op::Normalize { channel_shared } => norm::normalize_params(*channel_shared, first(inputs)?),
-            Op::Recurrent(p) => recurrent::recurrent_params(p, inputs),
-            Op::LayerNorm { .. } | Op::GroupNorm { .. } => tensor::param_specs(self, inputs),
-            _ => Ok(Vec::new()),
-        }
+        self.family().param_specs(inputs)
     }
-}
 
-impl Op {
-    /// What the op keeps for backward, its workspace, whether it may run in
+    /// How the framework stores and fuses the op's result, and whether it is
+    /// data at all; independent of shapes.
+    pub fn schedule_facts(&self) -> ScheduleFacts {
+        self.family().schedule_facts()
+    }
+
+    /// What the op keeps for backward, its column buffer, whether it may run in
     /// place and its MACs, for these shapes (framework-neutral; backend
     /// specifics live in `memory::profiles`). The rules follow the derivative
     /// formulas: a gradient that multiplies by the input needs the input
@@ -341,63 +326,44 @@ impl Op {
     /// needs the output (ReLU's mask, σ(1−σ), softmax), and linear maps (add,
     /// concat, reshape) need nothing but shapes.
     pub fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
-        let in0 = inputs.first().copied();
-        let out0 = outputs.first().copied();
-        let n = inputs.len();
-        match self {
-            Op::Conv(p) => conv::conv_memory(p, in0, out0),
-            Op::Deconv(p) => conv::deconv_memory(p, in0),
-            Op::Pool(p) => pool::pool_memory(p, out0),
-            Op::Dense(p) => dense::dense_memory(p, in0, out0),
-            Op::MatMul => dense::matmul_memory(inputs, out0),
-            Op::Embed(_) => dense::embed_memory(),
-            Op::Activation(a) => elementwise::activation_memory(*a),
-            Op::PRelu { .. } => elementwise::prelu_memory(),
-            Op::Dropout { .. } => elementwise::dropout_memory(in0),
-            Op::Eltwise { kind, .. } => elementwise::eltwise_memory(*kind, n),
-            Op::Axpy => elementwise::axpy_memory(n),
-            Op::Softmax { .. } => elementwise::softmax_memory(),
-            Op::Lrn(_) => norm::lrn_memory(in0),
-            Op::BatchNorm { .. } | Op::BnFork { .. } => norm::batch_norm_memory(in0),
-            Op::Scale(_) => norm::scale_memory(n),
-            Op::Bias(_) => norm::bias_memory(),
-            Op::Normalize { .. } => norm::normalize_memory(in0),
-            Op::Concat { .. }
-            | Op::Split
-            | Op::Slice(_)
-            | Op::Flatten(_)
-            | Op::Reshape(_)
-            | Op::Crop(_)
-            | Op::Permute { .. }
-            | Op::ShuffleChannel { .. }
-            | Op::Tile { .. }
-            | Op::Reduction { .. }
-            | Op::ArgMax { .. } => layout::layout_memory(self),
-            Op::Upsample(_) | Op::Interp(_) => resize::resize_memory(),
-            Op::PriorBox(_) | Op::DetectionOutput(_) | Op::RoiPool(_) | Op::Proposal => {
-                detection::detection_memory(self, n, out0)
-            }
-            Op::Recurrent(_) => recurrent::recurrent_memory(out0),
-            Op::Loss { .. } | Op::Accuracy { .. } | Op::Silence => loss::loss_memory(self, n),
-            Op::LayerNorm { .. }
-            | Op::GroupNorm { .. }
-            | Op::Reduce { .. }
-            | Op::Gather { .. }
-            | Op::ShapeOf
-            | Op::Constant { .. }
-            | Op::Expand
-            | Op::Squeeze { .. }
-            | Op::Unsqueeze { .. }
-            | Op::StridedSlice
-            | Op::Pad
-            | Op::Resize { .. }
-            | Op::Compare(_)
-            | Op::Where
-            | Op::Binary(_) => tensor::memory_facts(self, inputs),
-            // Nothing is known: assume backward needs every input.
-            Op::Unknown { .. } => MemoryFacts { saves_inputs: (0..n).collect(), ..Default::default() },
-        }
+        self.family().memory_facts(inputs, outputs)
     }
+
+    /// Convolutions: what the backends' workspace rules read, from the first
+    /// input's shape when known and the weights' shapes. `None` for other ops.
+    pub fn conv_geometry(&self, input: Option<&Shape>, weights: &[&Shape]) -> Option<ConvGeometry> {
+        self.family().conv_geometry(input, weights)
+    }
+}
+
+impl Family for UnknownOp {
+    fn name(&self) -> &'static str {
+        "Unknown"
+    }
+    fn infer_shapes(&self, _: &[&Shape], _: usize) -> Result<Vec<OutShape>, ShapeError> {
+        Err(ShapeError::new(format!("no shape rule for type \"{}\"", self.type_name)))
+    }
+    fn has_weights(&self) -> bool {
+        false
+    }
+    fn param_specs(&self, _: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        Ok(Vec::new())
+    }
+    fn schedule_facts(&self) -> ScheduleFacts {
+        ScheduleFacts::COMPUTES
+    }
+    /// Nothing is known: assume backward needs every input.
+    fn memory_facts(&self, inputs: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+        MemoryFacts { saves_inputs: (0..inputs.len()).collect(), ..Default::default() }
+    }
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
+
+/// The same known shape for every declared output (at least one).
+fn known(shape: Shape, n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+    Ok(vec![OutShape::Known(shape); n_outputs.max(1)])
 }
 
 fn first<'a>(inputs: &[&'a Shape]) -> Result<&'a Shape, ShapeError> {
@@ -419,4 +385,135 @@ fn channels(shape: &Shape) -> Result<u64, ShapeError> {
 
 fn overflow(what: &str) -> ShapeError {
     ShapeError::new(format!("{what} overflows 64 bits"))
+}
+
+/// Axes listed by an op, resolved against `rank` (negative counts from the end),
+/// sorted and without repeats.
+fn resolve_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, ShapeError> {
+    let mut out = Vec::with_capacity(axes.len().min(rank));
+    for &a in axes {
+        let r = if a < 0 { a.checked_add(rank as i64) } else { Some(a) };
+        match r {
+            Some(r) if r >= 0 && (r as usize) < rank => out.push(r as usize),
+            _ => return Err(ShapeError::new(format!("axis {a} is out of range for rank {rank}"))),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Backward keeps every input (a product of data inputs, a loss).
+fn saves_all(inputs: &[&Shape]) -> MemoryFacts {
+    MemoryFacts { saves_inputs: (0..inputs.len()).collect(), ..Default::default() }
+}
+
+/// No gradient flows through the op.
+fn no_grad() -> MemoryFacts {
+    MemoryFacts { no_grad: true, ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(d: &[u64]) -> Shape {
+        Shape::new(d.to_vec())
+    }
+
+    #[test]
+    fn max_pool_keeps_backend_indices_per_output() {
+        let p = PoolParams {
+            method: PoolMethod::Max,
+            window: Window::symmetric(vec![2, 2], vec![2, 2], vec![0, 0], vec![1, 1]),
+            rounding: Rounding::Floor,
+            global: false,
+            clip_last_window: false,
+        };
+        let f = Op::Pool(p).memory_facts(&[&s(&[1, 64, 112, 112])], &[&s(&[1, 64, 56, 56])]);
+        assert_eq!(f.saves_inputs, vec![0]);
+        assert_eq!(f.extra_saved[0].elems, 64 * 56 * 56);
+        assert_eq!(f.extra_saved[0].dtype, SavedType::PoolIndex);
+    }
+
+    #[test]
+    fn relu_keeps_its_output_and_may_run_in_place() {
+        let x = s(&[1, 8]);
+        let f = Op::Elementwise(ElementwiseOp::Activation(Activation::Relu { negative_slope: 0.0 })).memory_facts(&[&x], &[&x]);
+        assert_eq!(f.saves_outputs, vec![0]);
+        assert!(f.saves_inputs.is_empty());
+        assert!(f.in_place_ok);
+    }
+
+    #[test]
+    fn add_keeps_nothing() {
+        let x = s(&[1, 8]);
+        let f = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: false }).memory_facts(&[&x, &x], &[&x]);
+        assert_eq!(f, MemoryFacts::default());
+    }
+
+    #[test]
+    fn clip_keeps_its_input_and_says_so() {
+        let x = s(&[1, 8]);
+        let f = Op::Elementwise(ElementwiseOp::Activation(Activation::Clip)).memory_facts(&[&x], &[&x]);
+        assert_eq!(f.saves_inputs, vec![0]);
+        assert!(f.saves_outputs.is_empty());
+        assert!(!Activation::Clip.backward_uses_output());
+        assert!(f.in_place_ok);
+    }
+
+    #[test]
+    fn views_dropout_and_constants() {
+        let reshape = Op::Layout(LayoutOp::Reshape(ReshapeParams { dims: vec![-1], axis: 0, num_axes: -1 }));
+        assert_eq!(reshape.schedule_facts().storage, Storage::View);
+        assert_eq!(Op::Layout(LayoutOp::Concat { axis: 1 }).schedule_facts().storage, Storage::Allocates);
+        let dropout = Op::Elementwise(ElementwiseOp::Dropout { ratio: 0.5 });
+        assert_eq!(dropout.schedule_facts().storage, Storage::ViewInInference);
+        assert_eq!(Op::Constant(ConstantOp::ShapeOf).schedule_facts().produces, Produces::ShapeOrConstant);
+        assert_eq!(reshape.schedule_facts().produces, Produces::Data);
+    }
+
+    #[test]
+    fn fusion_roles_of_pointwise_ops() {
+        let mul = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
+        let add = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true });
+        let sigmoid = Op::Elementwise(ElementwiseOp::Activation(Activation::Sigmoid));
+        let f = |op: &Op| op.schedule_facts().fusion;
+        assert!(f(&mul).product() && f(&mul).epilogue() && f(&mul).pointwise());
+        assert!(!f(&add).product() && f(&add).epilogue());
+        assert!(f(&sigmoid).pointwise() && !f(&sigmoid).epilogue());
+        assert!(!f(&Op::Elementwise(ElementwiseOp::Compare(CompareKind::Less))).pointwise());
+    }
+
+    #[test]
+    fn normalisations_have_weights_and_a_backward_temporary() {
+        // graph::build once listed weighted ops by hand and missed these two.
+        for op in [NormOp::LayerNorm { axis: -1, eps: 1e-5 }, NormOp::GroupNorm { groups: Some(4), eps: 1e-5 }] {
+            let op = Op::Norm(op);
+            assert!(op.has_weights(), "{}", op.name());
+            assert!(!op.param_specs(&[&s(&[2, 8, 4, 4])]).unwrap().is_empty());
+            assert!(op.schedule_facts().backward_input_temporary);
+        }
+        assert!(!Op::Norm(NormOp::Lrn(LrnParams { local_size: 5, across_channels: true })).has_weights());
+    }
+
+    #[test]
+    fn conv_geometry_pads_the_input_and_counts_filters() {
+        let p = ConvParams {
+            out_channels: 8,
+            window: Window::symmetric(vec![3, 3], vec![1, 1], vec![1, 1], vec![1, 1]),
+            group: 1,
+            depthwise: false,
+            bias: true,
+            axis: 1,
+            output_pad: vec![],
+        };
+        let x = s(&[2, 4, 10, 10]);
+        let (w, b) = (s(&[8, 4, 3, 3]), s(&[8]));
+        let g = Op::Conv(ConvOp::Forward(p)).conv_geometry(Some(&x), &[&w, &b]).unwrap();
+        assert_eq!(g.padded_input_elems, 2 * 4 * 12 * 12);
+        assert_eq!((g.in_channels, g.batch, g.weight_elems), (4, 2, 8 * 4 * 9));
+        assert!(!g.pointwise_kernel);
+        assert_eq!(Op::Dense(DenseOp::MatMul).conv_geometry(Some(&x), &[]), None);
+    }
 }

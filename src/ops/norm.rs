@@ -1,9 +1,147 @@
 //! Normalisation and per-channel affine layers: BatchNorm (running statistics),
 //! Scale and Bias (Caffe's learned gamma/beta or a second-input factor), the fork
-//! BN layer, SSD's Normalize, and LRN. All keep the input's shape.
+//! BN layer, SSD's Normalize, LRN, and ONNX's LayerNorm and GroupNorm /
+//! InstanceNorm over feature axes. All keep the input's shape.
 
-use super::{channels, nth, ExtraSaved, MemoryFacts, ParamSpec};
-use crate::graph::{DType, Shape, ShapeError};
+use super::{channels, first, known, nth, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
+use crate::tensor::{DType, Shape, ShapeError};
+
+/// The normalisation family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NormOp {
+    Lrn(LrnParams),
+    /// Normalises with running statistics (Caffe BatchNorm: mean, variance, factor).
+    BatchNorm { eps: f32, caffe_factor: bool },
+    /// Caffe Scale: multiply by a learned or second-input scale, optional bias.
+    Scale(ScaleParams),
+    /// Caffe Bias: add a learned or second-input bias.
+    Bias(ScaleParams),
+    /// Fork BN layer: learned scale and shift per channel, optional running stats.
+    BnFork { running_stats: bool },
+    /// SSD Normalize: L2 across channels with a learned scale.
+    Normalize { channel_shared: bool },
+    /// Normalises over the axes from `axis` on, learned scale and bias.
+    LayerNorm { axis: i64, eps: f32 },
+    /// Normalises per group of channels; `None` groups: one per channel (InstanceNorm).
+    GroupNorm { groups: Option<u64>, eps: f32 },
+}
+
+impl Family for NormOp {
+    fn name(&self) -> &'static str {
+        match self {
+            NormOp::Lrn(_) => "LRN",
+            NormOp::BatchNorm { .. } => "BatchNorm",
+            NormOp::Scale(_) => "Scale",
+            NormOp::Bias(_) => "Bias",
+            NormOp::BnFork { .. } => "BN",
+            NormOp::Normalize { .. } => "Normalize",
+            NormOp::LayerNorm { .. } => "LayerNorm",
+            NormOp::GroupNorm { groups: None, .. } => "InstanceNorm",
+            NormOp::GroupNorm { groups: Some(_), .. } => "GroupNorm",
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let shape = match self {
+            NormOp::Lrn(_) | NormOp::BatchNorm { .. } | NormOp::BnFork { .. } | NormOp::Normalize { .. } => {
+                first(inputs)?.clone()
+            }
+            NormOp::Scale(p) | NormOp::Bias(p) => scale_shape(p, inputs)?,
+            NormOp::LayerNorm { .. } | NormOp::GroupNorm { .. } => nth(inputs, 0, "data input")?.clone(),
+        };
+        known(shape, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        match self {
+            NormOp::Lrn(_) => false,
+            NormOp::BatchNorm { .. }
+            | NormOp::Scale(_)
+            | NormOp::Bias(_)
+            | NormOp::BnFork { .. }
+            | NormOp::Normalize { .. }
+            | NormOp::LayerNorm { .. }
+            | NormOp::GroupNorm { .. } => true,
+        }
+    }
+
+    fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        match self {
+            NormOp::Lrn(_) => Ok(Vec::new()),
+            NormOp::BatchNorm { caffe_factor, .. } => batch_norm_params(*caffe_factor, first(inputs)?),
+            NormOp::Scale(p) => scale_params(p, inputs, true),
+            NormOp::Bias(p) => scale_params(p, inputs, false),
+            NormOp::BnFork { running_stats } => bn_fork_params(*running_stats, first(inputs)?),
+            NormOp::Normalize { channel_shared } => normalize_params(*channel_shared, first(inputs)?),
+            NormOp::LayerNorm { axis, .. } => {
+                let x = nth(inputs, 0, "data input")?;
+                Ok(affine(x.dims()[x.axis(*axis)?..].to_vec()))
+            }
+            NormOp::GroupNorm { .. } => Ok(affine(vec![nth(inputs, 0, "data input")?.dim(1)?])),
+        }
+    }
+
+    /// Batch, layer and group normalisation hold an input-sized temporary in backward.
+    fn schedule_facts(&self) -> ScheduleFacts {
+        match self {
+            NormOp::Lrn(_) | NormOp::Scale(_) | NormOp::Bias(_) | NormOp::Normalize { .. } => ScheduleFacts::COMPUTES,
+            NormOp::BatchNorm { .. } | NormOp::BnFork { .. } | NormOp::LayerNorm { .. } | NormOp::GroupNorm { .. } => {
+                ScheduleFacts { backward_input_temporary: true, ..ScheduleFacts::COMPUTES }
+            }
+        }
+    }
+
+    fn memory_facts(&self, inputs: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+        let in0 = inputs.first().copied();
+        match self {
+            NormOp::Lrn(_) => lrn_memory(in0),
+            NormOp::BatchNorm { .. } | NormOp::BnFork { .. } => batch_norm_memory(in0),
+            NormOp::Scale(_) => scale_memory(inputs.len()),
+            NormOp::Bias(_) => bias_memory(),
+            NormOp::Normalize { .. } => normalize_memory(in0),
+            NormOp::LayerNorm { axis, .. } => layer_norm_memory(*axis, in0),
+            NormOp::GroupNorm { groups, .. } => group_norm_memory(*groups, in0),
+        }
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
+
+/// Learned weights of LayerNorm / GroupNorm: a scale and a bias over the
+/// normalised features (LayerNorm) or the channels (GroupNorm).
+fn affine(dims: Vec<u64>) -> Vec<ParamSpec> {
+    vec![ParamSpec::learned("scale", dims.clone()), ParamSpec::learned("bias", dims)]
+}
+
+/// Memory facts of LayerNorm: the input and two f32 statistics per normalised row.
+pub fn layer_norm_memory(axis: i64, input: Option<&Shape>) -> MemoryFacts {
+    let rows = input.and_then(|s| s.axis(axis).ok().map(|a| s.dims()[..a].iter().product::<u64>())).unwrap_or(0);
+    MemoryFacts {
+        saves_inputs: vec![0],
+        saves_params: true,
+        extra_saved: vec![ExtraSaved { what: "row statistics", elems: rows.saturating_mul(2), dtype: SavedType::Fixed(DType::F32) }],
+        ..Default::default()
+    }
+}
+
+/// Memory facts of GroupNorm / InstanceNorm: the input and two f32 statistics per group.
+pub fn group_norm_memory(groups: Option<u64>, input: Option<&Shape>) -> MemoryFacts {
+    let n = input.and_then(|s| s.dims().first().copied()).unwrap_or(0);
+    let c = input.and_then(|s| s.dims().get(1).copied()).unwrap_or(0);
+    let g = groups.unwrap_or(c);
+    MemoryFacts {
+        saves_inputs: vec![0],
+        saves_params: true,
+        extra_saved: vec![ExtraSaved {
+            what: "group statistics",
+            elems: n.saturating_mul(g).saturating_mul(2),
+            dtype: SavedType::Fixed(DType::F32),
+        }],
+        ..Default::default()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LrnParams {
@@ -110,7 +248,7 @@ pub fn lrn_memory(input: Option<&Shape>) -> MemoryFacts {
     MemoryFacts {
         saves_inputs: vec![0],
         saves_outputs: vec![0],
-        extra_saved: vec![ExtraSaved { what: "LRN scale", elems, dtype: None }],
+        extra_saved: vec![ExtraSaved { what: "LRN scale", elems, dtype: SavedType::Compute }],
         ..Default::default()
     }
 }
@@ -122,7 +260,7 @@ pub fn batch_norm_memory(input: Option<&Shape>) -> MemoryFacts {
     MemoryFacts {
         saves_inputs: vec![0],
         saves_params: true,
-        extra_saved: vec![ExtraSaved { what: "batch statistics", elems: c.saturating_mul(2), dtype: Some(DType::F32) }],
+        extra_saved: vec![ExtraSaved { what: "batch statistics", elems: c.saturating_mul(2), dtype: SavedType::Fixed(DType::F32) }],
         ..Default::default()
     }
 }
@@ -144,7 +282,7 @@ pub fn normalize_memory(input: Option<&Shape>) -> MemoryFacts {
     MemoryFacts {
         saves_inputs: vec![0],
         saves_params: true,
-        extra_saved: vec![ExtraSaved { what: "norms", elems, dtype: None }],
+        extra_saved: vec![ExtraSaved { what: "norms", elems, dtype: SavedType::Compute }],
         ..Default::default()
     }
 }

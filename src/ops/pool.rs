@@ -6,8 +6,8 @@
 //! would start in the padding: `(out − 1)·stride ≥ in + pad_begin` ⇒ `out − 1`.
 
 use super::window::{Rounding, Window};
-use super::{ExtraSaved, MemoryFacts};
-use crate::graph::{checked_product, DType, Shape, ShapeError};
+use super::{first, known, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
+use crate::tensor::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMethod {
@@ -26,6 +26,47 @@ pub struct PoolParams {
     /// Drop a last window that would start inside the padding (Caffe applies
     /// this only when pad > 0; PyTorch and ONNX whenever rounding is CEIL).
     pub clip_last_window: bool,
+}
+
+impl PoolMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolMethod::Max => "MaxPool",
+            PoolMethod::Average => "AvgPool",
+            PoolMethod::Stochastic => "StochasticPool",
+        }
+    }
+}
+
+/// Pooling is a family of one operator, its method a parameter.
+impl Family for PoolParams {
+    fn name(&self) -> &'static str {
+        self.method.name()
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        known(pool_shape(self, first(inputs)?)?, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        false
+    }
+
+    fn param_specs(&self, _: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        Ok(Vec::new())
+    }
+
+    fn schedule_facts(&self) -> ScheduleFacts {
+        ScheduleFacts::COMPUTES
+    }
+
+    fn memory_facts(&self, _: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
+        pool_memory(self, outputs.first().copied())
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
 }
 
 pub fn pool_shape(p: &PoolParams, input: &Shape) -> Result<Shape, ShapeError> {
@@ -68,13 +109,17 @@ pub fn window_elems(p: &PoolParams, input: &Shape) -> Option<u64> {
 }
 
 /// Memory facts of pooling. Max pooling's backward scatters into the argmax
-/// positions: PyTorch keeps int64 indices per output element, plus the input
-/// for its shape; average pooling's backward takes the input as argument.
+/// positions: one index per output element in the backend's index type
+/// (int64 in PyTorch), plus the input for its shape; average pooling's
+/// backward takes the input as argument.
 pub fn pool_memory(p: &PoolParams, output: Option<&Shape>) -> MemoryFacts {
     let mut f = MemoryFacts { saves_inputs: vec![0], ..Default::default() };
-    if p.method == PoolMethod::Max {
-        let elems = output.and_then(|s| s.elems()).unwrap_or(0);
-        f.extra_saved.push(ExtraSaved { what: "max-pool indices", elems, dtype: Some(DType::I64) });
+    match p.method {
+        PoolMethod::Max => {
+            let elems = output.and_then(|s| s.elems()).unwrap_or(0);
+            f.extra_saved.push(ExtraSaved { what: "max-pool indices", elems, dtype: SavedType::PoolIndex });
+        }
+        PoolMethod::Average | PoolMethod::Stochastic => {}
     }
     f
 }

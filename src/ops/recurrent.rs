@@ -4,8 +4,8 @@
 //! Output: (T, N, H) with H = num_output; `expose_hidden` adds the final
 //! states as (1, N, H) tops.
 
-use super::{nth, overflow, ExtraSaved, MemoryFacts, OutShape, ParamSpec};
-use crate::graph::{checked_product, Shape, ShapeError};
+use super::{nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
+use crate::tensor::{checked_product, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecurrentKind {
@@ -26,6 +26,37 @@ impl RecurrentParams {
             RecurrentKind::Lstm => "LSTM",
             RecurrentKind::Rnn => "RNN",
         }
+    }
+}
+
+/// The recurrent family: one operator, its cell kind a parameter.
+impl Family for RecurrentParams {
+    fn name(&self) -> &'static str {
+        self.kind_name()
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        recurrent_shapes(self, inputs, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        true
+    }
+
+    fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        recurrent_params(self, inputs)
+    }
+
+    fn schedule_facts(&self) -> ScheduleFacts {
+        ScheduleFacts::COMPUTES
+    }
+
+    fn memory_facts(&self, _: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
+        recurrent_memory(outputs.first().copied())
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
     }
 }
 
@@ -74,7 +105,7 @@ pub fn recurrent_memory(output: Option<&Shape>) -> MemoryFacts {
     MemoryFacts {
         saves_inputs: vec![0],
         saves_params: true,
-        extra_saved: vec![ExtraSaved { what: "gates", elems: elems.saturating_mul(4), dtype: None }],
+        extra_saved: vec![ExtraSaved { what: "gates", elems: elems.saturating_mul(4), dtype: SavedType::Compute }],
         ..Default::default()
     }
 }

@@ -1,8 +1,67 @@
-//! Spatial up-sampling besides deconvolution: SegNet's Upsample (unpooling with
-//! the max-pool mask) and DeepLab/PSPNet's bilinear Interp.
+//! Spatial resampling besides deconvolution: SegNet's Upsample (unpooling with
+//! the max-pool mask), DeepLab/PSPNet's bilinear Interp, and resampling by
+//! scales or sizes given as inputs (ONNX Resize and Upsample, whose shapes the
+//! ONNX loader takes from tract). A linear map of the input: backward needs
+//! only shapes.
 
-use super::{nth, overflow, MemoryFacts};
-use crate::graph::{Shape, ShapeError};
+use super::{first, known, nth, overflow, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
+use crate::tensor::{Shape, ShapeError};
+
+/// The resampling family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResizeOp {
+    Upsample(UpsampleParams),
+    Interp(InterpParams),
+    /// Resampling by scales or sizes given as inputs; `mode` as the file names it.
+    Scaled { mode: String },
+}
+
+impl Family for ResizeOp {
+    fn name(&self) -> &'static str {
+        match self {
+            ResizeOp::Upsample(_) => "Upsample",
+            ResizeOp::Interp(_) => "Interp",
+            ResizeOp::Scaled { .. } => "Resize",
+        }
+    }
+
+    fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let shape = match self {
+            ResizeOp::Upsample(p) => upsample_shape(p, first(inputs)?)?,
+            ResizeOp::Interp(p) => interp_shape(p, inputs)?,
+            ResizeOp::Scaled { .. } => {
+                return Err(ShapeError::new(
+                    "Resize: the output shape depends on input values (taken from the ONNX shape analysis)",
+                ))
+            }
+        };
+        known(shape, n_outputs)
+    }
+
+    fn has_weights(&self) -> bool {
+        false
+    }
+
+    fn param_specs(&self, _: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
+        Ok(Vec::new())
+    }
+
+    fn schedule_facts(&self) -> ScheduleFacts {
+        match self {
+            ResizeOp::Upsample(_) | ResizeOp::Interp(_) | ResizeOp::Scaled { .. } => ScheduleFacts::COMPUTES,
+        }
+    }
+
+    fn memory_facts(&self, _: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+        match self {
+            ResizeOp::Upsample(_) | ResizeOp::Interp(_) | ResizeOp::Scaled { .. } => MemoryFacts::default(),
+        }
+    }
+
+    fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
+        None
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpsampleParams {
@@ -88,12 +147,6 @@ pub fn interp_shape(p: &InterpParams, inputs: &[&Shape]) -> Result<Shape, ShapeE
         (eh, ew)
     };
     Ok(Shape(vec![x.dims()[0], x.dims()[1], out_h, out_w]))
-}
-
-/// Memory facts of resampling (Upsample, Interp): a linear map of the input,
-/// backward needs only shapes.
-pub fn resize_memory() -> MemoryFacts {
-    MemoryFacts::default()
 }
 
 #[cfg(test)]

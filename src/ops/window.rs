@@ -1,7 +1,7 @@
 //! Sliding-window geometry shared by convolution and pooling: kernel, stride,
 //! padding and dilation per spatial axis, and how the output extent rounds.
 
-use crate::graph::ShapeError;
+use crate::tensor::ShapeError;
 
 /// How a window count that does not divide evenly is rounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

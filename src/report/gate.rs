@@ -1,20 +1,26 @@
-//! Budget gates: `--assert 'training.peak < 8GiB'` checks a figure of the report
-//! against a limit, so a CI job fails (exit 1) when a model change blows it.
+//! Budget gates: `--assert 'training.peak < 8GiB'` checks a figure of the
+//! analysis against a limit, so a CI job fails (exit 1) when a model change
+//! blows it; `diff --assert 'training.peak.delta < 5%'` checks how a figure
+//! changed between two sides. A figure that is incomplete (a lower bound) or
+//! was not computed cannot be checked: that is an error (exit 2), never a pass.
 //!
 //! Grammar: `SUBJECT OP VALUE`.
 //! - SUBJECT: `params`, `non_trainable`, `param_bytes`, `activation_bytes`, or
 //!   `SCENARIO.FIGURE` with SCENARIO `inference` | `training` | `style-transfer`
 //!   and FIGURE `peak` or a peak-breakdown category (`weights`, `weight_grads`,
 //!   `optimizer_state`, `activations`, `saved_for_backward`, `activation_grads`,
-//!   `workspace`, `inputs`).
+//!   `workspace`, `inputs`). For `diff`, SUBJECT is followed by `.delta`.
 //! - OP: `<`, `<=`, `>`, `>=`, `==`, `!=`.
 //! - VALUE: bytes with a unit (`8GiB`, `500MB`; KB/MB/GB are powers of 10,
 //!   KiB/MiB/GiB powers of 2) for byte figures; a count (`25000000`, `25M`,
-//!   `1.5G`) for `params` and `non_trainable`. A value of 2^64 or more is
-//!   refused, never saturated (`units::parse_bytes`, `units::parse_count`).
+//!   `1.5G`) for `params` and `non_trainable`. A delta may be negative, or a
+//!   percentage of side A's figure (`5%`). A value of 2^64 or more is refused,
+//!   never saturated (`units::parse_bytes`, `units::parse_count`).
 
 use std::fmt;
 
+use crate::analysis::Analysed;
+use crate::memory::{Category, Scenario};
 use crate::units::{format_bytes, format_count, parse_bytes, parse_count};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +34,7 @@ pub enum Comparison {
 }
 
 impl Comparison {
-    fn holds(self, left: u64, right: u64) -> bool {
+    fn holds<T: PartialOrd>(self, left: T, right: T) -> bool {
         match self {
             Comparison::Less => left < right,
             Comparison::LessEq => left <= right,
@@ -49,33 +55,191 @@ impl Comparison {
             Comparison::NotEqual => "!=",
         }
     }
+
+    /// Splits `text` at its operator: (left, op, right).
+    fn split(text: &str) -> Result<(&str, Comparison, &str), String> {
+        let ops = [
+            ("<=", Comparison::LessEq),
+            (">=", Comparison::GreaterEq),
+            ("==", Comparison::Equal),
+            ("!=", Comparison::NotEqual),
+            ("<", Comparison::Less),
+            (">", Comparison::Greater),
+        ];
+        let (at, symbol, comparison) = ops
+            .iter()
+            .filter_map(|(s, c)| text.find(s).map(|i| (i, *s, *c)))
+            .min_by_key(|(i, s, _)| (*i, std::cmp::Reverse(s.len())))
+            .ok_or_else(|| format!("\"{text}\": expected SUBJECT OP VALUE, e.g. 'training.peak < 8GiB'"))?;
+        let right = text[at + symbol.len()..].trim();
+        if right.is_empty() {
+            return Err(format!("\"{text}\": expected a value after \"{symbol}\""));
+        }
+        Ok((text[..at].trim(), comparison, right))
+    }
+}
+
+/// A figure of the parameter totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Total {
+    Params,
+    NonTrainable,
+    ParamBytes,
+    ActivationBytes,
+}
+
+impl Total {
+    pub const ALL: [Total; 4] = [Total::Params, Total::NonTrainable, Total::ParamBytes, Total::ActivationBytes];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Total::Params => "params",
+            Total::NonTrainable => "non_trainable",
+            Total::ParamBytes => "param_bytes",
+            Total::ActivationBytes => "activation_bytes",
+        }
+    }
+}
+
+/// A figure of one scenario: its peak, or one category of the peak's breakdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    Peak,
+    Category(Category),
+}
+
+impl Figure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Figure::Peak => "peak",
+            Figure::Category(c) => c.as_str(),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Figure> {
+        if text == "peak" {
+            return Some(Figure::Peak);
+        }
+        Category::ALL.iter().copied().find(|c| c.as_str() == text).map(Figure::Category)
+    }
 }
 
 /// What a gate measures.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject {
-    /// A top-level total (`params`, `param_bytes`, …).
-    Total(String),
-    /// A scenario's peak (`figure` == "peak") or one category of its peak breakdown.
-    Scenario { scenario: String, figure: String },
+    Total(Total),
+    Scenario(Scenario, Figure),
+}
+
+/// Why a subject has no figure to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The scenario was not computed (`--scenario` left it out).
+    NotComputed(Scenario),
+    /// The figure is a lower bound: the reason and how to complete it.
+    Incomplete(String),
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::NotComputed(s) => write!(f, "the {} scenario was not computed (choose it with --scenario)", s.as_str()),
+            Unavailable::Incomplete(why) => write!(f, "the figure is incomplete, only a lower bound: {why}"),
+        }
+    }
 }
 
 impl Subject {
+    pub fn parse(text: &str) -> Option<Subject> {
+        if let Some(t) = Total::ALL.iter().copied().find(|t| t.as_str() == text) {
+            return Some(Subject::Total(t));
+        }
+        let (s, f) = text.split_once('.')?;
+        let scenario = [Scenario::Inference, Scenario::Training, Scenario::StyleTransfer].into_iter().find(|x| x.as_str() == s)?;
+        Some(Subject::Scenario(scenario, Figure::parse(f)?))
+    }
+
+    fn grammar() -> String {
+        let totals: Vec<&str> = Total::ALL.iter().map(|t| t.as_str()).collect();
+        let figures: Vec<&str> = std::iter::once("peak").chain(Category::ALL.iter().map(|c| c.as_str())).collect();
+        format!(
+            "use {}, or SCENARIO.FIGURE with SCENARIO one of inference, training, style-transfer and FIGURE one of {}",
+            totals.join(", "),
+            figures.join(", ")
+        )
+    }
+
     /// Counts of elements, not bytes.
-    fn is_count(&self) -> bool {
-        matches!(self, Subject::Total(t) if t == "params" || t == "non_trainable")
+    pub fn is_count(self) -> bool {
+        matches!(self, Subject::Total(Total::Params | Total::NonTrainable))
+    }
+
+    /// The scenario this subject needs computed, if any.
+    pub fn scenario(self) -> Option<Scenario> {
+        match self {
+            Subject::Scenario(s, _) => Some(s),
+            Subject::Total(_) => None,
+        }
+    }
+
+    /// The figure in `a`, or why there is none to check.
+    pub fn value(self, a: &Analysed) -> Result<u64, Unavailable> {
+        match self {
+            Subject::Total(t) => {
+                let totals = a.graph.param_totals();
+                let params_complete = a.graph.params_complete();
+                let (value, complete, why) = match t {
+                    Total::Params => (totals.params, params_complete, "weights"),
+                    Total::NonTrainable => (totals.non_trainable, params_complete, "weights"),
+                    Total::ParamBytes => (totals.param_bytes, params_complete, "weights"),
+                    Total::ActivationBytes => (
+                        super::activation_bytes(&a.graph),
+                        !a.graph.tensors.iter().any(|t| t.kind == crate::graph::TensorKind::Activation && t.shape.is_none()),
+                        "activations",
+                    ),
+                };
+                if complete {
+                    Ok(value)
+                } else {
+                    let bind = crate::analysis::missing_bindings(&a.graph);
+                    Err(Unavailable::Incomplete(format!(
+                        "some {why} have an unknown size{}",
+                        if bind.is_empty() { String::new() } else { format!("; bind them with {}", bind.join(" ")) }
+                    )))
+                }
+            }
+            Subject::Scenario(s, figure) => {
+                let sc = a.memory.scenario(s).ok_or(Unavailable::NotComputed(s))?;
+                if let Some(why) = crate::analysis::incompleteness(&a.graph, sc) {
+                    return Err(Unavailable::Incomplete(why));
+                }
+                Ok(match figure {
+                    Figure::Peak => sc.peak_bytes,
+                    Figure::Category(c) => sc.peak_breakdown.get(c),
+                })
+            }
+        }
+    }
+
+    fn show(self, v: u64) -> String {
+        if self.is_count() {
+            format_count(v)
+        } else {
+            format!("{} ({} bytes)", format_bytes(v), format_count(v))
+        }
     }
 }
 
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Subject::Total(t) => f.write_str(t),
-            Subject::Scenario { scenario, figure } => write!(f, "{scenario}.{figure}"),
+            Subject::Total(t) => f.write_str(t.as_str()),
+            Subject::Scenario(s, figure) => write!(f, "{}.{}", s.as_str(), figure.as_str()),
         }
     }
 }
 
+/// A limit on one figure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gate {
     pub text: String,
@@ -84,96 +248,120 @@ pub struct Gate {
     pub limit: u64,
 }
 
-const TOTALS: [&str; 4] = ["params", "non_trainable", "param_bytes", "activation_bytes"];
-const SCENARIOS: [&str; 3] = ["inference", "training", "style-transfer"];
-const FIGURES: [&str; 9] = [
-    "peak",
-    "weights",
-    "weight_grads",
-    "optimizer_state",
-    "activations",
-    "saved_for_backward",
-    "activation_grads",
-    "workspace",
-    "inputs",
-];
+/// What a failed check says (one line each).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GateFailure {
+    /// The figure is there and breaks the limit: exit 1.
+    Failed(String),
+    /// The figure cannot be checked: exit 2.
+    Unavailable(String),
+}
 
 impl Gate {
     /// Parse `training.peak < 8GiB`; the error says what was expected.
     pub fn parse(text: &str) -> Result<Gate, String> {
-        let ops = [("<=", Comparison::LessEq), (">=", Comparison::GreaterEq), ("==", Comparison::Equal), ("!=", Comparison::NotEqual), ("<", Comparison::Less), (">", Comparison::Greater)];
-        let (at, symbol, comparison) = ops
-            .iter()
-            .filter_map(|(s, c)| text.find(s).map(|i| (i, *s, *c)))
-            .min_by_key(|(i, s, _)| (*i, std::cmp::Reverse(s.len())))
-            .ok_or_else(|| format!("\"{text}\": expected SUBJECT OP VALUE, e.g. 'training.peak < 8GiB'"))?;
-        let left = text[..at].trim();
-        let right = text[at + symbol.len()..].trim();
-        let subject = match left.split_once('.') {
-            None if TOTALS.contains(&left) => Subject::Total(left.to_string()),
-            Some((s, f)) if SCENARIOS.contains(&s) && FIGURES.contains(&f) => {
-                Subject::Scenario { scenario: s.to_string(), figure: f.to_string() }
-            }
-            _ => {
-                return Err(format!(
-                    "\"{text}\": unknown subject \"{left}\" (use {}, or SCENARIO.FIGURE with SCENARIO one of {} and FIGURE one of {})",
-                    TOTALS.join(", "),
-                    SCENARIOS.join(", "),
-                    FIGURES.join(", ")
-                ))
-            }
-        };
-        if right.is_empty() {
-            return Err(format!("\"{text}\": expected a value after \"{symbol}\""));
-        }
+        let (left, comparison, right) = Comparison::split(text)?;
+        let subject = Subject::parse(left)
+            .ok_or_else(|| format!("\"{text}\": unknown subject \"{left}\" ({})", Subject::grammar()))?;
         let limit = if subject.is_count() { parse_count(right) } else { parse_bytes(right) }
             .map_err(|e| format!("\"{text}\": {e}"))?;
         Ok(Gate { text: text.to_string(), subject, comparison, limit })
     }
 
-    /// The scenario this gate needs computed, if any.
-    pub fn scenario(&self) -> Option<&str> {
-        match &self.subject {
-            Subject::Scenario { scenario, .. } => Some(scenario),
-            Subject::Total(_) => None,
-        }
-    }
-
-    /// Check the gate against the figure; `Err` is the one-line reason it failed.
+    /// Check the gate against a figure; `Err` is the one-line reason it failed.
     pub fn check(&self, value: u64) -> Result<(), String> {
         if self.comparison.holds(value, self.limit) {
             return Ok(());
         }
-        let shown = |v: u64| if self.subject.is_count() { format_count(v) } else { format!("{} ({} bytes)", format_bytes(v), format_count(v)) };
         Err(format!(
             "assertion failed: {} {} {}: {} is {}",
             self.subject,
             self.comparison.symbol(),
-            shown(self.limit),
+            self.subject.show(self.limit),
             self.subject,
-            shown(value)
+            self.subject.show(value)
         ))
+    }
+
+    /// Checks the gate on an analysis.
+    pub fn evaluate(&self, a: &Analysed) -> Result<(), GateFailure> {
+        match self.subject.value(a) {
+            Ok(v) => self.check(v).map_err(GateFailure::Failed),
+            Err(why) => Err(GateFailure::Unavailable(format!("cannot check '{}': {why}", self.text))),
+        }
     }
 }
 
-/// The figure a gate measures, read from the JSON report (the same numbers
-/// `--json` prints). A scenario or category that is absent reads as 0.
-pub fn value_of(subject: &Subject, report: &super::json::JsonReport) -> u64 {
-    match subject {
-        Subject::Total(t) => match t.as_str() {
-            "params" => report.totals.params,
-            "non_trainable" => report.totals.non_trainable,
-            "param_bytes" => report.totals.param_bytes,
-            _ => report.totals.activation_bytes,
-        },
-        Subject::Scenario { scenario, figure } => {
-            let sc = report.scenarios.get(scenario.as_str());
-            let v = if figure == "peak" {
-                sc.and_then(|s| s.get("peak_bytes"))
-            } else {
-                sc.and_then(|s| s.get("peak_breakdown")).and_then(|b| b.get(figure.as_str()))
-            };
-            v.and_then(|v| v.as_u64()).unwrap_or(0)
+/// How much a figure may change between diff's sides.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeltaLimit {
+    /// Percent of side A's figure.
+    Percent(f64),
+    /// Bytes or elements, signed.
+    Amount(i128),
+}
+
+/// A limit on the change of one figure: `training.peak.delta < 5%`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeltaGate {
+    pub text: String,
+    pub subject: Subject,
+    pub comparison: Comparison,
+    pub limit: DeltaLimit,
+}
+
+impl DeltaGate {
+    pub fn parse(text: &str) -> Result<DeltaGate, String> {
+        let (left, comparison, right) = Comparison::split(text)?;
+        let subject = left
+            .strip_suffix(".delta")
+            .and_then(Subject::parse)
+            .ok_or_else(|| format!("\"{text}\": unknown subject \"{left}\" (diff gates are SUBJECT.delta: {})", Subject::grammar()))?;
+        let (negative, magnitude) = match right.strip_prefix('-') {
+            Some(m) => (true, m.trim()),
+            None => (false, right),
+        };
+        let limit = if let Some(p) = magnitude.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| format!("\"{text}\": \"{right}\" is not a percentage"))?;
+            if !v.is_finite() {
+                return Err(format!("\"{text}\": \"{right}\" is not a percentage"));
+            }
+            DeltaLimit::Percent(if negative { -v } else { v })
+        } else {
+            let v = if subject.is_count() { parse_count(magnitude) } else { parse_bytes(magnitude) }
+                .map_err(|e| format!("\"{text}\": {e}"))?;
+            DeltaLimit::Amount(if negative { -i128::from(v) } else { i128::from(v) })
+        };
+        Ok(DeltaGate { text: text.to_string(), subject, comparison, limit })
+    }
+
+    /// Checks B − A against the limit.
+    pub fn evaluate(&self, a: &Analysed, b: &Analysed) -> Result<(), GateFailure> {
+        let unavailable = |side: &str, why: Unavailable| GateFailure::Unavailable(format!("cannot check '{}' on side {side}: {why}", self.text));
+        let x = self.subject.value(a).map_err(|w| unavailable("A", w))?;
+        let y = self.subject.value(b).map_err(|w| unavailable("B", w))?;
+        let delta = i128::from(y) - i128::from(x);
+        let (holds, shown) = match self.limit {
+            DeltaLimit::Amount(limit) => (self.comparison.holds(delta, limit), format!("{delta:+}")),
+            DeltaLimit::Percent(limit) => {
+                let pct = if x == 0 {
+                    if delta == 0 { 0.0 } else { f64::INFINITY.copysign(delta as f64) }
+                } else {
+                    delta as f64 * 100.0 / x as f64
+                };
+                (self.comparison.holds(pct, limit), format!("{pct:+.2}%"))
+            }
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(GateFailure::Failed(format!(
+                "assertion failed: {}: {} went from {} to {} ({shown})",
+                self.text,
+                self.subject,
+                self.subject.show(x),
+                self.subject.show(y)
+            )))
         }
     }
 }
@@ -185,12 +373,15 @@ mod tests {
     #[test]
     fn parses_scenario_figures_and_totals() {
         let g = Gate::parse("training.peak < 8GiB").unwrap();
-        assert_eq!(g.subject, Subject::Scenario { scenario: "training".into(), figure: "peak".into() });
+        assert_eq!(g.subject, Subject::Scenario(Scenario::Training, Figure::Peak));
         assert_eq!((g.comparison, g.limit), (Comparison::Less, 8 << 30));
         let g = Gate::parse("inference.workspace<=500MB").unwrap();
+        assert_eq!(g.subject, Subject::Scenario(Scenario::Inference, Figure::Category(Category::Workspace)));
         assert_eq!((g.comparison, g.limit), (Comparison::LessEq, 500_000_000));
         let g = Gate::parse("params >= 25M").unwrap();
-        assert_eq!((g.subject, g.limit), (Subject::Total("params".into()), 25_000_000));
+        assert_eq!((g.subject, g.limit), (Subject::Total(Total::Params), 25_000_000));
+        let g = Gate::parse("style-transfer.activation_grads > 0").unwrap();
+        assert_eq!(g.subject, Subject::Scenario(Scenario::StyleTransfer, Figure::Category(Category::ActivationGrads)));
     }
 
     #[test]
@@ -199,6 +390,8 @@ mod tests {
         assert!(Gate::parse("training.speed < 1").unwrap_err().contains("unknown subject"));
         assert!(Gate::parse("training.peak < 8 parsecs").unwrap_err().contains("unknown unit"));
         assert!(Gate::parse("params < ").unwrap_err().contains("expected a value"));
+        assert!(Gate::parse("params < 1e30").unwrap_err().contains("out of range"));
+        assert!(Gate::parse("params < 18446744073709551616").unwrap_err().contains("out of range"));
     }
 
     #[test]
@@ -208,5 +401,18 @@ mod tests {
         let e = g.check(2048).unwrap_err();
         assert_eq!(e, "assertion failed: training.peak < 1.00 KiB (1,024 bytes): training.peak is 2.00 KiB (2,048 bytes)");
         assert!(Gate::parse("params != 5").unwrap().check(5).is_err());
+    }
+
+    #[test]
+    fn delta_gates_take_percentages_and_signed_amounts() {
+        let g = DeltaGate::parse("training.peak.delta < 5%").unwrap();
+        assert_eq!(g.subject, Subject::Scenario(Scenario::Training, Figure::Peak));
+        assert_eq!(g.limit, DeltaLimit::Percent(5.0));
+        let g = DeltaGate::parse("params.delta <= -1M").unwrap();
+        assert_eq!(g.limit, DeltaLimit::Amount(-1_000_000));
+        let g = DeltaGate::parse("inference.peak.delta<100MiB").unwrap();
+        assert_eq!(g.limit, DeltaLimit::Amount(100 << 20));
+        assert!(DeltaGate::parse("training.peak < 5%").unwrap_err().contains(".delta"));
+        assert!(DeltaGate::parse("training.peak.delta < x%").is_err());
     }
 }

@@ -13,7 +13,7 @@ use prost::Message;
 
 use crate::graph::{DType, Graph, ModelFormat, Node, Shape, Tensor, TensorKind};
 use crate::load::{LoadError, LoadOptions};
-use crate::ops::Op;
+use crate::ops::{Op, UnknownOp};
 
 /// NetParameter: name 1, layers 2 (V1), layer 100 (V2).
 #[derive(Clone, PartialEq, Message)]
@@ -140,12 +140,13 @@ fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
         g.nodes.push(Node {
             name: layer.name,
             source_type: layer.type_name.clone(),
-            op: Op::Unknown { type_name: layer.type_name },
+            op: Op::Unknown(UnknownOp { type_name: layer.type_name }),
             inputs: Vec::new(),
             params,
             outputs: Vec::new(),
             in_place: false,
             attrs: Vec::new(),
+            scope: Vec::new(),
         });
     }
     g.warn("a .caffemodel holds weights only: activation shapes need the prototxt (load it with --weights FILE)");

@@ -8,9 +8,9 @@ use crate::ops::detection::{DetectionOutputParams, PriorBoxParams, RoiPoolParams
 use crate::ops::recurrent::{RecurrentKind, RecurrentParams};
 use crate::ops::window::per_axis;
 use crate::ops::{
-    Activation, ConvParams, CropParams, DenseParams, EltwiseKind, EmbedParams, FlattenParams, InterpParams,
-    LrnParams, Op, PoolMethod, PoolParams, ReshapeParams, Rounding, ScaleParams, SliceParams, UpsampleParams,
-    Window,
+    Activation, ConvOp, ConvParams, CropParams, DenseOp, DenseParams, DetectionOp, EltwiseKind, ElementwiseOp as E,
+    EmbedParams, FlattenParams, InterpParams, LayoutOp, LossOp, LrnParams, NormOp, Op, PoolMethod, PoolParams,
+    ReduceOp, ReshapeParams, ResizeOp, Rounding, ScaleParams, SliceParams, UnknownOp, UpsampleParams, Window,
 };
 
 /// A field value that does not fit: where it is and what was expected.
@@ -345,11 +345,11 @@ fn loss_kind(canonical: &str) -> bool {
 /// Map a canonical compute-layer type to an op. `n_bottoms` decides between
 /// layer forms (Scale by a second input). Unknown types become `Op::Unknown`.
 pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op, FieldError> {
-    let act = |a: Activation| Ok(Op::Activation(a));
+    let act = |a: Activation| Ok(Op::Elementwise(E::Activation(a)));
     match canonical {
-        "Convolution" => Ok(Op::Conv(conv_params(p, false)?)),
-        "ConvolutionDepthwise" => Ok(Op::Conv(conv_params(p, true)?)),
-        "Deconvolution" => Ok(Op::Deconv(conv_params(p, false)?)),
+        "Convolution" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, false)?))),
+        "ConvolutionDepthwise" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, true)?))),
+        "Deconvolution" => Ok(Op::Conv(ConvOp::Transposed(conv_params(p, false)?))),
         "Pooling" => Ok(Op::Pool(pool_params(p)?)),
         "InnerProduct" => {
             let b = p.block("inner_product_param");
@@ -361,15 +361,15 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
             if out == 0 {
                 return Err(FieldError { line: 0, column: 0, message: "inner_product_param.num_output must be positive".into() });
             }
-            Ok(Op::Dense(DenseParams {
+            Ok(Op::Dense(DenseOp::Linear(DenseParams {
                 out_features: out,
                 axis: b.i64_or("axis", 1)?,
                 bias: b.bool_or("bias_term", true)?,
                 transpose: b.bool_or("transpose", false)?,
-            }))
+            })))
         }
         "ReLU" => act(Activation::Relu { negative_slope: p.block("relu_param").f64_or("negative_slope", 0.0)? as f32 }),
-        "PReLU" => Ok(Op::PRelu { channel_shared: p.block("prelu_param").bool_or("channel_shared", false)? }),
+        "PReLU" => Ok(Op::Elementwise(E::PRelu { channel_shared: p.block("prelu_param").bool_or("channel_shared", false)? })),
         "Sigmoid" => act(Activation::Sigmoid),
         "TanH" => act(Activation::Tanh),
         "AbsVal" => act(Activation::AbsVal),
@@ -382,31 +382,31 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
         "Clip" => act(Activation::Clip),
         "Swish" => act(Activation::Silu),
         "MVN" => act(Activation::Identity),
-        "Dropout" => Ok(Op::Dropout { ratio: p.block("dropout_param").f64_or("dropout_ratio", 0.5)? as f32 }),
+        "Dropout" => Ok(Op::Elementwise(E::Dropout { ratio: p.block("dropout_param").f64_or("dropout_ratio", 0.5)? as f32 })),
         "LRN" => {
             let b = p.block("lrn_param");
-            Ok(Op::Lrn(LrnParams {
+            Ok(Op::Norm(NormOp::Lrn(LrnParams {
                 local_size: b.u64_or("local_size", 5)?,
                 across_channels: b.enum_or("norm_region", &["ACROSS_CHANNELS", "WITHIN_CHANNEL"], "ACROSS_CHANNELS")?
                     == "ACROSS_CHANNELS",
-            }))
+            })))
         }
-        "Softmax" => Ok(Op::Softmax { axis: p.block("softmax_param").i64_or("axis", 1)? }),
-        "BatchNorm" => Ok(Op::BatchNorm { eps: p.block("batch_norm_param").f64_or("eps", 1e-5)? as f32, caffe_factor: true }),
-        "Scale" => Ok(Op::Scale(scale_params(p.block("scale_param"), false)?)),
-        "Bias" => Ok(Op::Bias(scale_params(p.block("bias_param"), false)?)),
+        "Softmax" => Ok(Op::Elementwise(E::Softmax { axis: p.block("softmax_param").i64_or("axis", 1)? })),
+        "BatchNorm" => Ok(Op::Norm(NormOp::BatchNorm { eps: p.block("batch_norm_param").f64_or("eps", 1e-5)? as f32, caffe_factor: true })),
+        "Scale" => Ok(Op::Norm(NormOp::Scale(scale_params(p.block("scale_param"), false)?))),
+        "Bias" => Ok(Op::Norm(NormOp::Bias(scale_params(p.block("bias_param"), false)?))),
         "BN" => {
             // PSPNet's BN variant keeps running statistics; it says so with
             // its own fields (moving_average_fraction / use_global_stats).
             let b = p.block("bn_param");
             let stats = b.has("moving_average_fraction") || b.has("use_global_stats") || b.has("momentum");
-            Ok(Op::BnFork { running_stats: stats })
+            Ok(Op::Norm(NormOp::BnFork { running_stats: stats }))
         }
-        "Normalize" => Ok(Op::Normalize { channel_shared: p.block("norm_param").bool_or("channel_shared", true)? }),
+        "Normalize" => Ok(Op::Norm(NormOp::Normalize { channel_shared: p.block("norm_param").bool_or("channel_shared", true)? })),
         "Concat" => {
             let b = p.block("concat_param");
             let axis = if b.has("concat_dim") { b.i64_or("concat_dim", 1)? } else { b.i64_or("axis", 1)? };
-            Ok(Op::Concat { axis })
+            Ok(Op::Layout(LayoutOp::Concat { axis }))
         }
         "Eltwise" => {
             let kind = match p.block("eltwise_param").enum_or("operation", &["PROD", "SUM", "MAX"], "SUM")? {
@@ -414,18 +414,18 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 "MAX" => EltwiseKind::Max,
                 _ => EltwiseKind::Sum,
             };
-            Ok(Op::Eltwise { kind, broadcast: false })
+            Ok(Op::Elementwise(E::Eltwise { kind, broadcast: false }))
         }
-        "Axpy" => Ok(Op::Axpy),
-        "Split" => Ok(Op::Split),
+        "Axpy" => Ok(Op::Elementwise(E::Axpy)),
+        "Split" => Ok(Op::Layout(LayoutOp::Split)),
         "Slice" => {
             let b = p.block("slice_param");
             let axis = if b.has("slice_dim") { b.i64_or("slice_dim", 1)? } else { b.i64_or("axis", 1)? };
-            Ok(Op::Slice(SliceParams { axis, points: b.u64s("slice_point")? }))
+            Ok(Op::Layout(LayoutOp::Slice(SliceParams { axis, points: b.u64s("slice_point")? })))
         }
         "Flatten" => {
             let b = p.block("flatten_param");
-            Ok(Op::Flatten(FlattenParams { axis: b.i64_or("axis", 1)?, end_axis: b.i64_or("end_axis", -1)? }))
+            Ok(Op::Layout(LayoutOp::Flatten(FlattenParams { axis: b.i64_or("axis", 1)?, end_axis: b.i64_or("end_axis", -1)? })))
         }
         "Reshape" => {
             let b = p.block("reshape_param");
@@ -433,73 +433,75 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 Some(shape) => Block { msg: shape }.i64s("dim")?,
                 None => Vec::new(),
             };
-            Ok(Op::Reshape(ReshapeParams { dims, axis: b.i64_or("axis", 0)?, num_axes: b.i64_or("num_axes", -1)? }))
+            Ok(Op::Layout(LayoutOp::Reshape(ReshapeParams { dims, axis: b.i64_or("axis", 0)?, num_axes: b.i64_or("num_axes", -1)? })))
         }
         "Crop" => {
             let b = p.block("crop_param");
-            Ok(Op::Crop(CropParams { axis: b.i64_or("axis", 2)?, offsets: b.u64s("offset")? }))
+            Ok(Op::Layout(LayoutOp::Crop(CropParams { axis: b.i64_or("axis", 2)?, offsets: b.u64s("offset")? })))
         }
         "Permute" => {
             let order = p.block("permute_param").u64s("order")?;
-            Ok(Op::Permute { order: order.into_iter().map(|o| o as usize).collect() })
+            Ok(Op::Layout(LayoutOp::Permute { order: order.into_iter().map(|o| o as usize).collect() }))
         }
-        "ShuffleChannel" => Ok(Op::ShuffleChannel { group: p.block("shuffle_channel_param").u64_or("group", 1)? }),
+        "ShuffleChannel" => Ok(Op::Layout(LayoutOp::ShuffleChannel { group: p.block("shuffle_channel_param").u64_or("group", 1)? })),
         "Tile" => {
             let b = p.block("tile_param");
-            Ok(Op::Tile { axis: b.i64_or("axis", 1)?, tiles: b.u64_or("tiles", 1)? })
+            Ok(Op::Layout(LayoutOp::Tile { axis: b.i64_or("axis", 1)?, tiles: b.u64_or("tiles", 1)? }))
         }
-        "Reduction" => Ok(Op::Reduction { axis: p.block("reduction_param").i64_or("axis", 0)? }),
+        "Reduction" => Ok(Op::Reduce(ReduceOp::Reduction { axis: p.block("reduction_param").i64_or("axis", 0)? })),
         "ArgMax" => {
             let b = p.block("argmax_param");
             let axis = if b.has("axis") { Some(b.i64_or("axis", 0)?) } else { None };
-            Ok(Op::ArgMax { top_k: b.u64_or("top_k", 1)?, out_max_val: b.bool_or("out_max_val", false)?, axis })
+            Ok(Op::Reduce(ReduceOp::ArgMax { top_k: b.u64_or("top_k", 1)?, out_max_val: b.bool_or("out_max_val", false)?, axis }))
         }
         "Upsample" => {
             let b = p.block("upsample_param");
             let scale = b.u64_or("scale", 2)?;
-            Ok(Op::Upsample(UpsampleParams {
+            Ok(Op::Resize(ResizeOp::Upsample(UpsampleParams {
                 scale_h: b.u64_or("scale_h", scale)?,
                 scale_w: b.u64_or("scale_w", scale)?,
                 out_h: b.opt_u64("upsample_h")?,
                 out_w: b.opt_u64("upsample_w")?,
                 pad_out_h: b.bool_or("pad_out_h", false)?,
                 pad_out_w: b.bool_or("pad_out_w", false)?,
-            }))
+            })))
         }
         "Interp" => {
             let b = p.block("interp_param");
-            Ok(Op::Interp(InterpParams {
+            Ok(Op::Resize(ResizeOp::Interp(InterpParams {
                 height: b.opt_u64("height")?,
                 width: b.opt_u64("width")?,
                 zoom: b.opt_u64("zoom_factor")?,
                 shrink: b.opt_u64("shrink_factor")?,
                 pad_beg: b.i64_or("pad_beg", 0)?,
                 pad_end: b.i64_or("pad_end", 0)?,
-            }))
+            })))
         }
         "PriorBox" => {
             let b = p.block("prior_box_param");
-            Ok(Op::PriorBox(PriorBoxParams {
+            Ok(Op::Detection(DetectionOp::PriorBox(PriorBoxParams {
                 n_min_sizes: b.f64s("min_size")?.len() as u64,
                 n_max_sizes: b.f64s("max_size")?.len() as u64,
                 aspect_ratios: b.f64s("aspect_ratio")?,
                 flip: b.bool_or("flip", true)?,
-            }))
+            })))
         }
         "DetectionOutput" => {
-            Ok(Op::DetectionOutput(DetectionOutputParams { keep_top_k: p.block("detection_output_param").opt_u64("keep_top_k")? }))
+            Ok(Op::Detection(DetectionOp::DetectionOutput(DetectionOutputParams {
+                keep_top_k: p.block("detection_output_param").opt_u64("keep_top_k")?,
+            })))
         }
         "ROIPooling" => {
             let b = p.block("roi_pooling_param");
-            Ok(Op::RoiPool(RoiPoolParams { pooled_h: b.u64_or("pooled_h", 0)?, pooled_w: b.u64_or("pooled_w", 0)? }))
+            Ok(Op::Detection(DetectionOp::RoiPool(RoiPoolParams { pooled_h: b.u64_or("pooled_h", 0)?, pooled_w: b.u64_or("pooled_w", 0)? })))
         }
         "Embed" => {
             let b = p.block("embed_param");
-            Ok(Op::Embed(EmbedParams {
+            Ok(Op::Dense(DenseOp::Embed(EmbedParams {
                 out_features: b.u64_or("num_output", 0)?,
                 vocabulary: b.u64_or("input_dim", 0)?,
                 bias: b.bool_or("bias_term", true)?,
-            }))
+            })))
         }
         "LSTM" | "RNN" => {
             let b = p.block("recurrent_param");
@@ -509,11 +511,11 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 expose_hidden: b.bool_or("expose_hidden", false)?,
             }))
         }
-        "Accuracy" => Ok(Op::Accuracy { top_k: p.block("accuracy_param").u64_or("top_k", 1)? }),
-        "Silence" => Ok(Op::Silence),
+        "Accuracy" => Ok(Op::Loss(LossOp::Accuracy { top_k: p.block("accuracy_param").u64_or("top_k", 1)? })),
+        "Silence" => Ok(Op::Loss(LossOp::Silence)),
         "Python" => Ok(python_op(p, n_bottoms)),
-        t if loss_kind(t) => Ok(Op::Loss { kind: t.to_string() }),
-        t => Ok(Op::Unknown { type_name: t.to_string() }),
+        t if loss_kind(t) => Ok(Op::Loss(LossOp::Loss { kind: t.to_string() })),
+        t => Ok(Op::Unknown(UnknownOp { type_name: t.to_string() })),
     }
 }
 
@@ -521,10 +523,10 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
 fn python_op(p: &Params<'_>, _n_bottoms: usize) -> Op {
     let layer = p.block("python_param").msg.text("layer").unwrap_or_default();
     match layer {
-        "ProposalLayer" => Op::Proposal,
+        "ProposalLayer" => Op::Detection(DetectionOp::Proposal),
         // ENet's spatial dropout (SpatialDropoutLayer) keeps the shape.
-        l if l.starts_with("SpatialDropout") => Op::Dropout { ratio: 0.5 },
-        other => Op::Unknown { type_name: format!("Python ({other})") },
+        l if l.starts_with("SpatialDropout") => Op::Elementwise(E::Dropout { ratio: 0.5 }),
+        other => Op::Unknown(UnknownOp { type_name: format!("Python ({other})") }),
     }
 }
 
@@ -570,14 +572,14 @@ mod tests {
     #[test]
     fn v0_reads_flat_legacy_names() {
         let m = parse(b"name: 'conv1' type: 'conv' num_output: 96 kernelsize: 11 stride: 4 biasterm: false").unwrap();
-        let Op::Conv(c) = layer_op("Convolution", &Params::new(&m, true), 1).unwrap() else { panic!() };
+        let Op::Conv(ConvOp::Forward(c)) = layer_op("Convolution", &Params::new(&m, true), 1).unwrap() else { panic!() };
         assert_eq!((c.out_channels, c.window.kernel.clone(), c.bias), (96, vec![11, 11], false));
     }
 
     #[test]
     fn legacy_concat_and_slice_dims() {
-        assert_eq!(op_of("Concat", "concat_param { concat_dim: 2 }").unwrap(), Op::Concat { axis: 2 });
-        let Op::Slice(s) = op_of("Slice", "slice_param { slice_dim: 1 slice_point: 1 }").unwrap() else { panic!() };
+        assert_eq!(op_of("Concat", "concat_param { concat_dim: 2 }").unwrap(), Op::Layout(LayoutOp::Concat { axis: 2 }));
+        let Op::Layout(LayoutOp::Slice(s)) = op_of("Slice", "slice_param { slice_dim: 1 slice_point: 1 }").unwrap() else { panic!() };
         assert_eq!((s.axis, s.points), (1, vec![1]));
     }
 }

@@ -14,7 +14,7 @@ pub use caffemodel::{load_caffemodel, load_caffemodel_bytes};
 
 use self::layers::{canonical_type, is_data_layer, layer_op, Block, FieldError, Params};
 use self::text::{Field, Message};
-use super::{LoadError, LoadOptions, Phase};
+use super::{CaffePhase, LoadError, LoadOptions};
 use crate::graph::build::{GraphBuilder, NodeSpec};
 use crate::graph::{checked_product, AttrValue, DType, Graph, ModelFormat, Shape, TensorId, Unknown};
 
@@ -235,8 +235,8 @@ impl<'p> NetBuilder<'p> {
         let file_phase = state_msg.and_then(|s| s.text("phase"));
         let state = NetState {
             phase: match (self.options.phase, file_phase) {
-                (Some(Phase::Train), _) => "TRAIN",
-                (Some(Phase::Test), _) => "TEST",
+                (Some(CaffePhase::Train), _) => "TRAIN",
+                (Some(CaffePhase::Test), _) => "TEST",
                 (None, Some("TRAIN" | "0")) => "TRAIN",
                 (None, _) => "TEST",
             },
@@ -253,7 +253,7 @@ impl<'p> NetBuilder<'p> {
             self.add_layer(layer)?;
         }
         for (i, used) in self.used_overrides.iter().enumerate() {
-            if !used {
+            if !used && !self.options.lenient_inputs {
                 let spec = &self.options.inputs[i];
                 let inputs: Vec<String> =
                     self.builder.graph().inputs.iter().map(|&t| self.builder.graph().tensor(t).name.clone()).collect();
@@ -320,7 +320,14 @@ impl<'p> NetBuilder<'p> {
         };
         if let (Some(batch), Ok(s)) = (self.options.batch, shape.as_mut()) {
             if let Some(first) = s.0.first_mut() {
-                *first = batch;
+                let stated = std::mem::replace(first, batch);
+                if override_idx.is_none() {
+                    self.builder.note_batch_override(crate::graph::BatchOverride {
+                        input: name.to_string(),
+                        stated: Some(stated),
+                        used: batch,
+                    });
+                }
             }
         }
         if let Ok(s) = &shape {

@@ -288,11 +288,8 @@ fn weightless_proto(
         }
     }
     // Sparse initializers: typed inputs of their dense shape.
-    for s in &decoded.sparse_initializers {
-        if let Some(values) = &s.values {
-            let t = proto::TensorProto { dims: s.dims.clone(), ..values.clone() };
-            fact(&t, &mut graph, &mut as_fact);
-        }
+    for t in &decoded.sparse_dense {
+        fact(t, &mut graph, &mut as_fact);
     }
     // Declared inputs, with the dims the user bound.
     let bound: HashMap<&str, &InputBinding> = inputs.iter().map(|b| (b.name.as_str(), b)).collect();

@@ -1,17 +1,24 @@
-//! ONNX op types and attributes → nnmem's operator vocabulary (`Op`).
+//! ONNX op types and attributes → nnmem's operator vocabulary (`Op`), and
+//! everything else the loader knows per op type (`TypeFacts`): which inputs
+//! are operator arguments rather than weights, which hold running statistics,
+//! whose outputs are sized at run time, whether an output is a boolean mask,
+//! and when nnmem's own shape rule is exactly ONNX's. This match is the one
+//! table of ONNX op types: one arm per type.
 //!
-//! One arm per ONNX op type, each reading attributes with the defaults the ONNX
-//! operator specification gives. No shape arithmetic happens here: ONNX shapes
-//! come from tract. Weight dims (Conv out channels, Gemm out features) are read
-//! from the initializer headers when the weight is an initializer.
+//! Attributes are read with the defaults the ONNX operator specification
+//! gives. No shape arithmetic happens here (the shape rules live in `ops/`;
+//! `rules.rs` applies them, tract covers the rest). Weight dims (Conv out
+//! channels, Gemm out features) are read from the initializer headers when the
+//! weight is an initializer.
 
 use std::collections::HashMap;
 
 use super::proto::{AttributeProto, NodeProto, TensorProto};
 use crate::graph::AttrValue;
 use crate::ops::{
-    Activation, BinaryKind, CompareKind, ConvParams, DenseParams, EltwiseKind, FlattenParams, LrnParams, Op,
-    PoolMethod, PoolParams, ReduceKind, ReshapeParams, Rounding, SliceParams, Window,
+    Activation, BinaryKind, CompareKind, ConstantOp, ConvOp, ConvParams, DenseOp, DenseParams, EltwiseKind,
+    ElementwiseOp as E, FlattenParams, LayoutOp as L, LrnParams, NormOp, Op, PoolMethod, PoolParams, ReduceKind,
+    ReduceOp, ReshapeParams, ResizeOp, Rounding, SliceParams, UnknownOp, Window,
 };
 
 /// What the mapper may look at besides the node itself.
@@ -29,9 +36,64 @@ impl MapCtx<'_> {
     }
 }
 
-/// The op and the attributes kept for the report. An op type outside the
-/// vocabulary becomes `Op::Unknown` (the caller warns once per type).
-pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrValue)>) {
+/// When nnmem's own shape rule gives exactly ONNX's output (`rules.rs`
+/// evaluates the condition on the node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnRule {
+    /// Never: the shape depends on values, the element type changes, or the
+    /// op is not in the vocabulary; tract decides.
+    No,
+    /// Always.
+    Yes,
+    /// Explicit padding (no SAME auto_pad) and the weight's dims known.
+    Conv,
+    /// Explicit padding and no Indices output.
+    Pool,
+    /// A untransposed, the weight's dims known.
+    Gemm,
+    /// B is a 2-D weight (the op became a dense layer).
+    MatMulWeight,
+    /// The stored value's dims are known.
+    Constant,
+    /// Axis 1 (ONNX Flatten always gives 2-D; our rule does for axis 1 only).
+    Flatten,
+}
+
+/// What the ONNX loader knows about an op type besides its `Op`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeFacts {
+    /// Inputs from this position on are operator arguments (a ratio, scales,
+    /// pads), so a float initializer read only there is a constant, not a weight.
+    pub arguments_from: Option<usize>,
+    /// Input positions that hold running statistics, not learned weights.
+    pub statistics: &'static [usize],
+    /// Output extents depend on data or control flow.
+    pub run_time: bool,
+    /// Output positions that are boolean masks whatever the input type.
+    pub bool_outputs: &'static [usize],
+    pub own_rule: OwnRule,
+}
+
+impl TypeFacts {
+    /// Nothing special: every initializer input a weight, shapes from tract.
+    const TRACT: TypeFacts = TypeFacts { arguments_from: None, statistics: &[], run_time: false, bool_outputs: &[], own_rule: OwnRule::No };
+
+    const fn own(own_rule: OwnRule) -> TypeFacts {
+        TypeFacts { own_rule, ..TypeFacts::TRACT }
+    }
+}
+
+/// A node in nnmem's terms.
+pub struct Mapped {
+    pub op: Op,
+    /// Attributes kept for the report.
+    pub attrs: Vec<(String, AttrValue)>,
+    pub facts: TypeFacts,
+}
+
+/// The op, the attributes kept for the report and the type's facts. An op
+/// type outside the vocabulary becomes `Op::Unknown` (the caller warns once per type).
+pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
     let mut attrs: Vec<(String, AttrValue)> = node.attribute.iter().filter_map(attr_value).collect();
     if node.op_type == "Constant" {
         attrs.extend(constant_value_shape(node));
@@ -39,11 +101,15 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
     let a = Attrs(&node.attribute);
     let has_input = |i: usize| node.input.get(i).is_some_and(|s| !s.is_empty());
     use Activation as A;
-    let op = match node.op_type.as_str() {
+    let act = |a: Activation| Op::Elementwise(E::Activation(a));
+    let exact = TypeFacts::own(OwnRule::Yes);
+    let tract = TypeFacts::TRACT;
+    let unknown = || Op::Unknown(UnknownOp { type_name: node.op_type.clone() });
+    let (op, facts) = match node.op_type.as_str() {
         "Conv" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
             let out_channels = w.first().copied().unwrap_or(0);
-            Op::Conv(conv_params(&a, &w, out_channels, has_input(2), 2))
+            (Op::Conv(ConvOp::Forward(conv_params(&a, &w, out_channels, has_input(2), 2))), TypeFacts::own(OwnRule::Conv))
         }
         "ConvTranspose" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
@@ -51,89 +117,115 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
             let out_channels = w.get(1).copied().unwrap_or(0).saturating_mul(group);
             let mut p = conv_params(&a, &w, out_channels, has_input(2), 2);
             p.output_pad = a.ints("output_padding").iter().map(|&v| v.max(0) as u64).collect();
-            Op::Deconv(p)
+            (Op::Conv(ConvOp::Transposed(p)), tract)
         }
         "MaxPool" | "AveragePool" => {
             let method = if node.op_type == "MaxPool" { PoolMethod::Max } else { PoolMethod::Average };
             let ceil = a.int("ceil_mode", 0) != 0;
-            Op::Pool(PoolParams {
+            let op = Op::Pool(PoolParams {
                 method,
                 window: window(&a, &[]),
                 rounding: if ceil { Rounding::Ceil } else { Rounding::Floor },
                 global: false,
                 clip_last_window: ceil,
-            })
+            });
+            (op, TypeFacts::own(OwnRule::Pool))
         }
-        "GlobalMaxPool" | "GlobalAveragePool" => Op::Pool(PoolParams {
-            method: if node.op_type == "GlobalMaxPool" { PoolMethod::Max } else { PoolMethod::Average },
-            window: Window::symmetric(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
-            rounding: Rounding::Floor,
-            global: true,
-            clip_last_window: false,
-        }),
+        "GlobalMaxPool" | "GlobalAveragePool" => {
+            let op = Op::Pool(PoolParams {
+                method: if node.op_type == "GlobalMaxPool" { PoolMethod::Max } else { PoolMethod::Average },
+                window: Window::symmetric(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                rounding: Rounding::Floor,
+                global: true,
+                clip_last_window: false,
+            });
+            (op, exact)
+        }
         "Gemm" => {
             // B is (K, N), or (N, K) with transB: Caffe's (out, K) layout is transB = 1.
             let trans_b = a.int("transB", 0) != 0;
             let b = ctx.init_dims(node, 1).unwrap_or_default();
             let out_features = if trans_b { b.first() } else { b.get(1) }.copied().unwrap_or(0);
-            Op::Dense(DenseParams { out_features, axis: 1, bias: has_input(2), transpose: !trans_b })
+            let p = DenseParams { out_features, axis: 1, bias: has_input(2), transpose: !trans_b };
+            (Op::Dense(DenseOp::Linear(p)), TypeFacts::own(OwnRule::Gemm))
         }
         "MatMul" => match ctx.init_dims(node, 1) {
             // A weight matrix (K, N) applied to the last axis: a dense layer.
             Some(b) if b.len() == 2 => {
-                Op::Dense(DenseParams { out_features: b[1], axis: -1, bias: false, transpose: true })
+                let p = DenseParams { out_features: b[1], axis: -1, bias: false, transpose: true };
+                (Op::Dense(DenseOp::Linear(p)), TypeFacts::own(OwnRule::MatMulWeight))
             }
-            _ => Op::MatMul,
+            _ => (Op::Dense(DenseOp::MatMul), tract),
         },
-        "Relu" => Op::Activation(A::Relu { negative_slope: 0.0 }),
-        "LeakyRelu" => Op::Activation(A::Relu { negative_slope: a.float("alpha", 0.01) }),
-        "Sigmoid" => Op::Activation(A::Sigmoid),
-        "Tanh" => Op::Activation(A::Tanh),
-        "Abs" => Op::Activation(A::AbsVal),
-        "Exp" => Op::Activation(A::Exp),
-        "Log" => Op::Activation(A::Log),
-        "Elu" | "Selu" | "Celu" => Op::Activation(A::Elu),
-        "Clip" => Op::Activation(A::Clip),
-        "Gelu" => Op::Activation(A::Gelu),
-        "HardSigmoid" => Op::Activation(A::HardSigmoid),
-        "HardSwish" => Op::Activation(A::HardSwish),
-        "Softplus" => Op::Activation(A::Softplus),
-        "Erf" => Op::Activation(A::Erf),
-        "Sqrt" => Op::Activation(A::Sqrt),
-        "Reciprocal" => Op::Activation(A::Reciprocal),
-        "Neg" => Op::Activation(A::Neg),
-        "Identity" | "Cast" | "CastLike" => Op::Activation(A::Identity),
+        "Relu" => (act(A::Relu { negative_slope: 0.0 }), exact),
+        "LeakyRelu" => (act(A::Relu { negative_slope: a.float("alpha", 0.01) }), exact),
+        "Sigmoid" => (act(A::Sigmoid), exact),
+        "Tanh" => (act(A::Tanh), exact),
+        "Abs" => (act(A::AbsVal), exact),
+        "Exp" => (act(A::Exp), exact),
+        "Log" => (act(A::Log), exact),
+        "Elu" | "Selu" | "Celu" => (act(A::Elu), exact),
+        // min and max are inputs from opset 11.
+        "Clip" => (act(A::Clip), TypeFacts { arguments_from: Some(1), ..exact }),
+        "Gelu" => (act(A::Gelu), exact),
+        "HardSigmoid" => (act(A::HardSigmoid), exact),
+        "HardSwish" => (act(A::HardSwish), exact),
+        "Softplus" => (act(A::Softplus), exact),
+        "Erf" => (act(A::Erf), exact),
+        "Sqrt" => (act(A::Sqrt), exact),
+        "Reciprocal" => (act(A::Reciprocal), exact),
+        "Neg" => (act(A::Neg), exact),
+        "Identity" => (act(A::Identity), exact),
+        // The element type changes, which the own rules do not track.
+        "Cast" | "CastLike" => (act(A::Identity), tract),
         "PRelu" => {
-            let shared = ctx.init_dims(node, 1).and_then(|d| crate::graph::checked_product(&d)) == Some(1);
-            Op::PRelu { channel_shared: shared }
+            let shared = ctx.init_dims(node, 1).and_then(|d| crate::tensor::checked_product(&d)) == Some(1);
+            (Op::Elementwise(E::PRelu { channel_shared: shared }), exact)
         }
-        "Dropout" => Op::Dropout { ratio: a.float("ratio", 0.5) },
-        "Add" | "Sum" | "Mean" => Op::Eltwise { kind: EltwiseKind::Sum, broadcast: true },
-        "Sub" => Op::Eltwise { kind: EltwiseKind::Sub, broadcast: true },
-        "Mul" => Op::Eltwise { kind: EltwiseKind::Prod, broadcast: true },
-        "Div" => Op::Eltwise { kind: EltwiseKind::Div, broadcast: true },
-        "Max" => Op::Eltwise { kind: EltwiseKind::Max, broadcast: true },
-        "Min" => Op::Eltwise { kind: EltwiseKind::Min, broadcast: true },
-        "Pow" => Op::Binary(BinaryKind::Pow),
-        "Mod" => Op::Binary(BinaryKind::Mod),
-        "Concat" => Op::Concat { axis: a.int("axis", 1) },
+        // ratio and training_mode are inputs from opset 12; output 1 is the mask.
+        "Dropout" => (
+            Op::Elementwise(E::Dropout { ratio: a.float("ratio", 0.5) }),
+            TypeFacts { arguments_from: Some(1), bool_outputs: &[1], ..exact },
+        ),
+        "Add" | "Sum" | "Mean" => (eltwise(EltwiseKind::Sum), exact),
+        "Sub" => (eltwise(EltwiseKind::Sub), exact),
+        "Mul" => (eltwise(EltwiseKind::Prod), exact),
+        "Div" => (eltwise(EltwiseKind::Div), exact),
+        "Max" => (eltwise(EltwiseKind::Max), exact),
+        "Min" => (eltwise(EltwiseKind::Min), exact),
+        "Pow" => (Op::Elementwise(E::Binary(BinaryKind::Pow)), tract),
+        "Mod" => (Op::Elementwise(E::Binary(BinaryKind::Mod)), tract),
+        "Concat" => (Op::Layout(L::Concat { axis: a.int("axis", 1) }), exact),
         "Softmax" | "LogSoftmax" => {
             // Opset 13 changed the default axis from 1 (flattening) to -1.
-            Op::Softmax { axis: a.int("axis", if ctx.opset < 13 { 1 } else { -1 }) }
+            (Op::Elementwise(E::Softmax { axis: a.int("axis", if ctx.opset < 13 { 1 } else { -1 }) }), exact)
         }
-        "LRN" => Op::Lrn(LrnParams { local_size: a.int("size", 5).max(1) as u64, across_channels: true }),
-        "BatchNormalization" => Op::BatchNorm { eps: a.float("epsilon", 1e-5), caffe_factor: false },
-        "LayerNormalization" => Op::LayerNorm { axis: a.int("axis", -1), eps: a.float("epsilon", 1e-5) },
-        "InstanceNormalization" => Op::GroupNorm { groups: None, eps: a.float("epsilon", 1e-5) },
-        "GroupNormalization" => Op::GroupNorm {
-            groups: Some(a.int("num_groups", 1).max(1) as u64),
-            eps: a.float("epsilon", 1e-5),
-        },
-        "Flatten" => Op::Flatten(FlattenParams { axis: a.int("axis", 1), end_axis: -1 }),
-        "Reshape" => Op::Reshape(ReshapeParams { dims: Vec::new(), axis: 0, num_axes: -1 }),
-        "Transpose" => Op::Permute { order: a.ints("perm").iter().map(|&p| p.max(0) as usize).collect() },
-        "Squeeze" => Op::Squeeze { axes: a.ints("axes").to_vec() },
-        "Unsqueeze" => Op::Unsqueeze { axes: a.ints("axes").to_vec() },
+        "LRN" => {
+            let p = LrnParams { local_size: a.int("size", 5).max(1) as u64, across_channels: true };
+            (Op::Norm(NormOp::Lrn(p)), exact)
+        }
+        // Inputs 3 and 4 are the running mean and variance.
+        "BatchNormalization" => (
+            Op::Norm(NormOp::BatchNorm { eps: a.float("epsilon", 1e-5), caffe_factor: false }),
+            TypeFacts { statistics: &[3, 4], ..exact },
+        ),
+        "LayerNormalization" => {
+            (Op::Norm(NormOp::LayerNorm { axis: a.int("axis", -1), eps: a.float("epsilon", 1e-5) }), tract)
+        }
+        "InstanceNormalization" => (Op::Norm(NormOp::GroupNorm { groups: None, eps: a.float("epsilon", 1e-5) }), tract),
+        "GroupNormalization" => {
+            let groups = Some(a.int("num_groups", 1).max(1) as u64);
+            (Op::Norm(NormOp::GroupNorm { groups, eps: a.float("epsilon", 1e-5) }), tract)
+        }
+        "Flatten" => {
+            (Op::Layout(L::Flatten(FlattenParams { axis: a.int("axis", 1), end_axis: -1 })), TypeFacts::own(OwnRule::Flatten))
+        }
+        "Reshape" => (Op::Layout(L::Reshape(ReshapeParams { dims: Vec::new(), axis: 0, num_axes: -1 })), tract),
+        "Transpose" => {
+            (Op::Layout(L::Permute { order: a.ints("perm").iter().map(|&p| p.max(0) as usize).collect() }), tract)
+        }
+        "Squeeze" => (Op::Layout(L::Squeeze { axes: a.ints("axes").to_vec() }), tract),
+        "Unsqueeze" => (Op::Layout(L::Unsqueeze { axes: a.ints("axes").to_vec() }), tract),
         "Split" => {
             let mut points = Vec::new();
             let mut acc = 0u64;
@@ -142,21 +234,25 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
                 acc = acc.saturating_add(s.max(0) as u64);
                 points.push(acc);
             }
-            Op::Slice(SliceParams { axis: a.int("axis", 0), points })
+            (Op::Layout(L::Slice(SliceParams { axis: a.int("axis", 0), points })), tract)
         }
-        "Slice" => Op::StridedSlice,
-        "Pad" => Op::Pad,
-        "Resize" | "Upsample" => {
-            Op::Resize { mode: a.string("mode").unwrap_or_else(|| "nearest".into()) }
-        }
-        "Expand" => Op::Expand,
-        "Gather" => Op::Gather { axis: a.int("axis", 0) },
-        "Shape" => Op::ShapeOf,
-        "Constant" => Op::Constant { from_shape: false },
-        "ConstantOfShape" => Op::Constant { from_shape: true },
+        "Slice" => (Op::Layout(L::StridedSlice), tract),
+        // pads and the fill value are inputs from opset 11.
+        "Pad" => (Op::Layout(L::Pad), TypeFacts { arguments_from: Some(1), ..tract }),
+        // scales and sizes are inputs.
+        "Resize" | "Upsample" => (
+            Op::Resize(ResizeOp::Scaled { mode: a.string("mode").unwrap_or_else(|| "nearest".into()) }),
+            TypeFacts { arguments_from: Some(1), ..tract },
+        ),
+        "Expand" => (Op::Layout(L::Expand), tract),
+        "Gather" => (Op::Layout(L::Gather { axis: a.int("axis", 0) }), tract),
+        "Shape" => (Op::Constant(ConstantOp::ShapeOf), tract),
+        "Constant" => (Op::Constant(ConstantOp::Stored), TypeFacts::own(OwnRule::Constant)),
+        // Input 0 is the shape to fill.
+        "ConstantOfShape" => (Op::Constant(ConstantOp::Filled), TypeFacts { arguments_from: Some(0), ..tract }),
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
-        | "ReduceLogSumExp" | "ReduceSumSquare" => Op::Reduce {
-            kind: match node.op_type.as_str() {
+        | "ReduceLogSumExp" | "ReduceSumSquare" => {
+            let kind = match node.op_type.as_str() {
                 "ReduceMean" => ReduceKind::Mean,
                 "ReduceSum" => ReduceKind::Sum,
                 "ReduceMax" => ReduceKind::Max,
@@ -166,25 +262,43 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, Vec<(String, AttrVal
                 "ReduceL2" => ReduceKind::L2,
                 "ReduceLogSumExp" => ReduceKind::LogSumExp,
                 _ => ReduceKind::SumSquare,
-            },
+            };
             // Newer opsets pass the axes as an input; the attribute is then absent.
-            axes: a.ints("axes").to_vec(),
-            keep_dims: a.int("keepdims", 1) != 0,
-        },
-        "ArgMax" => Op::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) },
-        "Equal" => Op::Compare(CompareKind::Equal),
-        "Less" => Op::Compare(CompareKind::Less),
-        "LessOrEqual" => Op::Compare(CompareKind::LessOrEqual),
-        "Greater" => Op::Compare(CompareKind::Greater),
-        "GreaterOrEqual" => Op::Compare(CompareKind::GreaterOrEqual),
-        "And" => Op::Compare(CompareKind::And),
-        "Or" => Op::Compare(CompareKind::Or),
-        "Xor" => Op::Compare(CompareKind::Xor),
-        "Not" => Op::Compare(CompareKind::Not),
-        "Where" => Op::Where,
-        other => Op::Unknown { type_name: other.to_string() },
+            let op = ReduceOp::Axes { kind, axes: a.ints("axes").to_vec(), keep_dims: a.int("keepdims", 1) != 0 };
+            (Op::Reduce(op), tract)
+        }
+        "ArgMax" => (Op::Reduce(ReduceOp::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) }), tract),
+        // The axis is input 1; exclusive and reverse leave the shape alone.
+        "CumSum" => (Op::Reduce(ReduceOp::CumSum), TypeFacts { arguments_from: Some(1), ..exact }),
+        "Equal" => (compare(CompareKind::Equal), tract),
+        "Less" => (compare(CompareKind::Less), tract),
+        "LessOrEqual" => (compare(CompareKind::LessOrEqual), tract),
+        "Greater" => (compare(CompareKind::Greater), tract),
+        "GreaterOrEqual" => (compare(CompareKind::GreaterOrEqual), tract),
+        "And" => (compare(CompareKind::And), tract),
+        "Or" => (compare(CompareKind::Or), tract),
+        "Xor" => (compare(CompareKind::Xor), tract),
+        "Not" => (compare(CompareKind::Not), tract),
+        "Where" => (Op::Elementwise(E::Where), tract),
+        // Outside the vocabulary, with facts the loader still needs.
+        // start, limit and delta are arguments.
+        "Range" => (unknown(), TypeFacts { arguments_from: Some(0), ..tract }),
+        // Output extents depend on data or control flow.
+        "If" | "Loop" | "Scan" | "NonZero" | "NonMaxSuppression" | "Unique" | "Compress" | "TopK" | "RoiAlign"
+        | "MaxRoiPool" | "SequenceAt" | "SplitToSequence" | "ConcatFromSequence" => {
+            (unknown(), TypeFacts { run_time: true, ..tract })
+        }
+        _ => (unknown(), tract),
     };
-    (op, attrs)
+    Mapped { op, attrs, facts }
+}
+
+fn eltwise(kind: EltwiseKind) -> Op {
+    Op::Elementwise(E::Eltwise { kind, broadcast: true })
+}
+
+fn compare(kind: CompareKind) -> Op {
+    Op::Elementwise(E::Compare(kind))
 }
 
 fn conv_params(a: &Attrs<'_>, w: &[u64], out_channels: u64, bias: bool, skip: usize) -> ConvParams {
@@ -288,4 +402,48 @@ fn attr_value(a: &AttributeProto) -> Option<(String, AttrValue)> {
         _ => return None,
     };
     Some((a.name.clone(), v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(op_type: &str) -> TypeFacts {
+        let inits = HashMap::new();
+        let node = NodeProto { op_type: op_type.into(), ..Default::default() };
+        map_node(&node, &MapCtx { opset: 17, initializers: &inits }).facts
+    }
+
+    #[test]
+    fn the_type_table_holds_the_loader_facts() {
+        assert_eq!(facts("BatchNormalization").statistics, &[3, 4]);
+        assert_eq!(facts("Dropout").arguments_from, Some(1));
+        assert_eq!(facts("Dropout").bool_outputs, &[1]);
+        assert_eq!(facts("ConstantOfShape").arguments_from, Some(0));
+        assert_eq!(facts("Range").arguments_from, Some(0));
+        assert!(facts("NonZero").run_time && facts("Loop").run_time);
+        assert!(!facts("Conv").run_time);
+        assert_eq!(facts("Relu").own_rule, OwnRule::Yes);
+        assert_eq!(facts("Cast").own_rule, OwnRule::No);
+        assert_eq!(facts("Conv").own_rule, OwnRule::Conv);
+        assert_eq!(facts("CumSum"), TypeFacts { arguments_from: Some(1), ..TypeFacts::own(OwnRule::Yes) });
+        // Unknown types: every initializer a weight, shapes from tract.
+        assert_eq!(facts("SomethingNew"), TypeFacts::TRACT);
+    }
+
+    #[test]
+    fn cumsum_maps_and_its_axis_is_an_argument() {
+        let inits = HashMap::new();
+        let node = NodeProto {
+            op_type: "CumSum".into(),
+            input: vec!["x".into(), "axis".into()],
+            output: vec!["y".into()],
+            ..Default::default()
+        };
+        let m = map_node(&node, &MapCtx { opset: 14, initializers: &inits });
+        assert_eq!(m.op, Op::Reduce(ReduceOp::CumSum));
+        assert_eq!(m.op.name(), "CumSum");
+        assert_eq!(m.facts.arguments_from, Some(1));
+        assert_eq!(m.facts.own_rule, OwnRule::Yes);
+    }
 }

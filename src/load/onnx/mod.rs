@@ -1,13 +1,16 @@
 //! ONNX loader: the file is memory-mapped and decoded with nnmem's own reduced
 //! protobuf schema (`proto`), which leaves weight payloads undecoded, so a
 //! 500 MB model is inspected without reading its weights; external data files
-//! are never opened. Shapes come from tract-onnx run on a weightless copy of the
-//! graph (`infer`, feature `tract`); without that feature only declared shapes
-//! are known.
+//! are never opened. Shapes come from nnmem's own op rules when they cover
+//! every node (`rules`: most CNNs), else from tract-onnx run on a weightless
+//! copy of the graph (`infer`, feature `tract`); without that feature only the
+//! own rules and declared shapes are known.
 //!
 //! Pipeline: `decode` (wire slices + reduced messages) → checks (names defined,
-//! no cycle, sane dims) → `Graph` tensors and nodes in execution order, ops
-//! mapped by `map` → shapes from the analysis → warnings.
+//! no cycle, sane dims) → every node mapped once by `map` (its `Op` and its
+//! type's facts) → initializers classified (weights, statistics, constants) →
+//! `Graph` tensors and nodes in execution order, module scopes read from the
+//! exporter's node names → shapes (own rules or tract) → warnings.
 
 pub mod budget;
 mod check;
@@ -27,7 +30,7 @@ use prost::Message;
 use self::proto::{Dim, NodeProto, TensorProto, ValueInfoProto};
 use super::{LoadError, LoadOptions, OnnxShapes};
 use crate::graph::{DType, Graph, ModelFormat, Node, NodeId, Shape, Tensor, TensorId, TensorKind, Unknown};
-use crate::ops::Op;
+use crate::ops::{Op, UnknownOp};
 
 /// The decoded model: reduced messages, each with the bytes it was decoded
 /// from (the tract bridge re-decodes those slices with tract's full schema).
@@ -40,6 +43,10 @@ pub(crate) struct Decoded<'a> {
     pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub value_info: Vec<(ValueInfoProto, &'a [u8])>,
     pub sparse_initializers: Vec<proto::SparseTensorProto>,
+    /// The dense tensor each usable sparse initializer stands for (`sparse_as_dense`).
+    pub sparse_dense: Vec<TensorProto>,
+    /// Sparse initializers without named values or dims (ignored, with a warning).
+    pub sparse_unusable: usize,
     /// Nodes inside subgraphs (If/Loop/Scan bodies, attribute graphs), at every depth.
     pub subgraph_nodes: u64,
     /// Every external-data reference in the model, wherever its tensor sits.
@@ -77,23 +84,6 @@ pub(crate) enum ValueShape {
     RunTime,
     Unknown,
 }
-
-/// Ops whose output extents depend on data or control flow.
-const RUN_TIME_OPS: &[&str] = &[
-    "If",
-    "Loop",
-    "Scan",
-    "NonZero",
-    "NonMaxSuppression",
-    "Unique",
-    "Compress",
-    "TopK",
-    "RoiAlign",
-    "MaxRoiPool",
-    "SequenceAt",
-    "SplitToSequence",
-    "ConcatFromSequence",
-];
 
 /// Graphs with more nodes than this (counted in every subgraph) are refused
 /// (memory stays bounded); real exports, transformers included, have tens of
@@ -148,6 +138,8 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
         outputs: Vec::with_capacity(top.outputs),
         value_info: Vec::with_capacity(top.value_info),
         sparse_initializers: Vec::with_capacity(top.sparse_initializers),
+        sparse_dense: Vec::new(),
+        sparse_unusable: 0,
         subgraph_nodes: tally.nodes.saturating_sub(top.nodes as u64),
         external: tally.external,
         external_unlisted: tally.external_unlisted,
@@ -172,7 +164,23 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
             _ => {}
         }
     }
+    (d.sparse_dense, d.sparse_unusable) = sparse_as_dense(&d.sparse_initializers);
     Ok(d)
+}
+
+/// The dense tensor each sparse initializer stands for (what a runtime holds
+/// once it densifies it): dims from its `dims`, name, type and data location
+/// from its `values`; and how many had no named values or no dims.
+fn sparse_as_dense(sparse: &[proto::SparseTensorProto]) -> (Vec<TensorProto>, usize) {
+    let mut dense = Vec::with_capacity(sparse.len());
+    let mut unusable = 0;
+    for s in sparse {
+        match &s.values {
+            Some(v) if !s.dims.is_empty() && !v.name.is_empty() => dense.push(TensorProto { dims: s.dims.clone(), ..v.clone() }),
+            _ => unusable += 1,
+        }
+    }
+    (dense, unusable)
 }
 
 /// How a node is named in messages.
@@ -184,16 +192,57 @@ fn node_location(n: &NodeProto, index: usize) -> String {
     }
 }
 
+fn model_err(path: &Path, location: String, message: String) -> LoadError {
+    LoadError::Model { path: path.to_path_buf(), location, message }
+}
+
+/// The decoded model → a `Graph`: validation, initializer classification,
+/// node creation, tallies, then shapes.
 fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let model_err =
-        |location: String, message: String| LoadError::Model { path: path.to_path_buf(), location, message };
     let graph_name = if d.graph_name.is_empty() {
         path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
     } else {
         d.graph_name.clone()
     };
     let mut g = Graph::new(graph_name, ModelFormat::Onnx);
+    let opset = opset_of(d, &mut g);
+    let inits = initializers(path, d, &mut g)?;
+    // Graph inputs that are not initializers (IR < 4 lists initializers as inputs too).
+    let real_inputs: Vec<&ValueInfoProto> =
+        d.inputs.iter().map(|(v, _)| v).filter(|v| !inits.contains_key(v.name.as_str())).collect();
+    let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
+    let order = check_structure(path, &nodes, &inits, &real_inputs)?;
+    let ctx = map::MapCtx { opset, initializers: &inits };
+    let mut mapped: Vec<Option<map::Mapped>> = nodes.iter().map(|n| Some(map::map_node(n, &ctx))).collect();
+    let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
+    let bindings = bind_inputs(&real_inputs, options, &mut g)?;
 
+    let mut b = NodeAdder { g, ids: HashMap::new(), inits: &inits, roles, facts: Vec::with_capacity(order.len()), unknown: UnknownTally::default() };
+    b.add_inputs(&real_inputs);
+    for &i in &order {
+        // Each node is mapped once, above; `order` visits it once.
+        if let Some(m) = mapped[i].take() {
+            b.add_node(i, nodes[i], m);
+        }
+    }
+    let NodeAdder { mut g, ids, facts, unknown, .. } = b;
+    unknown.warn(&mut g);
+    for (v, _) in &d.outputs {
+        match ids.get(v.name.as_str()) {
+            Some(&id) => g.outputs.push(id),
+            None => g.warn(format!("graph output \"{}\" is not produced by any node", v.name)),
+        }
+    }
+    fill_shapes(d, &bindings, options, &facts, &mut g);
+    check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(path, location, message))?;
+    check_byte_sizes(path, &g)?;
+    Ok(g)
+}
+
+/// The default-domain opset the model imports (0 when none), with a warning
+/// for opsets older than nnmem knows, and one for sparse initializers
+/// (counted at their dense size).
+fn opset_of(d: &Decoded<'_>, g: &mut Graph) -> i64 {
     let opset = d
         .header
         .opset_import
@@ -204,24 +253,38 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     if (1..7).contains(&opset) {
         g.warn(format!("opset {opset} is older than 7, the oldest nnmem knows; shapes may be wrong"));
     }
-    // Sparse initializers: an initializer of their dense shape (what a runtime
-    // holds once it densifies them), named and typed by their values tensor.
-    let sparse = sparse_as_dense(&d.sparse_initializers, &mut g);
+    if let Some(first) = d.sparse_dense.first() {
+        g.warn(format!(
+            "{} sparse initializer(s) (e.g. \"{}\") are counted at their dense size, as a runtime holds them once densified",
+            d.sparse_dense.len(),
+            first.name
+        ));
+    }
+    for _ in 0..d.sparse_unusable {
+        g.warn("a sparse initializer has no named values or no dims; it is ignored");
+    }
+    opset
+}
 
-    // Initializers by name, with checked dims.
-    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len() + sparse.len());
-    for t in d.initializers.iter().map(|(t, _)| t).chain(&sparse) {
+/// Initializers by name (sparse ones at their dense shape), with checked dims;
+/// every external-data location in the model is vetted (never opened) and
+/// recorded as the graph's linked files.
+fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<HashMap<&'a str, &'a TensorProto>, LoadError> {
+    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len() + d.sparse_dense.len());
+    // Sparse initializers count as initializers of their dense shape.
+    for t in d.initializers.iter().map(|(t, _)| t).chain(&d.sparse_dense) {
         if t.name.is_empty() {
             g.warn("an initializer has no name; it is ignored");
             continue;
         }
         if let Some(bad) = t.dims.iter().find(|&&x| x < 0) {
-            return Err(model_err(format!("initializer \"{}\"", t.name), format!("dimension {bad} is negative")));
+            return Err(model_err(path, format!("initializer \"{}\"", t.name), format!("dimension {bad} is negative")));
         }
         // A weight whose size cannot be counted is refused, never counted as 0.
         let dtype = proto::dtype_of(t.data_type).unwrap_or(DType::F32);
         if elems_of(&t.dims).and_then(|e| e.checked_mul(dtype.size_bytes())).is_none() {
             return Err(model_err(
+                path,
                 format!("initializer \"{}\"", t.name),
                 format!("dims {:?} of {} overflow 64 bits of bytes", t.dims, dtype.name()),
             ));
@@ -240,20 +303,25 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     linked.sort_unstable();
     linked.dedup();
     g.linked_files = linked.into_iter().map(|loc| model_dir.join(loc)).collect();
+    Ok(inits)
+}
 
-    // Graph inputs that are not initializers (IR < 4 lists initializers as inputs too).
-    let real_inputs: Vec<&ValueInfoProto> =
-        d.inputs.iter().map(|(v, _)| v).filter(|v| !inits.contains_key(v.name.as_str())).collect();
+/// Every value assigned once, every node input defined somewhere, no cycle:
+/// the nodes' execution order.
+fn check_structure(
+    path: &Path,
+    nodes: &[&NodeProto],
+    inits: &HashMap<&str, &TensorProto>,
+    real_inputs: &[&ValueInfoProto],
+) -> Result<Vec<usize>, LoadError> {
     let input_names: HashSet<&str> = real_inputs.iter().map(|v| v.name.as_str()).collect();
-
-    // Producers, and every node input defined somewhere.
-    let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
             if inits.contains_key(o.as_str()) || input_names.contains(o.as_str()) || producer.insert(o, i).is_some()
             {
                 return Err(model_err(
+                    path,
                     node_location(n, i),
                     format!("output \"{o}\" is already defined elsewhere (ONNX values are assigned once)"),
                 ));
@@ -267,83 +335,139 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
                 || input_names.contains(x.as_str());
             if !known {
                 return Err(model_err(
+                    path,
                     node_location(n, i),
                     format!("input \"{x}\" is not produced by any node and is neither an initializer nor a graph input"),
                 ));
             }
         }
     }
-    let order = execution_order(&nodes, &producer).map_err(|i| {
+    execution_order(nodes, &producer).map_err(|i| {
         let n = nodes.get(i).copied();
         model_err(
+            path,
             n.map(|n| node_location(n, i)).unwrap_or_default(),
             "is part of a cycle: its inputs depend on its own outputs".into(),
         )
-    })?;
+    })
+}
 
-    // How each initializer is used: a running statistic only when every reader
-    // uses it as BatchNormalization's mean or variance (an exporter that
-    // deduplicates equal tensors may feed one to an Identity as well; that
-    // reader makes it count as an ordinary parameter, as manifest.json does).
-    // Float initializers read only as an operator argument (a dropout ratio,
-    // resize scales) are constants, not weights.
-    let mut stats_only: HashMap<&str, bool> = HashMap::new();
-    let mut argument_only: HashMap<&str, bool> = HashMap::new();
-    for n in &nodes {
-        for (k, x) in n.input.iter().enumerate() {
-            if inits.contains_key(x.as_str()) {
-                let is_stat = n.op_type == "BatchNormalization" && (k == 3 || k == 4);
-                let e = stats_only.entry(x.as_str()).or_insert(true);
-                *e = *e && is_stat;
-                let e = argument_only.entry(x.as_str()).or_insert(true);
-                *e = *e && is_argument(&n.op_type, k);
+/// How each initializer is used, by name: a running statistic only when every
+/// reader uses it as one (BatchNormalization's mean or variance; an exporter
+/// that deduplicates equal tensors may feed one to an Identity as well; that
+/// reader makes it count as an ordinary parameter, as manifest.json does). A
+/// float initializer read only as an operator argument (a dropout ratio,
+/// resize scales) is a constant, not a weight.
+struct InitializerRoles<'a> {
+    stats_only: HashMap<&'a str, bool>,
+    argument_only: HashMap<&'a str, bool>,
+}
+
+impl<'a> InitializerRoles<'a> {
+    fn classify(nodes: &[&'a NodeProto], mapped: &[Option<map::Mapped>], inits: &HashMap<&str, &TensorProto>) -> Self {
+        let mut roles = InitializerRoles { stats_only: HashMap::new(), argument_only: HashMap::new() };
+        for (n, m) in nodes.iter().zip(mapped) {
+            let Some(facts) = m.as_ref().map(|m| m.facts) else { continue };
+            for (k, x) in n.input.iter().enumerate() {
+                if inits.contains_key(x.as_str()) {
+                    let e = roles.stats_only.entry(x.as_str()).or_insert(true);
+                    *e = *e && facts.statistics.contains(&k);
+                    let e = roles.argument_only.entry(x.as_str()).or_insert(true);
+                    *e = *e && facts.arguments_from.is_some_and(|from| k >= from);
+                }
+            }
+        }
+        roles
+    }
+
+    /// The tensor for initializer `t`.
+    fn tensor(&self, t: &TensorProto) -> Tensor {
+        let stats = self.stats_only.get(t.name.as_str()).copied().unwrap_or(false);
+        let argument = self.argument_only.get(t.name.as_str()).copied().unwrap_or(false);
+        initializer_tensor(t, stats, argument)
+    }
+}
+
+/// Op types outside the vocabulary: (type, node count, first node), in order
+/// of first appearance, indexed by type so that many distinct types stay linear.
+#[derive(Default)]
+struct UnknownTally {
+    types: Vec<(String, usize, String)>,
+    index: HashMap<String, usize>,
+}
+
+impl UnknownTally {
+    fn count(&mut self, type_name: &str, node: &str) {
+        match self.index.get(type_name).and_then(|&k| self.types.get_mut(k)) {
+            Some(entry) => entry.1 += 1,
+            None => {
+                self.index.insert(type_name.to_string(), self.types.len());
+                self.types.push((type_name.to_string(), 1, node.to_string()));
             }
         }
     }
 
-    let bindings = bind_inputs(&real_inputs, options, &mut g)?;
-
-    // Tensors: graph inputs first, then initializers and values as nodes reach them.
-    let mut ids: HashMap<String, TensorId> = HashMap::new();
-    for v in &real_inputs {
-        let dtype = v.elem_type().and_then(proto::dtype_of).unwrap_or(DType::F32);
-        let id = g.add_tensor(Tensor {
-            name: v.name.clone(),
-            shape: None,
-            unknown: Some(Unknown::NoRule),
-            dtype,
-            kind: TensorKind::Input,
-            trainable: false,
-            producer: None,
-        });
-        ids.insert(v.name.clone(), id);
-        g.inputs.push(id);
+    /// One warning per type.
+    fn warn(self, g: &mut Graph) {
+        for (t, count, first) in self.types {
+            g.warn(format!(
+                "op \"{t}\" ({count} node(s), first \"{first}\") is not in nnmem's operator vocabulary; only its outputs are counted (no workspace or saved tensors)"
+            ));
+        }
     }
-    let ctx = map::MapCtx { opset, initializers: &inits };
-    let mut unknown_ops: Vec<(String, usize, String)> = Vec::new();
-    // Position in `unknown_ops` by type: a file of many distinct unknown types stays linear.
-    let mut unknown_index: HashMap<String, usize> = HashMap::new();
-    for &i in &order {
-        let n = nodes[i];
+}
+
+/// Adds tensors and nodes to the graph: graph inputs first, then initializers
+/// and values as nodes reach them.
+struct NodeAdder<'a> {
+    g: Graph,
+    /// Tensor of every value name met so far.
+    ids: HashMap<String, TensorId>,
+    inits: &'a HashMap<&'a str, &'a TensorProto>,
+    roles: InitializerRoles<'a>,
+    /// Per graph node: its type's facts.
+    facts: Vec<map::TypeFacts>,
+    unknown: UnknownTally,
+}
+
+impl NodeAdder<'_> {
+    fn add_inputs(&mut self, real_inputs: &[&ValueInfoProto]) {
+        for v in real_inputs {
+            let dtype = v.elem_type().and_then(proto::dtype_of).unwrap_or(DType::F32);
+            let id = self.g.add_tensor(Tensor {
+                name: v.name.clone(),
+                shape: None,
+                unknown: Some(Unknown::NoRule),
+                dtype,
+                kind: TensorKind::Input,
+                trainable: false,
+                producer: None,
+            });
+            self.ids.insert(v.name.clone(), id);
+            self.g.inputs.push(id);
+        }
+    }
+
+    /// Node `i` of the file: weights go to `params` (once each), other inputs
+    /// to `inputs`; its outputs are new activation tensors.
+    fn add_node(&mut self, i: usize, n: &NodeProto, m: map::Mapped) {
         let mut inputs = Vec::new();
         let mut params = Vec::new();
         let mut param_set: HashSet<TensorId> = HashSet::new();
         for x in n.input.iter().filter(|x| !x.is_empty()) {
-            let id = match ids.get(x.as_str()) {
+            let id = match self.ids.get(x.as_str()) {
                 Some(&id) => id,
-                None => match inits.get(x.as_str()) {
+                None => match self.inits.get(x.as_str()) {
                     Some(t) => {
-                        let stats = stats_only.get(x.as_str()).copied().unwrap_or(false);
-                        let argument = argument_only.get(x.as_str()).copied().unwrap_or(false);
-                        let id = g.add_tensor(initializer_tensor(t, stats, argument));
-                        ids.insert(x.clone(), id);
+                        let id = self.g.add_tensor(self.roles.tensor(t));
+                        self.ids.insert(x.clone(), id);
                         id
                     }
-                    // Checked above: every input is an initializer, an input or produced earlier.
+                    // Checked before: every input is an initializer, an input or produced earlier.
                     None => continue,
                 },
             };
-            if g.tensors[id.0].kind == TensorKind::Param {
+            if self.g.tensors[id.0].kind == TensorKind::Param {
                 // A set, so that a node reading 100,000 weights stays linear.
                 if param_set.insert(id) {
                     params.push(id);
@@ -352,10 +476,10 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
                 inputs.push(id);
             }
         }
-        let node_id = NodeId(g.nodes.len());
+        let node_id = NodeId(self.g.nodes.len());
         let mut outputs = Vec::new();
         for o in n.output.iter().filter(|o| !o.is_empty()) {
-            let id = g.add_tensor(Tensor {
+            let id = self.g.add_tensor(Tensor {
                 name: o.clone(),
                 shape: None,
                 unknown: Some(Unknown::NoRule),
@@ -364,96 +488,62 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
                 trainable: false,
                 producer: Some(node_id),
             });
-            ids.insert(o.clone(), id);
+            self.ids.insert(o.clone(), id);
             outputs.push(id);
         }
-        let (op, attrs) = map::map_node(n, &ctx);
         let name = if !n.name.is_empty() {
             n.name.clone()
         } else {
             n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
         };
-        if let Op::Unknown { type_name } = &op {
-            match unknown_index.get(type_name).and_then(|&k| unknown_ops.get_mut(k)) {
-                Some(entry) => entry.1 += 1,
-                None => {
-                    unknown_index.insert(type_name.clone(), unknown_ops.len());
-                    unknown_ops.push((type_name.clone(), 1, name.clone()));
-                }
-            }
+        let scope = module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[]));
+        if let Op::Unknown(UnknownOp { type_name }) = &m.op {
+            self.unknown.count(type_name, &name);
         }
-        g.nodes.push(Node {
+        self.facts.push(m.facts);
+        self.g.nodes.push(Node {
             name,
             source_type: n.op_type.clone(),
-            op,
+            op: m.op,
             inputs,
             params,
             outputs,
             in_place: false,
-            attrs,
+            attrs: m.attrs,
+            scope,
         });
     }
-    for (t, count, first) in unknown_ops {
-        g.warn(format!(
-            "op \"{t}\" ({count} node(s), first \"{first}\") is not in nnmem's operator vocabulary; only its outputs are counted (no workspace or saved tensors)"
-        ));
-    }
-    for (v, _) in &d.outputs {
-        match ids.get(v.name.as_str()) {
-            Some(&id) => g.outputs.push(id),
-            None => g.warn(format!("graph output \"{}\" is not produced by any node", v.name)),
-        }
-    }
+}
 
-    fill_shapes(d, &bindings, options, &mut g);
-    check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(location, message))?;
-    // A value whose byte size overflows u64 cannot be counted: refuse it (as the
-    // Caffe loader does) rather than report it as zero bytes.
-    if let Some(t) = g.tensors.iter().find(|t| {
+/// A value whose byte size overflows u64 cannot be counted: refuse it (as the
+/// Caffe loader does) rather than report it as zero bytes.
+fn check_byte_sizes(path: &Path, g: &Graph) -> Result<(), LoadError> {
+    let Some(t) = g.tensors.iter().find(|t| {
         matches!(t.kind, TensorKind::Input | TensorKind::Activation) && t.shape.is_some() && t.bytes().is_none()
-    }) {
-        let location = match t.producer {
-            Some(n) => format!("node \"{}\" output \"{}\"", g.nodes[n.0].name, t.name),
-            None => format!("input \"{}\"", t.name),
-        };
-        let shape = t.shape.as_ref().map(|s| s.to_string()).unwrap_or_default();
-        return Err(model_err(location, format!("shape {shape} of {} overflows 64 bits of bytes", t.dtype.name())));
-    }
-    Ok(g)
+    }) else {
+        return Ok(());
+    };
+    let location = match t.producer {
+        Some(n) => format!("node \"{}\" output \"{}\"", g.nodes[n.0].name, t.name),
+        None => format!("input \"{}\"", t.name),
+    };
+    let shape = t.shape.as_ref().map(|s| s.to_string()).unwrap_or_default();
+    Err(model_err(path, location, format!("shape {shape} of {} overflows 64 bits of bytes", t.dtype.name())))
 }
 
-/// The dense tensor each sparse initializer stands for: dims from its `dims`,
-/// name, type and data location from its `values`. One warning says they are
-/// counted at their dense size; one without values or dims is skipped with a warning.
-fn sparse_as_dense(sparse: &[proto::SparseTensorProto], g: &mut Graph) -> Vec<TensorProto> {
-    let mut dense = Vec::with_capacity(sparse.len());
-    for s in sparse {
-        match &s.values {
-            Some(v) if !s.dims.is_empty() && !v.name.is_empty() => {
-                dense.push(TensorProto { dims: s.dims.clone(), ..v.clone() });
-            }
-            _ => g.warn("a sparse initializer has no named values or no dims; it is ignored"),
+/// The module path in a PyTorch exporter's node name: `/layer1/layer1.0/conv1/Conv`
+/// is `["layer1", "layer1.0", "conv1"]`, `/Conv` the root (empty). Names
+/// without a leading `/` carry no path; exporters give them to some constants
+/// (`Constant_803`), which belong to the module around them: the previous
+/// node's (`previous`).
+fn module_scope(name: &str, previous: &[String]) -> Vec<String> {
+    match name.strip_prefix('/') {
+        Some(path) => {
+            let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
+            parts.pop();
+            parts
         }
-    }
-    if let Some(first) = dense.first() {
-        g.warn(format!(
-            "{} sparse initializer(s) (e.g. \"{}\") are counted at their dense size, as a runtime holds them once densified",
-            dense.len(),
-            first.name
-        ));
-    }
-    dense
-}
-
-/// Input positions that take an operator argument rather than a weight.
-fn is_argument(op_type: &str, index: usize) -> bool {
-    match op_type {
-        "Dropout" => index >= 1,
-        "Clip" => index >= 1,
-        "Resize" | "Upsample" => index >= 1,
-        "Pad" => index >= 1,
-        "Range" | "ConstantOfShape" => true,
-        _ => false,
+        None => previous.to_vec(),
     }
 }
 
@@ -526,10 +616,17 @@ fn bind_inputs(
     let mut specs: HashMap<&str, &[u64]> = HashMap::new();
     for spec in &options.inputs {
         let target = match &spec.name {
-            Some(n) => real_inputs.iter().find(|v| &v.name == n).ok_or_else(|| LoadError::Usage {
-                message: format!("--input {n}=…: the model has no input named \"{n}\" (its inputs: {})", names()),
-            })?,
+            Some(n) => match real_inputs.iter().find(|v| &v.name == n) {
+                Some(v) => v,
+                None if options.lenient_inputs => continue,
+                None => {
+                    return Err(LoadError::Usage {
+                        message: format!("--input {n}=…: the model has no input named \"{n}\" (its inputs: {})", names()),
+                    })
+                }
+            },
             None if real_inputs.len() == 1 && options.inputs.len() == 1 => &real_inputs[0],
+            None if options.lenient_inputs => continue,
             None => {
                 return Err(LoadError::Usage {
                     message: format!(
@@ -560,6 +657,8 @@ fn bind_inputs(
     let dim_values: HashMap<&str, u64> = options.dims.iter().map(|b| (b.symbol.as_str(), b.value)).collect();
     let mut used_symbols = HashSet::new();
     let mut bindings = Vec::new();
+    let mut free: Vec<crate::graph::FreeSymbol> = Vec::new();
+    let mut free_index: HashMap<String, usize> = HashMap::new();
     for v in real_inputs {
         let mut dims: Vec<DimSpec> = match (specs.get(v.name.as_str()), v.dims()) {
             (Some(spec), _) => spec.iter().map(|&d| DimSpec::Value(d)).collect(),
@@ -584,10 +683,34 @@ fn bind_inputs(
             }
         };
         if let (Some(b), Some(first)) = (options.batch, dims.first_mut()) {
+            if !specs.contains_key(v.name.as_str()) {
+                let stated = match v.dims().and_then(|d| d.first().cloned()) {
+                    Some(Dim::Value(x)) => Some(x),
+                    _ => None,
+                };
+                g.batch_overrides.push(crate::graph::BatchOverride { input: v.name.clone(), stated, used: b });
+            }
             *first = DimSpec::Value(b);
+        }
+        let declared_dims = v.dims();
+        for (axis, d) in dims.iter().enumerate() {
+            if let DimSpec::Symbol(name) = d {
+                match free_index.get(name.as_str()).and_then(|&k| free.get_mut(k)) {
+                    Some(f) => f.uses.push((v.name.clone(), axis)),
+                    None => {
+                        free_index.insert(name.clone(), free.len());
+                        free.push(crate::graph::FreeSymbol {
+                        name: name.clone(),
+                        uses: vec![(v.name.clone(), axis)],
+                        named_in_file: matches!(declared_dims.as_ref().and_then(|ds| ds.get(axis)), Some(Dim::Param(_))),
+                        })
+                    }
+                }
+            }
         }
         bindings.push(InputBinding { name: v.name.clone(), dims });
     }
+    g.free_symbols = free;
     for b in &options.dims {
         if !used_symbols.contains(&b.symbol) {
             g.warn(format!("--dim {}={}: no input dimension is named \"{}\"", b.symbol, b.value, b.symbol));
@@ -596,10 +719,24 @@ fn bind_inputs(
     Ok(bindings)
 }
 
-/// Sets every tensor's shape (or why it is unknown) and dtype.
-fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions, g: &mut Graph) {
-    // Our own rules first: exact for the ops they accept, and microseconds
-    // instead of tract's milliseconds. Anything else goes to tract.
+/// Sets every tensor's shape (or why it is unknown) and dtype. `facts` holds
+/// each node's type facts, in graph order.
+fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions, facts: &[map::TypeFacts], g: &mut Graph) {
+    let analysis = analyse_shapes(d, bindings, options, facts, g);
+    set_input_shapes(bindings, g);
+    set_output_shapes(d, &analysis, facts, g);
+}
+
+/// Every value's shape and type: from nnmem's own rules when they cover the
+/// graph (exact for the ops they accept, and microseconds instead of tract's
+/// milliseconds), else from tract.
+fn analyse_shapes(
+    d: &Decoded<'_>,
+    bindings: &[InputBinding],
+    options: &LoadOptions,
+    facts: &[map::TypeFacts],
+    g: &mut Graph,
+) -> HashMap<String, ValueFact> {
     let sized: Option<HashMap<String, Vec<u64>>> = bindings
         .iter()
         .map(|b| {
@@ -608,7 +745,9 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
             dims.map(|v| (b.name.clone(), v))
         })
         .collect();
-    let own = sized.filter(|_| options.onnx_shapes != OnnxShapes::Tract).and_then(|inputs| rules::own_shapes(g, &inputs));
+    let own = sized
+        .filter(|_| options.onnx_shapes != OnnxShapes::Tract)
+        .and_then(|inputs| rules::own_shapes(g, &inputs, facts));
     let own = match (own, options.onnx_shapes) {
         (None, OnnxShapes::Own) => {
             g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
@@ -620,41 +759,31 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
     let analysis: Option<HashMap<String, ValueFact>> = match own {
         Some(values) => Some(values),
         None => match infer::analyse(d, bindings) {
-        Ok(a) => {
-            for w in a.warnings {
-                g.warn(w);
+            Ok(a) => {
+                for w in a.warnings {
+                    g.warn(w);
+                }
+                Some(a.values)
             }
-            Some(a.values)
-        }
-        Err(e) => {
-            g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
-            None
-        }
+            Err(e) => {
+                g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
+                None
+            }
         },
     };
     #[cfg(not(feature = "tract"))]
-    let analysis: Option<HashMap<String, ValueFact>> = own.or_else(|| {
-        g.warn("nnmem was built without the `tract` feature: intermediate ONNX shapes are inferred only for plain conv/dense graphs");
-        None
-    });
-    let analysis = analysis.unwrap_or_default();
-
-    // Shapes an export recorded (value_info), used where the analysis has none.
-    let declared: HashMap<&str, (Vec<u64>, i32)> = d
-        .value_info
-        .iter()
-        .filter_map(|(v, _)| {
-            let dims = v.dims()?;
-            let c: Option<Vec<u64>> = dims.iter().map(|x| if let Dim::Value(v) = x { Some(*v) } else { None }).collect();
-            Some((v.name.as_str(), (c?, v.elem_type().unwrap_or(0))))
+    let analysis: Option<HashMap<String, ValueFact>> = {
+        let _ = d;
+        own.or_else(|| {
+            g.warn("nnmem was built without the `tract` feature: intermediate ONNX shapes are inferred only for plain conv/dense graphs");
+            None
         })
-        .collect();
-    // tract is given f16 for bf16; when the model has no real f16, map back.
-    let all_types = d.inputs.iter().chain(&d.value_info).chain(&d.outputs).filter_map(|(v, _)| v.elem_type());
-    let init_types = d.initializers.iter().map(|(t, _)| t.data_type);
-    let types: HashSet<i32> = all_types.chain(init_types).collect();
-    let bf16_model = types.contains(&proto::elem::BFLOAT16) && !types.contains(&proto::elem::FLOAT16);
+    };
+    analysis.unwrap_or_default()
+}
 
+/// The graph inputs' shapes as bound (`--input`, `--batch`, `--dim`, or declared).
+fn set_input_shapes(bindings: &[InputBinding], g: &mut Graph) {
     // By name, so that many inputs cost linear time (the first of a repeated name wins, as before).
     let mut input_index: HashMap<String, usize> = HashMap::with_capacity(g.inputs.len());
     for (i, t) in g.tensors.iter().enumerate().filter(|(_, t)| t.kind == TensorKind::Input) {
@@ -683,10 +812,31 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
             }
         }
     }
+}
+
+/// Every node output's shape and type from the analysis, else from the
+/// shapes an export recorded (value_info), else why it is unknown; one
+/// warning names the nodes whose outputs are unknown though their inputs are not.
+fn set_output_shapes(d: &Decoded<'_>, analysis: &HashMap<String, ValueFact>, facts: &[map::TypeFacts], g: &mut Graph) {
+    // Shapes an export recorded (value_info), used where the analysis has none.
+    let declared: HashMap<&str, (Vec<u64>, i32)> = d
+        .value_info
+        .iter()
+        .filter_map(|(v, _)| {
+            let dims = v.dims()?;
+            let c: Option<Vec<u64>> = dims.iter().map(|x| if let Dim::Value(v) = x { Some(*v) } else { None }).collect();
+            Some((v.name.as_str(), (c?, v.elem_type().unwrap_or(0))))
+        })
+        .collect();
+    // tract is given f16 for bf16; when the model has no real f16, map back.
+    let all_types = d.inputs.iter().chain(&d.value_info).chain(&d.outputs).filter_map(|(v, _)| v.elem_type());
+    let init_types = d.initializers.iter().map(|(t, _)| t.data_type);
+    let types: HashSet<i32> = all_types.chain(init_types).collect();
+    let bf16_model = types.contains(&proto::elem::BFLOAT16) && !types.contains(&proto::elem::FLOAT16);
 
     let mut rootless = Vec::new();
     for ni in 0..g.nodes.len() {
-        let data_dependent = RUN_TIME_OPS.contains(&g.nodes[ni].source_type.as_str());
+        let data_dependent = facts[ni].run_time;
         let input_runtime = g.nodes[ni].inputs.iter().any(|&x| g.tensors[x.0].unknown == Some(Unknown::RunTime));
         let inputs_known = g.nodes[ni].inputs.iter().all(|&x| g.tensors[x.0].shape.is_some());
         let first_dtype = g.nodes[ni].inputs.first().map(|&x| g.tensors[x.0].dtype);
@@ -702,34 +852,21 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
                 (None, None) => first_dtype.unwrap_or(DType::F32),
             };
             let shape = fact.map(|f| f.shape.clone()).unwrap_or(ValueShape::Unknown);
-            match shape {
-                ValueShape::Concrete(c) => {
-                    t.shape = Some(Shape(c));
-                    t.unknown = None;
-                }
-                ValueShape::Symbolic(s) => {
-                    t.shape = None;
-                    t.unknown = Some(Unknown::Symbolic(s));
-                }
-                ValueShape::RunTime => {
-                    t.shape = None;
-                    t.unknown = Some(Unknown::RunTime);
-                }
+            (t.shape, t.unknown) = match shape {
+                ValueShape::Concrete(c) => (Some(Shape(c)), None),
+                ValueShape::Symbolic(s) => (None, Some(Unknown::Symbolic(s))),
+                ValueShape::RunTime => (None, Some(Unknown::RunTime)),
                 ValueShape::Unknown => match decl {
-                    Some((c, _)) => {
-                        t.shape = Some(Shape(c.clone()));
-                        t.unknown = None;
-                    }
+                    Some((c, _)) => (Some(Shape(c.clone())), None),
                     None => {
-                        t.shape = None;
                         let run_time = data_dependent || input_runtime;
-                        t.unknown = Some(if run_time { Unknown::RunTime } else { Unknown::NoRule });
                         if inputs_known && !run_time && oi == 0 {
                             rootless.push(ni);
                         }
+                        (None, Some(if run_time { Unknown::RunTime } else { Unknown::NoRule }))
                     }
                 },
-            }
+            };
         }
     }
     if !rootless.is_empty() {
@@ -745,3 +882,19 @@ fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_scopes_from_exporter_names() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(module_scope("/layer1/layer1.0/conv1/Conv", &[]), s(&["layer1", "layer1.0", "conv1"]));
+        assert_eq!(module_scope("/Conv", &s(&["a"])), s(&[]));
+        // No path: the module around it.
+        assert_eq!(module_scope("Constant_803", &s(&["features", "features.3"])), s(&["features", "features.3"]));
+        assert_eq!(module_scope("conv1", &[]), s(&[]));
+    }
+}
+

@@ -2,17 +2,19 @@
 //!
 //! When every input is sized and every node is an op whose ONNX semantics our
 //! rules in `ops/` reproduce exactly (plain convolutions and pooling, dense
-//! layers, pointwise ops, concat, flatten to 2-D, batch norm, dropout …), the
-//! shapes are computed here in microseconds and tract is not run. Anything
-//! else — `auto_pad`, reshapes driven by values, shape arithmetic, unknown
-//! ops — returns `None` and the whole graph goes to tract. A test checks both
-//! paths agree on every fixture and corpus model.
+//! layers, pointwise ops, concat, flatten to 2-D, batch norm, dropout …: each
+//! type's `OwnRule` in the table of `map.rs`), the shapes are computed here in
+//! microseconds and tract is not run. Anything else — `auto_pad`, reshapes
+//! driven by values, shape arithmetic, unknown ops — returns `None` and the
+//! whole graph goes to tract. A test checks both paths agree on every fixture
+//! and corpus model.
 
 use std::collections::HashMap;
 
+use super::map::{OwnRule, TypeFacts};
 use super::{ValueFact, ValueShape};
 use crate::graph::{AttrValue, DType, Graph, Node, Shape};
-use crate::ops::{Op, OutShape};
+use crate::ops::{ConvOp, DenseOp, LayoutOp, NormOp, Op, OutShape};
 
 fn attr<'a>(node: &'a Node, name: &str) -> Option<&'a AttrValue> {
     node.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -25,29 +27,24 @@ fn int_attr(node: &Node, name: &str) -> Option<i64> {
     }
 }
 
-/// Whether our rule for this node is exactly ONNX's.
-fn eligible(node: &Node) -> bool {
-    let plain_padding = match attr(node, "auto_pad") {
+/// Whether our rule for this node is exactly ONNX's, by its type's `OwnRule`.
+fn exact(rule: OwnRule, node: &Node) -> bool {
+    let plain_padding = || match attr(node, "auto_pad") {
         None => true,
         Some(AttrValue::Str(s)) => s == "NOTSET" || s == "VALID" && !node.attrs.iter().any(|(n, _)| n == "pads"),
         Some(_) => false,
     };
-    match (&node.op, node.source_type.as_str()) {
-        (Op::Conv(c), "Conv") => plain_padding && c.out_channels > 0,
-        (Op::Pool(_), "MaxPool" | "AveragePool") => plain_padding && node.outputs.len() == 1,
-        (Op::Pool(p), "GlobalMaxPool" | "GlobalAveragePool") => p.global,
+    let dense_with_weight = || matches!(&node.op, Op::Dense(DenseOp::Linear(d)) if d.out_features > 0);
+    match rule {
+        OwnRule::No => false,
+        OwnRule::Yes => true,
+        OwnRule::Conv => plain_padding() && matches!(&node.op, Op::Conv(ConvOp::Forward(c)) if c.out_channels > 0),
+        OwnRule::Pool => plain_padding() && node.outputs.len() == 1,
         // Gemm multiplies a 2-D A, untransposed here.
-        (Op::Dense(d), "Gemm") => int_attr(node, "transA").unwrap_or(0) == 0 && d.out_features > 0,
-        (Op::Dense(d), "MatMul") => d.out_features > 0,
-        // Cast changes the element type, which this path does not track.
-        (Op::Activation(_), t) => t != "Cast" && t != "CastLike",
-        (Op::PRelu { .. } | Op::Dropout { .. } | Op::Eltwise { .. } | Op::Concat { .. } | Op::Softmax { .. }, _) => true,
-        (Op::Lrn(_), "LRN") => true,
-        (Op::BatchNorm { .. }, "BatchNormalization") => true,
-        (Op::Constant { from_shape: false }, "Constant") => matches!(attr(node, "value_dims"), Some(AttrValue::Ints(_))),
-        // ONNX Flatten always gives 2-D; our rule does for axis 1 only.
-        (Op::Flatten(f), "Flatten") => f.axis == 1,
-        _ => false,
+        OwnRule::Gemm => int_attr(node, "transA").unwrap_or(0) == 0 && dense_with_weight(),
+        OwnRule::MatMulWeight => dense_with_weight(),
+        OwnRule::Constant => matches!(attr(node, "value_dims"), Some(AttrValue::Ints(_))),
+        OwnRule::Flatten => matches!(&node.op, Op::Layout(LayoutOp::Flatten(f)) if f.axis == 1),
     }
 }
 
@@ -57,16 +54,22 @@ fn dtype_named(name: &str) -> Option<DType> {
 }
 
 /// Output element types this path knows besides the input's.
-fn output_dtype(node: &Node, index: usize, input: DType) -> DType {
-    match (node.source_type.as_str(), index) {
-        ("Dropout", 1) => DType::Bool,
-        _ => input,
+fn output_dtype(facts: &TypeFacts, index: usize, input: DType) -> DType {
+    if facts.bool_outputs.contains(&index) {
+        DType::Bool
+    } else {
+        input
     }
 }
 
 /// Shapes of every node output by name, or `None` when some node needs tract.
-/// `inputs` holds the sized graph inputs by name.
-pub(super) fn own_shapes(g: &Graph, inputs: &HashMap<String, Vec<u64>>) -> Option<HashMap<String, ValueFact>> {
+/// `inputs` holds the sized graph inputs by name; `facts` the type facts of
+/// every node, in graph order.
+pub(super) fn own_shapes(
+    g: &Graph,
+    inputs: &HashMap<String, Vec<u64>>,
+    facts: &[TypeFacts],
+) -> Option<HashMap<String, ValueFact>> {
     let mut known: HashMap<usize, (Shape, DType)> = HashMap::with_capacity(g.tensors.len());
     for (i, t) in g.tensors.iter().enumerate() {
         if t.producer.is_none() {
@@ -79,11 +82,11 @@ pub(super) fn own_shapes(g: &Graph, inputs: &HashMap<String, Vec<u64>>) -> Optio
         }
     }
     let mut out = HashMap::with_capacity(g.tensors.len());
-    for node in &g.nodes {
-        if !eligible(node) {
+    for (node, facts) in g.nodes.iter().zip(facts) {
+        if !exact(facts.own_rule, node) {
             return None;
         }
-        if let (Op::Constant { .. }, Some(AttrValue::Ints(dims)), Some(&t)) = (&node.op, attr(node, "value_dims"), node.outputs.first()) {
+        if let (Op::Constant(_), Some(AttrValue::Ints(dims)), Some(&t)) = (&node.op, attr(node, "value_dims"), node.outputs.first()) {
             let shape = Shape(dims.iter().map(|&d| d as u64).collect());
             let dt = match attr(node, "value_dtype") {
                 Some(AttrValue::Str(name)) => dtype_named(name)?,
@@ -101,7 +104,7 @@ pub(super) fn own_shapes(g: &Graph, inputs: &HashMap<String, Vec<u64>>) -> Optio
         let dtype = ins.first().map(|(_, d)| *d).unwrap_or(DType::F32);
         let mut outs = node.op.infer_shapes(&shapes, node.outputs.len()).ok()?;
         // Training-mode batch norm also returns running mean and variance, one per channel.
-        if matches!(node.op, Op::BatchNorm { .. }) && node.outputs.len() > 1 {
+        if matches!(node.op, Op::Norm(NormOp::BatchNorm { .. })) && node.outputs.len() > 1 {
             let c = shapes.first()?.dim(1).ok()?;
             for o in outs.iter_mut().skip(1) {
                 *o = OutShape::Known(Shape(vec![c]));
@@ -109,7 +112,7 @@ pub(super) fn own_shapes(g: &Graph, inputs: &HashMap<String, Vec<u64>>) -> Optio
         }
         for (k, (&t, shape)) in node.outputs.iter().zip(outs).enumerate() {
             let OutShape::Known(shape) = shape else { return None };
-            let dt = output_dtype(node, k, dtype);
+            let dt = output_dtype(facts, k, dtype);
             out.insert(g.tensors[t.0].name.clone(), ValueFact { dtype: Some(dt), shape: ValueShape::Concrete(shape.0.clone()) });
             known.insert(t.0, (shape, dt));
         }

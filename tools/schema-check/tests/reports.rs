@@ -51,6 +51,48 @@ fn style_transfer_report_matches_the_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
 }
 
+/// Runs nnmem with `args` and returns its stdout (exit 0 expected).
+fn output(args: &[&str]) -> String {
+    let out = Command::new(nnmem_binary()).args(args).output().expect("nnmem runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[test]
+fn every_other_output_matches_the_schema() {
+    let validator = Validator::new();
+    let seed = repo().join("fixtures/caffe/seed_cnn.prototxt");
+    let seed = seed.to_str().unwrap();
+    let lm = repo().join("fixtures/onnx/tiny_lm.onnx");
+    let lm = lm.to_str().unwrap();
+    let small = format!("{seed} --input data=1x3x128x128");
+    let outputs = [
+        output(&["fit", seed, "--budget", "64MiB", "--json", "-q"]),
+        output(&["fit", lm, "--budget", "2MiB", "--vary", "seq", "--dim", "batch=1", "--json", "-q"]),
+        output(&["sweep", seed, "--sizes", "64,128", "--json", "-q"]),
+        output(&["diff", seed, &small, "--json"]),
+        output(&["explain", seed, "--json", "-q"]),
+    ];
+    let mut kinds = Vec::new();
+    for text in &outputs {
+        let v: Value = serde_json::from_str(text).expect("JSON");
+        kinds.push(v["kind"].as_str().unwrap_or_default().to_string());
+        let errors = validator.errors(&v);
+        assert!(errors.is_empty(), "{}: {errors:#?}", v["kind"]);
+    }
+    // audit: JSON lines, every model and the summary.
+    let audit = output(&["audit", repo().join("fixtures/caffe").to_str().unwrap(), "--json", "-q"]);
+    for line in audit.lines() {
+        let v: Value = serde_json::from_str(line).expect("a JSON line");
+        kinds.push(v["kind"].as_str().unwrap_or_default().to_string());
+        let errors = validator.errors(&v);
+        assert!(errors.is_empty(), "{line}: {errors:#?}");
+    }
+    for k in ["fit", "sweep", "diff", "explain", "audit-model", "audit-summary"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} output was checked: {kinds:?}");
+    }
+}
+
 #[test]
 fn the_schema_rejects_what_it_should() {
     let validator = Validator::new();

@@ -1,4 +1,6 @@
-//! Concrete tensor shapes and overflow-checked arithmetic on them.
+//! The ground floor: concrete tensor shapes, element types and overflow-checked
+//! arithmetic on them. Both `ops` (shape rules) and `graph` (tensors and nodes)
+//! build on this module; it depends on nothing else in the crate.
 
 use std::fmt;
 
@@ -72,6 +74,67 @@ pub fn checked_product(dims: &[u64]) -> Option<u64> {
         return Some(0);
     }
     dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+}
+
+/// Element types. Sizes are the storage sizes a framework uses for one element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F64,
+    F32,
+    F16,
+    BF16,
+    F8,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+    /// Sub-byte types (int4, float4) round up to one byte per element here.
+    Packed4,
+    String,
+}
+
+impl DType {
+    /// Bytes one element takes.
+    pub fn size_bytes(self) -> u64 {
+        match self {
+            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
+            DType::F8 | DType::I8 | DType::U8 | DType::Bool | DType::Packed4 => 1,
+            // Strings have no fixed size; count the pointer-sized handle.
+            DType::String => 8,
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16 | DType::F8)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F64 => "f64",
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::F8 => "f8",
+            DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::I16 => "i16",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::U16 => "u16",
+            DType::U32 => "u32",
+            DType::U64 => "u64",
+            DType::Bool => "bool",
+            DType::Packed4 => "4bit",
+            DType::String => "string",
+        }
+    }
 }
 
 /// A shape rule could not produce an output: the message says which rule and why.

@@ -1,0 +1,287 @@
+//! What every phase of the schedule reads: which tensors carry data, who reads
+//! them (after decompositions are folded), each op's memory facts, which
+//! trainable weights each node's backward updates, which nodes run, and what
+//! needs a gradient.
+
+use super::folding::fold_decompositions;
+use super::{Mode, ResolvedLoss};
+use crate::graph::{Graph, TensorId, TensorKind};
+use crate::memory::profiles::Profile;
+use crate::memory::training::Precision;
+use crate::ops::{MemoryFacts, Produces};
+
+pub(super) struct Dataflow<'a> {
+    pub graph: &'a Graph,
+    pub profile: &'a Profile,
+    pub prec: &'a Precision,
+    pub threads: u32,
+    pub training: bool,
+    /// Style transfer's loss tensors.
+    pub style: Option<&'a ResolvedLoss>,
+    /// Per-worker copies (tiny-dnn): activations, gradients and scratch once
+    /// per thread; 1 otherwise.
+    pub copies: u64,
+    /// Per tensor: bytes at the run's precision (0 when the shape is unknown).
+    pub bytes: Vec<u64>,
+    /// Per tensor: it carries data (see `data_tensors`).
+    pub data: Vec<bool>,
+    /// Tensors the scenario needs whose size is unknown (left out of the estimate).
+    pub unknown_tensors: usize,
+    /// Per node: its data inputs; a fused decomposition's root reads just x.
+    pub data_inputs: Vec<Vec<TensorId>>,
+    /// Per tensor: the nodes that read it as data, folded nodes left out.
+    pub readers: Vec<Vec<usize>>,
+    /// Per node: folded into a later node (it does not run on its own).
+    pub folded: Vec<bool>,
+    /// Per node: the root x of the decomposition it closes, when it does.
+    pub fold_root: Vec<Option<TensorId>>,
+    /// Per node: its op's memory facts for its shapes.
+    pub facts: Vec<MemoryFacts>,
+    /// Per node: the trainable weights its backward step makes gradients for.
+    pub node_weights: Vec<Vec<TensorId>>,
+    /// Per node: not run (style transfer stops at the deepest loss).
+    pub skipped: Vec<bool>,
+    /// Per tensor: training needs its gradient.
+    pub requires_grad: Vec<bool>,
+    /// Per node: training runs its backward step.
+    pub needs_backward: Vec<bool>,
+    /// Held to the end: the graph outputs, or style transfer's loss tensors.
+    pub held: Vec<TensorId>,
+}
+
+impl<'a> Dataflow<'a> {
+    pub(super) fn new(graph: &'a Graph, profile: &'a Profile, prec: &'a Precision, mode: Mode<'a>, threads: u32) -> Self {
+        let style = match mode {
+            Mode::Style(l) => Some(l),
+            Mode::Inference | Mode::Training => None,
+        };
+        let bytes: Vec<u64> = graph
+            .tensors
+            .iter()
+            .map(|t| match t.elems() {
+                Some(e) => prec.activation_bytes(t.dtype, e),
+                None => 0,
+            })
+            .collect();
+        let data = data_tensors(graph);
+        let n_nodes = graph.nodes.len();
+        let mut df = Dataflow {
+            graph,
+            profile,
+            prec,
+            threads,
+            training: !matches!(mode, Mode::Inference),
+            style,
+            // Each worker handles one sample at a time, so its copy is one sample's worth.
+            copies: if profile.per_thread_copies { u64::from(threads.max(1)) } else { 1 },
+            bytes,
+            data_inputs: graph.nodes.iter().map(|nd| nd.inputs.iter().copied().filter(|t| data[t.0]).collect()).collect(),
+            data,
+            unknown_tensors: 0,
+            readers: Vec::new(),
+            folded: vec![false; n_nodes],
+            fold_root: vec![None; n_nodes],
+            facts: Vec::new(),
+            node_weights: Vec::new(),
+            skipped: vec![false; n_nodes],
+            requires_grad: vec![false; graph.tensors.len()],
+            needs_backward: vec![false; n_nodes],
+            held: match style {
+                Some(l) => l.style.iter().chain(l.content.iter()).map(|(_, t)| *t).collect(),
+                None => graph.outputs.clone(),
+            },
+        };
+        df.fold();
+        df.facts = node_facts(graph, &df.fold_root);
+        df.node_weights = node_weights(graph, &df.data);
+        df.skip_unused();
+        df.count_unknown();
+        df.mark_gradients();
+        df
+    }
+
+    /// Extent of a tensor's first axis (1 when unknown or 0).
+    pub fn batch_of(&self, t: TensorId) -> u64 {
+        self.graph.tensor(t).shape.as_ref().and_then(|s| s.dims().first().copied()).unwrap_or(1).max(1)
+    }
+
+    /// Bytes one worker holds of a buffer of `b` bytes for a batch of `n`
+    /// (all of it unless the profile keeps per-worker copies).
+    pub fn worker(&self, b: u64, n: u64) -> u64 {
+        if self.profile.per_thread_copies {
+            (b / n.max(1)).saturating_mul(self.copies)
+        } else {
+            b
+        }
+    }
+
+    /// Readers of every tensor, and the decompositions folded back into one op.
+    fn fold(&mut self) {
+        let no_skip = vec![false; self.graph.nodes.len()];
+        self.readers = readers_of(self.graph.tensors.len(), &self.data_inputs, &no_skip);
+        if !self.profile.fuse_pointwise_decompositions {
+            return;
+        }
+        let (folded, fold_root) = fold_decompositions(self.graph, &self.data_inputs, &self.readers);
+        self.folded = folded.iter().map(|f| f.is_some()).collect();
+        for (m, r) in fold_root.iter().enumerate() {
+            if let Some(x) = r {
+                self.data_inputs[m] = vec![*x];
+            }
+        }
+        self.fold_root = fold_root;
+        if self.folded.iter().any(|&f| f) {
+            self.readers = readers_of(self.graph.tensors.len(), &self.data_inputs, &self.folded);
+        }
+    }
+
+    /// Style transfer runs only the nodes the loss tensors depend on.
+    fn skip_unused(&mut self) {
+        let Some(l) = self.style else { return };
+        let mut wanted = vec![false; self.graph.tensors.len()];
+        for (_, t) in l.style.iter().chain(l.content.iter()) {
+            wanted[t.0] = true;
+        }
+        for (i, nd) in self.graph.nodes.iter().enumerate().rev() {
+            if nd.outputs.iter().any(|o| wanted[o.0]) {
+                for t in &nd.inputs {
+                    wanted[t.0] = true;
+                }
+            } else {
+                self.skipped[i] = true;
+            }
+        }
+    }
+
+    /// Tensors the scenario needs whose size is unknown: graph inputs and
+    /// what the nodes that run produce (style transfer skips the rest).
+    fn count_unknown(&mut self) {
+        let (graph, data) = (self.graph, &self.data);
+        let unknown = |t: TensorId| data[t.0] && graph.tensor(t).elems().is_none();
+        let inputs = graph.inputs.iter().filter(|&&t| unknown(t)).count();
+        let outputs: usize = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.skipped[*i])
+            .map(|(_, nd)| nd.outputs.iter().filter(|&&o| unknown(o)).count())
+            .sum();
+        self.unknown_tensors = inputs + outputs;
+    }
+
+    /// Which tensors need a gradient (training): those computed from
+    /// trainable weights, or (style transfer) from the optimized inputs.
+    fn mark_gradients(&mut self) {
+        if self.style.is_some() {
+            for &t in &self.graph.inputs {
+                if self.data[t.0] {
+                    self.requires_grad[t.0] = true;
+                }
+            }
+        }
+        if !self.training {
+            return;
+        }
+        for (i, nd) in self.graph.nodes.iter().enumerate() {
+            if self.folded[i] || self.facts[i].no_grad || self.skipped[i] {
+                continue;
+            }
+            let from_weights = self.style.is_none() && !self.node_weights[i].is_empty();
+            let from_inputs = self.data_inputs[i].iter().any(|t| self.requires_grad[t.0]);
+            if from_weights || from_inputs {
+                self.needs_backward[i] = true;
+                for &o in &nd.outputs {
+                    if self.data[o.0] {
+                        self.requires_grad[o.0] = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which tensors carry data through the network: graph inputs and whatever a
+/// node computes from at least one of them. Values computed only from weights
+/// and constants (a transposed weight, a shape) are constant-folded or views
+/// in a framework and hold no activation memory; nor do the outputs of ops
+/// that produce shapes or constants (`Produces::ShapeOrConstant`).
+fn data_tensors(graph: &Graph) -> Vec<bool> {
+    let mut data: Vec<bool> = graph.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
+    for node in &graph.nodes {
+        let computes = node.op.schedule_facts().produces == Produces::Data;
+        let from_data = node.inputs.iter().any(|t| data[t.0]);
+        if computes && from_data {
+            for &o in &node.outputs {
+                if graph.tensor(o).kind == TensorKind::Activation {
+                    data[o.0] = true;
+                }
+            }
+        }
+    }
+    data
+}
+
+/// Per tensor, the nodes reading it (in order, once each), `skip` nodes left out.
+fn readers_of(n_tensors: usize, inputs: &[Vec<TensorId>], skip: &[bool]) -> Vec<Vec<usize>> {
+    let mut r: Vec<Vec<usize>> = vec![Vec::new(); n_tensors];
+    for (i, ins) in inputs.iter().enumerate() {
+        if skip[i] {
+            continue;
+        }
+        for t in ins {
+            if r[t.0].last() != Some(&i) {
+                r[t.0].push(i);
+            }
+        }
+    }
+    r
+}
+
+/// Facts per node, on the original shapes. An op whose shapes are not all
+/// known is assumed to keep every input.
+fn node_facts(graph: &Graph, fold_root: &[Option<TensorId>]) -> Vec<MemoryFacts> {
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, nd)| {
+            if fold_root[i].is_some() {
+                // The folded op (SiLU, GELU) keeps its input.
+                return MemoryFacts { saves_inputs: vec![0], ..Default::default() };
+            }
+            let ins: Vec<_> = nd.inputs.iter().filter_map(|&t| graph.tensor(t).shape.as_ref()).collect();
+            let outs: Vec<_> = nd.outputs.iter().filter_map(|&t| graph.tensor(t).shape.as_ref()).collect();
+            if ins.len() != nd.inputs.len() || outs.len() != nd.outputs.len() {
+                return MemoryFacts { saves_inputs: (0..nd.inputs.len()).collect(), ..Default::default() };
+            }
+            nd.op.memory_facts(&ins, &outs)
+        })
+        .collect()
+}
+
+/// The trainable weights each node reads, directly or through weight-only
+/// nodes (an ONNX Linear is MatMul(x, Transpose(W)): W's gradient is made by
+/// the MatMul's backward step).
+fn node_weights(graph: &Graph, data: &[bool]) -> Vec<Vec<TensorId>> {
+    let mut weight_sources: Vec<Vec<TensorId>> = vec![Vec::new(); graph.tensors.len()];
+    let mut node_weights: Vec<Vec<TensorId>> = Vec::with_capacity(graph.nodes.len());
+    for nd in &graph.nodes {
+        let mut ws: Vec<TensorId> = nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).collect();
+        for t in &nd.inputs {
+            if !data[t.0] {
+                for &w in &weight_sources[t.0] {
+                    if !ws.contains(&w) {
+                        ws.push(w);
+                    }
+                }
+            }
+        }
+        if !nd.inputs.iter().any(|t| data[t.0]) {
+            for &o in &nd.outputs {
+                weight_sources[o.0] = ws.clone();
+            }
+        }
+        node_weights.push(ws);
+    }
+    node_weights
+}

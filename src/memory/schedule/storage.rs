@@ -1,0 +1,299 @@
+//! Storage: each node's role (allocates, view, in place, skipped), the
+//! storages tensors live on, what each node keeps for backward, its
+//! workspaces, and after which node each storage's forward life ends.
+
+use super::dataflow::Dataflow;
+use super::{NodePlan, Role, StoragePlan};
+use crate::graph::{Shape, TensorId, TensorKind};
+use crate::memory::profiles::ConvSizes;
+use crate::ops::{SavedType, Storage};
+
+/// The storage phase's result.
+pub(super) struct Storages {
+    pub nodes: Vec<NodePlan>,
+    pub storages: Vec<StoragePlan>,
+    /// Bytes of the graph inputs that carry data.
+    pub input_bytes: u64,
+    /// The largest convolution column buffer (one image), bytes.
+    pub largest_column: u64,
+    /// Per tensor: the storage it lives on.
+    storage_of: Vec<Option<usize>>,
+}
+
+pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
+    let mut st = Storages {
+        nodes: Vec::with_capacity(df.graph.nodes.len()),
+        storages: Vec::new(),
+        input_bytes: 0,
+        largest_column: 0,
+        storage_of: vec![None; df.graph.tensors.len()],
+    };
+    for &t in &df.graph.inputs {
+        if df.data[t.0] && st.storage_of[t.0].is_none() {
+            st.storage_of[t.0] = Some(st.storages.len());
+            st.storages.push(StoragePlan { bytes: df.bytes[t.0], is_input: true, pinned: true, saved_until: None });
+            st.input_bytes = st.input_bytes.saturating_add(df.bytes[t.0]);
+        }
+    }
+    for i in 0..df.graph.nodes.len() {
+        let role = st.role_of(df, i);
+        st.add_node(df, i, role);
+    }
+    // What is held to the end: the graph outputs, or the loss tensors.
+    for &t in &df.held {
+        if let Some(s) = st.storage_of[t.0] {
+            st.storages[s].pinned = true;
+        }
+    }
+    for i in 0..df.graph.nodes.len() {
+        if st.nodes[i].role == Role::Skip {
+            continue;
+        }
+        if st.nodes[i].needs_backward {
+            st.save_for_backward(df, i);
+        }
+        st.workspaces(df, i);
+    }
+    st.forward_release(df);
+    st
+}
+
+impl Storages {
+    fn role_of(&self, df: &Dataflow<'_>, i: usize) -> Role {
+        let (graph, profile, training) = (df.graph, df.profile, df.training);
+        let nd = &graph.nodes[i];
+        let f = &df.facts[i];
+        let first_in = df.data_inputs[i].first().copied();
+        let first_storage = first_in.and_then(|t| self.storage_of[t.0]);
+        let producer_role = first_in.and_then(|t| graph.tensor(t).producer).and_then(|p| self.nodes.get(p.0)).map(|pl| pl.role);
+        // The first input is an activation only this node reads, made by a
+        // node that allocated or overwrote it: it may be overwritten.
+        let sole_reader = first_in.map(|t| df.readers[t.0].len() == 1 && graph.tensor(t).kind == TensorKind::Activation).unwrap_or(false)
+            && matches!(producer_role, Some(Role::Normal) | Some(Role::InPlace));
+        // An in-place op whose backward needs its input must first copy it
+        // (PyTorch clones it): no saving in training.
+        let keeps_input = training && f.saves_inputs.contains(&0);
+        let facts = nd.op.schedule_facts();
+        let view = match facts.storage {
+            Storage::Allocates => false,
+            Storage::View => true,
+            // Dropout is the identity in evaluation mode.
+            Storage::ViewInInference => !training,
+        };
+        // A pointwise op with exactly one data operand and at least one constant one.
+        let epilogue = facts.fusion.epilogue() && df.data_inputs[i].len() == 1 && nd.inputs.len() >= 2;
+        let has_outputs = nd.outputs.iter().any(|t| df.data[t.0]);
+        if df.folded[i] || df.skipped[i] || !has_outputs {
+            Role::Skip
+        } else if first_storage.is_some() && profile.views_share_storage && view {
+            Role::View
+        } else if first_storage.is_some()
+            && ((nd.in_place && profile.honours_in_place)
+                || (profile.in_place_activations
+                    && f.in_place_ok
+                    && !keeps_input
+                    && sole_reader
+                    && first_in.map(|t| !graph.outputs.contains(&t)).unwrap_or(false)))
+        {
+            Role::InPlace
+        } else if first_storage.is_some() && profile.fuse_pointwise_decompositions && epilogue && sole_reader && !keeps_input {
+            // A bias add or constant scale the export split off a fused
+            // framework op (Linear's bias, GELU's ½): it updates the result
+            // where it lies.
+            Role::InPlace
+        } else {
+            Role::Normal
+        }
+    }
+
+    /// The node's plan, its outputs on new storages or on its first input's.
+    fn add_node(&mut self, df: &Dataflow<'_>, i: usize, role: Role) {
+        let nd = &df.graph.nodes[i];
+        let outputs: Vec<TensorId> = nd.outputs.iter().copied().filter(|t| df.data[t.0]).collect();
+        let first_storage = df.data_inputs[i].first().and_then(|t| self.storage_of[t.0]);
+        let mut new_storages = Vec::new();
+        let mut output_bytes = 0u64;
+        for &o in &outputs {
+            output_bytes = output_bytes.saturating_add(df.bytes[o.0]);
+            match role {
+                Role::View | Role::InPlace => self.storage_of[o.0] = first_storage,
+                Role::Normal => {
+                    self.storage_of[o.0] = Some(self.storages.len());
+                    new_storages.push(self.storages.len());
+                    self.storages.push(StoragePlan {
+                        bytes: df.worker(df.bytes[o.0], df.batch_of(o)),
+                        is_input: false,
+                        pinned: false,
+                        saved_until: None,
+                    });
+                }
+                Role::Skip => {}
+            }
+        }
+        if role == Role::Skip {
+            output_bytes = 0;
+        }
+        self.nodes.push(NodePlan {
+            role,
+            inputs: df.data_inputs[i].clone(),
+            outputs,
+            new_storages,
+            output_bytes,
+            saved: Vec::new(),
+            saved_bytes: 0,
+            extra_saved_bytes: 0,
+            workspace_train: 0,
+            workspace_infer: 0,
+            workspace_backward: 0,
+            fwd_frees: Vec::new(),
+            needs_backward: df.needs_backward[i],
+            runs: !df.skipped[i],
+        });
+    }
+
+    /// The tensors node `i` keeps for backward, and its extra saved bytes.
+    fn save_for_backward(&mut self, df: &Dataflow<'_>, i: usize) {
+        let nd = &df.graph.nodes[i];
+        let f = &df.facts[i];
+        let plan = &mut self.nodes[i];
+        let node_batch = nd.outputs.first().map(|&o| df.batch_of(o)).unwrap_or(1);
+        // Indices in `facts` refer to the node's own input list; map them
+        // to data tensors (folded nodes already list just x).
+        let own_inputs: &[TensorId] = if df.fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
+        let saved_inputs = f.saves_inputs.iter().filter_map(|&k| own_inputs.get(k));
+        let saved_outputs = f.saves_outputs.iter().filter_map(|&k| nd.outputs.get(k));
+        let saved_tensors: Vec<TensorId> = saved_inputs.chain(saved_outputs).copied().collect();
+        for t in saved_tensors {
+            plan.saved_bytes = plan.saved_bytes.saturating_add(df.bytes[t.0]);
+            if let Some(s) = self.storage_of[t.0] {
+                if !plan.saved.contains(&s) {
+                    plan.saved.push(s);
+                }
+                let until = &mut self.storages[s].saved_until;
+                *until = Some(until.map_or(i, |u| u.min(i)));
+            }
+        }
+        for e in &f.extra_saved {
+            let b = match e.dtype {
+                // The backend's index type.
+                SavedType::PoolIndex => e.elems.saturating_mul(df.profile.pool_index_bytes),
+                SavedType::Fixed(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
+                // Statistics are kept in f32 whatever the compute type.
+                SavedType::Fixed(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(df.prec.compute)),
+                SavedType::Compute => e.elems.saturating_mul(df.prec.compute),
+            };
+            plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(df.worker(b, node_batch));
+        }
+        plan.saved_bytes = plan.saved_bytes.saturating_add(plan.extra_saved_bytes);
+    }
+
+    /// Node `i`'s transient scratch: the backend's convolution workspace,
+    /// max-pool indices written without a backward, normalisation temporaries.
+    fn workspaces(&mut self, df: &Dataflow<'_>, i: usize) {
+        let (graph, profile, prec) = (df.graph, df.profile, df.prec);
+        let nd = &graph.nodes[i];
+        let f = &df.facts[i];
+        let plan = &mut self.nodes[i];
+        let node_batch = nd.outputs.first().map(|&o| df.batch_of(o)).unwrap_or(1);
+        let in_bytes = plan.inputs.first().map(|t| df.bytes[t.0]).unwrap_or(0);
+        self.largest_column = self.largest_column.max(f.column_elems_per_image.saturating_mul(prec.compute));
+        let in_shape = nd.inputs.first().and_then(|&t| graph.tensor(t).shape.as_ref());
+        let weight_shapes: Vec<&Shape> = nd.params.iter().filter_map(|&w| graph.tensor(w).shape.as_ref()).collect();
+        if let Some(geo) = nd.op.conv_geometry(in_shape, &weight_shapes) {
+            let sizes = ConvSizes {
+                padded_input: geo.padded_input_elems.saturating_mul(prec.compute),
+                input: in_bytes,
+                output: plan.output_bytes,
+                weight: geo.weight_elems.saturating_mul(prec.compute),
+                in_channels: geo.in_channels,
+                pointwise: geo.pointwise_kernel,
+                column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
+                batch: geo.batch,
+            };
+            let ws = df.worker(profile.conv_forward_workspace(&sizes, df.threads), node_batch);
+            plan.workspace_train = ws;
+            plan.workspace_infer = ws;
+            plan.workspace_backward = df.worker(profile.conv_backward_workspace(&sizes, df.threads), node_batch);
+        }
+        let pool_indices: Vec<u64> = f.extra_saved.iter().filter(|e| e.dtype == SavedType::PoolIndex).map(|e| e.elems).collect();
+        if profile.pool_indices_in_inference && !pool_indices.is_empty() {
+            // Written even without backward, freed when the op returns.
+            let b = pool_indices.iter().map(|e| e.saturating_mul(profile.pool_index_bytes)).fold(0, u64::saturating_add);
+            plan.workspace_infer = df.worker(b, node_batch);
+        }
+        if profile.norm_backward_temporary && nd.op.schedule_facts().backward_input_temporary {
+            plan.workspace_backward = in_bytes;
+        }
+    }
+
+    /// Forward release: after the last reader of any tensor on the storage,
+    /// unless it is pinned or saved for backward.
+    fn forward_release(&mut self, df: &Dataflow<'_>) {
+        let mut last_use = vec![0usize; self.storages.len()];
+        for (i, plan) in self.nodes.iter().enumerate() {
+            if plan.role == Role::Skip {
+                continue;
+            }
+            for t in plan.inputs.iter().chain(plan.outputs.iter()) {
+                if let Some(s) = self.storage_of[t.0] {
+                    last_use[s] = last_use[s].max(i);
+                }
+            }
+        }
+        if df.profile.module_scope_hold {
+            self.hold_for_module_calls(df, &mut last_use);
+        }
+        if df.profile.persistent {
+            // Modules or blobs keep every buffer for the run.
+            for st in self.storages.iter_mut() {
+                st.pinned = true;
+            }
+        }
+        for (s, st) in self.storages.iter().enumerate() {
+            if !st.pinned && st.saved_until.is_none() {
+                self.nodes[last_use[s]].fwd_frees.push(s);
+            }
+        }
+    }
+
+    /// Extends forward lifetimes for eager frames: a tensor read by a node inside
+    /// a module that does not contain the tensor's producer was an argument of
+    /// that module's call, and the caller holds it until the call returns (the
+    /// end of the contiguous run of nodes inside that module). Module paths are
+    /// `Node::scope`.
+    fn hold_for_module_calls(&self, df: &Dataflow<'_>, last_use: &mut [usize]) {
+        let graph = df.graph;
+        let scopes: Vec<&[String]> = graph.nodes.iter().map(|n| n.scope.as_slice()).collect();
+        if scopes.iter().all(|s| s.is_empty()) {
+            return;
+        }
+        let n = scopes.len();
+        // run_end[i][d]: last node of the run from i whose scopes share i's first d+1 parts.
+        let mut run_end: Vec<Vec<usize>> = scopes.iter().enumerate().map(|(i, s)| vec![i; s.len()]).collect();
+        for i in (0..n.saturating_sub(1)).rev() {
+            for d in 0..scopes[i].len() {
+                let next = &scopes[i + 1];
+                if next.len() > d && next[..=d] == scopes[i][..=d] {
+                    run_end[i][d] = run_end[i + 1][d];
+                }
+            }
+        }
+        for (i, plan) in self.nodes.iter().enumerate() {
+            if plan.role == Role::Skip {
+                continue;
+            }
+            for t in &plan.inputs {
+                let Some(s) = self.storage_of[t.0] else { continue };
+                let producer_scope: &[String] = match graph.tensor(*t).producer {
+                    Some(p) => scopes[p.0],
+                    None => &[],
+                };
+                let c = scopes[i];
+                let common = c.iter().zip(producer_scope).take_while(|(a, b)| a == b).count();
+                if c.len() > common {
+                    last_use[s] = last_use[s].max(run_end[i][common]);
+                }
+            }
+        }
+    }
+}
