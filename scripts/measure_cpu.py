@@ -992,13 +992,16 @@ def style_case(key, case, timeline_dir, all_real=False):
       modules' losses (style ×1e6), backward.
     placement "after": the shared ground truth's / measure_cuda.py's structure — the layers run, the taps are
       collected, then loss = Σ ((gram(F) − T)²).sum() + Σ ((F − T)²).sum(); ReLU(inplace=False).
-    Optimizers: LBFGS(lr=1, history_size=H, max_iter=H+4, tolerance 0) — its first step() call fills the history
+    Optimizers: LBFGS(lr=1, history_size=H, max_iter=H+4, tolerances -1, max_eval unbounded) — its first step() call fills the history
       and ends with evaluations at full history; then a later step() call (max_iter=2: two evaluations, state
       carried) is the steady state. Adam(lr=0.02): step 1 (state born) and step 2 (steady).
-    To keep L-BFGS(100) affordable on 2 cores, the evaluations before the last two of the first call use a
-      quadratic surrogate loss on the image (the last two run the real network) (the history vectors are real L-BFGS state of the same size;
-      `history_after_first_call` records that the history is full);
-      all_real=True runs the real closure every time (used to check the surrogate changes no peak).
+    With random VGG weights the real loss drives L-BFGS (lr=1) into flat regions where it would stop early (zero
+      gradient) or skip its updates, so the history would not fill: the tolerances are -1 (never stop early), and
+      the evaluations before the last two of the first call use a diagonal quadratic surrogate loss on the image
+      (the last two run the real network; the history vectors are real L-BFGS state of the same size;
+      `history_after_first_call` records that the history is full); all_real=True runs the real closure every
+      time. L-BFGS keeps a skipped pair (y·s <= 1e-10) referenced until the next evaluation: 2 image-sized
+      vectors more; `first_call_last_evals_after_accepted_update` and `steady_call_update_accepted` record it.
     The window is the whole profile from just after the targets are built: its running sum starts at
       weights + image + targets, so every peak is above those; optimizer state is counted when it is born.
     """
@@ -1143,10 +1146,15 @@ def style_case(key, case, timeline_dir, all_real=False):
     # two steps and stops the first call early)
     surrogate_target = torch.rand(1, 3, px, px, generator=gen)
     surrogate_weight = torch.rand(1, 3, px, px, generator=gen) * 999 + 1
-    counter = {"n": 0, "real_from": 0}
+    counter = {"n": 0, "real_from": 0, "ids": []}
 
     def mixed_closure():
         counter["n"] += 1
+        # which evaluation follows an accepted history update: L-BFGS appends (y, s) only when y·s > 1e-10; when it
+        # skips, y and s stay referenced by step()'s locals through the next evaluation (2 image-sized vectors more)
+        st = opt.state.get(img, {}) if opt is not None else {}
+        od = st.get("old_dirs")
+        counter["ids"].append(id(od[-1]) if od else None)
         if all_real or counter["n"] > counter["real_from"]:
             return real_closure()
         zero_grad()
@@ -1183,20 +1191,28 @@ def style_case(key, case, timeline_dir, all_real=False):
                 adam_step()
         else:
             h = int(optname[5:])
-            opt = torch.optim.LBFGS([img], lr=1, max_iter=h + 4, history_size=h, tolerance_grad=0,
-                                    tolerance_change=0)
+            opt = torch.optim.LBFGS([img], lr=1, max_iter=h + 4, history_size=h, tolerance_grad=-1,
+                                    tolerance_change=-1, max_eval=10 ** 9)
             counter["n"], counter["real_from"] = 0, (h + 4) - 2
+            counter["ids"] = []
             with torch.autograd.profiler.record_function("window::first"):
                 with phase("step"):
                     opt.step(mixed_closure)
             st = opt.state[img]
             rec["history_after_first_call"] = len(st["old_dirs"])
+            ids = counter["ids"]
+            rec["first_call_last_evals_after_accepted_update"] = [ids[i] != ids[i - 1] for i in range(len(ids) - 2,
+                                                                                                     len(ids))]
+            last_id = id(st["old_dirs"][-1])
+            counter["ids"] = []
             opt.param_groups[0]["max_iter"] = 2
             counter["real_from"] = 0
             with torch.autograd.profiler.record_function("window::steady"):
                 with phase("step"):
                     opt.step(mixed_closure)
             rec["history_after_steady_call"] = len(st["old_dirs"])
+            ids = counter["ids"]  # evaluation 1 at entry, evaluation 2 after iteration 1's update
+            rec["steady_call_update_accepted"] = len(ids) == 2 and ids[1] != ids[0] and ids[0] == last_id
         rec["optimizer_state_bytes"] = storage_bytes([v for v in opt.state[img].values() if torch.is_tensor(v)] +
                                                      [t for v in opt.state[img].values() if isinstance(v, list)
                                                       for t in v if torch.is_tensor(t)])
@@ -1239,8 +1255,8 @@ def style_case(key, case, timeline_dir, all_real=False):
                 opt.step()
         else:
             h = int(optname[5:])
-            opt = torch.optim.LBFGS([img], lr=1, max_iter=h + 4, history_size=h, tolerance_grad=0,
-                                    tolerance_change=0)
+            opt = torch.optim.LBFGS([img], lr=1, max_iter=h + 4, history_size=h, tolerance_grad=-1,
+                                    tolerance_change=-1, max_eval=10 ** 9)
             counter["n"], counter["real_from"] = 0, (h + 4) - 2
             opt.step(mixed_closure)
             opt.param_groups[0]["max_iter"] = 2
