@@ -612,6 +612,7 @@ def all_cases():
                     path = "%s/vgg19_style_taps.onnx" % FIXTURES
                     args = ["inspect", path, "--json", "-q", "--scenario", "style-transfer", "--optimizer", nopt,
                             "--style-layers", ",".join(style), "--content-layers", ",".join(content),
+                            "--loss-placement", "in-net" if placement == "innet" else "after-forward",
                             "--input", "input=1x3x%dx%d" % (px, px)]
                     key = "gatys_%s_%s/%s/b1_%d" % (placement, layers, opt, px)
                     cases[key] = dict(family="style", kind="style", model="vgg19", scenario="style", size="b1_%d" % px,

@@ -197,7 +197,7 @@ fn diff_compares_style_transfer_and_gates_on_deltas() {
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let fig = v["figures"].as_array().unwrap().iter().find(|f| f["name"] == "style-transfer.optimizer_state").unwrap().clone();
     let (x, y) = (fig["a"].as_u64().unwrap(), fig["b"].as_u64().unwrap());
-    assert_eq!(x, 203 * 3 * 128 * 128 * 4, "L-BFGS(100): 2H+3 image-sized vectors");
+    assert_eq!(x, 205 * 3 * 128 * 128 * 4, "L-BFGS(100): 2H+5 image-sized vectors");
     assert_eq!(y, 2 * 3 * 128 * 128 * 4, "Adam: two moments");
     assert_eq!(v["layer_scenario"], "style-transfer");
     // Adam needs less: the peak falls.

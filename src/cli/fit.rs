@@ -75,6 +75,12 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
     let (axis, base, notes) = axis(&args.model, &settings, knob)?;
     let req = FitRequest { budget: args.budget, reserve: args.reserve, max: args.max };
     let result = fit::fit(&args.model.model, &base, &settings, &axis, &req)?;
+    let placement = result
+        .fits
+        .as_ref()
+        .or(result.next.as_ref())
+        .and_then(|p| p.analysed.memory.scenarios.iter().find_map(|s| s.settings.loss_placement))
+        .map(|p| p.as_str());
     if !args.quiet {
         if let Some(p) = result.fits.as_ref().or(result.next.as_ref()) {
             super::print_warnings(&p.analysed.graph.warnings);
@@ -93,6 +99,7 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
             vary: axis.knob.label(),
             profile: settings.profile.name,
             scenarios: settings.scenarios.iter().map(|s| s.as_str()).collect(),
+            loss_placement: placement,
             fits: result.fits.as_ref().map(ProbeJson::from),
             next: result.next.as_ref().map(ProbeJson::from),
             probes: result.probes,
@@ -105,12 +112,13 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
         let scen: Vec<&str> = settings.scenarios.iter().map(|s| s.as_str()).collect();
         writeln!(
             out,
-            "budget {} ({} bytes){}; {} peak, profile {}, varying {}",
+            "budget {} ({} bytes){}; {} peak, profile {}{}, varying {}",
             format_bytes(args.budget),
             args.budget,
             if args.reserve > 0 { format!(" less {} reserved", format_bytes(args.reserve)) } else { String::new() },
             scen.join("/"),
             settings.profile.name,
+            placement.map(|p| format!(", losses {p}")).unwrap_or_default(),
             axis.knob.label()
         )?;
         match &result.fits {
@@ -123,6 +131,15 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
             writeln!(out, "next step: none below --max {}", args.max)?;
         }
         writeln!(out, "({} probes)", result.probes)?;
+        if let Some(b) = settings.profile.runtime_baseline {
+            writeln!(
+                out,
+                "the runtime itself takes about {} more ({}), in no figure above: --reserve {}MiB counts it",
+                format_bytes(b.bytes),
+                b.what,
+                b.bytes >> 20
+            )?;
+        }
     }
     std::io::stdout().write_all(&out).context("writing to standard output")?;
     Ok(ExitCode::Success)

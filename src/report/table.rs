@@ -452,7 +452,14 @@ pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<SummaryLine> {
         let optimizer = a.memory.scenarios.iter().find_map(|sc| sc.settings.optimizer).map(|o| format!(", optimizer {o}")).unwrap_or_default();
         let threads = if s.threads > 1 { format!(", {} threads", s.threads) } else { String::new() };
         let mixed = if s.mixed_precision { " mixed precision" } else { "" };
-        lines.push(SummaryLine::new(format!("settings: profile {}, {}{mixed}{optimizer}{threads}", s.profile, s.dtype.name())));
+        let placement = a
+            .memory
+            .scenarios
+            .iter()
+            .find_map(|sc| sc.settings.loss_placement)
+            .map(|p| format!(", losses {}", p.as_str()))
+            .unwrap_or_default();
+        lines.push(SummaryLine::new(format!("settings: profile {}, {}{mixed}{optimizer}{threads}{placement}", s.profile, s.dtype.name())));
     }
     for sc in &a.memory.scenarios {
         let complete = sc.completeness.is_complete();
@@ -477,6 +484,13 @@ pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<SummaryLine> {
     if !bind.is_empty() && a.memory.scenarios.iter().any(|s| !s.completeness.is_complete()) {
         lines.push(SummaryLine::new("to complete the figures, bind what is free:".to_string()).flag());
         lines.push(SummaryLine::new(format!("nnmem inspect {} {}", source.path, bind.join(" "))).sub().flag());
+    }
+    if let Some(b) = a.memory.scenarios.first().and_then(|s| s.settings.runtime_baseline) {
+        lines.push(SummaryLine::new(format!(
+            "plus the runtime itself, in none of these figures: about {} ({})",
+            format_bytes(b.bytes),
+            b.what
+        )));
     }
     for n in &a.notes {
         lines.push(SummaryLine::new(format!("note: {n}")).flag());
