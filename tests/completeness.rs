@@ -65,7 +65,9 @@ fn the_table_leads_with_a_lower_bound_and_the_flags_that_bind_it() {
     let model = fixture("onnx/dynamic.onnx");
     let r = run(&["inspect", &model]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let lines: Vec<&str> = r.stdout.lines().collect();
+    // The command may wrap (a long checkout path): join continued lines first.
+    let joined = r.stdout.replace(" \\\n      ", " ");
+    let lines: Vec<&str> = joined.lines().collect();
     let table_at = lines.iter().position(|l| l.starts_with("layer ")).expect("a table header");
     let peak_at = lines.iter().position(|l| l.starts_with("training peak: ≥ ")).expect("a lower bound");
     let bind_at = lines
