@@ -150,17 +150,22 @@ pub struct Graph {
     pub batch_overrides: Vec<BatchOverride>,
 }
 
-/// A dimension of a graph input that the file leaves free (an ONNX
-/// `dim_param` such as `batch`, or a dimension with neither value nor name)
-/// and that nothing bound. Every shape computed from it stays symbolic.
+/// A dimension that the file leaves free and that nothing bound: a graph
+/// input's (an ONNX `dim_param` such as `batch`, or a dimension with neither
+/// value nor name), or a count a layer sets at run time (the region proposals
+/// a Caffe proposal layer keeps, named `R`). Every shape computed from it
+/// stays symbolic until `--dim NAME=N` binds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreeSymbol {
     pub name: String,
-    /// Where it appears: (input name, axis).
+    /// Where it appears: (input name, axis); for a run-time count, the tops
+    /// of the layer that sets it.
     pub uses: Vec<(String, usize)>,
     /// True for a name the file gives; false for a name nnmem made up for an
-    /// unnamed dimension (`INPUT_dAXIS`).
+    /// unnamed dimension (`INPUT_dAXIS`) or a run-time count.
     pub named_in_file: bool,
+    /// The layer that sets the count at run time; `None` for an input dimension.
+    pub set_by: Option<String>,
 }
 
 /// The first dimension of an input, as the file states it and as used.

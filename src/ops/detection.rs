@@ -29,12 +29,12 @@ impl Family for DetectionOp {
     }
 
     fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
-        let run_time = |dims: Vec<u64>| Ok(vec![OutShape::RunTime(Shape(dims)); n_outputs.max(1)]);
         match self {
             DetectionOp::PriorBox(p) => known(prior_box_shape(p, inputs)?, n_outputs),
-            DetectionOp::DetectionOutput(_) => run_time(vec![1, 1, 1, 7]),
+            DetectionOp::DetectionOutput(_) => Ok(vec![rows(vec![1, 1, 1, 7], 2, "D"); n_outputs.max(1)]),
             DetectionOp::RoiPool(p) => known(roi_pool_shape(p, inputs)?, n_outputs),
-            DetectionOp::Proposal => run_time(vec![1, 5]),
+            // rois [R, 5] (batch index and corners), then scores [R, 1].
+            DetectionOp::Proposal => Ok([vec![1, 5], vec![1, 1]].into_iter().take(n_outputs.max(1)).map(|d| rows(d, 0, "R")).collect()),
         }
     }
 
@@ -74,6 +74,11 @@ impl Family for DetectionOp {
     fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
         None
     }
+}
+
+/// A shape whose extent along `axis` is a count set at run time, named `symbol`.
+fn rows(dims: Vec<u64>, axis: usize, symbol: &'static str) -> OutShape {
+    OutShape::RunTimeExtent { shape: Shape(dims), axis, symbol }
 }
 
 #[derive(Clone, Debug, PartialEq)]

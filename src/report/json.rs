@@ -167,7 +167,7 @@ pub struct ScenarioJson {
     pub unknown_tensors: usize,
     /// Nodes the scenario runs whose weights have an unknown size.
     pub unsized_weight_nodes: usize,
-    /// Input dimensions nothing bound (bind with `--dim NAME=N`).
+    /// Input dimensions and run-time counts nothing bound (bind with `--dim NAME=N`).
     pub free_symbols: Vec<FreeSymbolJson>,
     /// Inputs the file does not size (give with `--input NAME=DIMS`).
     pub unsized_inputs: Vec<String>,
@@ -181,6 +181,9 @@ pub struct FreeSymbolJson {
     pub uses: Vec<SymbolUse>,
     /// True for a `dim_param` the file names; false for a name nnmem gave an unnamed dimension.
     pub named_in_file: bool,
+    /// A count set at run time: the layer that sets it (`uses` then names its tops).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_by: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -195,6 +198,7 @@ impl From<&FreeSymbol> for FreeSymbolJson {
             name: s.name.clone(),
             uses: s.uses.iter().map(|(input, axis)| SymbolUse { input: input.clone(), axis: *axis }).collect(),
             named_in_file: s.named_in_file,
+            set_by: s.set_by.clone(),
         }
     }
 }

@@ -237,6 +237,7 @@ impl<'p> NetBuilder<'p> {
     fn build(mut self, net: &Message, fallback_name: &str) -> Result<Graph, LoadError> {
         let name = net.text("name").filter(|n| !n.is_empty()).unwrap_or(fallback_name).to_string();
         self.builder = GraphBuilder::new(name, ModelFormat::Caffe, DType::F32);
+        self.builder.bind_dims(self.options.dims.iter().map(|b| (b.symbol.clone(), b.value)));
 
         let state_msg = net.message("state");
         let file_phase = state_msg.and_then(|s| s.text("phase"));
@@ -271,6 +272,14 @@ impl<'p> NetBuilder<'p> {
                         if inputs.is_empty() { "none".to_string() } else { inputs.join(", ") }
                     ),
                 });
+            }
+        }
+        for b in &self.options.dims {
+            if !self.builder.used_bindings().contains(&b.symbol) {
+                self.builder.warn(format!(
+                    "--dim {}={}: no count set at run time is named \"{}\" (a Caffe net's free dimensions are the run-time counts it reports, e.g. R)",
+                    b.symbol, b.value, b.symbol
+                ));
             }
         }
         Ok(self.builder.finish())
