@@ -2,7 +2,7 @@
 //! ROIPooling, py-faster-rcnn's region proposals.
 
 use super::{
-    channels, known, no_grad, nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec,
+    channels, first, known, no_grad, nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec,
     SavedType, ScheduleFacts,
 };
 use crate::tensor::{checked_product, DType, Shape, ShapeError};
@@ -16,6 +16,9 @@ pub enum DetectionOp {
     RoiPool(RoiPoolParams),
     /// Region proposals (py-faster-rcnn's Python ProposalLayer): (R, 5), R set at run time.
     Proposal,
+    /// YOLOv2's output activation (logistic on box centres and objectness,
+    /// softmax over classes): same shape, no weights, no backward.
+    Region,
 }
 
 impl Family for DetectionOp {
@@ -25,6 +28,7 @@ impl Family for DetectionOp {
             DetectionOp::DetectionOutput(_) => "DetectionOutput",
             DetectionOp::RoiPool(_) => "RoiPool",
             DetectionOp::Proposal => "Proposal",
+            DetectionOp::Region => "Region",
         }
     }
 
@@ -35,6 +39,12 @@ impl Family for DetectionOp {
             DetectionOp::RoiPool(p) => known(roi_pool_shape(p, inputs)?, n_outputs),
             // rois [R, 5] (batch index and corners), then scores [R, 1].
             DetectionOp::Proposal => Ok([vec![1, 5], vec![1, 1]].into_iter().take(n_outputs.max(1)).map(|d| rows(d, 0, "R")).collect()),
+            DetectionOp::Region => {
+                if n_outputs > 1 {
+                    return Err(ShapeError::new("Region with several tops (a region-loss layout) has no rule"));
+                }
+                known(first(inputs)?.clone(), 1)
+            }
         }
     }
 
@@ -48,9 +58,11 @@ impl Family for DetectionOp {
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            DetectionOp::PriorBox(_) | DetectionOp::DetectionOutput(_) | DetectionOp::RoiPool(_) | DetectionOp::Proposal => {
-                ScheduleFacts::COMPUTES
-            }
+            DetectionOp::PriorBox(_)
+            | DetectionOp::DetectionOutput(_)
+            | DetectionOp::RoiPool(_)
+            | DetectionOp::Proposal
+            | DetectionOp::Region => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -67,7 +79,9 @@ impl Family for DetectionOp {
                 }],
                 ..Default::default()
             },
-            DetectionOp::PriorBox(_) | DetectionOp::DetectionOutput(_) | DetectionOp::Proposal => no_grad(),
+            DetectionOp::PriorBox(_) | DetectionOp::DetectionOutput(_) | DetectionOp::Proposal | DetectionOp::Region => {
+                no_grad()
+            }
         }
     }
 

@@ -342,9 +342,10 @@ fn loss_kind(canonical: &str) -> bool {
     canonical.ends_with("Loss")
 }
 
-/// Map a canonical compute-layer type to an op. `n_bottoms` decides between
-/// layer forms (Scale by a second input). Unknown types become `Op::Unknown`.
-pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op, FieldError> {
+/// Map a canonical compute-layer type to an op. `n_bottoms` and `n_tops`
+/// decide between layer forms (Scale by a second input, a one-top Region).
+/// Unknown types become `Op::Unknown`.
+pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize) -> Result<Op, FieldError> {
     let act = |a: Activation| Ok(Op::Elementwise(E::Activation(a)));
     match canonical {
         "Convolution" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, false)?))),
@@ -380,6 +381,12 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
         "Power" => act(Activation::Power),
         "Threshold" => act(Activation::Threshold),
         "Clip" => act(Activation::Clip),
+        // min(max(x, 0), 6) (chuanqi305/ssd relu6_layer.cpp); eric612's fork adds
+        // a negative slope below 0, which changes no shape.
+        "ReLU6" => {
+            p.block("relu6_param").f64_or("negative_slope", 0.0)?;
+            act(Activation::Clip)
+        }
         "Swish" => act(Activation::Silu),
         "MVN" => act(Activation::Identity),
         "Dropout" => Ok(Op::Elementwise(E::Dropout { ratio: p.block("dropout_param").f64_or("dropout_ratio", 0.5)? as f32 })),
@@ -443,6 +450,15 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
             let order = p.block("permute_param").u64s("order")?;
             Ok(Op::Layout(LayoutOp::Permute { order: order.into_iter().map(|o| o as usize).collect() }))
         }
+        "Reorg" => {
+            let b = p.block("reorg_param");
+            let stride = b.opt_u64("stride")?.filter(|&s| s > 0).ok_or_else(|| FieldError {
+                line: 0,
+                column: 0,
+                message: "reorg_param.stride is required and must be positive".into(),
+            })?;
+            Ok(Op::Layout(LayoutOp::Reorg { stride, reverse: b.bool_or("reverse", false)? }))
+        }
         "ShuffleChannel" => Ok(Op::Layout(LayoutOp::ShuffleChannel { group: p.block("shuffle_channel_param").u64_or("group", 1)? })),
         "Tile" => {
             let b = p.block("tile_param");
@@ -486,6 +502,13 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 flip: b.bool_or("flip", true)?,
             })))
         }
+        // YOLO forks: one row per kept detection, like SSD's DetectionOutput.
+        "YoloDetectionOutput" | "Yolov3DetectionOutput" => {
+            Ok(Op::Detection(DetectionOp::DetectionOutput(DetectionOutputParams { keep_top_k: None })))
+        }
+        // The one-top Region of the YOLOv2 forks; a two-top Region (boxes and
+        // probabilities from region_loss_param) has no rule.
+        "Region" if n_tops <= 1 => Ok(Op::Detection(DetectionOp::Region)),
         "DetectionOutput" => {
             Ok(Op::Detection(DetectionOp::DetectionOutput(DetectionOutputParams {
                 keep_top_k: p.block("detection_output_param").opt_u64("keep_top_k")?,
@@ -537,7 +560,7 @@ mod tests {
 
     fn op_of(canonical: &str, text: &str) -> Result<Op, FieldError> {
         let m = parse(text.as_bytes()).unwrap();
-        layer_op(canonical, &Params::new(&m, false), 1)
+        layer_op(canonical, &Params::new(&m, false), 1, 1)
     }
 
     #[test]
@@ -572,7 +595,7 @@ mod tests {
     #[test]
     fn v0_reads_flat_legacy_names() {
         let m = parse(b"name: 'conv1' type: 'conv' num_output: 96 kernelsize: 11 stride: 4 biasterm: false").unwrap();
-        let Op::Conv(ConvOp::Forward(c)) = layer_op("Convolution", &Params::new(&m, true), 1).unwrap() else { panic!() };
+        let Op::Conv(ConvOp::Forward(c)) = layer_op("Convolution", &Params::new(&m, true), 1, 1).unwrap() else { panic!() };
         assert_eq!((c.out_channels, c.window.kernel.clone(), c.bias), (96, vec![11, 11], false));
     }
 

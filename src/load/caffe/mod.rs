@@ -414,7 +414,7 @@ impl<'p> NetBuilder<'p> {
                 }
             }
         }
-        let op = layer_op(&canonical, &params, inputs.len()).map_err(|e| self.field_error(layer, e))?;
+        let op = layer_op(&canonical, &params, inputs.len(), layer.tops.len()).map_err(|e| self.field_error(layer, e))?;
         let in_place = !layer.tops.is_empty() && layer.bottoms.first() == layer.tops.first();
         let name = if layer.name.is_empty() {
             layer.tops.first().cloned().unwrap_or_else(|| format!("{canonical}@{}", layer.line))
