@@ -41,7 +41,7 @@ pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
 pub use recurrent::{RecurrentKind, RecurrentParams};
 pub use reduce::{ReduceKind, ReduceOp};
-pub use resize::{InterpParams, ResizeOp, UpsampleParams};
+pub use resize::{InterpParams, ResizeOp, UnpoolParams, UnpoolSize, UpsampleParams};
 pub use window::{Rounding, Window};
 
 #[derive(Clone, Debug, PartialEq)]

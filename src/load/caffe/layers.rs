@@ -10,7 +10,8 @@ use crate::ops::window::per_axis;
 use crate::ops::{
     Activation, ConvOp, ConvParams, CropParams, DenseOp, DenseParams, DetectionOp, EltwiseKind, ElementwiseOp as E,
     EmbedParams, FlattenParams, InterpParams, LayoutOp, LossOp, LrnParams, NormOp, Op, PoolMethod, PoolParams,
-    ReduceOp, ReshapeParams, ResizeOp, Rounding, ScaleParams, SliceParams, UnknownOp, UpsampleParams, Window,
+    ReduceOp, ReshapeParams, ResizeOp, Rounding, ScaleParams, SliceParams, UnknownOp, UnpoolParams, UnpoolSize,
+    UpsampleParams, Window,
 };
 
 /// A field value that does not fit: where it is and what was expected.
@@ -482,6 +483,31 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
                 pad_out_w: b.bool_or("pad_out_w", false)?,
             })))
         }
+        "UNPOOLING" | "Unpooling" => unpooling_op(p, n_bottoms, None),
+        // extended-caffe's UnPooling: no mask, a window rule, or fitted to a second bottom.
+        "UnPooling" => {
+            if n_bottoms >= 2 {
+                return Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size: UnpoolSize::FitInput(1), mask_input: false })));
+            }
+            let b = p.block("unpooling_param");
+            let pair = |h: &str, w: &str, one: &str, default: Option<u64>| -> Result<[u64; 2], FieldError> {
+                let v = match (b.opt_u64(h)?, b.opt_u64(w)?) {
+                    (Some(vh), Some(vw)) => Some([vh, vw]),
+                    _ => b.opt_u64(one)?.or(default).map(|v| [v, v]),
+                };
+                v.ok_or_else(|| FieldError { line: 0, column: 0, message: format!("unpooling_param.{one} (or {h} and {w}) is required") })
+            };
+            let kernel = pair("out_kernel_h", "out_kernel_w", "out_kernel_size", None)?;
+            if kernel.contains(&0) {
+                return Err(FieldError { line: 0, column: 0, message: "unpooling_param.out_kernel_size must be positive".into() });
+            }
+            let size = UnpoolSize::Window {
+                kernel,
+                stride: pair("out_stride_h", "out_stride_w", "out_stride", Some(1))?,
+                pad: pair("out_pad_h", "out_pad_w", "out_pad", Some(0))?,
+            };
+            Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size, mask_input: false })))
+        }
         "Interp" => {
             let b = p.block("interp_param");
             Ok(Op::Resize(ResizeOp::Interp(InterpParams {
@@ -540,6 +566,38 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
         t if loss_kind(t) => Ok(Op::Loss(LossOp::Loss { kind: t.to_string() })),
         t => Ok(Op::Unknown(UnknownOp { type_name: t.to_string() })),
     }
+}
+
+/// DeconvNet's unpooling (V1 `UNPOOLING`, V2 `Unpooling`): to `unpool_size`, or
+/// `unpool_h` and `unpool_w`; without them, to the height and width of a third
+/// bottom (the blob before pooling), else to `paired`: those of the blob the
+/// max pooling that wrote the mask (bottom 1) read, which the loader looks up.
+pub fn unpooling_op(p: &Params<'_>, n_bottoms: usize, paired: Option<(u64, u64)>) -> Result<Op, FieldError> {
+    let b = p.block("unpooling_param");
+    let max = b.enum_or("unpool", &["MAX", "AVE", "TILE"], "MAX")? == "MAX";
+    let mask_input = max && n_bottoms >= 2;
+    let err = |message: &str| FieldError { line: 0, column: 0, message: message.into() };
+    let size = match (b.opt_u64("unpool_size")?, b.opt_u64("unpool_h")?, b.opt_u64("unpool_w")?) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(err("give unpooling_param.unpool_size or unpool_h and unpool_w, not both"))
+        }
+        (Some(v), None, None) => UnpoolSize::Fixed { h: v, w: v },
+        (None, Some(h), Some(w)) => UnpoolSize::Fixed { h, w },
+        (None, Some(_), None) | (None, None, Some(_)) => return Err(err("unpooling_param needs both unpool_h and unpool_w")),
+        (None, None, None) if n_bottoms >= 3 => UnpoolSize::LikeInput(n_bottoms - 1),
+        (None, None, None) => match paired {
+            Some((h, w)) => UnpoolSize::Fixed { h, w },
+            None => {
+                return Err(err(
+                    "unpooling needs unpooling_param.unpool_size (or unpool_h and unpool_w), or a mask from a max pooling whose input is sized",
+                ))
+            }
+        },
+    };
+    if let UnpoolSize::Fixed { h: 0, .. } | UnpoolSize::Fixed { w: 0, .. } = size {
+        return Err(err("the unpooled size must be positive"));
+    }
+    Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size, mask_input })))
 }
 
 /// Python layers run user code; a few well-known ones have a known shape.

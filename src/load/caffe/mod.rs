@@ -17,6 +17,7 @@ use self::text::{Field, Message};
 use super::{CaffePhase, LoadError, LoadOptions};
 use crate::graph::build::{GraphBuilder, NodeSpec};
 use crate::graph::{checked_product, AttrValue, DType, Graph, ModelFormat, Shape, TensorId, Unknown};
+use crate::ops::{Op, PoolMethod};
 
 /// Prototxts larger than this are refused before reading (the largest real
 /// one, Inception-ResNet-v2, is 236 KB).
@@ -414,7 +415,11 @@ impl<'p> NetBuilder<'p> {
                 }
             }
         }
-        let op = layer_op(&canonical, &params, inputs.len(), layer.tops.len()).map_err(|e| self.field_error(layer, e))?;
+        let op = match canonical.as_str() {
+            "UNPOOLING" | "Unpooling" => layers::unpooling_op(&params, inputs.len(), self.paired_pool_input(&inputs)),
+            _ => layer_op(&canonical, &params, inputs.len(), layer.tops.len()),
+        }
+        .map_err(|e| self.field_error(layer, e))?;
         let in_place = !layer.tops.is_empty() && layer.bottoms.first() == layer.tops.first();
         let name = if layer.name.is_empty() {
             layer.tops.first().cloned().unwrap_or_else(|| format!("{canonical}@{}", layer.line))
@@ -436,6 +441,23 @@ impl<'p> NetBuilder<'p> {
             self.blobs.insert(top.clone(), id);
         }
         Ok(())
+    }
+}
+
+impl NetBuilder<'_> {
+    /// The height and width of the blob read by the max pooling that wrote
+    /// an unpooling's mask (its second bottom), when known.
+    fn paired_pool_input(&self, inputs: &[TensorId]) -> Option<(u64, u64)> {
+        let g = self.builder.graph();
+        let producer = g.tensor(*inputs.get(1)?).producer?;
+        let node = g.node(producer);
+        if !matches!(&node.op, Op::Pool(p) if p.method == PoolMethod::Max) {
+            return None;
+        }
+        match g.tensor(*node.inputs.first()?).shape.as_ref()?.dims() {
+            [.., h, w] => Some((*h, *w)),
+            _ => None,
+        }
     }
 }
 
