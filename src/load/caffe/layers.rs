@@ -214,6 +214,26 @@ impl<'a> Block<'a> {
     }
 }
 
+/// The value after `key:` in a Python layer's `param_str` (`'num_classes': 21`).
+fn yaml_value<'t>(text: &'t str, key: &str) -> Option<&'t str> {
+    let at = ["'", "\"", ""].iter().find_map(|q| text.find(&format!("{q}{key}{q}:")).map(|i| i + 2 * q.len() + key.len() + 1))?;
+    Some(text[at..].trim_start())
+}
+
+fn yaml_int(text: &str, key: &str) -> Option<u64> {
+    let v = yaml_value(text, key)?;
+    let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// Items of a list value (`'scales': !!python/tuple [4, 8, 16, 32]` or `(8, 16)`).
+fn yaml_list_len(text: &str, key: &str) -> Option<u64> {
+    let v = yaml_value(text, key)?;
+    let open = v.find(['[', '('])?;
+    let close = v[open..].find([']', ')'])? + open;
+    Some(v[open + 1..close].split(',').filter(|x| !x.trim().is_empty()).count() as u64)
+}
+
 fn parse_u64(text: &str) -> Option<u64> {
     let t = text.trim();
     t.parse::<u64>().ok().or_else(|| {
@@ -540,6 +560,17 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
                 keep_top_k: p.block("detection_output_param").opt_u64("keep_top_k")?,
             })))
         }
+        "PSROIPooling" => {
+            let b = p.block("psroi_pooling_param");
+            let required = |name: &str| -> Result<u64, FieldError> {
+                b.opt_u64(name)?.filter(|&v| v > 0).ok_or_else(|| FieldError {
+                    line: 0,
+                    column: 0,
+                    message: format!("psroi_pooling_param.{name} is required and must be positive"),
+                })
+            };
+            Ok(Op::Detection(DetectionOp::PsRoiPool { output_dim: required("output_dim")?, group_size: required("group_size")? }))
+        }
         "ROIPooling" => {
             let b = p.block("roi_pooling_param");
             Ok(Op::Detection(DetectionOp::RoiPool(RoiPoolParams { pooled_h: b.u64_or("pooled_h", 0)?, pooled_w: b.u64_or("pooled_w", 0)? })))
@@ -600,11 +631,24 @@ pub fn unpooling_op(p: &Params<'_>, n_bottoms: usize, paired: Option<(u64, u64)>
     Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size, mask_input })))
 }
 
-/// Python layers run user code; a few well-known ones have a known shape.
+/// Python layers run user code; a few well-known ones have a known shape:
+/// py-faster-rcnn's region proposals and training targets (their settings in
+/// `param_str`, a YAML dict), ENet's spatial dropout, an L2 normaliser.
 fn python_op(p: &Params<'_>, _n_bottoms: usize) -> Op {
-    let layer = p.block("python_param").msg.text("layer").unwrap_or_default();
+    let python = p.block("python_param").msg;
+    let layer = python.text("layer").unwrap_or_default();
+    let param_str = python.text("param_str").unwrap_or_default();
     match layer {
         "ProposalLayer" => Op::Detection(DetectionOp::Proposal),
+        "ProposalTargetLayer" => match yaml_int(param_str, "num_classes") {
+            Some(num_classes) if num_classes > 0 => Op::Detection(DetectionOp::ProposalTarget { num_classes }),
+            _ => Op::Unknown(UnknownOp { type_name: "Python (ProposalTargetLayer without num_classes in param_str)".into() }),
+        },
+        // A = 3 aspect ratios × the anchor scales (8, 16, 32 unless param_str says).
+        "AnchorTargetLayer" => {
+            let scales = yaml_list_len(param_str, "scales").unwrap_or(3);
+            Op::Detection(DetectionOp::AnchorTarget { anchors: 3 * scales })
+        }
         // ENet's spatial dropout (SpatialDropoutLayer) keeps the shape.
         l if l.starts_with("SpatialDropout") => Op::Elementwise(E::Dropout { ratio: 0.5 }),
         other => Op::Unknown(UnknownOp { type_name: format!("Python ({other})") }),
@@ -655,6 +699,16 @@ mod tests {
         let m = parse(b"name: 'conv1' type: 'conv' num_output: 96 kernelsize: 11 stride: 4 biasterm: false").unwrap();
         let Op::Conv(ConvOp::Forward(c)) = layer_op("Convolution", &Params::new(&m, true), 1, 1).unwrap() else { panic!() };
         assert_eq!((c.out_channels, c.window.kernel.clone(), c.bias), (96, vec![11, 11], false));
+    }
+
+    #[test]
+    fn python_param_str_values() {
+        assert_eq!(yaml_int("'num_classes': 21", "num_classes"), Some(21));
+        assert_eq!(yaml_int("'feat_stride': 16", "num_classes"), None);
+        assert_eq!(yaml_list_len("'feat_stride': 16 \\n'scales': !!python/tuple [4, 8, 16, 32]", "scales"), Some(4));
+        assert_eq!(yaml_list_len("\"scales\": (8, 16)", "scales"), Some(2));
+        let m = parse(b"python_param { layer: 'AnchorTargetLayer' param_str: \"'feat_stride': 16\" }").unwrap();
+        assert_eq!(python_op(&Params::new(&m, false), 1), Op::Detection(DetectionOp::AnchorTarget { anchors: 9 }));
     }
 
     #[test]
