@@ -359,8 +359,10 @@ fn scale_params(b: Block<'_>, bias_default: bool) -> Result<ScaleParams, FieldEr
     Ok(ScaleParams { axis: b.i64_or("axis", 1)?, num_axes: b.i64_or("num_axes", 1)?, bias: b.bool_or("bias_term", bias_default)? })
 }
 
+/// Loss layers by name: `…Loss`, and fork variants with a suffix
+/// (R-FCN's `SmoothL1LossOHEM`).
 fn loss_kind(canonical: &str) -> bool {
-    canonical.ends_with("Loss")
+    canonical.contains("Loss")
 }
 
 /// Map a canonical compute-layer type to an op. `n_bottoms` and `n_tops`
@@ -709,6 +711,12 @@ mod tests {
         assert_eq!(yaml_list_len("\"scales\": (8, 16)", "scales"), Some(2));
         let m = parse(b"python_param { layer: 'AnchorTargetLayer' param_str: \"'feat_stride': 16\" }").unwrap();
         assert_eq!(python_op(&Params::new(&m, false), 1), Op::Detection(DetectionOp::AnchorTarget { anchors: 9 }));
+    }
+
+    #[test]
+    fn loss_types_with_a_suffix() {
+        assert!(matches!(op_of("SmoothL1LossOHEM", "").unwrap(), Op::Loss(LossOp::Loss { .. })));
+        assert!(matches!(op_of("MultiBoxLoss", "").unwrap(), Op::Loss(LossOp::Loss { .. })));
     }
 
     #[test]
