@@ -32,7 +32,7 @@ use crate::tensor::{DType, Shape, ShapeError};
 
 pub use constant::ConstantOp;
 pub use conv::{ConvOp, ConvParams};
-pub use dense::{DenseOp, DenseParams, EmbedParams};
+pub use dense::{DenseOp, DenseParams, EmbedParams, MarginParams};
 pub use detection::{DetectionOp, DetectionOutputParams, PriorBoxParams, RoiPoolParams};
 pub use elementwise::{Activation, BinaryKind, CompareKind, EltwiseKind, ElementwiseOp};
 pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceParams};

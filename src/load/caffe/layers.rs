@@ -9,7 +9,7 @@ use crate::ops::recurrent::{RecurrentKind, RecurrentParams};
 use crate::ops::window::per_axis;
 use crate::ops::{
     Activation, ConvOp, ConvParams, CropParams, DenseOp, DenseParams, DetectionOp, EltwiseKind, ElementwiseOp as E,
-    EmbedParams, FlattenParams, InterpParams, LayoutOp, LossOp, LrnParams, NormOp, Op, PoolMethod, PoolParams,
+    EmbedParams, FlattenParams, InterpParams, LayoutOp, MarginParams, LossOp, LrnParams, NormOp, Op, PoolMethod, PoolParams,
     ReduceOp, ReshapeParams, ResizeOp, Rounding, ScaleParams, SliceParams, UnknownOp, UnpoolParams, UnpoolSize,
     UpsampleParams, Window,
 };
@@ -577,6 +577,26 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
             let b = p.block("roi_pooling_param");
             Ok(Op::Detection(DetectionOp::RoiPool(RoiPoolParams { pooled_h: b.u64_or("pooled_h", 0)?, pooled_w: b.u64_or("pooled_w", 0)? })))
         }
+        // SphereFace: an InnerProduct without bias whose logit for the label
+        // (bottom 1) gets the angular margin; a second top holds λ.
+        "MarginInnerProduct" => {
+            let b = p.block("margin_inner_product_param");
+            let out = b.opt_u64("num_output")?.filter(|&n| n > 0).ok_or_else(|| FieldError {
+                line: 0,
+                column: 0,
+                message: "margin_inner_product_param.num_output is required and must be positive".into(),
+            })?;
+            let margin = match b.enum_or("type", &["SINGLE", "DOUBLE", "TRIPLE", "QUADRUPLE"], "SINGLE")? {
+                "SINGLE" => 1,
+                "DOUBLE" => 2,
+                "TRIPLE" => 3,
+                _ => 4,
+            };
+            Ok(Op::Dense(DenseOp::MarginLinear(MarginParams {
+                linear: DenseParams { out_features: out, axis: b.i64_or("axis", 1)?, bias: false, transpose: false },
+                margin,
+            })))
+        }
         "Embed" => {
             let b = p.block("embed_param");
             Ok(Op::Dense(DenseOp::Embed(EmbedParams {
@@ -651,6 +671,8 @@ fn python_op(p: &Params<'_>, _n_bottoms: usize) -> Op {
             let scales = yaml_list_len(param_str, "scales").unwrap_or(3);
             Op::Detection(DetectionOp::AnchorTarget { anchors: 3 * scales })
         }
+        // x / ‖x‖₂ over the channels; its reshape copies the bottom's shape.
+        "Norm2Layer" => Op::Norm(NormOp::L2Normalize { axis: 1 }),
         // ENet's spatial dropout (SpatialDropoutLayer) keeps the shape.
         l if l.starts_with("SpatialDropout") => Op::Elementwise(E::Dropout { ratio: 0.5 }),
         other => Op::Unknown(UnknownOp { type_name: format!("Python ({other})") }),
