@@ -83,6 +83,7 @@ pub fn is_data_layer(canonical: &str) -> bool {
             | "DenseImageData"
             | "AnnotatedData"
             | "VideoData"
+            | "VIDEO_DATA"
     )
 }
 
@@ -355,6 +356,48 @@ fn pool_params(p: &Params<'_>) -> Result<PoolParams, FieldError> {
     })
 }
 
+/// C3D's 3-D window over (L, H, W): `kernel_depth`/`kernel_size`,
+/// `temporal_stride`/`stride`, `temporal_pad`/`pad` (none on L for pooling).
+fn window3d(b: Block<'_>, temporal_pad: bool) -> Result<Window, FieldError> {
+    let err = |message: String| FieldError { line: 0, column: 0, message };
+    let required = |name: &str| -> Result<u64, FieldError> {
+        b.opt_u64(name)?.filter(|&v| v > 0).ok_or_else(|| err(format!("{name} is required and must be positive")))
+    };
+    let (kd, k) = (required("kernel_depth")?, required("kernel_size")?);
+    let (ts, s) = (b.u64_or("temporal_stride", 1)?, b.u64_or("stride", 1)?);
+    if ts == 0 || s == 0 {
+        return Err(err("stride and temporal_stride must be positive".into()));
+    }
+    let p = b.u64_or("pad", 0)?;
+    let tp = if temporal_pad { b.u64_or("temporal_pad", 0)? } else { 0 };
+    Ok(Window::symmetric(vec![kd, k, k], vec![ts, s, s], vec![tp, p, p], vec![1, 1, 1]))
+}
+
+/// C3D's Convolution3D/Deconvolution3D: one filter group whatever
+/// `filter_group` says (it only splits the GEMM), floor rounding.
+fn conv3d_params(b: Block<'_>, bias: bool) -> Result<ConvParams, FieldError> {
+    let out = b.opt_u64("num_output")?.filter(|&n| n > 0).ok_or_else(|| FieldError {
+        line: 0,
+        column: 0,
+        message: "num_output is required and must be positive".into(),
+    })?;
+    Ok(ConvParams { out_channels: out, window: window3d(b, true)?, group: 1, depthwise: false, bias, axis: 1, output_pad: Vec::new() })
+}
+
+/// C3D's Pooling3D: CEIL on every axis and no clipping of a last window that
+/// starts in the padding; padding (on H and W only) only for AVE.
+fn pool3d_params(b: Block<'_>) -> Result<PoolParams, FieldError> {
+    let method = match b.enum_or("pool", &["MAX", "AVE", "STOCHASTIC"], "MAX")? {
+        "AVE" => PoolMethod::Average,
+        "STOCHASTIC" => PoolMethod::Stochastic,
+        _ => PoolMethod::Max,
+    };
+    if method != PoolMethod::Average && b.u64_or("pad", 0)? > 0 {
+        return Err(FieldError { line: 0, column: 0, message: "3-D pooling pads only with pool: AVE".into() });
+    }
+    Ok(PoolParams { method, window: window3d(b, false)?, rounding: Rounding::Ceil, global: false, clip_last_window: false })
+}
+
 fn scale_params(b: Block<'_>, bias_default: bool) -> Result<ScaleParams, FieldError> {
     Ok(ScaleParams { axis: b.i64_or("axis", 1)?, num_axes: b.i64_or("num_axes", 1)?, bias: b.bool_or("bias_term", bias_default)? })
 }
@@ -375,6 +418,24 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
         "ConvolutionDepthwise" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, true)?))),
         "Deconvolution" => Ok(Op::Conv(ConvOp::Transposed(conv_params(p, false)?))),
         "Pooling" => Ok(Op::Pool(pool_params(p)?)),
+        // C3D v1.1 (V2) reads its own blocks, v1.0 (V1 enums) the extended
+        // convolution_param/pooling_param. Deconvolution3D takes bias_term from
+        // convolution_param in both (deconvolution3d_layer.cpp:79).
+        "Convolution3D" => {
+            let b = p.block("convolution3d_param");
+            Ok(Op::Conv(ConvOp::Forward(conv3d_params(b, b.bool_or("bias_term", true)?)?)))
+        }
+        "CONVOLUTION3D" => {
+            let b = p.block("convolution_param");
+            Ok(Op::Conv(ConvOp::Forward(conv3d_params(b, b.bool_or("bias_term", true)?)?)))
+        }
+        "Deconvolution3D" | "DECONVOLUTION3D" => {
+            let bias = p.block("convolution_param").bool_or("bias_term", true)?;
+            let geometry = p.block(if canonical == "Deconvolution3D" { "convolution3d_param" } else { "convolution_param" });
+            Ok(Op::Conv(ConvOp::Transposed(conv3d_params(geometry, bias)?)))
+        }
+        "Pooling3D" => Ok(Op::Pool(pool3d_params(p.block("pooling3d_param"))?)),
+        "POOLING3D" => Ok(Op::Pool(pool3d_params(p.block("pooling_param"))?)),
         "InnerProduct" => {
             let b = p.block("inner_product_param");
             let out = b.opt_u64("num_output")?.ok_or_else(|| FieldError {
@@ -733,6 +794,29 @@ mod tests {
         assert_eq!(yaml_list_len("\"scales\": (8, 16)", "scales"), Some(2));
         let m = parse(b"python_param { layer: 'AnchorTargetLayer' param_str: \"'feat_stride': 16\" }").unwrap();
         assert_eq!(python_op(&Params::new(&m, false), 1), Op::Detection(DetectionOp::AnchorTarget { anchors: 9 }));
+    }
+
+    #[test]
+    fn c3d_layers_are_three_axis_windows() {
+        let Op::Conv(ConvOp::Forward(c)) =
+            op_of("Convolution3D", "convolution3d_param { num_output: 64 kernel_size: 3 kernel_depth: 3 pad: 1 temporal_pad: 1 temporal_stride: 2 filter_group: 4 }").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((c.window.kernel.clone(), c.window.stride.clone(), c.window.pad_begin.clone(), c.group), (vec![3, 3, 3], vec![2, 1, 1], vec![1, 1, 1], 1));
+        // Deconvolution3D's bias comes from convolution_param (default true).
+        let Op::Conv(ConvOp::Transposed(d)) =
+            op_of("Deconvolution3D", "convolution3d_param { num_output: 4 kernel_size: 3 kernel_depth: 1 bias_term: false }").unwrap()
+        else {
+            panic!()
+        };
+        assert!(d.bias);
+        let Op::Pool(p) = op_of("POOLING3D", "pooling_param { pool: MAX kernel_size: 2 kernel_depth: 2 stride: 2 temporal_stride: 2 }").unwrap() else {
+            panic!()
+        };
+        assert_eq!((p.rounding, p.clip_last_window, p.window.kernel.clone()), (Rounding::Ceil, false, vec![2, 2, 2]));
+        assert!(op_of("Pooling3D", "pooling3d_param { pool: MAX kernel_size: 2 kernel_depth: 2 pad: 1 }").is_err());
+        assert!(op_of("Convolution3D", "convolution3d_param { num_output: 4 kernel_size: 3 }").is_err());
     }
 
     #[test]

@@ -533,7 +533,44 @@ fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<V
                 out[1] = label(n);
             }
         }
-        "Data" | "AnnotatedData" | "VideoData" => {
+        // C3D v1.1: (batch, 3, new_length, crop, crop), crop from transform_param
+        // or new_height × new_width; label (batch) or (batch, num_of_labels).
+        "VideoData" => {
+            let b = p.block("video_data_param");
+            let n = b.u64_or("batch_size", 1)?;
+            let hw = match (crop, b.u64_or("new_height", 0)?, b.u64_or("new_width", 0)?) {
+                (Some(cs), _, _) if cs > 0 => Some((cs, cs)),
+                (_, h, w) if h > 0 && w > 0 => Some((h, w)),
+                _ => None,
+            };
+            if let (Some(l), Some((h, w))) = (b.opt_u64("new_length")?.filter(|&l| l > 0), hw) {
+                out[0] = Ok(Shape(vec![n, 3, l, h, w]));
+            }
+            if n_tops > 1 {
+                out[1] = Ok(if b.bool_or("use_multiple_label", false)? {
+                    Shape(vec![n, b.u64_or("num_of_labels", 1)?])
+                } else {
+                    Shape(vec![n])
+                });
+            }
+        }
+        // C3D v1.0 reads image_data_param: crop_size there, label (batch, 1, 1, 1, 1).
+        "VIDEO_DATA" => {
+            let b = p.block("image_data_param");
+            let n = b.opt_u64("batch_size")?;
+            let hw = match (b.opt_u64("crop_size")?.or(crop), b.u64_or("new_height", 0)?, b.u64_or("new_width", 0)?) {
+                (Some(cs), _, _) if cs > 0 => Some((cs, cs)),
+                (_, h, w) if h > 0 && w > 0 => Some((h, w)),
+                _ => None,
+            };
+            if let (Some(n), Some(l), Some((h, w))) = (n, b.opt_u64("new_length")?.filter(|&l| l > 0), hw) {
+                out[0] = Ok(Shape(vec![n, 3, l, h, w]));
+            }
+            if let (Some(n), true) = (n, n_tops > 1) {
+                out[1] = Ok(Shape(vec![n, 1, 1, 1, 1]));
+            }
+        }
+        "Data" | "AnnotatedData" => {
             // Channels and image size live in the database: only the label is known.
             let n = p.block("data_param").opt_u64("batch_size")?;
             if n_tops > 1 {
