@@ -37,6 +37,8 @@ pub enum LayoutOp {
     /// Space to depth (YOLOv2's passthrough): (N, C·s², H/s, W/s); `reverse`
     /// goes back, (N, C/s², H·s, W·s). A copy.
     Reorg { stride: u64, reverse: bool },
+    /// The input with its order along `axis` reversed (a sequence run backwards). A copy.
+    Reverse { axis: i64 },
 }
 
 impl Family for LayoutOp {
@@ -58,6 +60,7 @@ impl Family for LayoutOp {
             LayoutOp::Expand => "Expand",
             LayoutOp::Gather { .. } => "Gather",
             LayoutOp::Reorg { .. } => "Reorg",
+            LayoutOp::Reverse { .. } => "Reverse",
         }
     }
 
@@ -77,6 +80,11 @@ impl Family for LayoutOp {
             LayoutOp::Unsqueeze { axes } => unsqueeze_shape(x()?, axes)?,
             LayoutOp::Gather { axis } => gather_shape(x()?, nth(inputs, 1, "indices input")?, *axis)?,
             LayoutOp::Reorg { stride, reverse } => reorg_shape(*stride, *reverse, first(inputs)?)?,
+            LayoutOp::Reverse { axis } => {
+                let x = first(inputs)?;
+                x.axis(*axis)?;
+                x.clone()
+            }
             LayoutOp::StridedSlice | LayoutOp::Pad | LayoutOp::Expand => {
                 return Err(ShapeError::new(format!(
                     "{}: the output shape depends on input values (taken from the ONNX shape analysis)",
@@ -114,7 +122,8 @@ impl Family for LayoutOp {
             | LayoutOp::Tile { .. }
             | LayoutOp::Pad
             | LayoutOp::Gather { .. }
-            | LayoutOp::Reorg { .. } => ScheduleFacts::COMPUTES,
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -136,7 +145,8 @@ impl Family for LayoutOp {
             | LayoutOp::StridedSlice
             | LayoutOp::Pad
             | LayoutOp::Expand
-            | LayoutOp::Reorg { .. } => MemoryFacts::default(),
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => MemoryFacts::default(),
         }
     }
 

@@ -666,6 +666,23 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
                 bias: b.bool_or("bias_term", true)?,
             })))
         }
+        // caffe_ocr (senlinuc): Transpose (top axis i = bottom axis dim(i)),
+        // its own Lstm (W_ih, W_hh, b), Reverse along an axis, CTC decoding.
+        "Transpose" => {
+            let order = p.block("transpose_param").u64s("dim")?;
+            Ok(Op::Layout(LayoutOp::Permute { order: order.into_iter().map(|o| o as usize).collect() }))
+        }
+        "Lstm" => Ok(Op::Recurrent(RecurrentParams {
+            kind: RecurrentKind::LstmIhHh,
+            num_output: p.block("lstm_param").opt_u64("num_output")?.filter(|&n| n > 0).ok_or_else(|| FieldError {
+                line: 0,
+                column: 0,
+                message: "lstm_param.num_output is required and must be positive".into(),
+            })?,
+            expose_hidden: false,
+        })),
+        "Reverse" => Ok(Op::Layout(LayoutOp::Reverse { axis: p.block("reverse_param").i64_or("axis", 0)? })),
+        "CTCGreedyDecoder" => Ok(Op::Reduce(ReduceOp::CtcGreedyDecode)),
         "LSTM" | "RNN" => {
             let b = p.block("recurrent_param");
             Ok(Op::Recurrent(RecurrentParams {
