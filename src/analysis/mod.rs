@@ -51,7 +51,7 @@ pub fn run(path: &Path, options: &LoadOptions, settings: &MemorySettings) -> Res
         memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(|message| LoadError::Usage { message })?;
     }
     let memory = memory::analyse(&graph, settings);
-    let mut notes = Vec::new();
+    let mut notes = graph.notes.clone();
     if effective.batch != options.batch {
         for o in graph.batch_overrides.iter().filter(|o| o.stated != Some(o.used)) {
             let stated = o.stated.map_or_else(|| "leaves it free".to_string(), |b| format!("says {b}"));

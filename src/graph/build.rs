@@ -163,6 +163,10 @@ impl GraphBuilder {
         self.graph.warn(message);
     }
 
+    pub fn note(&mut self, message: impl Into<String>) {
+        self.graph.notes.push(message.into());
+    }
+
     /// Records that `--batch` replaced an input's first dimension.
     pub fn note_batch_override(&mut self, o: super::BatchOverride) {
         self.graph.batch_overrides.push(o);

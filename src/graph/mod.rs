@@ -138,6 +138,9 @@ pub struct Graph {
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
     pub warnings: Vec<String>,
+    /// What the loader did at the user's request that changes the figures
+    /// (an `--input` that replaced a data layer's top), printed as notes.
+    pub notes: Vec<String>,
     /// Files the model names but nnmem never opens (ONNX external data), so
     /// that nothing is ever written over them.
     pub linked_files: Vec<std::path::PathBuf>,
@@ -195,6 +198,7 @@ impl Graph {
             inputs: Vec::new(),
             outputs: Vec::new(),
             warnings: Vec::new(),
+            notes: Vec::new(),
             linked_files: Vec::new(),
             free_symbols: Vec::new(),
             uncounted_weights: Vec::new(),

@@ -69,7 +69,8 @@ pub fn canonical_type(spelled: &str) -> &str {
     }
 }
 
-/// Layers that produce the net's inputs rather than compute on them.
+/// Layers that produce the net's inputs rather than compute on them (also any
+/// Python layer or unknown type without bottoms: see the loader).
 pub fn is_data_layer(canonical: &str) -> bool {
     matches!(
         canonical,
@@ -84,6 +85,7 @@ pub fn is_data_layer(canonical: &str) -> bool {
             | "AnnotatedData"
             | "VideoData"
             | "VIDEO_DATA"
+            | "ImageLabelmapData"
     )
 }
 

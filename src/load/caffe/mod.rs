@@ -312,13 +312,14 @@ impl<'p> NetBuilder<'p> {
                 dims.get(4 * k..4 * k + 4).map(<[u64]>::to_vec).unwrap_or_default()
             };
             let shape = if stated.is_empty() { Err(Unknown::Unstated) } else { Ok(Shape(stated)) };
-            self.add_input(name, shape)?;
+            self.add_input(name, shape.map_or_else(DataTop::Unsized, DataTop::Sized), None)?;
         }
         Ok(())
     }
 
-    /// Declare an input, applying --input and --batch.
-    fn add_input(&mut self, name: &str, stated: Result<Shape, Unknown>) -> Result<(), LoadError> {
+    /// Declare an input, applying --input and --batch. `source` is the data
+    /// layer whose top it is (its name and type), for the messages.
+    fn add_input(&mut self, name: &str, stated: DataTop, source: Option<(&str, &str)>) -> Result<(), LoadError> {
         let first_input = self.builder.graph().inputs.is_empty();
         let override_idx = self.options.inputs.iter().enumerate().position(|(i, spec)| {
             !self.used_overrides[i]
@@ -328,12 +329,27 @@ impl<'p> NetBuilder<'p> {
                     None => first_input,
                 }
         });
-        let mut shape = match override_idx {
-            Some(i) => {
+        let mut shape = match (override_idx, stated) {
+            (Some(i), stated) => {
                 self.used_overrides[i] = true;
-                Ok(Shape(self.options.inputs[i].dims.clone()))
+                let given = Shape(self.options.inputs[i].dims.clone());
+                if let Some((layer, kind)) = source {
+                    let file = match &stated {
+                        DataTop::Sized(s) => format!("the file states {s}"),
+                        DataTop::RunTime { .. } => "sized at run time".to_string(),
+                        DataTop::Unsized(_) => "the file does not size it".to_string(),
+                    };
+                    self.builder.note(format!("--input {name}={}: sets top \"{name}\" of layer \"{layer}\" ({kind}; {file})", dims_text(&given)));
+                }
+                Ok(given)
             }
-            None => stated,
+            (None, DataTop::Sized(s)) => Ok(s),
+            (None, DataTop::Unsized(why)) => Err(why),
+            (None, DataTop::RunTime { shape, axis, symbol }) => {
+                let id = self.builder.add_run_time_input(name, shape, axis, symbol, source.map_or(name, |(layer, _)| layer));
+                self.blobs.insert(name.to_string(), id);
+                return Ok(());
+            }
         };
         if let (Some(batch), Ok(s)) = (self.options.batch, shape.as_mut()) {
             if let Some(first) = s.0.first_mut() {
@@ -364,8 +380,14 @@ impl<'p> NetBuilder<'p> {
             }
         }
         if shape.is_err() {
+            // Say which layer when nnmem does not know its type (snapshots keep the
+            // message of known data layers).
+            let of = source
+                .filter(|(_, kind)| !is_data_layer(canonical_type(kind)) && !kind.starts_with("Python"))
+                .map(|(layer, kind)| format!(" (a top of layer \"{layer}\", type {kind}, which nnmem reads as a data source)"))
+                .unwrap_or_default();
             self.builder.warn(format!(
-                "input \"{name}\": the file does not state its shape; give it with --input {name}=NxCxHxW"
+                "input \"{name}\": the file does not state its shape{of}; give it with --input {name}=NxCxHxW"
             ));
         }
         let id = self.builder.add_input(name, shape);
@@ -379,11 +401,22 @@ impl<'p> NetBuilder<'p> {
             return Err(self.model_error(layer, "the layer has no type"));
         }
         let params = Params::new(layer.params, layer.v0);
-        let is_python_source = canonical == "Python" && layer.bottoms.is_empty();
-        if is_data_layer(&canonical) || is_python_source {
-            let shapes = data_layer_shapes(&canonical, &params, layer.tops.len()).map_err(|e| self.field_error(layer, e))?;
-            for (top, shape) in layer.tops.iter().zip(shapes) {
-                self.add_input(top, shape)?;
+        // A layer with no bottoms is a source of the net: a data layer, a
+        // Python data layer, or a type nnmem does not know (its tops are
+        // inputs that --input sizes). Not BVLC's Parameter, which stores a weight.
+        let unknown_source = layer.bottoms.is_empty()
+            && (canonical == "Python"
+                || canonical != "Parameter" && matches!(layer_op(&canonical, &params, 0, layer.tops.len()), Ok(Op::Unknown(_))));
+        if is_data_layer(&canonical) || unknown_source {
+            let tops = data_layer_shapes(&canonical, &params, layer.tops.len()).map_err(|e| self.field_error(layer, e))?;
+            let kind = if canonical == "Python" {
+                format!("Python {}", params.block("python_param").msg.text("layer").unwrap_or_default())
+            } else {
+                layer.spelled_type.clone()
+            };
+            let name = if layer.name.is_empty() { layer.tops.first().cloned().unwrap_or_default() } else { layer.name.clone() };
+            for (top, shape) in layer.tops.iter().zip(tops) {
+                self.add_input(top, shape, Some((&name, &kind)))?;
             }
             return Ok(());
         }
@@ -396,14 +429,14 @@ impl<'p> NetBuilder<'p> {
                 !self.used_overrides[i] && s.name.as_deref() == Some(bottom.as_str())
             });
             if !self.blobs.contains_key(bottom) && user_sized {
-                self.add_input(bottom, Err(Unknown::Unstated))?;
+                self.add_input(bottom, DataTop::Unsized(Unknown::Unstated), None)?;
             } else if !self.blobs.contains_key(bottom) && self.excluded_tops.contains(bottom) {
                 // Caffe would stop here; a report is more useful: say which
                 // blob only another phase or stage produces, and go on.
                 self.builder.warn(format!(
                     "blob \"{bottom}\" is produced only by layers of another phase or stage (see --phase); treating it as an input"
                 ));
-                self.add_input(bottom, Err(Unknown::Unstated))?;
+                self.add_input(bottom, DataTop::Unsized(Unknown::Unstated), None)?;
             }
             match self.blobs.get(bottom) {
                 Some(&id) => inputs.push(id),
@@ -465,8 +498,32 @@ fn layer_location(layer: &LayerRecord<'_>) -> String {
     format!("layer \"{}\" (type {}, line {})", layer.name, layer.spelled_type, layer.line)
 }
 
+/// What a data layer's file says about one of its tops.
+enum DataTop {
+    Sized(Shape),
+    /// Not sized by the file (`Unstated`).
+    Unsized(Unknown),
+    /// Known except along `axis`, a count set per batch at run time.
+    RunTime { shape: Shape, axis: usize, symbol: &'static str },
+}
+
+fn dims_text(s: &Shape) -> String {
+    s.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+}
+
 /// Shapes of a data layer's tops from what the file states; `Unstated` where it does not.
-fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<Vec<Result<Shape, Unknown>>, FieldError> {
+fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<Vec<DataTop>, FieldError> {
+    let mut out: Vec<Result<Shape, Unknown>> = data_layer_sizes(canonical, p, n_tops)?;
+    let mut tops: Vec<DataTop> = out.drain(..).map(|s| s.map_or_else(DataTop::Unsized, DataTop::Sized)).collect();
+    // SSD's annotated data: every box of the batch, one row each of [item,
+    // label, instance, xmin, ymin, xmax, ymax, difficult] (annotated_data_layer.cpp:78-96).
+    if canonical == "AnnotatedData" && n_tops > 1 {
+        tops[1] = DataTop::RunTime { shape: Shape(vec![1, 1, 1, 8]), axis: 2, symbol: "G" };
+    }
+    Ok(tops)
+}
+
+fn data_layer_sizes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<Vec<Result<Shape, Unknown>>, FieldError> {
     let shape_of = |m: &Message| -> Result<Shape, FieldError> { Ok(Shape(Block { msg: m }.u64s("dim")?)) };
     let mut out: Vec<Result<Shape, Unknown>> = vec![Err(Unknown::Unstated); n_tops];
     let crop = p.block("transform_param").opt_u64("crop_size")?;
@@ -503,8 +560,8 @@ fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<V
                 out[1] = label(n);
             }
         }
-        "ImageData" | "DenseImageData" => {
-            let b = p.block(if canonical == "ImageData" { "image_data_param" } else { "dense_image_data_param" });
+        "ImageData" | "DenseImageData" | "ImageLabelmapData" => {
+            let b = p.block(if canonical == "DenseImageData" { "dense_image_data_param" } else { "image_data_param" });
             let n = b.opt_u64("batch_size")?;
             let c = if b.bool_or("is_color", true)? { 3 } else { 1 };
             let hw = match (crop, b.opt_u64("new_height")?, b.opt_u64("new_width")?) {
@@ -516,7 +573,7 @@ fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<V
                 out[0] = Ok(Shape(vec![n, c, h, w]));
                 if n_tops > 1 {
                     // Segmentation labels are per pixel; classification labels per image.
-                    out[1] = Ok(if canonical == "DenseImageData" { Shape(vec![n, 1, h, w]) } else { Shape(vec![n]) });
+                    out[1] = Ok(if canonical == "ImageData" { Shape(vec![n]) } else { Shape(vec![n, 1, h, w]) });
                 }
             } else if n_tops > 1 && canonical == "ImageData" {
                 out[1] = label(n);
