@@ -184,6 +184,10 @@ pub struct FreeSymbolJson {
     /// A count set at run time: the layer that sets it (`uses` then names its tops).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set_by: Option<String>,
+    /// A count set at run time: bytes of the activations and inputs whose size
+    /// is k·count, per unit of it (docs/memory-model.md, "Run-time counts").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_unit: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -199,6 +203,7 @@ impl From<&FreeSymbol> for FreeSymbolJson {
             uses: s.uses.iter().map(|(input, axis)| SymbolUse { input: input.clone(), axis: *axis }).collect(),
             named_in_file: s.named_in_file,
             set_by: s.set_by.clone(),
+            bytes_per_unit: None,
         }
     }
 }
@@ -387,7 +392,17 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
         complete: sc.completeness.is_complete(),
         unknown_tensors: sc.completeness.unknown_tensors,
         unsized_weight_nodes: sc.completeness.unsized_weight_nodes,
-        free_symbols: graph.free_symbols.iter().map(FreeSymbolJson::from).collect(),
+        free_symbols: {
+            let counts = analysis::run_time_counts(graph);
+            graph
+                .free_symbols
+                .iter()
+                .map(|s| FreeSymbolJson {
+                    bytes_per_unit: counts.iter().find(|c| c.name == s.name).map(|c| c.bytes_per_unit),
+                    ..FreeSymbolJson::from(s)
+                })
+                .collect()
+        },
         unsized_inputs: graph.unsized_inputs().into_iter().map(|t| graph.tensor(t).name.clone()).collect(),
         naive: NaiveJson {
             activations_bytes: sc.naive.activations_bytes,
