@@ -91,6 +91,8 @@ fn symbol_value(symbol: usize, point: usize) -> u64 {
 enum Extent {
     Bound(u64),
     Symbol(usize),
+    /// Past `MAX_SYMBOLS`: a stand-in 1, and what follows is `run_time`.
+    Opaque,
 }
 
 impl Extent {
@@ -98,9 +100,15 @@ impl Extent {
         match self {
             Extent::Bound(v) => v,
             Extent::Symbol(j) => symbol_value(j, point),
+            Extent::Opaque => 1,
         }
     }
 }
+
+/// Run-time counts followed by name; every rule after one runs once per probe
+/// point (1 + 2 per symbol), so a file with thousands of proposal layers
+/// cannot make loading quadratic. Real nets have one to three.
+const MAX_SYMBOLS: usize = 16;
 
 /// `a·S + b` from a dimension's values at the probe points, or the constant.
 fn formula(values: &[u64], symbols: &[RunTimeSymbol]) -> Option<String> {
@@ -196,6 +204,10 @@ impl GraphBuilder {
         let shapes: Vec<Shape> = (0..self.n_points()).map(|p| with_extent(&shape, axis, extent.at(p))).collect();
         let result = match extent {
             Extent::Bound(_) => Ok(shapes[0].clone()),
+            Extent::Opaque => {
+                self.probed.insert(id, Probed { shapes: vec![shapes[0].clone()], opaque: true });
+                Err(Unknown::RunTime)
+            }
             Extent::Symbol(j) => {
                 self.symbols[j].uses.push((name.to_string(), axis));
                 self.probed.insert(id, Probed { shapes: shapes.clone(), opaque: false });
@@ -221,6 +233,14 @@ impl GraphBuilder {
         if let Some(&v) = self.bindings.get(&name) {
             self.used_bindings.push(name);
             return Extent::Bound(v);
+        }
+        if self.symbols.len() >= MAX_SYMBOLS {
+            if self.symbols.len() == MAX_SYMBOLS && !self.graph.warnings.iter().any(|w| w.contains("run-time counts")) {
+                self.graph.warn(format!(
+                    "layer \"{set_by}\": more than {MAX_SYMBOLS} run-time counts; this one and later ones are not followed (what they size is run_time)"
+                ));
+            }
+            return Extent::Opaque;
         }
         self.symbols.push(RunTimeSymbol { name, set_by: set_by.to_string(), uses: Vec::new() });
         Extent::Symbol(self.symbols.len() - 1)
@@ -442,9 +462,12 @@ impl GraphBuilder {
                         shapes.push(s.clone());
                     }
                     Some(OutShape::RunTimeExtent { shape, axis, symbol }) => {
-                        let e = extent_of(symbol).unwrap_or(Extent::Bound(1));
-                        if let (0, Extent::Symbol(j)) = (p, e) {
-                            uses.push((i, j, *axis));
+                        // An extent the rule gave at point 0 has a symbol; one it did not is opaque.
+                        let e = extent_of(symbol).unwrap_or(Extent::Opaque);
+                        match (p, e) {
+                            (0, Extent::Symbol(j)) => uses.push((i, j, *axis)),
+                            (_, Extent::Opaque) => opaque = true,
+                            _ => {}
                         }
                         shapes.push(with_extent(shape, *axis, e.at(p)));
                     }
@@ -660,6 +683,26 @@ mod tests {
         assert_eq!(g.param_totals().params, 370);
         assert!(!g.params_complete());
         assert_eq!(g.tensor(bad).shape, Some(Shape::new(vec![2])));
+    }
+
+    #[test]
+    fn run_time_counts_are_followed_up_to_a_cap() {
+        use crate::ops::DetectionOp;
+        let mut b = GraphBuilder::new("t", ModelFormat::Caffe, DType::F32);
+        let x = b.add_input("x", Ok(Shape::new(vec![1, 4, 8, 8])));
+        let mut last = x;
+        for i in 0..MAX_SYMBOLS + 4 {
+            last = b.add_node(spec(&format!("p{i}"), Op::Detection(DetectionOp::Proposal), vec![x], vec![])).unwrap()[0];
+        }
+        let fc = b.add_node(spec("fc", dense(3, 1), vec![last], vec![])).unwrap()[0];
+        let g = b.finish();
+        assert_eq!(g.free_symbols.len(), MAX_SYMBOLS);
+        assert_eq!(g.free_symbols[1].name, "R2");
+        // Past the cap: run_time, never a silent 1; weights still sized (K = 5).
+        assert_eq!(g.tensor(last).unknown, Some(Unknown::RunTime));
+        assert_eq!(g.tensor(fc).unknown, Some(Unknown::RunTime));
+        assert_eq!(g.param_totals().params, 18);
+        assert!(g.warnings.iter().any(|w| w.contains("run-time counts")), "{:?}", g.warnings);
     }
 
     #[test]
