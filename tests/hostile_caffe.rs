@@ -150,11 +150,15 @@ fn odd_bytes_and_names() {
     assert!(!o.stderr.contains("panicked") && o.elapsed < TIME_LIMIT);
     // A layer whose bottom is its own (never produced) top.
     rejects(&format!("{NET}layer {{ name: 's' type: 'ReLU' bottom: 'loop' top: 'loop' }}"), "bottom \"loop\" is not produced");
-    // A 4 MB comment and a 4 MB string.
-    let long = format!("{NET}# {}\nname: '{}'\n", "c".repeat(4 << 20), "n".repeat(4 << 20));
+    // A 4 MB comment is fine; a 4 MB string is refused (names are copied into
+    // the graph and every report: a 15 MiB one cost 200 MB), as is a 4 MB word.
+    let long = format!("{NET}# {}\nname: 'net'\n", "c".repeat(4 << 20));
     let o = run_on(long.as_bytes(), &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
+    rejects(&format!("{NET}name: '{}'\n", "n".repeat(4 << 20)), "a string of more than 65536 bytes");
+    rejects(&format!("{NET}name: 'a' 'b' '{}' 'c'\n", "n".repeat(40 << 10).repeat(2)), "a string of more than 65536 bytes");
+    rejects(&format!("{NET}name: {}\n", "n".repeat(4 << 20)), "a word of more than 65536 bytes");
 }
 
 #[test]

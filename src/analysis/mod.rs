@@ -50,6 +50,8 @@ pub fn run(path: &Path, options: &LoadOptions, settings: &MemorySettings) -> Res
     if settings.scenarios.contains(&Scenario::StyleTransfer) {
         memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(|message| LoadError::Usage { message })?;
     }
+    // A figure that could reach 2^64 is refused here, never printed saturated.
+    memory::check_fits(&graph, settings).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
     let memory = memory::analyse(&graph, settings);
     let mut notes = graph.notes.clone();
     if effective.batch != options.batch {

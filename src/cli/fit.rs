@@ -75,6 +75,12 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
     let (axis, base, notes) = axis(&args.model, &settings, knob)?;
     let req = FitRequest { budget: args.budget, reserve: args.reserve, max: args.max };
     let result = fit::fit(&args.model.model, &base, &settings, &axis, &req)?;
+    let placement = result
+        .fits
+        .as_ref()
+        .or(result.next.as_ref())
+        .and_then(|p| p.analysed.memory.scenarios.iter().find_map(|s| s.settings.loss_placement))
+        .map(|p| p.as_str());
     if !args.quiet {
         if let Some(p) = result.fits.as_ref().or(result.next.as_ref()) {
             super::print_warnings(&p.analysed.graph.warnings);
@@ -93,6 +99,7 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
             vary: axis.knob.label(),
             profile: settings.profile.name,
             scenarios: settings.scenarios.iter().map(|s| s.as_str()).collect(),
+            loss_placement: placement,
             fits: result.fits.as_ref().map(ProbeJson::from),
             next: result.next.as_ref().map(ProbeJson::from),
             probes: result.probes,
@@ -100,28 +107,39 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
         };
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
+        out = crate::report::escape::json(out);
     } else {
         let scen: Vec<&str> = settings.scenarios.iter().map(|s| s.as_str()).collect();
         writeln!(
             out,
-            "budget {} ({} bytes){}; {} peak, profile {}, varying {}",
+            "budget {} ({} bytes){}; {} peak, profile {}{}, varying {}",
             format_bytes(args.budget),
             args.budget,
             if args.reserve > 0 { format!(" less {} reserved", format_bytes(args.reserve)) } else { String::new() },
             scen.join("/"),
             settings.profile.name,
+            placement.map(|p| format!(", losses {p}")).unwrap_or_default(),
             axis.knob.label()
         )?;
         match &result.fits {
-            Some(p) => writeln!(out, "fits:      {}  peak {} ({} bytes, {})", p.flags.join(" "), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?,
+            Some(p) => writeln!(out, "fits:      {}  peak {} ({} bytes, {})", crate::units::printable(&p.flags.join(" ")), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?,
             None => writeln!(out, "fits:      nothing: even the smallest {} tried does not fit", axis.knob.label())?,
         }
         if let Some(p) = &result.next {
-            writeln!(out, "next step: {}  peak {} ({} bytes, {}): does not fit", p.flags.join(" "), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?;
+            writeln!(out, "next step: {}  peak {} ({} bytes, {}): does not fit", crate::units::printable(&p.flags.join(" ")), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?;
         } else if result.fits.is_some() {
             writeln!(out, "next step: none below --max {}", args.max)?;
         }
         writeln!(out, "({} probes)", result.probes)?;
+        if let Some(b) = settings.profile.runtime_baseline {
+            writeln!(
+                out,
+                "the runtime itself takes about {} more ({}), in no figure above: --reserve {}MiB counts it",
+                format_bytes(b.bytes),
+                b.what,
+                b.bytes >> 20
+            )?;
+        }
     }
     std::io::stdout().write_all(&out).context("writing to standard output")?;
     Ok(ExitCode::Success)

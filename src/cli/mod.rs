@@ -207,6 +207,22 @@ pub struct MemoryArgs {
     /// Style transfer: layer or tensor names of the content loss (default relu4_2 where it exists).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub content_layers: Vec<String>,
+
+    /// Style transfer: where the losses are computed. in-net: loss modules
+    /// inserted after the tapped layers, as the PyTorch neural-transfer tutorial
+    /// and neural-style do (each term's backward runs when backward reaches its
+    /// layer); after-forward: the model returns its taps and the losses are
+    /// computed afterwards. Default: after-forward when every loss layer is a
+    /// graph output, else in-net.
+    #[arg(long, value_enum, value_name = "WHERE")]
+    pub loss_placement: Option<PlacementArg>,
+}
+
+/// `--loss-placement`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlacementArg {
+    InNet,
+    AfterForward,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -239,6 +255,10 @@ impl MemoryArgs {
             loss_layers: crate::memory::LossLayers {
                 style: self.style_layers.clone(),
                 content: self.content_layers.clone(),
+                placement: self.loss_placement.map(|p| match p {
+                    PlacementArg::InNet => crate::memory::LossPlacement::InNet,
+                    PlacementArg::AfterForward => crate::memory::LossPlacement::AfterForward,
+                }),
             },
         }
     }
@@ -421,6 +441,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
         Format::Json => {
             serde_json::to_writer_pretty(&mut buffer, &report::json::inspect(&a, &source)).context("serialising the JSON report")?;
             buffer.push(b'\n');
+            buffer = report::escape::json(buffer);
         }
         Format::Table | Format::Markdown => {
             let style = if format == Format::Markdown {

@@ -138,6 +138,9 @@ pub struct Graph {
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
     pub warnings: Vec<String>,
+    /// Each distinct warning's index in `warnings` and how often it was given,
+    /// so that a million identical warnings are one line with a count.
+    warning_repeats: std::collections::HashMap<String, (usize, u64)>,
     /// What the loader did at the user's request that changes the figures
     /// (an `--input` that replaced a data layer's top), printed as notes.
     pub notes: Vec<String>,
@@ -198,6 +201,7 @@ impl Graph {
             inputs: Vec::new(),
             outputs: Vec::new(),
             warnings: Vec::new(),
+            warning_repeats: std::collections::HashMap::new(),
             notes: Vec::new(),
             linked_files: Vec::new(),
             free_symbols: Vec::new(),
@@ -219,8 +223,22 @@ impl Graph {
         TensorId(self.tensors.len() - 1)
     }
 
+    /// Adds a warning; one given again is not repeated but counted: the
+    /// first one then ends with `(×N)`.
     pub fn warn(&mut self, message: impl Into<String>) {
-        self.warnings.push(message.into());
+        let message = message.into();
+        match self.warning_repeats.get_mut(&message) {
+            Some((index, count)) => {
+                *count += 1;
+                if let Some(w) = self.warnings.get_mut(*index) {
+                    *w = format!("{message} (\u{d7}{count})");
+                }
+            }
+            None => {
+                self.warning_repeats.insert(message.clone(), (self.warnings.len(), 1));
+                self.warnings.push(message);
+            }
+        }
     }
 
     /// Every weight tensor once, with the index of the first node that reads it
@@ -282,5 +300,21 @@ impl Graph {
             }
         }
         users
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_warnings_are_counted_once() {
+        let mut g = Graph::new("g", ModelFormat::Onnx);
+        for _ in 0..1000 {
+            g.warn("an initializer has no name; it is ignored");
+        }
+        g.warn("something else");
+        g.warn("an initializer has no name; it is ignored");
+        assert_eq!(g.warnings, ["an initializer has no name; it is ignored (\u{d7}1001)", "something else"]);
     }
 }

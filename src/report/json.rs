@@ -240,6 +240,8 @@ pub struct SettingsJson {
     pub threads: u32,
     pub style_layers: Option<Vec<String>>,
     pub content_layers: Option<Vec<String>>,
+    /// Style transfer: `in-net` or `after-forward`.
+    pub loss_placement: Option<&'static str>,
 }
 
 fn unknown_name(u: &Unknown) -> &'static str {
@@ -420,6 +422,7 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
             threads: s.threads,
             style_layers: (!s.style_layers.is_empty()).then(|| s.style_layers.clone()),
             content_layers: (!s.content_layers.is_empty()).then(|| s.content_layers.clone()),
+            loss_placement: s.loss_placement.map(|p| p.as_str()),
         },
     }
 }
@@ -461,6 +464,8 @@ pub struct FitJson {
     pub vary: String,
     pub profile: &'static str,
     pub scenarios: Vec<&'static str>,
+    /// Style transfer: where the losses are computed (`in-net`, `after-forward`).
+    pub loss_placement: Option<&'static str>,
     pub fits: Option<ProbeJson>,
     pub next: Option<ProbeJson>,
     pub probes: usize,

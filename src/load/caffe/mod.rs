@@ -24,15 +24,8 @@ use crate::ops::{Op, PoolMethod};
 pub const MAX_PROTOTXT_BYTES: u64 = 16 << 20;
 
 pub fn load_prototxt(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_PROTOTXT_BYTES {
-        return Err(LoadError::Format {
-            path: path.to_path_buf(),
-            message: format!("{len} bytes is too large for a prototxt (limit {MAX_PROTOTXT_BYTES})"),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let opened = crate::load::input::open_file(path)?;
+    let bytes = opened.read_all(MAX_PROTOTXT_BYTES, "a prototxt")?;
     load_prototxt_bytes(path, &bytes, options)
 }
 
