@@ -95,7 +95,8 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
 
-    /// Bind a free (symbolic) input dimension, e.g. --dim batch=8 --dim height=1024.
+    /// Bind a free (symbolic) dimension: an input's, e.g. --dim batch=8 --dim height=1024, or a
+    /// count a Caffe layer sets at run time, e.g. --dim R=300 (region proposals).
     /// `sweep` also takes a list for one symbol: --dim seq=128,256,512.
     #[arg(long = "dim", value_name = "SYMBOL=N", value_parser = parse_dim)]
     pub dims: Vec<DimArg>,

@@ -141,6 +141,9 @@ pub struct Graph {
     /// Each distinct warning's index in `warnings` and how often it was given,
     /// so that a million identical warnings are one line with a count.
     warning_repeats: std::collections::HashMap<String, (usize, u64)>,
+    /// What the loader did at the user's request that changes the figures
+    /// (an `--input` that replaced a data layer's top), printed as notes.
+    pub notes: Vec<String>,
     /// Files the model names but nnmem never opens (ONNX external data), so
     /// that nothing is ever written over them.
     pub linked_files: Vec<std::path::PathBuf>,
@@ -153,17 +156,22 @@ pub struct Graph {
     pub batch_overrides: Vec<BatchOverride>,
 }
 
-/// A dimension of a graph input that the file leaves free (an ONNX
-/// `dim_param` such as `batch`, or a dimension with neither value nor name)
-/// and that nothing bound. Every shape computed from it stays symbolic.
+/// A dimension that the file leaves free and that nothing bound: a graph
+/// input's (an ONNX `dim_param` such as `batch`, or a dimension with neither
+/// value nor name), or a count a layer sets at run time (the region proposals
+/// a Caffe proposal layer keeps, named `R`). Every shape computed from it
+/// stays symbolic until `--dim NAME=N` binds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreeSymbol {
     pub name: String,
-    /// Where it appears: (input name, axis).
+    /// Where it appears: (input name, axis); for a run-time count, the tops
+    /// of the layer that sets it.
     pub uses: Vec<(String, usize)>,
     /// True for a name the file gives; false for a name nnmem made up for an
-    /// unnamed dimension (`INPUT_dAXIS`).
+    /// unnamed dimension (`INPUT_dAXIS`) or a run-time count.
     pub named_in_file: bool,
+    /// The layer that sets the count at run time; `None` for an input dimension.
+    pub set_by: Option<String>,
 }
 
 /// The first dimension of an input, as the file states it and as used.
@@ -194,6 +202,7 @@ impl Graph {
             outputs: Vec::new(),
             warnings: Vec::new(),
             warning_repeats: std::collections::HashMap::new(),
+            notes: Vec::new(),
             linked_files: Vec::new(),
             free_symbols: Vec::new(),
             uncounted_weights: Vec::new(),

@@ -481,6 +481,18 @@ pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<SummaryLine> {
             lines.push(SummaryLine::new(format!("incomplete ({}): {why}", sc.scenario.as_str())).sub().flag());
         }
     }
+    for c in crate::analysis::run_time_counts(graph) {
+        lines.push(
+            SummaryLine::new(format!(
+                "per unit of {} (a count layer \"{}\" sets at run time): {} of activations in {} tensor(s)",
+                c.name,
+                c.set_by,
+                format_bytes(c.bytes_per_unit),
+                c.tensors
+            ))
+            .flag(),
+        );
+    }
     if !bind.is_empty() && a.memory.scenarios.iter().any(|s| !s.completeness.is_complete()) {
         lines.push(SummaryLine::new("to complete the figures, bind what is free:".to_string()).flag());
         lines.push(SummaryLine::new(format!("nnmem inspect {} {}", source.path, bind.join(" "))).sub().flag());

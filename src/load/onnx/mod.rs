@@ -703,6 +703,7 @@ fn bind_inputs(
                         name: name.clone(),
                         uses: vec![(v.name.clone(), axis)],
                         named_in_file: matches!(declared_dims.as_ref().and_then(|ds| ds.get(axis)), Some(Dim::Param(_))),
+                        set_by: None,
                         })
                     }
                 }
