@@ -5,6 +5,8 @@
 //! graph for inference and training; `analysis` builds the subcommands'
 //! questions on it (fit, sweep, diff, explain, audit); `report` renders the result.
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod graph;
 pub mod load;

@@ -15,7 +15,9 @@ use super::Analysed;
 /// What one model came to.
 #[derive(Debug)]
 pub struct AuditRow {
+    /// The model file.
     pub path: PathBuf,
+    /// The analysed model, or why it could not be loaded.
     pub outcome: Result<Box<Analysed>, String>,
     /// One entry per gate that did not hold or could not be checked.
     pub gate_failures: Vec<GateFailure>,

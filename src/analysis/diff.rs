@@ -12,8 +12,11 @@ use super::Analysed;
 /// One figure on both sides (`None`: not computed on that side).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FigureDiff {
+    /// Which figure this is.
     pub subject: Subject,
+    /// Its value on the first side.
     pub a: Option<u64>,
+    /// Its value on the second side.
     pub b: Option<u64>,
     /// Both sides' figures are complete (not lower bounds).
     pub complete: bool,
@@ -22,13 +25,18 @@ pub struct FigureDiff {
 /// One layer's memory on both sides (`None`: absent on that side).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerDiff {
+    /// The layer's name.
     pub layer: String,
+    /// Output + saved + workspace bytes on the first side.
     pub a_bytes: Option<u64>,
+    /// The same on the second side.
     pub b_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// What `nnmem diff` found between two analysed models.
 pub struct DiffResult {
+    /// Every figure both sides report, side by side.
     pub figures: Vec<FigureDiff>,
     /// The scenario whose per-layer figures are compared.
     pub layer_scenario: Option<Scenario>,

@@ -10,7 +10,9 @@ use crate::units::format_count;
 /// One step: what it adds and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
+    /// What the step adds, in a few words.
     pub what: String,
+    /// The rule behind it (docs/memory-model.md's wording).
     pub why: String,
     /// Bytes this step adds (negative: removes).
     pub delta: i128,

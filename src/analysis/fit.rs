@@ -20,7 +20,12 @@ use super::Analysed;
 pub enum Knob {
     /// The image height of one input (`None`: the first), the width following
     /// the aspect (`None`: the input's own, else square).
-    Resolution { input: Option<String>, aspect: Option<(u64, u64)> },
+    Resolution {
+        /// The input whose height grows (`None`: the first image input).
+        input: Option<String>,
+        /// Width : height (`None`: the input's own, else square).
+        aspect: Option<(u64, u64)>,
+    },
     /// The first dimension of every input.
     Batch,
     /// A free symbol of the model (a sequence or KV-cache length, `batch`).
@@ -37,6 +42,7 @@ impl Knob {
         }
     }
 
+    /// The knob's name as the command line spells it (`resolution`, `batch`, a symbol).
     pub fn label(&self) -> String {
         match self {
             Knob::Resolution { .. } => "resolution".into(),
@@ -54,7 +60,14 @@ pub enum ProbeError {
     Load(#[from] crate::load::LoadError),
     /// The figures would be a lower bound: the search cannot use them.
     #[error("at {knob} = {size} the figures are incomplete: {why}")]
-    Incomplete { knob: String, size: u64, why: String },
+    Incomplete {
+        /// The knob's name.
+        knob: String,
+        /// Its value in that probe.
+        size: u64,
+        /// What is left unsized, and how to bind it.
+        why: String,
+    },
     /// The knob does not fit the model (no such symbol, no spatial axes, …).
     #[error("{0}")]
     Knob(String),
@@ -63,6 +76,7 @@ pub enum ProbeError {
 /// The knob resolved against the model: what one value of it sets.
 #[derive(Clone, Debug)]
 pub struct Axis {
+    /// What is grown.
     pub knob: Knob,
     kind: AxisKind,
     /// The size the model has now (where the search starts).
@@ -215,12 +229,15 @@ impl Axis {
 /// One probe: the flags that reproduce it, the peak, and the whole analysis.
 #[derive(Clone, Debug)]
 pub struct Probe {
+    /// The knob's value in this probe.
     pub size: u64,
     /// `--input NAME=DIMS` / `--batch N` / `--dim NAME=N`, as two words.
     pub flags: Vec<String>,
     /// The largest peak over the scenarios computed, and that scenario.
     pub peak_bytes: u64,
+    /// The scenario with that peak.
     pub scenario: &'static str,
+    /// The whole analysis at this size.
     pub analysed: Analysed,
 }
 
@@ -252,6 +269,7 @@ pub fn probe(path: &Path, base: &LoadOptions, settings: &MemorySettings, axis: &
 /// What `fit` asks.
 #[derive(Clone, Debug)]
 pub struct FitRequest {
+    /// The memory available, in bytes.
     pub budget: u64,
     /// Memory the runtime takes before the model, left out of the budget.
     pub reserve: u64,
@@ -266,6 +284,7 @@ pub struct FitResult {
     pub fits: Option<Probe>,
     /// The value one above it, which does not fit (`None`: `max` fits, or the model cannot take it).
     pub next: Option<Probe>,
+    /// How many sizes were analysed.
     pub probes: usize,
 }
 

@@ -19,7 +19,9 @@ use crate::memory::{self, MemoryReport, MemorySettings, Scenario};
 /// A model loaded and analysed as the user asked.
 #[derive(Clone, Debug)]
 pub struct Analysed {
+    /// The model with every shape the loader recovered.
     pub graph: Graph,
+    /// The memory pass's figures for every scenario asked for.
     pub memory: MemoryReport,
     /// Choices nnmem made for the user that change the figures (printed as
     /// notes, kept in JSON): e.g. the batch style transfer uses.
@@ -79,6 +81,7 @@ pub fn missing_bindings(graph: &Graph) -> Vec<String> {
 /// A count set at run time and the storage that grows with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunTimeCount {
+    /// The count's name (a layer's top, or the symbol given to it).
     pub name: String,
     /// The layer that sets it.
     pub set_by: String,

@@ -60,19 +60,30 @@ fn refuse(path: &Path, kind: &str) -> LoadError {
 
 /// An opened input: a regular file, or bytes already read from standard input.
 pub enum Input {
-    File { file: File, len: u64 },
+    /// A regular file, opened for reading.
+    File {
+        /// The open file.
+        file: File,
+        /// Its length when it was opened.
+        len: u64,
+    },
+    /// Standard input, read whole (up to its size cap).
     Bytes(Vec<u8>),
 }
 
 /// An input and the name it is given in messages.
 pub struct Opened {
+    /// The path, or `-` for standard input, as messages name it.
     pub name: PathBuf,
+    /// What was opened.
     pub input: Input,
 }
 
 /// The bytes of an input: mapped read-only, or owned.
 pub enum Data {
+    /// A regular file mapped read-only.
     Mapped(memmap2::Mmap),
+    /// Bytes read from standard input.
     Owned(Vec<u8>),
 }
 

@@ -301,7 +301,7 @@ pub fn reshape_shape(p: &ReshapeParams, input: &Shape) -> Result<Shape, ShapeErr
     Ok(Shape(dims))
 }
 
-/// Crop bottom[0] to bottom[1]'s extents from `axis` on, at the given offsets.
+/// Crop `bottom[0]` to `bottom[1]`'s extents from `axis` on, at the given offsets.
 pub fn crop_shape(p: &CropParams, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
     let x = nth(inputs, 0, "blob to crop")?;
     let reference = nth(inputs, 1, "reference blob")?;

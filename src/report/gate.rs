@@ -24,12 +24,19 @@ use crate::memory::{Category, Scenario};
 use crate::units::{format_bytes, format_count, parse_bytes, parse_count};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A gate's comparison operator.
 pub enum Comparison {
+    /// `<`
     Less,
+    /// `<=`
     LessEq,
+    /// `>`
     Greater,
+    /// `>=`
     GreaterEq,
+    /// `==`
     Equal,
+    /// `!=`
     NotEqual,
 }
 
@@ -82,15 +89,21 @@ impl Comparison {
 /// A figure of the parameter totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Total {
+    /// Trainable parameters (elements).
     Params,
+    /// Non-trainable parameters (elements: BatchNorm statistics and the like).
     NonTrainable,
+    /// Bytes of all parameters.
     ParamBytes,
+    /// Bytes of distinct activation storage.
     ActivationBytes,
 }
 
 impl Total {
+    /// Every total, in the order reports list them.
     pub const ALL: [Total; 4] = [Total::Params, Total::NonTrainable, Total::ParamBytes, Total::ActivationBytes];
 
+    /// The name gates and JSON use.
     pub fn as_str(self) -> &'static str {
         match self {
             Total::Params => "params",
@@ -104,11 +117,14 @@ impl Total {
 /// A figure of one scenario: its peak, or one category of the peak's breakdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Figure {
+    /// The scenario's peak.
     Peak,
+    /// One category of the peak's breakdown.
     Category(Category),
 }
 
 impl Figure {
+    /// The name gates use (`peak`, a category's name).
     pub fn as_str(self) -> &'static str {
         match self {
             Figure::Peak => "peak",
@@ -127,7 +143,9 @@ impl Figure {
 /// What a gate measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject {
+    /// A model-wide total.
     Total(Total),
+    /// A figure of one scenario.
     Scenario(Scenario, Figure),
 }
 
@@ -150,6 +168,7 @@ impl fmt::Display for Unavailable {
 }
 
 impl Subject {
+    /// Parses `params`, `training.peak`, `inference.activations`…; `None` when unknown.
     pub fn parse(text: &str) -> Option<Subject> {
         if let Some(t) = Total::ALL.iter().copied().find(|t| t.as_str() == text) {
             return Some(Subject::Total(t));
@@ -242,9 +261,13 @@ impl fmt::Display for Subject {
 /// A limit on one figure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gate {
+    /// The gate as the user wrote it.
     pub text: String,
+    /// The figure it checks.
     pub subject: Subject,
+    /// How the figure compares with the limit.
     pub comparison: Comparison,
+    /// The limit, in bytes or elements.
     pub limit: u64,
 }
 
@@ -304,13 +327,18 @@ pub enum DeltaLimit {
 /// A limit on the change of one figure: `training.peak.delta < 5%`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeltaGate {
+    /// The gate as the user wrote it.
     pub text: String,
+    /// The figure whose change it checks.
     pub subject: Subject,
+    /// How the change compares with the limit.
     pub comparison: Comparison,
+    /// The limit on the change.
     pub limit: DeltaLimit,
 }
 
 impl DeltaGate {
+    /// Parses `training.peak.delta < 5%`; the error says what was expected.
     pub fn parse(text: &str) -> Result<DeltaGate, String> {
         let (left, comparison, right) = Comparison::split(text)?;
         let subject = left

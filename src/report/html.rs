@@ -228,6 +228,8 @@ fn layer_bars_svg(graph: &Graph, memory: &MemoryReport) -> String {
     svg
 }
 
+/// Writes the self-contained HTML report (summary, timelines, peak
+/// breakdown, per-layer table) of an analysed model to `out`.
 pub fn write(out: &mut dyn Write, a: &crate::analysis::Analysed, source: &Source<'_>) -> io::Result<()> {
     let (graph, memory) = (&a.graph, &a.memory);
     let totals = graph.param_totals();

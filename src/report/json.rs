@@ -13,52 +13,77 @@ use crate::analysis::{self, Analysed};
 use crate::graph::{AttrValue, FreeSymbol, Graph, TensorKind, Unknown};
 use crate::memory::{Breakdown, NodeMemory, ScenarioReport};
 
+/// The JSON schema version: bumped when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// `inspect --json`.
 #[derive(Serialize)]
 pub struct JsonReport {
+    /// `SCHEMA_VERSION`.
     pub schema_version: u32,
+    /// Which output this is (`inspect`, `fit`, `sweep`, …).
     pub kind: &'static str,
+    /// The program that wrote it.
     pub tool: Tool,
+    /// The model file.
     pub model: Model,
+    /// The graph inputs.
     pub inputs: Vec<Input>,
+    /// Every tensor.
     pub tensors: Vec<Tensor>,
+    /// Every node, in execution order.
     pub nodes: Vec<Node>,
+    /// Model-wide totals.
     pub totals: Totals,
     /// Memory scenarios, in the order computed.
     #[serde(skip_serializing_if = "Named::is_empty")]
     pub scenarios: Named<ScenarioJson>,
     /// Choices nnmem made for the user that change the figures.
     pub notes: Vec<String>,
+    /// What the loader or the memory pass could not do, as text.
     pub warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
+/// The program that wrote the report.
 pub struct Tool {
+    /// `nnmem`.
     pub name: &'static str,
+    /// The crate version.
     pub version: &'static str,
 }
 
 #[derive(Serialize)]
+/// The model file.
 pub struct Model {
+    /// The path as given.
     pub path: String,
+    /// The file format (`caffe`, `onnx`).
     pub format: &'static str,
+    /// The model's own name (ONNX graph name, Caffe `name:`).
     pub name: String,
 }
 
 #[derive(Serialize)]
+/// One graph input.
 pub struct Input {
+    /// The input's name.
     pub name: String,
+    /// Dims, null when any is unknown.
     pub shape: Option<Vec<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Per-dimension formulas where a dimension is free.
     pub symbolic_shape: Option<Vec<String>>,
+    /// Element type.
     pub dtype: &'static str,
 }
 
 #[derive(Serialize)]
+/// One tensor of the graph.
 pub struct Tensor {
+    /// The tensor's name.
     pub name: String,
+    /// Dims, null when any is unknown.
     pub shape: Option<Vec<u64>>,
     /// Per-dimension formulas where a dimension was left free (ONNX).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,38 +91,53 @@ pub struct Tensor {
     /// Why `shape` is null: "no_rule", "run_time", "unstated" or "symbolic".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<&'static str>,
+    /// Element type.
     pub dtype: &'static str,
+    /// Bytes, null when the shape is unknown.
     pub bytes: Option<u64>,
+    /// `input`, `param`, `activation` or `constant`.
     pub kind: &'static str,
     /// Params only: learned (true) or running statistics (false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trainable: Option<bool>,
+    /// The node writing it (null: an input, weight or constant).
     pub producer: Option<String>,
 }
 
 #[derive(Serialize)]
+/// One node (layer) of the graph.
 pub struct Node {
+    /// The node's name.
     pub name: String,
     /// The operator type as the format names it (Caffe V2 type, ONNX op_type).
     pub op: String,
     /// nnmem's operator concept (Conv, MaxPool, Dense, …).
     pub concept: String,
+    /// Data input tensors.
     pub inputs: Vec<String>,
+    /// Output tensors.
     pub outputs: Vec<String>,
+    /// Weight tensors it reads.
     pub param_tensors: Vec<String>,
     /// `None` (null) when the node's weights have an unknown size.
     pub params: Option<u64>,
+    /// Non-trainable elements of its weights (null when unsized).
     pub non_trainable: Option<u64>,
+    /// Whether it writes over its input.
     pub in_place: bool,
+    /// The attributes nnmem read, as the file states them.
     pub attrs: Map<String, Value>,
     /// Memory pass: bytes of the node's outputs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Inference figures.
     pub inference: Option<NodeFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Training figures.
     pub training: Option<NodeFigures>,
     #[serde(rename = "style-transfer", skip_serializing_if = "Option::is_none")]
+    /// Style-transfer figures.
     pub style_transfer: Option<NodeFigures>,
 }
 
@@ -106,26 +146,36 @@ pub struct Node {
 pub struct NodeFigures {
     /// False when the scenario never runs the node (style transfer stops at the deepest loss).
     pub runs: bool,
+    /// Bytes it keeps for backward.
     pub saved_bytes: u64,
+    /// Transient forward scratch.
     pub workspace_bytes: u64,
+    /// Total live bytes once it has run.
     pub live_bytes_after: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Transient scratch of its backward step.
     pub backward_workspace_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Total live bytes once its backward step has run.
     pub live_bytes_after_backward: Option<u64>,
 }
 
 #[derive(Serialize)]
+/// Model-wide totals.
 pub struct Totals {
     /// Learned elements; a lower bound when `params_complete` is false.
     pub params: u64,
+    /// Non-trainable elements.
     pub non_trainable: u64,
+    /// Bytes of all weights.
     pub param_bytes: u64,
     /// False when some layer's weights have an unknown size (`unsized_weight_nodes`).
     pub params_complete: bool,
+    /// Nodes whose weights have an unknown size.
     pub unsized_weight_nodes: Vec<String>,
     /// Distinct activation storage, every activation alive at once (in-place outputs counted once).
     pub activation_bytes: u64,
+    /// Bytes of the graph inputs.
     pub input_bytes: u64,
 }
 
@@ -139,6 +189,7 @@ impl<T> Default for Named<T> {
 }
 
 impl<T> Named<T> {
+    /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -155,11 +206,15 @@ impl<T: Serialize> Serialize for Named<T> {
 }
 
 #[derive(Serialize)]
+/// One scenario's figures.
 pub struct ScenarioJson {
     /// Largest live total; a lower bound when `complete` is false.
     pub peak_bytes: u64,
+    /// The node where the peak happens (null: a loss term or the optimizer step).
     pub peak_node: Option<String>,
+    /// The phase of the peak step (`forward`, `loss`, `backward`, `step`).
     pub peak_phase: &'static str,
+    /// What is live at the peak, by category.
     pub peak_breakdown: BreakdownJson,
     /// Whether every tensor and weight the scenario needs is sized.
     pub complete: bool,
@@ -171,13 +226,18 @@ pub struct ScenarioJson {
     pub free_symbols: Vec<FreeSymbolJson>,
     /// Inputs the file does not size (give with `--input NAME=DIMS`).
     pub unsized_inputs: Vec<String>,
+    /// The naive sums.
     pub naive: NaiveJson,
+    /// The settings used.
     pub settings: SettingsJson,
 }
 
 #[derive(Serialize)]
+/// A dimension nothing binds yet.
 pub struct FreeSymbolJson {
+    /// The symbol.
     pub name: String,
+    /// The input axes it sizes.
     pub uses: Vec<SymbolUse>,
     /// True for a `dim_param` the file names; false for a name nnmem gave an unnamed dimension.
     pub named_in_file: bool,
@@ -191,8 +251,11 @@ pub struct FreeSymbolJson {
 }
 
 #[derive(Serialize)]
+/// Where a free symbol appears.
 pub struct SymbolUse {
+    /// The input.
     pub input: String,
+    /// The axis (0-based).
     pub axis: usize,
 }
 
@@ -222,23 +285,38 @@ impl Serialize for BreakdownJson {
 }
 
 #[derive(Serialize)]
+/// The sums simpler tools print, for reconciling with them.
 pub struct NaiveJson {
+    /// Every node's output, no reuse.
     pub activations_bytes: u64,
+    /// Twice that ("×2 for backward").
     pub activations_x2_bytes: u64,
+    /// Weights.
     pub weights_bytes: u64,
+    /// Inputs.
     pub inputs_bytes: u64,
+    /// weights + inputs + activations.
     pub inference_total_bytes: u64,
+    /// weights + inputs + 2 × activations.
     pub training_total_bytes: u64,
 }
 
 #[derive(Serialize)]
+/// The settings a scenario was computed with.
 pub struct SettingsJson {
+    /// The framework profile.
     pub profile: &'static str,
+    /// Element type name (`f32`, `f16`, …).
     pub dtype: &'static str,
+    /// Half-precision activations with f32 master weights.
     pub mixed_precision: bool,
+    /// The optimizer (null for inference).
     pub optimizer: Option<String>,
+    /// Worker threads.
     pub threads: u32,
+    /// Style transfer: the style layers.
     pub style_layers: Option<Vec<String>>,
+    /// Style transfer: the content layers.
     pub content_layers: Option<Vec<String>>,
     /// Style transfer: `in-net` or `after-forward`.
     pub loss_placement: Option<&'static str>,
@@ -432,12 +510,15 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
 /// One probe of `fit` or `sweep`.
 #[derive(Serialize)]
 pub struct ProbeJson {
+    /// The knob's value.
     pub size: u64,
     /// The `--input` value that reproduces the probe (null when a flag other than `--input` does).
     pub input: Option<String>,
     /// The exact flags that reproduce the probe with `inspect` and the same settings.
     pub flags: Vec<String>,
+    /// The peak, in bytes (a lower bound unless complete).
     pub peak_bytes: u64,
+    /// The scenario with the largest peak.
     pub scenario: &'static str,
 }
 
@@ -456,49 +537,75 @@ impl From<&analysis::fit::Probe> for ProbeJson {
 /// `fit --json`.
 #[derive(Serialize)]
 pub struct FitJson {
+    /// `SCHEMA_VERSION`.
     pub schema_version: u32,
+    /// Which output this is (`inspect`, `fit`, `sweep`, …).
     pub kind: &'static str,
+    /// The model file as given.
     pub model: String,
+    /// The budget.
     pub budget_bytes: u64,
+    /// Memory left out of the budget for the runtime.
     pub reserve_bytes: u64,
+    /// The knob varied (`resolution`, `batch`, a symbol).
     pub vary: String,
+    /// The framework profile the figures follow.
     pub profile: &'static str,
+    /// The scenarios whose peaks must fit.
     pub scenarios: Vec<&'static str>,
     /// Style transfer: where the losses are computed (`in-net`, `after-forward`).
     pub loss_placement: Option<&'static str>,
+    /// The largest size that fits (null: none tried).
     pub fits: Option<ProbeJson>,
+    /// The next size, which does not fit.
     pub next: Option<ProbeJson>,
+    /// How many sizes were analysed.
     pub probes: usize,
+    /// Choices nnmem made for the user that change the figures.
     pub notes: Vec<String>,
 }
 
 /// One scenario of a sweep row.
 #[derive(Serialize)]
 pub struct SweepScenarioJson {
+    /// The peak.
     pub peak_bytes: u64,
+    /// The node where the peak happens (null: a loss term or the optimizer step).
     pub peak_node: Option<String>,
+    /// The phase of the peak step (`forward`, `loss`, `backward`, `step`).
     pub peak_phase: &'static str,
+    /// What is live at the peak, by category.
     pub peak_breakdown: BreakdownJson,
 }
 
 #[derive(Serialize)]
+/// One size of a sweep.
 pub struct SweepRowJson {
     #[serde(flatten)]
+    /// The size and its flags.
     pub probe: ProbeJson,
+    /// Each scenario's peak.
     pub scenarios: Named<SweepScenarioJson>,
 }
 
 /// `sweep --json`.
 #[derive(Serialize)]
 pub struct SweepJson {
+    /// `SCHEMA_VERSION`.
     pub schema_version: u32,
+    /// Which output this is (`inspect`, `fit`, `sweep`, …).
     pub kind: &'static str,
+    /// The model file as given.
     pub model: String,
+    /// The knob varied (`resolution`, `batch`, a symbol).
     pub vary: String,
+    /// The framework profile the figures follow.
     pub profile: &'static str,
+    /// One row per size.
     pub rows: Vec<SweepRowJson>,
 }
 
+/// A sweep row from one probe: its flags and every scenario's peak.
 pub fn sweep_row(p: &analysis::fit::Probe) -> SweepRowJson {
     SweepRowJson {
         probe: ProbeJson::from(p),
@@ -526,35 +633,51 @@ pub fn sweep_row(p: &analysis::fit::Probe) -> SweepRowJson {
 // ---- diff ----
 
 #[derive(Serialize)]
+/// One figure on both sides.
 pub struct DiffFigureJson {
+    /// The figure (`training.peak`, `params`, …).
     pub name: String,
+    /// The first side's figure (null: not computed there).
     pub a: Option<u64>,
+    /// The second side's figure (null: not computed there).
     pub b: Option<u64>,
     /// Both sides' figures are complete (not lower bounds).
     pub complete: bool,
 }
 
 #[derive(Serialize)]
+/// One layer's bytes on both sides.
 pub struct DiffLayerJson {
+    /// The layer.
     pub layer: String,
+    /// Its bytes on the first side.
     pub a_bytes: Option<u64>,
+    /// Its bytes on the second side.
     pub b_bytes: Option<u64>,
 }
 
 /// `diff --json`.
 #[derive(Serialize)]
 pub struct DiffJson {
+    /// `SCHEMA_VERSION`.
     pub schema_version: u32,
+    /// Which output this is (`inspect`, `fit`, `sweep`, …).
     pub kind: &'static str,
+    /// The first side, as given.
     pub a: String,
+    /// The second side, as given.
     pub b: String,
+    /// Every figure side by side.
     pub figures: Vec<DiffFigureJson>,
     /// The scenario whose per-layer figures `layers` compares.
     pub layer_scenario: Option<&'static str>,
+    /// The layers that changed most.
     pub layers: Vec<DiffLayerJson>,
+    /// The `--assert` gates that failed or could not be checked, one line each.
     pub gate_failures: Vec<String>,
 }
 
+/// `diff --json` from the two sides' names and the comparison.
 pub fn diff(a: &str, b: &str, d: &analysis::diff::DiffResult, gate_failures: Vec<String>) -> DiffJson {
     DiffJson {
         schema_version: SCHEMA_VERSION,
@@ -579,27 +702,42 @@ pub fn diff(a: &str, b: &str, d: &analysis::diff::DiffResult, gate_failures: Vec
 // ---- explain ----
 
 #[derive(Serialize)]
+/// One step of `explain`.
 pub struct ExplainStepJson {
+    /// What the step adds.
     pub step: String,
+    /// The rule behind it.
     pub why: String,
     /// Bytes the step adds (negative: removes).
     pub bytes: i64,
+    /// The running total after it.
     pub total_bytes: u64,
 }
 
 /// `explain --json`.
 #[derive(Serialize)]
 pub struct ExplainJson {
+    /// `SCHEMA_VERSION`.
     pub schema_version: u32,
+    /// Which output this is (`inspect`, `fit`, `sweep`, …).
     pub kind: &'static str,
+    /// The model file as given.
     pub model: String,
+    /// The scenario explained.
     pub scenario: &'static str,
+    /// The framework profile the figures follow.
     pub profile: &'static str,
+    /// Worker threads.
     pub threads: u32,
+    /// Element type.
     pub dtype: &'static str,
+    /// The steps, in order; they sum to the peak.
     pub steps: Vec<ExplainStepJson>,
+    /// The peak, in bytes (a lower bound unless complete).
     pub peak_bytes: u64,
+    /// The node where the peak happens (null: a loss term or the optimizer step).
     pub peak_node: Option<String>,
+    /// The phase of the peak step (`forward`, `loss`, `backward`, `step`).
     pub peak_phase: &'static str,
     /// False when the peak is a lower bound.
     pub complete: bool,
@@ -610,43 +748,64 @@ pub struct ExplainJson {
 /// One scenario of an audited model.
 #[derive(Serialize)]
 pub struct AuditScenarioJson {
+    /// The peak.
     pub peak_bytes: u64,
+    /// Whether every figure is complete (else a lower bound).
     pub complete: bool,
 }
 
 /// One line of `audit --json` per model.
 #[derive(Serialize)]
 pub struct AuditModelJson {
+    /// `SCHEMA_VERSION`.
     pub schema_version: u32,
+    /// Which output this is (`inspect`, `fit`, `sweep`, …).
     pub kind: &'static str,
+    /// The model file as given.
     pub model: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The file format (`caffe`, `onnx`).
     pub format: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Learned elements (null: unknown).
     pub params: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Whether every weight is sized.
     pub params_complete: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Each scenario's peak.
     pub scenarios: Option<Named<AuditScenarioJson>>,
+    /// Choices nnmem made for the user that change the figures.
     pub notes: Vec<String>,
+    /// What the loader or the memory pass could not do, as text.
     pub warnings: Vec<String>,
+    /// The `--assert` gates that failed or could not be checked, one line each.
     pub gate_failures: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the model could not be loaded.
     pub error: Option<String>,
 }
 
 /// The last line of `audit --json`.
 #[derive(Serialize)]
 pub struct AuditSummaryJson {
+    /// `SCHEMA_VERSION`.
     pub schema_version: u32,
+    /// Which output this is (`inspect`, `fit`, `sweep`, …).
     pub kind: &'static str,
+    /// Models audited.
     pub models: usize,
+    /// Models that could not be loaded.
     pub failed: usize,
+    /// Models with an incomplete figure.
     pub incomplete: usize,
+    /// Gate failures over all models.
     pub gate_failures: usize,
+    /// Wall time.
     pub seconds: f64,
 }
 
+/// One model's `audit --json` line.
 pub fn audit_model(model: String, row: &analysis::audit::AuditRow) -> AuditModelJson {
     let gate_failures = row
         .gate_failures

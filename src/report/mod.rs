@@ -12,6 +12,7 @@ use crate::graph::{Graph, TensorKind, Unknown};
 
 /// Where the report came from, for its header.
 pub struct Source<'a> {
+    /// The model's path as the user gave it.
     pub path: &'a str,
 }
 

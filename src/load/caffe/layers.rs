@@ -17,8 +17,11 @@ use crate::ops::{
 /// A field value that does not fit: where it is and what was expected.
 #[derive(Debug)]
 pub struct FieldError {
+    /// 1-based line of the field.
     pub line: usize,
+    /// 1-based column of the field.
     pub column: usize,
+    /// What was expected.
     pub message: String,
 }
 
@@ -98,6 +101,7 @@ pub struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
+    /// The parameter blocks of `layer`; a V0 layer keeps its parameters in itself.
     pub fn new(layer: &'a Message, v0: bool) -> Self {
         Params { layer, v0, empty: Message::default() }
     }
@@ -112,6 +116,7 @@ impl<'a> Params<'a> {
 /// One parameter block, with typed getters that name the field on error.
 #[derive(Clone, Copy)]
 pub struct Block<'a> {
+    /// The block's fields.
     pub msg: &'a Message,
 }
 
@@ -147,10 +152,12 @@ impl<'a> Block<'a> {
         }
     }
 
+    /// Whether the block sets this field.
     pub fn has(&self, name: &str) -> bool {
         !self.fields(name).is_empty()
     }
 
+    /// Every value of a repeated unsigned field.
     pub fn u64s(&self, name: &str) -> Result<Vec<u64>, FieldError> {
         self.fields(name)
             .into_iter()
@@ -158,14 +165,17 @@ impl<'a> Block<'a> {
             .collect()
     }
 
+    /// An unsigned field, if set.
     pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, FieldError> {
         Ok(self.u64s(name)?.last().copied())
     }
 
+    /// An unsigned field, or `default`.
     pub fn u64_or(&self, name: &str, default: u64) -> Result<u64, FieldError> {
         Ok(self.opt_u64(name)?.unwrap_or(default))
     }
 
+    /// Every value of a repeated signed field.
     pub fn i64s(&self, name: &str) -> Result<Vec<i64>, FieldError> {
         self.fields(name)
             .into_iter()
@@ -173,10 +183,12 @@ impl<'a> Block<'a> {
             .collect()
     }
 
+    /// A signed field, or `default`.
     pub fn i64_or(&self, name: &str, default: i64) -> Result<i64, FieldError> {
         Ok(self.i64s(name)?.last().copied().unwrap_or(default))
     }
 
+    /// Every value of a repeated float field.
     pub fn f64s(&self, name: &str) -> Result<Vec<f64>, FieldError> {
         self.fields(name)
             .into_iter()
@@ -184,10 +196,12 @@ impl<'a> Block<'a> {
             .collect()
     }
 
+    /// A float field, or `default`.
     pub fn f64_or(&self, name: &str, default: f64) -> Result<f64, FieldError> {
         Ok(self.f64s(name)?.last().copied().unwrap_or(default))
     }
 
+    /// A bool field (`true`/`false`, or 0/1 as old files write it), or `default`.
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, FieldError> {
         match self.fields(name).last() {
             None => Ok(default),
@@ -212,6 +226,7 @@ impl<'a> Block<'a> {
         Err(bad(f, &format!("one of {}", allowed.join(", "))))
     }
 
+    /// A nested message field, if set.
     pub fn message(&self, name: &str) -> Option<&'a Message> {
         self.msg.message(name)
     }

@@ -23,6 +23,9 @@ use crate::ops::{Op, PoolMethod};
 /// one, Inception-ResNet-v2, is 236 KB).
 pub const MAX_PROTOTXT_BYTES: u64 = 16 << 20;
 
+/// Loads a Caffe prototxt (V0, V1 or V2 syntax) into a graph with every
+/// shape the file and `options` determine; a `.caffemodel` given as
+/// `options.weights` has its blob shapes checked against it.
 pub fn load_prototxt(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
     let opened = crate::load::input::open_file(path)?;
     let bytes = opened.read_all(MAX_PROTOTXT_BYTES, "a prototxt")?;

@@ -19,22 +19,36 @@ pub const MAX_FIELDS: usize = 250_000;
 pub const MAX_TOKEN_BYTES: usize = 64 << 10;
 
 #[derive(Clone, Debug, PartialEq)]
+/// A field's value: a scalar or a nested message.
 pub enum Value {
     /// The literal text of a number, enum or bool; the decoded text of a string.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        /// The text.
+        text: String,
+        /// Whether the file quoted it (a string rather than a number or enum).
+        quoted: bool,
+    },
+    /// A `{ … }` block.
     Message(Message),
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// One `name: value` or `name { … }` of a message, with its position.
 pub struct Field {
+    /// The field name.
     pub name: String,
+    /// Its value.
     pub value: Value,
+    /// 1-based line where the field starts.
     pub line: usize,
+    /// 1-based column where the field starts.
     pub column: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
+/// A text-format message: its fields in file order, without a schema.
 pub struct Message {
+    /// The fields, repeated ones as they come.
     pub fields: Vec<Field>,
 }
 
@@ -49,14 +63,17 @@ impl Message {
         self.fields.iter().rev().find(|f| f.name == name)
     }
 
+    /// The last field with this name, if it is a message.
     pub fn message(&self, name: &str) -> Option<&Message> {
         self.get(name).and_then(Field::as_message)
     }
 
+    /// Every message field with this name, in file order.
     pub fn messages<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Message> + 'a {
         self.all(name).filter_map(Field::as_message)
     }
 
+    /// Whether any field has this name.
     pub fn has(&self, name: &str) -> bool {
         self.fields.iter().any(|f| f.name == name)
     }
@@ -73,6 +90,7 @@ impl Message {
 }
 
 impl Field {
+    /// The nested message, if the value is one.
     pub fn as_message(&self) -> Option<&Message> {
         match &self.value {
             Value::Message(m) => Some(m),
@@ -80,6 +98,7 @@ impl Field {
         }
     }
 
+    /// The scalar's text, if the value is one.
     pub fn as_text(&self) -> Option<&str> {
         match &self.value {
             Value::Scalar { text, .. } => Some(text),
@@ -91,8 +110,11 @@ impl Field {
 /// A syntax error at a position in the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyntaxError {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
+    /// What was expected there.
     pub message: String,
 }
 

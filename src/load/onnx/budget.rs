@@ -153,14 +153,23 @@ const STRING_OVERHEAD: u64 = size_of::<String>() as u64;
 /// What the walk counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Nodes, in every graph and function.
     pub nodes: u64,
+    /// Graphs: the main one and every subgraph.
     pub graphs: u64,
+    /// Node attributes.
     pub attributes: u64,
+    /// Tensor headers (initializers and attribute tensors).
     pub tensors: u64,
+    /// Value infos (inputs, outputs, annotated intermediates).
     pub value_infos: u64,
+    /// Opset imports.
     pub opset_imports: u64,
+    /// Dimensions of shapes and tensors.
     pub dims: u64,
+    /// Bytes of names and other strings kept.
     pub string_bytes: u64,
+    /// Bytes of string attributes kept.
     pub attribute_string_bytes: u64,
     /// Estimated bytes of everything decoded.
     pub kept: u64,
@@ -187,12 +196,19 @@ pub struct External {
 pub const MAX_EXTERNAL_LISTED: usize = 10_000;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How many of each field the top-level graph has.
 pub struct TopCounts {
+    /// Nodes.
     pub nodes: usize,
+    /// Initializers.
     pub initializers: usize,
+    /// Sparse initializers.
     pub sparse_initializers: usize,
+    /// Graph inputs.
     pub inputs: usize,
+    /// Graph outputs.
     pub outputs: usize,
+    /// Value infos.
     pub value_info: usize,
 }
 
