@@ -470,8 +470,9 @@ fn onnx_absurd_dims() {
     g.node = vec![node("custom", "NotAnOnnxOp", &["x", "w"], &["y"])];
     g.initializer = vec![initializer("w", &[1 << 62, 1 << 62])];
     accepts("huge_weight.onnx", &model(&g), &[], &["initializer \"w\"", "overflows 64 bits"]);
-    // Fed to a MatMul, it gives an output whose size overflows: an error naming the node.
+    // A weight [4, 2^62] fed to a MatMul gives an output whose size overflows: an error naming the node.
     g.node = vec![node("mm", "MatMul", &["x", "w"], &["y"])];
+    g.initializer = vec![initializer("w", &[4, 1 << 62])];
     rejects("huge_matmul.onnx", &model(&g), &["node \"mm\"", "overflows 64 bits of bytes"]);
     // A PRelu slope whose element count wraps to exactly 1 modulo 2^64 ((2^63-1)^2 = 2^126 - 2^64 + 1).
     let o = run_bytes("wrapping_prelu.onnx", &model(&wrapping_prelu()), &[]);

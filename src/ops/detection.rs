@@ -1,5 +1,6 @@
 //! Detection layers: SSD's PriorBox and DetectionOutput, Fast R-CNN's
-//! ROIPooling, py-faster-rcnn's region proposals.
+//! ROIPooling (also ONNX MaxRoiPool), ONNX RoiAlign, py-faster-rcnn's region
+//! proposals.
 
 use super::{
     channels, known, no_grad, nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec,
@@ -14,6 +15,8 @@ pub enum DetectionOp {
     /// Kept detections: (1, 1, D, 7), D set at run time.
     DetectionOutput(DetectionOutputParams),
     RoiPool(RoiPoolParams),
+    /// Bilinear RoI sampling (ONNX RoiAlign): (R, C, h, w) with R the rois' rows.
+    RoiAlign(RoiPoolParams),
     /// Region proposals (py-faster-rcnn's Python ProposalLayer): (R, 5), R set at run time.
     Proposal,
 }
@@ -24,6 +27,7 @@ impl Family for DetectionOp {
             DetectionOp::PriorBox(_) => "PriorBox",
             DetectionOp::DetectionOutput(_) => "DetectionOutput",
             DetectionOp::RoiPool(_) => "RoiPool",
+            DetectionOp::RoiAlign(_) => "RoiAlign",
             DetectionOp::Proposal => "Proposal",
         }
     }
@@ -33,7 +37,7 @@ impl Family for DetectionOp {
         match self {
             DetectionOp::PriorBox(p) => known(prior_box_shape(p, inputs)?, n_outputs),
             DetectionOp::DetectionOutput(_) => run_time(vec![1, 1, 1, 7]),
-            DetectionOp::RoiPool(p) => known(roi_pool_shape(p, inputs)?, n_outputs),
+            DetectionOp::RoiPool(p) | DetectionOp::RoiAlign(p) => known(roi_pool_shape(p, inputs)?, n_outputs),
             DetectionOp::Proposal => run_time(vec![1, 5]),
         }
     }
@@ -48,9 +52,11 @@ impl Family for DetectionOp {
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            DetectionOp::PriorBox(_) | DetectionOp::DetectionOutput(_) | DetectionOp::RoiPool(_) | DetectionOp::Proposal => {
-                ScheduleFacts::COMPUTES
-            }
+            DetectionOp::PriorBox(_)
+            | DetectionOp::DetectionOutput(_)
+            | DetectionOp::RoiPool(_)
+            | DetectionOp::RoiAlign(_)
+            | DetectionOp::Proposal => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -67,6 +73,9 @@ impl Family for DetectionOp {
                 }],
                 ..Default::default()
             },
+            // The gradient scatters through bilinear weights computed from
+            // the rois (and batch indices): those, not the features.
+            DetectionOp::RoiAlign(_) => MemoryFacts { saves_inputs: (1..inputs.len()).collect(), ..Default::default() },
             DetectionOp::PriorBox(_) | DetectionOp::DetectionOutput(_) | DetectionOp::Proposal => no_grad(),
         }
     }

@@ -185,11 +185,22 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
     let order = check_structure(path, &nodes, &inits, &real_inputs)?;
     let ctx = map::MapCtx { opset, initializers: &inits };
-    let mut mapped: Vec<Option<map::Mapped>> = nodes.iter().map(|n| Some(map::map_node(n, &ctx))).collect();
+    let mut mapped: Vec<Option<map::Mapped>> =
+        nodes.iter().zip(&d.nodes).map(|(n, (_, bytes))| Some(map::map_node(n, bytes, &ctx))).collect();
     let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
     let bindings = bind_inputs(&real_inputs, options, &mut g)?;
+    let init_bytes: HashMap<&str, &[u8]> = d.initializers.iter().map(|(t, b)| (t.name.as_str(), &b[..])).collect();
 
-    let mut b = NodeAdder { g, ids: HashMap::new(), inits: &inits, roles, facts: Vec::with_capacity(order.len()), unknown: UnknownTally::default() };
+    let mut b = NodeAdder {
+        g,
+        ids: HashMap::new(),
+        inits: &inits,
+        init_bytes: &init_bytes,
+        roles,
+        sources: Vec::with_capacity(order.len()),
+        values: Vec::new(),
+        unknown: UnknownTally::default(),
+    };
     b.add_inputs(&real_inputs);
     for &i in &order {
         // Each node is mapped once, above; `order` visits it once.
@@ -197,7 +208,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
             b.add_node(i, nodes[i], m);
         }
     }
-    let NodeAdder { mut g, ids, facts, unknown, .. } = b;
+    let NodeAdder { mut g, ids, sources, values, unknown, .. } = b;
     unknown.warn(&mut g);
     for (v, _) in &d.outputs {
         match ids.get(v.name.as_str()) {
@@ -205,7 +216,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
             None => g.warn(format!("graph output \"{}\" is not produced by any node", v.name)),
         }
     }
-    fill_shapes(d, &bindings, options, &facts, &mut g);
+    fill_shapes(d, &bindings, options, &sources, &values, &mut g);
     check_byte_sizes(path, &g)?;
     Ok(g)
 }
@@ -382,9 +393,13 @@ struct NodeAdder<'a> {
     /// Tensor of every value name met so far.
     ids: HashMap<String, TensorId>,
     inits: &'a HashMap<&'a str, &'a TensorProto>,
+    /// The stored bytes of every initializer, by name.
+    init_bytes: &'a HashMap<&'a str, &'a [u8]>,
     roles: InitializerRoles<'a>,
-    /// Per graph node: its type's facts.
-    facts: Vec<map::TypeFacts>,
+    /// Per graph node: its type's facts and its inputs and outputs by position.
+    sources: Vec<rules::NodeSource>,
+    /// Known values of small constant initializers (never of weights).
+    values: Vec<(TensorId, crate::ops::Value)>,
     unknown: UnknownTally,
 }
 
@@ -412,19 +427,40 @@ impl NodeAdder<'_> {
         let mut inputs = Vec::new();
         let mut params = Vec::new();
         let mut param_set: HashSet<TensorId> = HashSet::new();
-        for x in n.input.iter().filter(|x| !x.is_empty()) {
+        let mut positional = Vec::with_capacity(n.input.len());
+        for x in &n.input {
+            if x.is_empty() {
+                positional.push(None);
+                continue;
+            }
             let id = match self.ids.get(x.as_str()) {
                 Some(&id) => id,
                 None => match self.inits.get(x.as_str()) {
                     Some(t) => {
-                        let id = self.g.add_tensor(self.roles.tensor(t));
+                        let tensor = self.roles.tensor(t);
+                        let constant = tensor.kind == TensorKind::Constant;
+                        let id = self.g.add_tensor(tensor);
                         self.ids.insert(x.clone(), id);
+                        // Small constants' values (shape arguments); weights are never read.
+                        if constant {
+                            let value = self
+                                .init_bytes
+                                .get(x.as_str())
+                                .and_then(|b| proto::tensor_elements(b, crate::ops::MAX_VALUE_ELEMS));
+                            if let Some(v) = value {
+                                self.values.push((id, v));
+                            }
+                        }
                         id
                     }
                     // Checked before: every input is an initializer, an input or produced earlier.
-                    None => continue,
+                    None => {
+                        positional.push(None);
+                        continue;
+                    }
                 },
             };
+            positional.push(Some(id));
             if self.g.tensors[id.0].kind == TensorKind::Param {
                 // A set, so that a node reading 100,000 weights stays linear.
                 if param_set.insert(id) {
@@ -436,7 +472,12 @@ impl NodeAdder<'_> {
         }
         let node_id = NodeId(self.g.nodes.len());
         let mut outputs = Vec::new();
-        for o in n.output.iter().filter(|o| !o.is_empty()) {
+        let mut positional_out = Vec::with_capacity(n.output.len());
+        for o in &n.output {
+            if o.is_empty() {
+                positional_out.push(None);
+                continue;
+            }
             let id = self.g.add_tensor(Tensor {
                 name: o.clone(),
                 shape: None,
@@ -448,6 +489,7 @@ impl NodeAdder<'_> {
             });
             self.ids.insert(o.clone(), id);
             outputs.push(id);
+            positional_out.push(Some(id));
         }
         let name = if !n.name.is_empty() {
             n.name.clone()
@@ -458,7 +500,7 @@ impl NodeAdder<'_> {
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
         }
-        self.facts.push(m.facts);
+        self.sources.push(rules::NodeSource { facts: m.facts, inputs: positional, outputs: positional_out });
         self.g.nodes.push(Node {
             name,
             source_type: n.op_type.clone(),
@@ -677,67 +719,87 @@ fn bind_inputs(
     Ok(bindings)
 }
 
-/// Sets every tensor's shape (or why it is unknown) and dtype. `facts` holds
-/// each node's type facts, in graph order.
-fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions, facts: &[map::TypeFacts], g: &mut Graph) {
-    let analysis = analyse_shapes(d, bindings, options, facts, g);
+/// Sets every tensor's shape (or why it is unknown) and dtype. `sources`
+/// holds each node's facts and positional inputs, in graph order.
+fn fill_shapes(
+    d: &Decoded<'_>,
+    bindings: &[InputBinding],
+    options: &LoadOptions,
+    sources: &[rules::NodeSource],
+    values: &[(TensorId, crate::ops::Value)],
+    g: &mut Graph,
+) {
+    let analysis = analyse_shapes(d, bindings, options, sources, values, g);
     set_input_shapes(bindings, g);
-    set_output_shapes(d, &analysis, facts, g);
+    set_output_shapes(d, &analysis, sources, g);
 }
 
-/// Every value's shape and type: from nnmem's own rules when they cover the
-/// graph (exact for the ops they accept, and microseconds instead of tract's
-/// milliseconds), else from tract.
+/// Every node output's shape and type: nnmem's own engine first (`rules`);
+/// tract only when the engine leaves some node unsized, and then tract's
+/// answer only for the nodes the own rules cannot size.
 fn analyse_shapes(
     d: &Decoded<'_>,
     bindings: &[InputBinding],
     options: &LoadOptions,
-    facts: &[map::TypeFacts],
+    sources: &[rules::NodeSource],
+    values: &[(TensorId, crate::ops::Value)],
     g: &mut Graph,
-) -> HashMap<String, ValueFact> {
-    let sized: Option<HashMap<String, Vec<u64>>> = bindings
+) -> Vec<Option<ValueFact>> {
+    let by_name: HashMap<&str, TensorId> = g.inputs.iter().map(|&t| (g.tensors[t.0].name.as_str(), t)).collect();
+    let bound: Vec<(TensorId, Vec<u64>)> = bindings
         .iter()
-        .map(|b| {
-            let dims: Option<Vec<u64>> =
-                b.dims.iter().map(|x| if let DimSpec::Value(v) = x { Some(*v) } else { None }).collect();
-            dims.map(|v| (b.name.clone(), v))
+        .filter_map(|b| {
+            let dims: Option<Vec<u64>> = b.dims.iter().map(|x| if let DimSpec::Value(v) = x { Some(*v) } else { None }).collect();
+            Some((*by_name.get(b.name.as_str())?, dims?))
         })
         .collect();
-    let own = sized
-        .filter(|_| options.onnx_shapes != OnnxShapes::Tract)
-        .and_then(|inputs| rules::own_shapes(g, &inputs, facts));
-    let own = match (own, options.onnx_shapes) {
-        (None, OnnxShapes::Own) => {
-            g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
-            Some(HashMap::new())
+    if options.onnx_shapes == OnnxShapes::Tract {
+        return tract_facts(d, bindings, g).map(|t| by_tensor(g, &t)).unwrap_or_else(|| vec![None; g.tensors.len()]);
+    }
+    let own = rules::run(g, sources, &bound, values, None);
+    if own.complete() {
+        return own.facts;
+    }
+    if options.onnx_shapes == OnnxShapes::Own {
+        g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
+        return own.facts;
+    }
+    match tract_facts(d, bindings, g) {
+        Some(t) => {
+            let t = by_tensor(g, &t);
+            let fallback = |id: TensorId| t.get(id.0).cloned().flatten();
+            rules::run(g, sources, &bound, values, Some(&fallback)).facts
         }
-        (own, _) => own,
-    };
-    #[cfg(feature = "tract")]
-    let analysis: Option<HashMap<String, ValueFact>> = match own {
-        Some(values) => Some(values),
-        None => match infer::analyse(d, bindings) {
-            Ok(a) => {
-                for w in a.warnings {
-                    g.warn(w);
-                }
-                Some(a.values)
+        None => own.facts,
+    }
+}
+
+/// A by-name analysis indexed by tensor.
+fn by_tensor(g: &Graph, named: &HashMap<String, ValueFact>) -> Vec<Option<ValueFact>> {
+    g.tensors.iter().map(|t| if t.producer.is_some() { named.get(&t.name).cloned() } else { None }).collect()
+}
+
+/// tract's analysis of the whole graph, by value name (warnings go to the graph).
+#[cfg(feature = "tract")]
+fn tract_facts(d: &Decoded<'_>, bindings: &[InputBinding], g: &mut Graph) -> Option<HashMap<String, ValueFact>> {
+    match infer::analyse(d, bindings) {
+        Ok(a) => {
+            for w in a.warnings {
+                g.warn(w);
             }
-            Err(e) => {
-                g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
-                None
-            }
-        },
-    };
-    #[cfg(not(feature = "tract"))]
-    let analysis: Option<HashMap<String, ValueFact>> = {
-        let _ = d;
-        own.or_else(|| {
-            g.warn("nnmem was built without the `tract` feature: intermediate ONNX shapes are inferred only for plain conv/dense graphs");
+            Some(a.values)
+        }
+        Err(e) => {
+            g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
             None
-        })
-    };
-    analysis.unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(not(feature = "tract"))]
+fn tract_facts(_: &Decoded<'_>, _: &[InputBinding], g: &mut Graph) -> Option<HashMap<String, ValueFact>> {
+    g.warn("nnmem was built without the `tract` feature: shapes its own rules cannot size stay unknown");
+    None
 }
 
 /// The graph inputs' shapes as bound (`--input`, `--batch`, `--dim`, or declared).
@@ -775,7 +837,7 @@ fn set_input_shapes(bindings: &[InputBinding], g: &mut Graph) {
 /// Every node output's shape and type from the analysis, else from the
 /// shapes an export recorded (value_info), else why it is unknown; one
 /// warning names the nodes whose outputs are unknown though their inputs are not.
-fn set_output_shapes(d: &Decoded<'_>, analysis: &HashMap<String, ValueFact>, facts: &[map::TypeFacts], g: &mut Graph) {
+fn set_output_shapes(d: &Decoded<'_>, analysis: &[Option<ValueFact>], sources: &[rules::NodeSource], g: &mut Graph) {
     // Shapes an export recorded (value_info), used where the analysis has none.
     let declared: HashMap<&str, (Vec<u64>, i32)> = d
         .value_info
@@ -794,13 +856,13 @@ fn set_output_shapes(d: &Decoded<'_>, analysis: &HashMap<String, ValueFact>, fac
 
     let mut rootless = Vec::new();
     for ni in 0..g.nodes.len() {
-        let data_dependent = facts[ni].run_time;
+        let data_dependent = sources[ni].facts.run_time;
         let input_runtime = g.nodes[ni].inputs.iter().any(|&x| g.tensors[x.0].unknown == Some(Unknown::RunTime));
         let inputs_known = g.nodes[ni].inputs.iter().all(|&x| g.tensors[x.0].shape.is_some());
         let first_dtype = g.nodes[ni].inputs.first().map(|&x| g.tensors[x.0].dtype);
         for oi in 0..g.nodes[ni].outputs.len() {
             let id = g.nodes[ni].outputs[oi];
-            let fact = analysis.get(g.tensors[id.0].name.as_str());
+            let fact = analysis.get(id.0).and_then(Option::as_ref);
             let decl = declared.get(g.tensors[id.0].name.as_str());
             let t = &mut g.tensors[id.0];
             t.dtype = match (fact.and_then(|f| f.dtype), decl.and_then(|(_, e)| proto::dtype_of(*e))) {

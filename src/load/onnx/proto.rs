@@ -272,7 +272,8 @@ pub fn dtype_of(elem_type: i32) -> Option<crate::graph::DType> {
         elem::COMPLEX128 => DType::F64,
         elem::BFLOAT16 => DType::BF16,
         17..=20 | elem::FLOAT8E8M0 => DType::F8,
-        elem::UINT4 | elem::INT4 | elem::FLOAT4E2M1 | elem::UINT2 | elem::INT2 => DType::Packed4,
+        elem::UINT4 | elem::INT4 | elem::FLOAT4E2M1 => DType::Packed4,
+        elem::UINT2 | elem::INT2 => DType::Packed2,
         _ => return None,
     })
 }
@@ -370,6 +371,134 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     Err(WireError { offset: start, message: "varint longer than 10 bytes" })
 }
 
+/// The first length-delimited field `number` of a message.
+pub fn len_field(msg: &[u8], number: u32) -> Option<&[u8]> {
+    fields(msg).ok()?.into_iter().find(|f| f.number == number && f.wire == Wire::Len).map(|f| f.bytes)
+}
+
+/// The bytes of a node's attribute `name` (an AttributeProto), when present.
+pub fn attribute_bytes<'a>(node: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    fields(node)
+        .ok()?
+        .into_iter()
+        .filter(|f| f.number == 5 && f.wire == Wire::Len)
+        .map(|f| f.bytes)
+        .find(|a| len_field(a, 1) == Some(name.as_bytes()))
+}
+
+/// Decodes one varint from a field's bytes (a `Varint` field's value).
+fn varint_value(bytes: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    read_varint(bytes, &mut pos).ok()
+}
+
+/// Varints of a packed (`Len`) or single (`Varint`) repeated field.
+fn varints(f: &Field<'_>, out: &mut Vec<u64>) -> Option<()> {
+    match f.wire {
+        Wire::Varint => out.push(varint_value(f.bytes)?),
+        Wire::Len => {
+            let mut pos = 0;
+            while pos < f.bytes.len() {
+                out.push(read_varint(f.bytes, &mut pos).ok()?);
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Fixed-width little-endian words of a packed (`Len`) or single field.
+fn fixed(f: &Field<'_>, width: usize, out: &mut Vec<u64>) -> Option<()> {
+    if f.bytes.len() % width != 0 {
+        return None;
+    }
+    for chunk in f.bytes.chunks(width) {
+        let mut w = [0u8; 8];
+        w[..width].copy_from_slice(chunk);
+        out.push(u64::from_le_bytes(w));
+    }
+    Some(())
+}
+
+/// The elements of a TensorProto held in the file (not external), when it
+/// has at most `cap` elements of a type whose values nnmem evaluates
+/// (integers, booleans, f32, f64). Reads the payload: the caller decides
+/// which tensors are worth it (small constants and shape arguments, never
+/// weights).
+pub fn tensor_elements(tensor: &[u8], cap: u64) -> Option<crate::ops::Value> {
+    use crate::ops::Value;
+    let fs = fields(tensor).ok()?;
+    let mut dims = Vec::new();
+    let mut data_type = 0i32;
+    for f in &fs {
+        match f.number {
+            1 => varints(f, &mut dims)?,
+            2 => data_type = i32::try_from(varint_value(f.bytes)?).ok()?,
+            14 if varint_value(f.bytes)? == 1 => return None,
+            _ => {}
+        }
+    }
+    let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+    if n > cap {
+        return None;
+    }
+    let raw = fs.iter().find(|f| f.number == 9 && f.wire == Wire::Len).map(|f| f.bytes);
+    let collect = |number: u32, width: Option<usize>| -> Option<Vec<u64>> {
+        let mut out = Vec::new();
+        for f in fs.iter().filter(|f| f.number == number) {
+            match width {
+                None => varints(f, &mut out)?,
+                Some(w) => fixed(f, w, &mut out)?,
+            }
+        }
+        Some(out)
+    };
+    let words = |width: usize, field: u32, varint: bool| -> Option<Vec<u64>> {
+        match raw {
+            Some(r) => {
+                let mut out = Vec::new();
+                fixed(&Field { number: 9, wire: Wire::Len, bytes: r }, width, &mut out)?;
+                Some(out)
+            }
+            None => collect(field, if varint { None } else { Some(width) }),
+        }
+    };
+    let value = match data_type {
+        elem::FLOAT => Value::Float(words(4, 4, false)?.into_iter().map(|w| f64::from(f32::from_bits(w as u32))).collect()),
+        elem::DOUBLE => Value::Float(words(8, 10, false)?.into_iter().map(f64::from_bits).collect()),
+        elem::INT64 => Value::Int(words(8, 7, true)?.into_iter().map(|w| w as i64).collect()),
+        elem::UINT64 | elem::UINT32 => {
+            let width = if data_type == elem::UINT64 { 8 } else { 4 };
+            let w = words(width, 11, true)?;
+            Value::Int(w.into_iter().map(|x| i64::try_from(x).ok()).collect::<Option<_>>()?)
+        }
+        elem::INT32 | elem::INT16 | elem::INT8 | elem::UINT16 | elem::UINT8 | elem::BOOL => {
+            let width = match data_type {
+                elem::INT32 => 4,
+                elem::INT16 | elem::UINT16 => 2,
+                _ => 1,
+            };
+            let w = words(width, 5, true)?;
+            // Raw words are little-endian of the type's width; int32_data holds
+            // each value as a (sign-extended) varint.
+            Value::Int(
+                w.into_iter()
+                    .map(|x| match data_type {
+                        elem::INT32 => x as u32 as i32 as i64,
+                        elem::INT16 => x as u16 as i16 as i64,
+                        elem::INT8 => x as u8 as i8 as i64,
+                        elem::UINT16 => x as u16 as i64,
+                        elem::UINT8 => x as u8 as i64,
+                        _ => i64::from(x != 0),
+                    })
+                    .collect(),
+            )
+        }
+        _ => return None,
+    };
+    (value.len() as u64 == n).then_some(value)
+}
+
 /// Appends a length-delimited field (key + length + payload) to `out`.
 pub fn put_len_field(out: &mut Vec<u8>, number: u32, payload: &[u8]) {
     put_varint(out, (u64::from(number) << 3) | 2);
@@ -402,6 +531,41 @@ mod tests {
         assert_eq!(t.dims, vec![2, 3]);
         assert_eq!(t.name, "w");
         assert_eq!(t.data_type, 1);
+    }
+
+    #[test]
+    fn small_tensor_payloads_are_read() {
+        use crate::ops::Value;
+        // int64 [3] = {2, -1, 7} in int64_data (packed), and as raw_data.
+        let mut t = Vec::new();
+        put_len_field(&mut t, 1, &[3]);
+        t.extend_from_slice(&[0x10, 7]); // INT64
+        let mut packed = Vec::new();
+        for v in [2i64, -1, 7] {
+            put_varint(&mut packed, v as u64);
+        }
+        put_len_field(&mut t, 7, &packed);
+        assert_eq!(tensor_elements(&t, 16), Some(Value::Int(vec![2, -1, 7])));
+        assert_eq!(tensor_elements(&t, 2), None);
+        let mut r = Vec::new();
+        put_len_field(&mut r, 1, &[2]);
+        r.extend_from_slice(&[0x10, 1]); // FLOAT
+        let raw: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+        put_len_field(&mut r, 9, &raw);
+        assert_eq!(tensor_elements(&r, 16), Some(Value::Float(vec![1.5, -2.0])));
+        // A scalar int32 held as a sign-extended varint.
+        let mut sc = Vec::new();
+        sc.extend_from_slice(&[0x10, 6]); // INT32
+        let mut one = Vec::new();
+        put_varint(&mut one, (-3i64) as u64);
+        put_len_field(&mut sc, 5, &one);
+        assert_eq!(tensor_elements(&sc, 16), Some(Value::Int(vec![-3])));
+        // Wrong element count: nothing.
+        let mut bad = Vec::new();
+        put_len_field(&mut bad, 1, &[4]);
+        bad.extend_from_slice(&[0x10, 7]);
+        put_len_field(&mut bad, 7, &packed);
+        assert_eq!(tensor_elements(&bad, 16), None);
     }
 
     #[test]
