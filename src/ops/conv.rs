@@ -17,12 +17,15 @@ pub enum ConvOp {
     Forward(ConvParams),
     /// Transposed convolution.
     Transposed(ConvParams),
+    /// Deformable convolution (ONNX DeformConv): a convolution's output
+    /// shape, sampling at learned offsets (input 2) and an optional mask (input 4).
+    Deformable(ConvParams),
 }
 
 impl ConvOp {
     pub fn params(&self) -> &ConvParams {
         match self {
-            ConvOp::Forward(p) | ConvOp::Transposed(p) => p,
+            ConvOp::Forward(p) | ConvOp::Transposed(p) | ConvOp::Deformable(p) => p,
         }
     }
 }
@@ -32,13 +35,14 @@ impl Family for ConvOp {
         match self {
             ConvOp::Forward(_) => "Conv",
             ConvOp::Transposed(_) => "Deconv",
+            ConvOp::Deformable(_) => "DeformConv",
         }
     }
 
     fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
         let x = first(inputs)?;
         let shape = match self {
-            ConvOp::Forward(p) => conv_shape(p, x)?,
+            ConvOp::Forward(p) | ConvOp::Deformable(p) => conv_shape(p, x)?,
             ConvOp::Transposed(p) => deconv_shape(p, x)?,
         };
         known(shape, n_outputs)
@@ -46,20 +50,20 @@ impl Family for ConvOp {
 
     fn has_weights(&self) -> bool {
         match self {
-            ConvOp::Forward(_) | ConvOp::Transposed(_) => true,
+            ConvOp::Forward(_) | ConvOp::Transposed(_) | ConvOp::Deformable(_) => true,
         }
     }
 
     fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
         match self {
-            ConvOp::Forward(p) => conv_params(p, first(inputs)?),
+            ConvOp::Forward(p) | ConvOp::Deformable(p) => conv_params(p, first(inputs)?),
             ConvOp::Transposed(p) => deconv_params(p, first(inputs)?),
         }
     }
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            ConvOp::Forward(_) | ConvOp::Transposed(_) => ScheduleFacts::COMPUTES,
+            ConvOp::Forward(_) | ConvOp::Transposed(_) | ConvOp::Deformable(_) => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -68,10 +72,16 @@ impl Family for ConvOp {
         match self {
             ConvOp::Forward(p) => conv_memory(p, in0, out0),
             ConvOp::Transposed(p) => deconv_memory(p, in0),
+            // The gradients of the offsets and mask sample the input again: every data input is kept.
+            ConvOp::Deformable(p) => MemoryFacts { saves_inputs: (0..inputs.len()).collect(), ..conv_memory(p, in0, out0) },
         }
     }
 
+    /// Deformable convolutions have none: the backends' workspace rules are for plain ones.
     fn conv_geometry(&self, input: Option<&Shape>, weights: &[&Shape]) -> Option<ConvGeometry> {
+        if let ConvOp::Deformable(_) = self {
+            return None;
+        }
         let p = self.params();
         Some(ConvGeometry {
             padded_input_elems: input.map(|s| padded_elems(p, s)).unwrap_or(0),
@@ -104,7 +114,7 @@ impl Family for ConvOp {
             }
             let c_in = channels(x)?;
             let (out, takes) = match self {
-                ConvOp::Forward(_) => (wd[0], wd[1].checked_mul(p.group)),
+                ConvOp::Forward(_) | ConvOp::Deformable(_) => (wd[0], wd[1].checked_mul(p.group)),
                 ConvOp::Transposed(_) => (wd[1].checked_mul(p.group).ok_or_else(|| overflow("channels"))?, Some(wd[0])),
             };
             if takes != Some(c_in) || (p.out_channels != 0 && p.out_channels != out) {
@@ -116,7 +126,7 @@ impl Family for ConvOp {
             return Err(ShapeError::new("the weight's dims are not known"));
         }
         let shape = match self {
-            ConvOp::Forward(_) => conv_shape(&p, x)?,
+            ConvOp::Forward(_) | ConvOp::Deformable(_) => conv_shape(&p, x)?,
             ConvOp::Transposed(_) => deconv_shape(&p, x)?,
         };
         known(shape, n_outputs)

@@ -153,7 +153,7 @@ impl Family for ElementwiseOp {
             ElementwiseOp::Compare(_) => no_grad(),
             ElementwiseOp::Where => MemoryFacts { saves_inputs: vec![0], ..Default::default() },
             ElementwiseOp::Binary(k) => match k {
-                BinaryKind::Pow | BinaryKind::Mod { .. } => saves_all(inputs),
+                BinaryKind::Pow | BinaryKind::Mod { .. } | BinaryKind::SwiGlu => saves_all(inputs),
                 BinaryKind::BitShift { .. } | BinaryKind::BitAnd | BinaryKind::BitOr | BinaryKind::BitXor => no_grad(),
             },
             ElementwiseOp::Unary(k) => k.memory(),
@@ -186,6 +186,14 @@ impl Family for ElementwiseOp {
                 }
                 x
             }
+            // No broadcasting: both operands have one shape.
+            ElementwiseOp::Binary(BinaryKind::SwiGlu) => {
+                let (a, b) = (x()?, arg(ins, 1, "second operand")?.shape.clone());
+                if a != b {
+                    return Err(ShapeError::new(format!("SwiGLU: operands {a} and {b} differ")));
+                }
+                a
+            }
             ElementwiseOp::Eltwise { .. } | ElementwiseOp::Compare(_) | ElementwiseOp::Binary(_) | ElementwiseOp::Where => {
                 let shapes = value::present_shapes(ins)?;
                 let min = match self {
@@ -209,6 +217,7 @@ impl Family for ElementwiseOp {
             ElementwiseOp::Dropout { .. } if index == 1 => Some(DType::Bool),
             ElementwiseOp::Unary(UnaryKind::IsNaN | UnaryKind::IsInf) => Some(DType::Bool),
             ElementwiseOp::Unary(UnaryKind::Random { dtype }) => *dtype,
+            ElementwiseOp::Unary(UnaryKind::BitCast { to }) => Some(*to),
             ElementwiseOp::Cast { to: Some(t) } => Some(*t),
             ElementwiseOp::Cast { to: None } => ins.get(1).copied().flatten().map(|x| x.dtype),
             ElementwiseOp::Where => ins.get(1).copied().flatten().map(|x| x.dtype),
@@ -261,6 +270,7 @@ impl Family for ElementwiseOp {
                 BinaryKind::BitAnd => binary(&|a, b| Some(a & b), &|_, _| None)?,
                 BinaryKind::BitOr => binary(&|a, b| Some(a | b), &|_, _| None)?,
                 BinaryKind::BitXor => binary(&|a, b| Some(a ^ b), &|_, _| None)?,
+                BinaryKind::SwiGlu => return None,
             },
             ElementwiseOp::Compare(k) => compare_value(*k, &all, out)?,
             ElementwiseOp::Where => {
@@ -367,6 +377,8 @@ pub enum UnaryKind {
     /// Random values shaped like the input (RandomNormalLike, RandomUniformLike,
     /// Bernoulli), of `dtype` (`None`: the input's).
     Random { dtype: Option<DType> },
+    /// The same bits read as another type of the same width (ONNX BitCast).
+    BitCast { to: DType },
 }
 
 impl UnaryKind {
@@ -399,6 +411,7 @@ impl UnaryKind {
             UnaryKind::LpNorm => "LpNorm",
             UnaryKind::MeanVarianceNorm => "MeanVarianceNorm",
             UnaryKind::Random { .. } => "Random",
+            UnaryKind::BitCast { .. } => "BitCast",
         }
     }
 
@@ -430,9 +443,12 @@ impl UnaryKind {
             | UnaryKind::Shrink
             | UnaryKind::MeanVarianceNorm => input,
             UnaryKind::LpNorm => MemoryFacts { saves_inputs: vec![0], saves_outputs: vec![0], ..Default::default() },
-            UnaryKind::IsNaN | UnaryKind::IsInf | UnaryKind::BitwiseNot | UnaryKind::Hardmax | UnaryKind::Random { .. } => {
-                no_grad()
-            }
+            UnaryKind::IsNaN
+            | UnaryKind::IsInf
+            | UnaryKind::BitwiseNot
+            | UnaryKind::Hardmax
+            | UnaryKind::Random { .. }
+            | UnaryKind::BitCast { .. } => no_grad(),
         }
     }
 
@@ -519,6 +535,8 @@ pub enum BinaryKind {
     BitAnd,
     BitOr,
     BitXor,
+    /// Swish(a)·b of two operands of one shape (ONNX SwiGLU).
+    SwiGlu,
 }
 
 impl BinaryKind {
@@ -530,6 +548,7 @@ impl BinaryKind {
             BinaryKind::BitAnd => "BitwiseAnd",
             BinaryKind::BitOr => "BitwiseOr",
             BinaryKind::BitXor => "BitwiseXor",
+            BinaryKind::SwiGlu => "SwiGLU",
         }
     }
 }

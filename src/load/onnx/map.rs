@@ -150,6 +150,13 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             let own = ok && !same && a.get("output_shape").is_none() && a.ints("output_padding").iter().all(|&v| v >= 0);
             (Op::Conv(ConvOp::Transposed(p)), own_if(own, exact))
         }
+        // Inputs: X, W, offset, B, mask.
+        "DeformConv" => {
+            let w = ctx.init_dims(node, 1).unwrap_or_default();
+            let (window, ok) = window(&a, &w.get(2..).unwrap_or(&[]).to_vec());
+            let p = conv_params(&a, window, w.first().copied().unwrap_or(0), has_input(3));
+            (Op::Conv(ConvOp::Deformable(p)), own_if(ok, exact))
+        }
         "MaxPool" | "AveragePool" | "LpPool" => {
             let method = match node.op_type.as_str() {
                 "MaxPool" => PoolMethod::Max,
@@ -255,6 +262,10 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             Some(None) => (unknown(node), tract),
             d => (un(UnaryKind::Random { dtype: d.flatten() }), exact),
         },
+        "BitCast" => match dtype_attr("to") {
+            Some(Some(to)) => (un(UnaryKind::BitCast { to }), exact),
+            _ => (unknown(node), tract),
+        },
         "Cast" => match dtype_attr("to") {
             Some(Some(to)) => (Op::Elementwise(E::Cast { to: Some(to) }), exact),
             _ => (Op::Elementwise(E::Cast { to: None }), tract),
@@ -280,6 +291,7 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             Some("RIGHT") => (Op::Elementwise(E::Binary(BinaryKind::BitShift { left: false })), exact),
             _ => (unknown(node), tract),
         },
+        "SwiGLU" => (Op::Elementwise(E::Binary(BinaryKind::SwiGlu)), exact),
         "BitwiseAnd" => (Op::Elementwise(E::Binary(BinaryKind::BitAnd)), exact),
         "BitwiseOr" => (Op::Elementwise(E::Binary(BinaryKind::BitOr)), exact),
         "BitwiseXor" => (Op::Elementwise(E::Binary(BinaryKind::BitXor)), exact),
@@ -357,7 +369,8 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
         "Gather" => (Op::Layout(L::Gather { axis: a.int("axis", 0) }), exact),
         "GatherElements" => (Op::Index(IndexOp::GatherElements { axis: a.int("axis", 0) }), exact),
         "GatherND" => (Op::Index(IndexOp::GatherNd { batch_dims: a.int("batch_dims", 0).max(0) as u64 }), exact),
-        "ScatterND" | "ScatterElements" | "Scatter" => (Op::Index(IndexOp::Scatter), exact),
+        // TensorScatter (opset 24) writes updates into a cache: the cache's shape.
+        "ScatterND" | "ScatterElements" | "Scatter" | "TensorScatter" => (Op::Index(IndexOp::Scatter), exact),
         "DepthToSpace" => (Op::Layout(L::DepthToSpace { block: a.int("blocksize", 0).max(0) as u64 }), exact),
         "SpaceToDepth" => (Op::Layout(L::SpaceToDepth { block: a.int("blocksize", 0).max(0) as u64 }), exact),
         "CenterCropPad" => (Op::Layout(L::CenterCropPad { axes: a.ints("axes").to_vec() }), TypeFacts::args(1)),
