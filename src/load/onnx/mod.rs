@@ -13,6 +13,7 @@
 //! exporter's node names → shapes (own rules or tract) → warnings.
 
 mod external;
+mod functions;
 #[cfg(feature = "tract")]
 mod infer;
 mod map;
@@ -35,7 +36,9 @@ use crate::ops::{Op, UnknownOp};
 pub(crate) struct Decoded<'a> {
     pub header: proto::ModelProto,
     pub graph_name: String,
-    pub nodes: Vec<(NodeProto, &'a [u8])>,
+    /// Nodes with their bytes: borrowed from the file, or written when a
+    /// model-local function's body was inlined (`functions`).
+    pub nodes: Vec<(NodeProto, std::borrow::Cow<'a, [u8]>)>,
     pub initializers: Vec<(TensorProto, &'a [u8])>,
     pub inputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
@@ -100,7 +103,9 @@ pub fn load_onnx(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError>
 /// Loads an ONNX model held in memory; `path` names it in messages and locates
 /// its folder for external-data checks.
 pub fn load_onnx_bytes(path: &Path, buf: &[u8], options: &LoadOptions) -> Result<Graph, LoadError> {
-    let decoded = decode(buf).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
+    let format_err = |message| LoadError::Format { path: path.to_path_buf(), message };
+    let mut decoded = decode(buf).map_err(format_err)?;
+    functions::inline(&mut decoded.nodes, &functions::function_bytes(buf), MAX_NODES).map_err(format_err)?;
     build(path, &decoded, options)
 }
 
@@ -142,7 +147,7 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
         }
         let err = |what: &str, e: prost::DecodeError| format!("graph {what}: {e}");
         match f.number {
-            1 => d.nodes.push((NodeProto::decode(f.bytes).map_err(|e| err("node", e))?, f.bytes)),
+            1 => d.nodes.push((NodeProto::decode(f.bytes).map_err(|e| err("node", e))?, std::borrow::Cow::Borrowed(f.bytes))),
             2 => d.graph_name = String::from_utf8_lossy(f.bytes).into_owned(),
             5 => d.initializers.push((TensorProto::decode(f.bytes).map_err(|e| err("initializer", e))?, f.bytes)),
             11 => d.inputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("input", e))?, f.bytes)),
