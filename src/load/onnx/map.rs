@@ -17,8 +17,6 @@
 //! tensors (a Constant's value, ConstantOfShape's fill) are read from the
 //! node's bytes.
 
-use std::collections::HashMap;
-
 use super::proto::{AttributeProto, NodeProto, TensorProto};
 use crate::graph::{AttrValue, DType};
 use crate::ops::detection::{DetectionOp, RoiPoolParams};
@@ -33,7 +31,7 @@ use crate::ops::{
 pub struct MapCtx<'a> {
     /// Default-domain opset the model imports.
     pub opset: i64,
-    pub initializers: &'a HashMap<&'a str, &'a TensorProto>,
+    pub initializers: &'a super::names::NameMap<'a, &'a TensorProto>,
 }
 
 impl MapCtx<'_> {
@@ -669,7 +667,7 @@ mod tests {
     use super::*;
 
     fn mapped(op_type: &str, opset: i64, attrs: Vec<AttributeProto>) -> Mapped {
-        let inits = HashMap::new();
+        let inits = super::super::names::name_map(0);
         let node = NodeProto { op_type: op_type.into(), attribute: attrs, ..Default::default() };
         map_node(&node, &[], &MapCtx { opset, initializers: &inits })
     }
@@ -704,7 +702,7 @@ mod tests {
 
     #[test]
     fn other_domains_are_outside_the_vocabulary() {
-        let inits = HashMap::new();
+        let inits = super::super::names::name_map(0);
         let node = NodeProto { op_type: "Gelu".into(), domain: "com.microsoft".into(), ..Default::default() };
         let m = map_node(&node, &[], &MapCtx { opset: 17, initializers: &inits });
         assert_eq!(m.op, Op::Unknown(UnknownOp { type_name: "com.microsoft:Gelu".into() }));
@@ -755,7 +753,7 @@ mod tests {
 
     #[test]
     fn cumsum_maps_and_its_axis_is_an_argument() {
-        let inits = HashMap::new();
+        let inits = super::super::names::name_map(0);
         let node = NodeProto {
             op_type: "CumSum".into(),
             input: vec!["x".into(), "axis".into()],

@@ -17,6 +17,7 @@ mod functions;
 #[cfg(feature = "tract")]
 mod infer;
 mod map;
+mod names;
 pub mod proto;
 mod rules;
 
@@ -194,11 +195,12 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         nodes.iter().zip(&d.nodes).map(|(n, (_, bytes))| Some(map::map_node(n, bytes, &ctx))).collect();
     let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
     let bindings = bind_inputs(&real_inputs, options, &mut g)?;
-    let init_bytes: HashMap<&str, &[u8]> = d.initializers.iter().map(|(t, b)| (t.name.as_str(), &b[..])).collect();
+    let mut init_bytes: names::NameMap<'_, &[u8]> = names::name_map(d.initializers.len());
+    init_bytes.extend(d.initializers.iter().map(|(t, b)| (t.name.as_str(), &b[..])));
 
     let mut b = NodeAdder {
         g,
-        ids: HashMap::new(),
+        ids: names::name_map(inits.len() + nodes.len() + nodes.len() / 4 + real_inputs.len()),
         inits: &inits,
         init_bytes: &init_bytes,
         roles,
@@ -247,8 +249,8 @@ fn opset_of(d: &Decoded<'_>, g: &mut Graph) -> i64 {
 
 /// Initializers by name, with checked dims; their external-data locations are
 /// vetted (never opened) and recorded as the graph's linked files.
-fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<HashMap<&'a str, &'a TensorProto>, LoadError> {
-    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len());
+fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<names::NameMap<'a, &'a TensorProto>, LoadError> {
+    let mut inits: names::NameMap<'a, &TensorProto> = names::name_map(d.initializers.len());
     for (t, _) in &d.initializers {
         if t.name.is_empty() {
             g.warn("an initializer has no name; it is ignored");
@@ -285,14 +287,15 @@ fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<Ha
 fn check_structure(
     path: &Path,
     nodes: &[&NodeProto],
-    inits: &HashMap<&str, &TensorProto>,
+    inits: &names::NameMap<'_, &TensorProto>,
     real_inputs: &[&ValueInfoProto],
 ) -> Result<Vec<usize>, LoadError> {
-    let input_names: HashSet<&str> = real_inputs.iter().map(|v| v.name.as_str()).collect();
-    let mut producer: HashMap<&str, usize> = HashMap::new();
+    let mut input_names: names::NameMap<'_, ()> = names::name_map(real_inputs.len());
+    input_names.extend(real_inputs.iter().map(|v| (v.name.as_str(), ())));
+    let mut producer: names::NameMap<'_, usize> = names::name_map(nodes.len() + nodes.len() / 4);
     for (i, n) in nodes.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
-            if inits.contains_key(o.as_str()) || input_names.contains(o.as_str()) || producer.insert(o, i).is_some()
+            if inits.contains_key(o.as_str()) || input_names.contains_key(o.as_str()) || producer.insert(o, i).is_some()
             {
                 return Err(model_err(
                     path,
@@ -306,7 +309,7 @@ fn check_structure(
         for x in n.input.iter().filter(|x| !x.is_empty()) {
             let known = producer.contains_key(x.as_str())
                 || inits.contains_key(x.as_str())
-                || input_names.contains(x.as_str());
+                || input_names.contains_key(x.as_str());
             if !known {
                 return Err(model_err(
                     path,
@@ -333,13 +336,13 @@ fn check_structure(
 /// float initializer read only as an operator argument (a dropout ratio,
 /// resize scales) is a constant, not a weight.
 struct InitializerRoles<'a> {
-    stats_only: HashMap<&'a str, bool>,
-    argument_only: HashMap<&'a str, bool>,
+    stats_only: names::NameMap<'a, bool>,
+    argument_only: names::NameMap<'a, bool>,
 }
 
 impl<'a> InitializerRoles<'a> {
-    fn classify(nodes: &[&'a NodeProto], mapped: &[Option<map::Mapped>], inits: &HashMap<&str, &TensorProto>) -> Self {
-        let mut roles = InitializerRoles { stats_only: HashMap::new(), argument_only: HashMap::new() };
+    fn classify(nodes: &[&'a NodeProto], mapped: &[Option<map::Mapped>], inits: &names::NameMap<'_, &TensorProto>) -> Self {
+        let mut roles = InitializerRoles { stats_only: names::name_map(inits.len()), argument_only: names::name_map(inits.len()) };
         for (n, m) in nodes.iter().zip(mapped) {
             let Some(facts) = m.as_ref().map(|m| m.facts) else { continue };
             for (k, x) in n.input.iter().enumerate() {
@@ -396,10 +399,10 @@ impl UnknownTally {
 struct NodeAdder<'a> {
     g: Graph,
     /// Tensor of every value name met so far.
-    ids: HashMap<String, TensorId>,
-    inits: &'a HashMap<&'a str, &'a TensorProto>,
+    ids: names::NameMap<'a, TensorId>,
+    inits: &'a names::NameMap<'a, &'a TensorProto>,
     /// The stored bytes of every initializer, by name.
-    init_bytes: &'a HashMap<&'a str, &'a [u8]>,
+    init_bytes: &'a names::NameMap<'a, &'a [u8]>,
     roles: InitializerRoles<'a>,
     /// Per graph node: its type's facts and its inputs and outputs by position.
     sources: Vec<rules::NodeSource>,
@@ -408,8 +411,8 @@ struct NodeAdder<'a> {
     unknown: UnknownTally,
 }
 
-impl NodeAdder<'_> {
-    fn add_inputs(&mut self, real_inputs: &[&ValueInfoProto]) {
+impl<'a> NodeAdder<'a> {
+    fn add_inputs(&mut self, real_inputs: &[&'a ValueInfoProto]) {
         for v in real_inputs {
             let dtype = v.elem_type().and_then(proto::dtype_of).unwrap_or(DType::F32);
             let id = self.g.add_tensor(Tensor {
@@ -421,16 +424,16 @@ impl NodeAdder<'_> {
                 trainable: false,
                 producer: None,
             });
-            self.ids.insert(v.name.clone(), id);
+            self.ids.insert(&v.name, id);
             self.g.inputs.push(id);
         }
     }
 
     /// Node `i` of the file: weights go to `params` (once each), other inputs
     /// to `inputs`; its outputs are new activation tensors.
-    fn add_node(&mut self, i: usize, n: &NodeProto, m: map::Mapped) {
+    fn add_node(&mut self, i: usize, n: &'a NodeProto, m: map::Mapped) {
         let mut inputs = Vec::new();
-        let mut params = Vec::new();
+        let mut params: Vec<TensorId> = Vec::new();
         let mut param_set: HashSet<TensorId> = HashSet::new();
         let mut positional = Vec::with_capacity(n.input.len());
         for x in &n.input {
@@ -445,7 +448,7 @@ impl NodeAdder<'_> {
                         let tensor = self.roles.tensor(t);
                         let constant = tensor.kind == TensorKind::Constant;
                         let id = self.g.add_tensor(tensor);
-                        self.ids.insert(x.clone(), id);
+                        self.ids.insert(x, id);
                         // Small constants' values (shape arguments); weights are never read.
                         if constant {
                             let value = self
@@ -467,8 +470,14 @@ impl NodeAdder<'_> {
             };
             positional.push(Some(id));
             if self.g.tensors[id.0].kind == TensorKind::Param {
-                // A set, so that a node reading 100,000 weights stays linear.
-                if param_set.insert(id) {
+                // A set once there are many, so that a node reading 100,000 weights stays linear.
+                let new = if params.len() < 16 { !params.contains(&id) } else {
+                    if param_set.is_empty() {
+                        param_set.extend(params.iter().copied());
+                    }
+                    param_set.insert(id)
+                };
+                if new {
                     params.push(id);
                 }
             } else {
@@ -492,7 +501,7 @@ impl NodeAdder<'_> {
                 trainable: false,
                 producer: Some(node_id),
             });
-            self.ids.insert(o.clone(), id);
+            self.ids.insert(o, id);
             outputs.push(id);
             positional_out.push(Some(id));
         }
@@ -570,7 +579,7 @@ fn initializer_tensor(t: &TensorProto, stats_only: bool, argument_only: bool) ->
 
 /// Kahn's algorithm, taking the lowest file index first so a well-ordered file
 /// keeps its order. `Err(i)`: node `i` is on a cycle.
-fn execution_order(nodes: &[&NodeProto], producer: &HashMap<&str, usize>) -> Result<Vec<usize>, usize> {
+fn execution_order(nodes: &[&NodeProto], producer: &names::NameMap<'_, usize>) -> Result<Vec<usize>, usize> {
     let mut indegree = vec![0usize; nodes.len()];
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
@@ -736,7 +745,7 @@ fn fill_shapes(
 ) {
     let analysis = analyse_shapes(d, bindings, options, sources, values, g);
     set_input_shapes(bindings, g);
-    set_output_shapes(d, &analysis, sources, g);
+    set_output_shapes(d, analysis, sources, g);
 }
 
 /// Every node output's shape and type: nnmem's own engine first (`rules`);
@@ -842,7 +851,7 @@ fn set_input_shapes(bindings: &[InputBinding], g: &mut Graph) {
 /// Every node output's shape and type from the analysis, else from the
 /// shapes an export recorded (value_info), else why it is unknown; one
 /// warning names the nodes whose outputs are unknown though their inputs are not.
-fn set_output_shapes(d: &Decoded<'_>, analysis: &[Option<ValueFact>], sources: &[rules::NodeSource], g: &mut Graph) {
+fn set_output_shapes(d: &Decoded<'_>, mut analysis: Vec<Option<ValueFact>>, sources: &[rules::NodeSource], g: &mut Graph) {
     // Shapes an export recorded (value_info), used where the analysis has none.
     let declared: HashMap<&str, (Vec<u64>, i32)> = d
         .value_info
@@ -867,16 +876,16 @@ fn set_output_shapes(d: &Decoded<'_>, analysis: &[Option<ValueFact>], sources: &
         let first_dtype = g.nodes[ni].inputs.first().map(|&x| g.tensors[x.0].dtype);
         for oi in 0..g.nodes[ni].outputs.len() {
             let id = g.nodes[ni].outputs[oi];
-            let fact = analysis.get(id.0).and_then(Option::as_ref);
+            let fact = analysis.get_mut(id.0).and_then(Option::take);
             let decl = declared.get(g.tensors[id.0].name.as_str());
             let t = &mut g.tensors[id.0];
-            t.dtype = match (fact.and_then(|f| f.dtype), decl.and_then(|(_, e)| proto::dtype_of(*e))) {
+            t.dtype = match (fact.as_ref().and_then(|f| f.dtype), decl.and_then(|(_, e)| proto::dtype_of(*e))) {
                 (Some(DType::F16), _) if bf16_model => DType::BF16,
                 (Some(dt), _) => dt,
                 (None, Some(dt)) => dt,
                 (None, None) => first_dtype.unwrap_or(DType::F32),
             };
-            let shape = fact.map(|f| f.shape.clone()).unwrap_or(ValueShape::Unknown);
+            let shape = fact.map(|f| f.shape).unwrap_or(ValueShape::Unknown);
             (t.shape, t.unknown) = match shape {
                 ValueShape::Concrete(c) => (Some(Shape(c)), None),
                 ValueShape::Symbolic(s) => (None, Some(Unknown::Symbolic(s))),

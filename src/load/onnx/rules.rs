@@ -6,7 +6,7 @@
 //! value: integer initializers and Constants, and whatever the ops' value
 //! rules compute from them (`Shape → Gather → Unsqueeze → Concat → Reshape`,
 //! `Range`, `ConstantOfShape`, `Where` on shape vectors …). A rule that needs
-//! a value it does not have says so; the node then stays stuck, never
+//! a value it does not have says so; the node then stays unsized, never
 //! guessed. Outputs sized by the data (NonZero, Compress …) are run-time, and
 //! so is everything computed from them.
 //!
@@ -20,8 +20,10 @@
 //! are checked against tract on every fixture and corpus model
 //! (`tests/onnx_rules.rs`) and against the ONNX backend tests' own outputs.
 //!
-//! Free symbols: graph inputs with an unbound dimension are stuck here;
+//! Free symbols: graph inputs with an unbound dimension are unsized here;
 //! their shapes, and those computed from them, are tract's formulas.
+
+use std::borrow::Cow;
 
 use super::map::{OwnRule, TypeFacts};
 use super::{ValueFact, ValueShape};
@@ -40,13 +42,16 @@ pub(super) struct NodeSource {
     pub outputs: Vec<Option<TensorId>>,
 }
 
-/// What the engine knows of one tensor.
+/// What the engine knows of one tensor; shapes and values of initializers
+/// and inputs are borrowed, computed ones owned.
 #[derive(Clone, Debug, Default)]
-struct Slot {
-    shape: Option<Shape>,
+struct Slot<'a> {
+    shape: Option<Cow<'a, Shape>>,
     dtype: Option<DType>,
-    value: Option<Value>,
+    value: Option<Cow<'a, Value>>,
     run_time: bool,
+    /// What the fallback said when it is neither concrete nor run-time (a formula).
+    other: Option<ValueFact>,
 }
 
 /// What the engine found.
@@ -70,49 +75,45 @@ impl Outcome {
 /// tensor id; `values`: known values of initializers; `fallback`: another
 /// analysis's answer for a tensor, used only where the own rules cannot size
 /// its producer.
-pub(super) fn run(
-    g: &Graph,
+pub(super) fn run<'a>(
+    g: &'a Graph,
     sources: &[NodeSource],
-    inputs: &[(TensorId, Vec<u64>)],
-    values: &[(TensorId, Value)],
+    inputs: &'a [(TensorId, Vec<u64>)],
+    values: &'a [(TensorId, Value)],
     fallback: Option<&dyn Fn(TensorId) -> Option<ValueFact>>,
 ) -> Outcome {
-    let mut slots: Vec<Slot> = vec![Slot::default(); g.tensors.len()];
-    for (i, t) in g.tensors.iter().enumerate() {
-        if t.producer.is_none() && t.shape.is_some() {
-            // Initializers: dims from the file.
-            slots[i] = Slot { shape: t.shape.clone(), dtype: Some(t.dtype), ..Slot::default() };
-        } else if t.producer.is_none() {
-            slots[i].dtype = Some(t.dtype);
-        }
-    }
+    let mut slots: Vec<Slot<'a>> = g
+        .tensors
+        .iter()
+        .map(|t| match t.producer {
+            // Initializers: dims from the file; graph inputs: bound below.
+            None => Slot { shape: t.shape.as_ref().map(Cow::Borrowed), dtype: Some(t.dtype), ..Slot::default() },
+            Some(_) => Slot::default(),
+        })
+        .collect();
     for (id, dims) in inputs {
-        slots[id.0].shape = Some(Shape(dims.clone()));
+        slots[id.0].shape = Some(Cow::Owned(Shape(dims.clone())));
     }
     let mut budget = VALUE_BUDGET;
     for (id, v) in values {
         if let Some(rest) = budget.checked_sub(v.len() as u64) {
             budget = rest;
-            slots[id.0].value = Some(v.clone());
+            slots[id.0].value = Some(Cow::Borrowed(v));
         }
     }
-    let mut facts: Vec<Option<ValueFact>> = vec![None; g.tensors.len()];
     let mut stuck = Vec::new();
     for (ni, src) in sources.iter().enumerate() {
         let node = &g.nodes[ni];
-        let outcome = own_rule(&node.op, src, &slots);
-        match outcome {
+        match own_rule(&node.op, src, &slots) {
             Step::Sized(outs) => {
-                for (id, slot) in src.outputs.iter().zip(outs) {
+                for (id, mut slot) in src.outputs.iter().zip(outs) {
                     let Some(id) = id else { continue };
-                    let mut slot = slot;
                     if let Some(v) = slot.value.take() {
                         if let Some(rest) = budget.checked_sub(v.len() as u64) {
                             budget = rest;
                             slot.value = Some(v);
                         }
                     }
-                    facts[id.0] = Some(fact_of(&slot));
                     slots[id.0] = slot;
                 }
             }
@@ -120,23 +121,26 @@ pub(super) fn run(
                 for (id, dtype) in src.outputs.iter().zip(dtypes) {
                     let Some(id) = id else { continue };
                     slots[id.0] = Slot { dtype, run_time: true, ..Slot::default() };
-                    facts[id.0] = Some(ValueFact { dtype, shape: ValueShape::RunTime });
                 }
             }
             Step::Unsized(reason) => {
-                let from_fallback: Vec<Option<ValueFact>> =
-                    src.outputs.iter().map(|id| id.and_then(|id| fallback.and_then(|f| f(id)))).collect();
-                let sized_by_fallback = from_fallback.iter().zip(&src.outputs).all(|(f, id)| {
-                    id.is_none() || f.as_ref().is_some_and(|f| matches!(f.shape, ValueShape::Concrete(_) | ValueShape::RunTime))
-                });
-                for (id, f) in src.outputs.iter().zip(from_fallback) {
-                    let (Some(id), Some(f)) = (id, f) else { continue };
-                    slots[id.0] = match &f.shape {
-                        ValueShape::Concrete(d) => Slot { shape: Some(Shape(d.clone())), dtype: f.dtype, ..Slot::default() },
-                        ValueShape::RunTime => Slot { dtype: f.dtype, run_time: true, ..Slot::default() },
-                        ValueShape::Symbolic(_) | ValueShape::Unknown => Slot { dtype: f.dtype, ..Slot::default() },
+                let mut sized_by_fallback = true;
+                for id in src.outputs.iter().flatten() {
+                    let f = fallback.and_then(|f| f(*id));
+                    slots[id.0] = match f {
+                        Some(ValueFact { dtype, shape: ValueShape::Concrete(d) }) => {
+                            Slot { shape: Some(Cow::Owned(Shape(d))), dtype, ..Slot::default() }
+                        }
+                        Some(ValueFact { dtype, shape: ValueShape::RunTime }) => Slot { dtype, run_time: true, ..Slot::default() },
+                        Some(other) => {
+                            sized_by_fallback = false;
+                            Slot { dtype: other.dtype, other: Some(other), ..Slot::default() }
+                        }
+                        None => {
+                            sized_by_fallback = false;
+                            Slot::default()
+                        }
                     };
-                    facts[id.0] = Some(f);
                 }
                 if !sized_by_fallback {
                     stuck.push((ni, reason));
@@ -144,28 +148,35 @@ pub(super) fn run(
             }
         }
     }
+    let facts = slots
+        .into_iter()
+        .zip(&g.tensors)
+        .map(|(slot, t)| {
+            t.producer?;
+            if let Some(other) = slot.other {
+                return Some(other);
+            }
+            let shape = match (slot.shape, slot.run_time) {
+                (Some(s), _) => ValueShape::Concrete(s.into_owned().0),
+                (None, true) => ValueShape::RunTime,
+                (None, false) => return None,
+            };
+            Some(ValueFact { dtype: slot.dtype, shape })
+        })
+        .collect();
     Outcome { facts, stuck }
 }
 
 /// What one node's own rule gave.
-enum Step {
-    Sized(Vec<Slot>),
+enum Step<'a> {
+    Sized(Vec<Slot<'a>>),
     /// Outputs sized by the data (or computed from such); their element types.
     RunTime(Vec<Option<DType>>),
     Unsized(String),
 }
 
-fn fact_of(slot: &Slot) -> ValueFact {
-    let shape = match (&slot.shape, slot.run_time) {
-        (Some(s), _) => ValueShape::Concrete(s.0.clone()),
-        (None, true) => ValueShape::RunTime,
-        (None, false) => ValueShape::Unknown,
-    };
-    ValueFact { dtype: slot.dtype, shape }
-}
-
 /// One node through its op's rules.
-fn own_rule(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot]) -> Step {
+fn own_rule<'a>(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot<'_>]) -> Step<'a> {
     if src.facts.own_rule == OwnRule::No {
         return Step::Unsized(format!("no own shape rule for {}", op.name()));
     }
@@ -178,7 +189,7 @@ fn own_rule(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot]) -> Step {
         };
         let slot = &slots[id.0];
         match (&slot.shape, slot.dtype) {
-            (Some(shape), Some(dtype)) => ins.push(Some(Input { shape, dtype, value: slot.value.as_ref() })),
+            (Some(shape), Some(dtype)) => ins.push(Some(Input { shape, dtype, value: slot.value.as_deref() })),
             _ if slot.run_time => {
                 run_time = true;
                 ins.push(None);
@@ -208,23 +219,25 @@ fn own_rule(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot]) -> Step {
     if shapes.len() < n_outputs {
         return Step::Unsized(format!("the rule gives {} of {n_outputs} outputs", shapes.len()));
     }
-    let mut slots_out: Vec<Slot> =
-        shapes.iter().enumerate().map(|(k, s)| Slot { shape: Some(s.clone()), dtype: dtype(k), ..Slot::default() }).collect();
     // Values of small outputs whose inputs' values are known.
-    let small = shapes.iter().zip(&slots_out).all(|(s, o)| {
-        s.elems().is_some_and(|e| e <= MAX_VALUE_ELEMS) && o.dtype.is_some_and(value::evaluable)
-    });
+    let dtypes: Vec<Option<DType>> = (0..shapes.len()).map(dtype).collect();
+    let small = shapes.iter().zip(&dtypes).all(|(s, d)| s.elems().is_some_and(|e| e <= MAX_VALUE_ELEMS) && d.is_some_and(value::evaluable));
+    let mut vals: Vec<Option<Value>> = Vec::new();
     if small {
         let refs: Vec<&Shape> = shapes.iter().collect();
-        if let Some(vals) = op.eval(&ins, &refs) {
-            for ((slot, v), s) in slots_out.iter_mut().zip(vals).zip(&shapes) {
-                if s.elems() == Some(v.len() as u64) {
-                    slot.value = Some(v);
-                }
-            }
+        if let Some(v) = op.eval(&ins, &refs) {
+            vals = v.into_iter().zip(&shapes).map(|(v, s)| (s.elems() == Some(v.len() as u64)).then_some(v)).collect();
         }
     }
-    Step::Sized(slots_out)
+    vals.resize(shapes.len(), None);
+    Step::Sized(
+        shapes
+            .into_iter()
+            .zip(dtypes)
+            .zip(vals)
+            .map(|((s, dtype), v)| Slot { shape: Some(Cow::Owned(s)), dtype, value: v.map(Cow::Owned), ..Slot::default() })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -317,7 +330,7 @@ mod tests {
         assert!(matches!(&out.facts[2].as_ref().unwrap().shape, ValueShape::Concrete(d) if d == &vec![4, 3]));
     }
 
-    /// A node without a rule is stuck, so is what follows; a fallback's
+    /// A node without a rule is unsized, so is what follows; a fallback's
     /// answer sizes it and the own rules continue from there.
     #[test]
     fn fallback_only_where_the_own_rules_stop() {
