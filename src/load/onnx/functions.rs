@@ -1,4 +1,4 @@
-//! Model-local functions (ModelProto field 10, `FunctionProto`), inlined:
+//! Model-local functions (ModelProto field 25, `FunctionProto`), inlined:
 //! every node that calls one (same domain, name and overload) is replaced by
 //! the function's body, its formal inputs and outputs renamed to the call's
 //! values, its other values prefixed with the call's name (`call::value`),
@@ -69,10 +69,10 @@ fn parse_function(bytes: &[u8]) -> Option<Function<'_>> {
     Some(f)
 }
 
-/// The ModelProto's functions (field 10), as byte slices.
+/// The ModelProto's functions (field 25), as byte slices.
 pub(super) fn function_bytes(model: &[u8]) -> Vec<&[u8]> {
     proto::fields(model)
-        .map(|fs| fs.into_iter().filter(|f| f.number == 10 && f.wire == Wire::Len).map(|f| f.bytes).collect())
+        .map(|fs| fs.into_iter().filter(|f| f.number == 25 && f.wire == Wire::Len).map(|f| f.bytes).collect())
         .unwrap_or_default()
 }
 

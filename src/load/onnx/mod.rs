@@ -12,6 +12,7 @@
 //! `Graph` tensors and nodes in execution order, module scopes read from the
 //! exporter's node names → shapes (own rules or tract) → warnings.
 
+mod control;
 mod external;
 mod functions;
 #[cfg(feature = "tract")]
@@ -107,7 +108,24 @@ pub fn load_onnx_bytes(path: &Path, buf: &[u8], options: &LoadOptions) -> Result
     let format_err = |message| LoadError::Format { path: path.to_path_buf(), message };
     let mut decoded = decode(buf).map_err(format_err)?;
     functions::inline(&mut decoded.nodes, &functions::function_bytes(buf), MAX_NODES).map_err(format_err)?;
-    build(path, &decoded, options)
+    // An `If` whose condition the shape engine settles is replaced by its
+    // branch and the graph built again (`control`).
+    let mut rounds = 0;
+    loop {
+        let settle = rounds < control::MAX_ROUNDS;
+        let (g, decided) = build(path, &decoded, options, settle)?;
+        if decided.is_empty() {
+            return Ok(g);
+        }
+        rounds += 1;
+        if control::inline_branches(&mut decoded.nodes, &mut decoded.initializers, &decided) == 0 {
+            // Nothing could be inlined: build once more, sizing what follows the Ifs as usual.
+            rounds = control::MAX_ROUNDS;
+        }
+        if decoded.nodes.len() > MAX_NODES {
+            return Err(format_err(format!("the branches of its If nodes give more than {MAX_NODES} nodes")));
+        }
+    }
 }
 
 fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
@@ -176,7 +194,9 @@ fn model_err(path: &Path, location: String, message: String) -> LoadError {
 
 /// The decoded model → a `Graph`: validation, initializer classification,
 /// node creation, tallies, then shapes.
-fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, LoadError> {
+/// `settle`: report the `If` nodes whose condition is known (instead of
+/// sizing what follows them through tract) so that the caller inlines them.
+fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> Result<(Graph, Vec<control::Decision>), LoadError> {
     let graph_name = if d.graph_name.is_empty() {
         path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
     } else {
@@ -217,15 +237,18 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     }
     let NodeAdder { mut g, ids, sources, values, unknown, .. } = b;
     unknown.warn(&mut g);
+    mark_constants(&mut g);
     for (v, _) in &d.outputs {
         match ids.get(v.name.as_str()) {
             Some(&id) => g.outputs.push(id),
             None => g.warn(format!("graph output \"{}\" is not produced by any node", v.name)),
         }
     }
-    fill_shapes(d, &bindings, options, &sources, &values, &mut g);
+    let decided = fill_shapes(d, &bindings, options, settle, &sources, &values, &mut g);
     check_byte_sizes(path, &g)?;
-    Ok(g)
+    // Graph nodes are in execution order: node k is the file's node order[k].
+    let decided = decided.into_iter().map(|(k, then_branch)| control::Decision { node: order[k], then_branch }).collect();
+    Ok((g, decided))
 }
 
 /// The default-domain opset the model imports (0 when none), with a warning
@@ -529,11 +552,31 @@ impl<'a> NodeAdder<'a> {
     }
 }
 
+/// Node outputs computed from no data (a ConstantOfShape, a transposed weight,
+/// a shape vector) are constants, not activations: data are the graph inputs
+/// and what ops that produce data compute from them (the memory pass's own
+/// definition, `Produces`).
+fn mark_constants(g: &mut Graph) {
+    let mut data: Vec<bool> = g.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
+    for node in &g.nodes {
+        let computes = node.op.schedule_facts().produces == crate::ops::Produces::Data;
+        let from_data = node.inputs.iter().any(|t| data[t.0]);
+        for &o in &node.outputs {
+            data[o.0] = computes && from_data;
+        }
+    }
+    for (t, is_data) in g.tensors.iter_mut().zip(data) {
+        if t.kind == TensorKind::Activation && !is_data {
+            t.kind = TensorKind::Constant;
+        }
+    }
+}
+
 /// A value whose byte size overflows u64 cannot be counted: refuse it (as the
 /// Caffe loader does) rather than report it as zero bytes.
 fn check_byte_sizes(path: &Path, g: &Graph) -> Result<(), LoadError> {
     let Some(t) = g.tensors.iter().find(|t| {
-        matches!(t.kind, TensorKind::Input | TensorKind::Activation) && t.shape.is_some() && t.bytes().is_none()
+        (matches!(t.kind, TensorKind::Input | TensorKind::Activation) || t.producer.is_some()) && t.shape.is_some() && t.bytes().is_none()
     }) else {
         return Ok(());
     };
@@ -739,13 +782,15 @@ fn fill_shapes(
     d: &Decoded<'_>,
     bindings: &[InputBinding],
     options: &LoadOptions,
+    settle: bool,
     sources: &[rules::NodeSource],
     values: &[(TensorId, crate::ops::Value)],
     g: &mut Graph,
-) {
-    let analysis = analyse_shapes(d, bindings, options, sources, values, g);
+) -> Vec<(usize, bool)> {
+    let (analysis, decided) = analyse_shapes(d, bindings, options, settle, sources, values, g);
     set_input_shapes(bindings, g);
     set_output_shapes(d, analysis, sources, g);
+    decided
 }
 
 /// Every node output's shape and type: nnmem's own engine first (`rules`);
@@ -755,10 +800,11 @@ fn analyse_shapes(
     d: &Decoded<'_>,
     bindings: &[InputBinding],
     options: &LoadOptions,
+    settle: bool,
     sources: &[rules::NodeSource],
     values: &[(TensorId, crate::ops::Value)],
     g: &mut Graph,
-) -> Vec<Option<ValueFact>> {
+) -> (Vec<Option<ValueFact>>, Vec<(usize, bool)>) {
     let by_name: HashMap<&str, TensorId> = g.inputs.iter().map(|&t| (g.tensors[t.0].name.as_str(), t)).collect();
     let bound: Vec<(TensorId, Vec<u64>)> = bindings
         .iter()
@@ -768,29 +814,53 @@ fn analyse_shapes(
         })
         .collect();
     if options.onnx_shapes == OnnxShapes::Tract {
-        return tract_facts(d, bindings, g).map(|t| by_tensor(g, &t)).unwrap_or_else(|| vec![None; g.tensors.len()]);
+        let facts = tract_facts(d, bindings, g).map(|t| by_tensor(d, g, &t)).unwrap_or_else(|| vec![None; g.tensors.len()]);
+        return (facts, Vec::new());
     }
     let own = rules::run(g, sources, &bound, values, None);
+    // Settled conditions: the loader inlines their branches and builds again.
+    if settle && !own.decided.is_empty() {
+        return (own.facts, own.decided);
+    }
     if own.complete() {
-        return own.facts;
+        return (own.facts, Vec::new());
     }
     if options.onnx_shapes == OnnxShapes::Own {
         g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
-        return own.facts;
+        return (own.facts, Vec::new());
     }
     match tract_facts(d, bindings, g) {
         Some(t) => {
-            let t = by_tensor(g, &t);
+            let t = by_tensor(d, g, &t);
             let fallback = |id: TensorId| t.get(id.0).cloned().flatten();
-            rules::run(g, sources, &bound, values, Some(&fallback)).facts
+            (rules::run(g, sources, &bound, values, Some(&fallback)).facts, Vec::new())
         }
-        None => own.facts,
+        None => (own.facts, Vec::new()),
     }
 }
 
-/// A by-name analysis indexed by tensor.
-fn by_tensor(g: &Graph, named: &HashMap<String, ValueFact>) -> Vec<Option<ValueFact>> {
-    g.tensors.iter().map(|t| if t.producer.is_some() { named.get(&t.name).cloned() } else { None }).collect()
+/// tract's by-name analysis indexed by tensor. tract is given f16 for bf16 and
+/// float8 (it cannot load them): when one of those is the model's only narrow
+/// float type (no real f16), tract's f16 is mapped back to it.
+fn by_tensor(d: &Decoded<'_>, g: &Graph, named: &HashMap<String, ValueFact>) -> Vec<Option<ValueFact>> {
+    let declared = d.inputs.iter().chain(&d.value_info).chain(&d.outputs).filter_map(|(v, _)| v.elem_type());
+    let types: HashSet<i32> = declared.chain(d.initializers.iter().map(|(t, _)| t.data_type)).collect();
+    let f8 = types.iter().any(|&t| matches!(t, 17..=20 | proto::elem::FLOAT8E8M0));
+    let narrow = match (types.contains(&proto::elem::FLOAT16), types.contains(&proto::elem::BFLOAT16), f8) {
+        (false, true, false) => Some(DType::BF16),
+        (false, false, true) => Some(DType::F8),
+        _ => None,
+    };
+    g.tensors
+        .iter()
+        .map(|t| {
+            let mut f = named.get(&t.name).filter(|_| t.producer.is_some()).cloned()?;
+            if let (Some(DType::F16), Some(n)) = (f.dtype, narrow) {
+                f.dtype = Some(n);
+            }
+            Some(f)
+        })
+        .collect()
 }
 
 /// tract's analysis of the whole graph, by value name (warnings go to the graph).
@@ -862,12 +932,6 @@ fn set_output_shapes(d: &Decoded<'_>, mut analysis: Vec<Option<ValueFact>>, sour
             Some((v.name.as_str(), (c?, v.elem_type().unwrap_or(0))))
         })
         .collect();
-    // tract is given f16 for bf16; when the model has no real f16, map back.
-    let all_types = d.inputs.iter().chain(&d.value_info).chain(&d.outputs).filter_map(|(v, _)| v.elem_type());
-    let init_types = d.initializers.iter().map(|(t, _)| t.data_type);
-    let types: HashSet<i32> = all_types.chain(init_types).collect();
-    let bf16_model = types.contains(&proto::elem::BFLOAT16) && !types.contains(&proto::elem::FLOAT16);
-
     let mut rootless = Vec::new();
     for ni in 0..g.nodes.len() {
         let data_dependent = sources[ni].facts.run_time;
@@ -880,7 +944,6 @@ fn set_output_shapes(d: &Decoded<'_>, mut analysis: Vec<Option<ValueFact>>, sour
             let decl = declared.get(g.tensors[id.0].name.as_str());
             let t = &mut g.tensors[id.0];
             t.dtype = match (fact.as_ref().and_then(|f| f.dtype), decl.and_then(|(_, e)| proto::dtype_of(*e))) {
-                (Some(DType::F16), _) if bf16_model => DType::BF16,
                 (Some(dt), _) => dt,
                 (None, Some(dt)) => dt,
                 (None, None) => first_dtype.unwrap_or(DType::F32),

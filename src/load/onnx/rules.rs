@@ -62,6 +62,8 @@ pub(super) struct Outcome {
     /// Nodes whose outputs neither the own rules nor the fallback sized
     /// (and that are not run-time), with the reason.
     pub stuck: Vec<(usize, String)>,
+    /// `If` nodes whose condition's value is known: (node, branch taken is `then`).
+    pub decided: Vec<(usize, bool)>,
 }
 
 impl Outcome {
@@ -102,8 +104,15 @@ pub(super) fn run<'a>(
         }
     }
     let mut stuck = Vec::new();
+    let mut decided = Vec::new();
     for (ni, src) in sources.iter().enumerate() {
         let node = &g.nodes[ni];
+        if node.source_type == "If" {
+            let cond = src.inputs.first().copied().flatten().and_then(|c| slots[c.0].value.as_deref()).and_then(Value::scalar_f64);
+            if let Some(c) = cond {
+                decided.push((ni, c != 0.0));
+            }
+        }
         match own_rule(&node.op, src, &slots) {
             Step::Sized(outs) => {
                 for (id, mut slot) in src.outputs.iter().zip(outs) {
@@ -164,7 +173,7 @@ pub(super) fn run<'a>(
             Some(ValueFact { dtype: slot.dtype, shape })
         })
         .collect();
-    Outcome { facts, stuck }
+    Outcome { facts, stuck, decided }
 }
 
 /// What one node's own rule gave.
