@@ -203,6 +203,9 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
         d.graph_name.clone()
     };
     let mut g = Graph::new(graph_name, ModelFormat::Onnx);
+    g.nodes.reserve_exact(d.nodes.len());
+    let values: usize = d.nodes.iter().map(|(n, _)| n.output.len()).sum();
+    g.tensors.reserve_exact(values + d.initializers.len() + d.inputs.len());
     let opset = opset_of(d, &mut g);
     let inits = initializers(path, d, &mut g)?;
     // Graph inputs that are not initializers (IR < 4 lists initializers as inputs too).
@@ -328,11 +331,18 @@ fn check_structure(
             }
         }
     }
+    // Files are nearly always in execution order already: then that order is kept
+    // without sorting (Kahn's algorithm below gives the same order).
+    let mut sorted = true;
     for (i, n) in nodes.iter().enumerate() {
         for x in n.input.iter().filter(|x| !x.is_empty()) {
-            let known = producer.contains_key(x.as_str())
-                || inits.contains_key(x.as_str())
-                || input_names.contains_key(x.as_str());
+            let known = match producer.get(x.as_str()) {
+                Some(&p) => {
+                    sorted &= p < i;
+                    true
+                }
+                None => inits.contains_key(x.as_str()) || input_names.contains_key(x.as_str()),
+            };
             if !known {
                 return Err(model_err(
                     path,
@@ -341,6 +351,9 @@ fn check_structure(
                 ));
             }
         }
+    }
+    if sorted {
+        return Ok((0..nodes.len()).collect());
     }
     execution_order(nodes, &producer).map_err(|i| {
         let n = nodes.get(i).copied();

@@ -371,19 +371,56 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     Err(WireError { offset: start, message: "varint longer than 10 bytes" })
 }
 
+/// The fields of a message one at a time, without collecting them; stops at
+/// the first malformed one (`fields` reports it).
+pub fn walk(buf: &[u8]) -> Walk<'_> {
+    Walk { buf, pos: 0 }
+}
+
+pub struct Walk<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let start = self.pos;
+        let key = read_varint(self.buf, &mut self.pos).ok()?;
+        let number = u32::try_from(key >> 3).ok().filter(|&n| n != 0)?;
+        let (wire, bytes) = match key & 7 {
+            0 => {
+                let s = self.pos;
+                read_varint(self.buf, &mut self.pos).ok()?;
+                (Wire::Varint, &self.buf[s..self.pos])
+            }
+            1 => (Wire::Fixed64, take(self.buf, &mut self.pos, 8).ok()?),
+            2 => {
+                let len = usize::try_from(read_varint(self.buf, &mut self.pos).ok()?).ok()?;
+                (Wire::Len, take(self.buf, &mut self.pos, len).ok()?)
+            }
+            5 => (Wire::Fixed32, take(self.buf, &mut self.pos, 4).ok()?),
+            _ => {
+                self.pos = start.max(self.buf.len());
+                return None;
+            }
+        };
+        Some(Field { number, wire, bytes })
+    }
+}
+
 /// The first length-delimited field `number` of a message.
 pub fn len_field(msg: &[u8], number: u32) -> Option<&[u8]> {
-    fields(msg).ok()?.into_iter().find(|f| f.number == number && f.wire == Wire::Len).map(|f| f.bytes)
+    walk(msg).find(|f| f.number == number && f.wire == Wire::Len).map(|f| f.bytes)
 }
 
 /// The bytes of a node's attribute `name` (an AttributeProto), when present.
 pub fn attribute_bytes<'a>(node: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    fields(node)
-        .ok()?
-        .into_iter()
-        .filter(|f| f.number == 5 && f.wire == Wire::Len)
-        .map(|f| f.bytes)
-        .find(|a| len_field(a, 1) == Some(name.as_bytes()))
+    walk(node).filter(|f| f.number == 5 && f.wire == Wire::Len).map(|f| f.bytes).find(|a| len_field(a, 1) == Some(name.as_bytes()))
 }
 
 /// Decodes one varint from a field's bytes (a `Varint` field's value).
@@ -428,7 +465,7 @@ fn fixed(f: &Field<'_>, width: usize, out: &mut Vec<u64>) -> Option<()> {
 pub fn tensor_elements(tensor: &[u8], cap: u64) -> Option<crate::ops::Value> {
     use crate::ops::Value;
     let fs = fields(tensor).ok()?;
-    let mut dims = Vec::new();
+    let mut dims = Vec::with_capacity(4);
     let mut data_type = 0i32;
     for f in &fs {
         match f.number {
