@@ -1,16 +1,18 @@
 //! ONNX loader: the file is memory-mapped and decoded with nnmem's own reduced
 //! protobuf schema (`proto`), which leaves weight payloads undecoded, so a
 //! 500 MB model is inspected without reading its weights; external data files
-//! are never opened. Shapes come from nnmem's own op rules when they cover
-//! every node (`rules`: most CNNs), else from tract-onnx run on a weightless
-//! copy of the graph (`infer`, feature `tract`); without that feature only the
-//! own rules and declared shapes are known.
+//! are never opened. Shapes come from nnmem's own engine (`rules`: every node
+//! through its op's rule, with the values of small tensors), and from tract-onnx
+//! run on a weightless copy of the graph (`infer`, feature `tract`) only for the
+//! nodes the engine cannot size; without that feature those stay unknown.
 //!
-//! Pipeline: `decode` (wire slices + reduced messages) → checks (names defined,
-//! no cycle, sane dims) → every node mapped once by `map` (its `Op` and its
-//! type's facts) → initializers classified (weights, statistics, constants) →
-//! `Graph` tensors and nodes in execution order, module scopes read from the
-//! exporter's node names → shapes (own rules or tract) → warnings.
+//! Pipeline: `decode` (wire slices + reduced messages) → model-local functions
+//! inlined (`functions`) → checks (names defined, no cycle, sane dims) → every
+//! node mapped once by `map` (its `Op` and its type's facts) → initializers
+//! classified (weights, statistics, constants) → `Graph` tensors and nodes in
+//! execution order, module scopes read from the exporter's node names → shapes
+//! (own engine, tract for what it leaves) → settled `If` nodes replaced by their
+//! branch and the graph built again (`control`) → warnings.
 
 mod control;
 mod external;
