@@ -30,7 +30,9 @@ fn style_transfer_on_gpu_within_3_percent() {
             .unwrap()
             .arg("inspect")
             .arg(&model)
+            // scripts/measure_cuda.py computes the losses after the forward pass.
             .args(["--json", "-q", "--scenario", "style-transfer", "--profile", "cudnn", "--optimizer", &optimizer])
+            .args(["--loss-placement", "after-forward"])
             .args(["--input", &format!("data=1x3x{size}x{size}")])
             .output()
             .unwrap();

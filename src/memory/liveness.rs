@@ -82,6 +82,16 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
             })
             .collect(),
         timeline: Vec::with_capacity(if training { 2 * s.nodes.len() } else { s.nodes.len() }),
+        freed_taps: vec![false; s.storages.len()],
+        terms_at: {
+            let mut at = vec![Vec::new(); s.nodes.len()];
+            for (k, term) in s.loss_terms.iter().enumerate() {
+                if let Some(i) = term.at_node.filter(|_| training) {
+                    at[i].push(k);
+                }
+            }
+            at
+        },
     };
     r.t.live.add(Category::Weights, s.weight_bytes);
     r.t.live.add(Category::Inputs, s.input_bytes);
@@ -97,7 +107,7 @@ pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> 
     if training {
         if s.loss_terms.is_empty() {
             r.loss();
-        } else {
+        } else if s.loss_terms.iter().any(|t| t.at_node.is_none()) {
             r.style_loss();
         }
         r.backward();
@@ -126,6 +136,10 @@ struct Replay<'a> {
     t: Tracker,
     nodes: Vec<NodeMemory>,
     timeline: Vec<TimelineStep>,
+    /// Per node: the loss terms inside the net on the maps it produces.
+    terms_at: Vec<Vec<usize>>,
+    /// Per storage: a tapped map already freed by its loss's backward.
+    freed_taps: Vec<bool>,
 }
 
 impl Replay<'_> {
@@ -163,6 +177,16 @@ impl Replay<'_> {
                 }
                 for &st in &p.fwd_frees {
                     t.live.sub(self.category[st], s.storages[st].bytes);
+                }
+                // Losses inside the net run their forward right after the
+                // layer: the Gram is kept for their backward, the criterion's
+                // buffer for the whole step.
+                if !self.terms_at[i].is_empty() {
+                    for &k in &self.terms_at[i] {
+                        t.live.add(Category::SavedForBackward, s.loss_terms[k].gram_bytes);
+                        t.live.add(Category::Activations, s.loss_terms[k].criterion_bytes);
+                    }
+                    t.observe(&[], Some(i), Phase::Forward);
                 }
             }
             self.nodes[i].live_bytes_after = t.live.total();
@@ -222,6 +246,12 @@ impl Replay<'_> {
                 t.peak_label = Some(term.label.clone());
             }
             t.live.sub(Category::SavedForBackward, term.gram_bytes);
+            // The map goes with its loss's graph unless a layer saved it too.
+            if let Some(st) = term.storage.filter(|&st| s.storages[st].held_to_loss && s.storages[st].saved_until.is_none()) {
+                if !std::mem::replace(&mut self.freed_taps[st], true) {
+                    t.live.sub(self.category[st], s.storages[st].bytes);
+                }
+            }
             self.step(&term.label, Phase::Loss);
         }
     }
@@ -239,6 +269,31 @@ impl Replay<'_> {
                 t.live.add(grad_category(s, g), s.grads[g].bytes);
             }
             t.live.add(Category::WeightGrads, s.weight_grads_born[i]);
+            // Losses inside the net on this layer's maps run their backward
+            // first, as autograd nodes of their own: two F-sized products (one
+            // summed into F's gradient, a new buffer or a transient sum) and dL/dG.
+            if !self.terms_at[i].is_empty() {
+                for &g in &s.term_grads_born[i] {
+                    t.live.add(grad_category(s, g), s.grads[g].bytes);
+                }
+                // Several losses on one map run one after another: the largest
+                // one's products are the transient.
+                let largest = self.terms_at[i]
+                    .iter()
+                    .map(|&k| s.loss_terms[k].feature_bytes.saturating_add(s.loss_terms[k].gram_bytes))
+                    .max()
+                    .unwrap_or(0);
+                let term_bytes = s.term_accum_bytes[i].saturating_add(largest);
+                if s.persistent {
+                    t.live.add(Category::ActivationGrads, term_bytes);
+                    t.observe(&[], Some(i), Phase::Backward);
+                } else {
+                    t.observe(&[(Category::ActivationGrads, term_bytes)], Some(i), Phase::Backward);
+                }
+                for &k in &self.terms_at[i] {
+                    t.live.sub(Category::SavedForBackward, s.loss_terms[k].gram_bytes);
+                }
+            }
             if s.persistent {
                 // Each reader's gradient buffer and the module's backward scratch
                 // (fgradInput) stay allocated.

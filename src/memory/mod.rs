@@ -12,11 +12,13 @@
 //! precision. What each op's backward keeps, and how its result is stored, the
 //! pass asks the op (`Op::memory_facts`, `Op::schedule_facts` in `src/ops/`).
 
+mod fits;
 mod liveness;
 pub mod profiles;
 mod schedule;
 pub mod training;
 
+pub use fits::check_fits;
 pub use profiles::{ConvWorkspace, Profile};
 pub use schedule::ResolvedLoss;
 pub use training::{parse_dtype, Optimizer, Precision};
@@ -158,6 +160,31 @@ impl fmt::Display for Phase {
 pub struct LossLayers {
     pub style: Vec<String>,
     pub content: Vec<String>,
+    /// `None`: decided from the graph (see `resolve_loss_layers`).
+    pub placement: Option<LossPlacement>,
+}
+
+/// Where style transfer's losses are computed, which decides when backward
+/// reaches them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LossPlacement {
+    /// Loss modules inside the net, right after each tapped layer (the PyTorch
+    /// neural-transfer tutorial, neural-style): each term's backward runs when
+    /// backward reaches its layer.
+    #[default]
+    InNet,
+    /// The model returns its taps and the losses are computed after the forward
+    /// pass: every term's backward runs before any layer's.
+    AfterForward,
+}
+
+impl LossPlacement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossPlacement::InNet => "in-net",
+            LossPlacement::AfterForward => "after-forward",
+        }
+    }
 }
 
 /// neural-style's default loss layers (VGG-19 names).
@@ -211,7 +238,18 @@ pub fn resolve_loss_layers(graph: &Graph, layers: &LossLayers) -> Result<Resolve
     if style.is_empty() && content.is_empty() {
         content = graph.outputs.iter().map(|&t| (graph.tensor(t).name.clone(), t)).collect();
     }
-    Ok(ResolvedLoss { style, content })
+    // A model that returns every tapped tensor as an output is run whole and
+    // its losses computed afterwards; taps inside a net are where the loss
+    // modules are inserted.
+    let placement = layers.placement.unwrap_or_else(|| {
+        let all_outputs = style.iter().chain(content.iter()).all(|(_, t)| graph.outputs.contains(t));
+        if all_outputs {
+            LossPlacement::AfterForward
+        } else {
+            LossPlacement::InNet
+        }
+    });
+    Ok(ResolvedLoss { style, content, placement })
 }
 
 /// How to run the pass.
@@ -311,6 +349,10 @@ pub struct SettingsUsed {
     /// Style transfer: the style and content layers used (names as given).
     pub style_layers: Vec<String>,
     pub content_layers: Vec<String>,
+    /// Style transfer: where the losses were computed.
+    pub loss_placement: Option<LossPlacement>,
+    /// The profile's process baseline, stated beside the figures.
+    pub runtime_baseline: Option<profiles::RuntimeBaseline>,
 }
 
 /// One step of the schedule: a node's forward or backward step, a loss
@@ -429,6 +471,8 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
                 threads: settings.threads,
                 style_layers: loss.style.iter().map(|(n, _)| n.clone()).collect(),
                 content_layers: loss.content.iter().map(|(n, _)| n.clone()).collect(),
+                loss_placement: (scenario == Scenario::StyleTransfer).then_some(loss.placement),
+                runtime_baseline: settings.profile.runtime_baseline,
             },
             nodes: out.nodes,
             timeline: out.timeline,

@@ -83,6 +83,16 @@ pub struct Profile {
     pub per_thread_copies: bool,
     /// `--threads` when not given.
     pub default_threads: u32,
+    /// What the framework's process holds before any model (runtime,
+    /// libraries), never part of the figures: measured bytes and where from.
+    pub runtime_baseline: Option<RuntimeBaseline>,
+}
+
+/// A measured process baseline, stated beside the figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuntimeBaseline {
+    pub bytes: u64,
+    pub what: &'static str,
 }
 
 impl Profile {
@@ -109,6 +119,12 @@ impl Profile {
             pool_index_bytes: 8,
             per_thread_copies: false,
             default_threads: 1,
+            // RSS after `import torch, torchvision`: 902.7–906.9 MiB over the 45
+            // style cases of docs/measurements/cpu_style.json (rss_runtime_bytes).
+            runtime_baseline: Some(RuntimeBaseline {
+                bytes: 903 << 20,
+                what: "CPU PyTorch 2.15 with torchvision imported (process RSS, measured)",
+            }),
         }
     }
 
@@ -133,6 +149,7 @@ impl Profile {
             pool_index_bytes: 4,
             per_thread_copies: false,
             default_threads: 1,
+            runtime_baseline: None,
         }
     }
 
@@ -150,6 +167,8 @@ impl Profile {
             fuse_pointwise_decompositions: false,
             persistent: true,
             in_place_grads: true,
+            // Lua Torch's own process is not measured here.
+            runtime_baseline: None,
             ..Self::pytorch()
         }
     }
@@ -163,6 +182,8 @@ impl Profile {
             conv_workspace: ConvWorkspace::CudnnCapped { limit: CUDNN_WORKSPACE_LIMIT },
             conv_backward_blocked: false,
             norm_backward_temporary: true,
+            // The CUDA context and library handles are not measured here (issue: a GPU profile).
+            runtime_baseline: None,
             ..Self::pytorch()
         }
     }
@@ -188,6 +209,7 @@ impl Profile {
             pool_index_bytes: 8,
             per_thread_copies: true,
             default_threads: 8,
+            runtime_baseline: None,
         }
     }
 

@@ -16,7 +16,7 @@ pub enum Optimizer {
     /// AdamW: the same two moments (decay is applied to the weights).
     AdamW,
     /// L-BFGS with `history` correction pairs: two flat vectors per pair, plus
-    /// the previous gradient, the search direction and the flat gradient.
+    /// five more at a step's peak (see `state_copies`).
     Lbfgs { history: u32 },
 }
 
@@ -46,7 +46,12 @@ impl Optimizer {
             Optimizer::Sgd => 0,
             Optimizer::Momentum => 1,
             Optimizer::Adam | Optimizer::AdamW => 2,
-            Optimizer::Lbfgs { history } => u64::from(history).saturating_mul(2).saturating_add(3),
+            // H direction and H step vectors, and five more at a step's peak:
+            // PyTorch's optim.LBFGS keeps d and prev_flat_grad between calls and
+            // holds the flat gradient, y and s of the skipped update and the
+            // two-loop buffer q while it evaluates; Lua optim.lbfgs preallocates
+            // H+1 direction and H+1 step buffers and keeps tmp1, d and g_old.
+            Optimizer::Lbfgs { history } => u64::from(history).saturating_mul(2).saturating_add(5),
         }
     }
 }
@@ -116,7 +121,7 @@ mod tests {
         assert_eq!(Optimizer::parse("adamw"), Some(Optimizer::AdamW));
         assert_eq!(Optimizer::parse("lbfgs:10"), Some(Optimizer::Lbfgs { history: 10 }));
         assert_eq!(Optimizer::parse("lbfgs:x"), None);
-        assert_eq!(Optimizer::Lbfgs { history: 10 }.state_copies(), 23);
+        assert_eq!(Optimizer::Lbfgs { history: 10 }.state_copies(), 25);
         assert_eq!(Optimizer::Adam.state_copies(), 2);
     }
 

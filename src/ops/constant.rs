@@ -278,7 +278,7 @@ mod tests {
             let out = ConstantOp::Range.infer(&ins, 1).map(|o| o[0].clone());
             let val = out.as_ref().ok().and_then(|o| match o {
                 OutShape::Known(s) => ConstantOp::Range.eval(&ins, &[s]),
-                OutShape::RunTime(_) => None,
+                OutShape::RunTime(_) | OutShape::RunTimeExtent { .. } => None,
             });
             (out, val)
         };

@@ -9,7 +9,10 @@
 //! after the broadcast `...` dims.
 
 use super::value::{shape_arg, Input};
-use super::{first, known, nth, overflow, saves_all, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
+use super::{
+    first, known, nth, overflow, saves_all, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType,
+    ScheduleFacts,
+};
 use crate::tensor::{checked_product, Shape, ShapeError};
 
 /// The dense family.
@@ -25,6 +28,10 @@ pub enum DenseOp {
     Einsum { equation: String },
     /// Determinants of the trailing square matrices (ONNX Det).
     Det,
+    /// A fully connected layer whose logit for the label gets an angular
+    /// margin (SphereFace's A-Softmax): input 1 is the label; weight (out, K),
+    /// no bias; an optional second output holds the current λ, shape (1).
+    MarginLinear(MarginParams),
 }
 
 impl Family for DenseOp {
@@ -35,6 +42,7 @@ impl Family for DenseOp {
             DenseOp::Embed(_) => "Embed",
             DenseOp::Einsum { .. } => "Einsum",
             DenseOp::Det => "Det",
+            DenseOp::MarginLinear(_) => "MarginDense",
         }
     }
 
@@ -45,13 +53,23 @@ impl Family for DenseOp {
             DenseOp::Embed(p) => embed_shape(p, first(inputs)?)?,
             DenseOp::Einsum { equation } => einsum(equation, inputs)?.0,
             DenseOp::Det => det_shape(first(inputs)?)?,
+            DenseOp::MarginLinear(p) => {
+                let mut outs = vec![OutShape::Known(dense_shape(&p.linear, first(inputs)?)?)];
+                if n_outputs > 2 {
+                    return Err(ShapeError::new("a margin layer writes at most 2 tops (logits, λ)"));
+                }
+                if n_outputs == 2 {
+                    outs.push(OutShape::Known(Shape(vec![1])));
+                }
+                return Ok(outs);
+            }
         };
         known(shape, n_outputs)
     }
 
     fn has_weights(&self) -> bool {
         match self {
-            DenseOp::Linear(_) | DenseOp::Embed(_) => true,
+            DenseOp::Linear(_) | DenseOp::Embed(_) | DenseOp::MarginLinear(_) => true,
             DenseOp::MatMul | DenseOp::Einsum { .. } | DenseOp::Det => false,
         }
     }
@@ -61,12 +79,13 @@ impl Family for DenseOp {
             DenseOp::Linear(p) => dense_params(p, first(inputs)?),
             DenseOp::MatMul | DenseOp::Einsum { .. } | DenseOp::Det => Ok(Vec::new()),
             DenseOp::Embed(p) => Ok(embed_params(p)),
+            DenseOp::MarginLinear(p) => dense_params(&p.linear, first(inputs)?),
         }
     }
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            DenseOp::Linear(_) | DenseOp::MatMul | DenseOp::Embed(_) | DenseOp::Einsum { .. } | DenseOp::Det => {
+            DenseOp::Linear(_) | DenseOp::MatMul | DenseOp::Embed(_) | DenseOp::MarginLinear(_) | DenseOp::Einsum { .. } | DenseOp::Det => {
                 ScheduleFacts::COMPUTES
             }
         }
@@ -85,6 +104,7 @@ impl Family for DenseOp {
             },
             // d det(X) = det(X)·X⁻ᵀ: the input and the output.
             DenseOp::Det => MemoryFacts { saves_inputs: vec![0], saves_outputs: vec![0], ..Default::default() },
+            DenseOp::MarginLinear(p) => margin_memory(p, inputs.first().copied(), out0),
         }
     }
 
@@ -209,6 +229,28 @@ pub struct DenseParams {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+pub struct MarginParams {
+    /// The product itself (never a bias).
+    pub linear: DenseParams,
+    /// The margin m: 1 (SINGLE) to 4 (QUADRUPLE).
+    pub margin: u64,
+}
+
+impl MarginParams {
+    /// Output-sized buffers the layer keeps: sign(cos θ) and cos θ, then for
+    /// m = 2 cos²θ, for m = 3 two more signs, cos²θ and cos³θ, for m = 4 two
+    /// signs and cos²θ, cos³θ, cos⁴θ (margin_inner_product_layer.cpp Reshape).
+    pub fn output_sized_buffers(&self) -> u64 {
+        match self.margin {
+            0 | 1 => 2,
+            2 => 3,
+            3 => 6,
+            _ => 7,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct EmbedParams {
     pub out_features: u64,
     pub vocabulary: u64,
@@ -310,6 +352,23 @@ pub fn dense_memory(p: &DenseParams, input: Option<&Shape>, output: Option<&Shap
     f
 }
 
+/// Memory facts of a margin layer: a dense layer's, plus its output-sized
+/// buffers and the norm of each input row, and the label.
+pub fn margin_memory(p: &MarginParams, input: Option<&Shape>, output: Option<&Shape>) -> MemoryFacts {
+    let mut f = dense_memory(&p.linear, input, output);
+    f.saves_inputs = vec![0, 1];
+    let out = output.and_then(|s| s.elems()).unwrap_or(0);
+    let rows = match (input, output) {
+        (Some(i), Some(o)) => i.axis(p.linear.axis).ok().and_then(|a| checked_product(&o.dims()[..a.min(o.rank())])).unwrap_or(0),
+        _ => 0,
+    };
+    f.extra_saved = vec![
+        ExtraSaved { what: "cos θ, signs and powers", elems: out.saturating_mul(p.output_sized_buffers()), dtype: SavedType::Compute },
+        ExtraSaved { what: "input row norms", elems: rows, dtype: SavedType::Compute },
+    ];
+    f
+}
+
 /// Memory facts of a product of two data inputs: each gradient needs the other operand.
 pub fn matmul_memory(inputs: &[&Shape], output: Option<&Shape>) -> MemoryFacts {
     let mut f = MemoryFacts { saves_inputs: vec![0, 1], ..Default::default() };
@@ -335,6 +394,20 @@ mod tests {
         assert_eq!(dense_shape(&p, &input).unwrap().dims(), &[1, 4096]);
         let n: u64 = dense_params(&p, &input).unwrap().iter().map(|s| s.shape.elems().unwrap()).sum();
         assert_eq!(n, 102_764_544);
+    }
+
+    #[test]
+    fn margin_layer_is_a_dense_layer_without_bias_and_a_lambda_top() {
+        let p = MarginParams { linear: DenseParams { out_features: 10572, axis: 1, bias: false, transpose: false }, margin: 4 };
+        let op = DenseOp::MarginLinear(p.clone());
+        let (x, label) = (Shape::new(vec![256, 512]), Shape::new(vec![256]));
+        let outs = op.infer_shapes(&[&x, &label], 2).unwrap();
+        assert_eq!(outs, vec![OutShape::Known(Shape::new(vec![256, 10572])), OutShape::Known(Shape::new(vec![1]))]);
+        let w = op.param_specs(&[&x, &label]).unwrap();
+        assert_eq!((w.len(), w[0].shape.elems()), (1, Some(5_412_864)));
+        let f = op.memory_facts(&[&x, &label], &[&Shape::new(vec![256, 10572])]);
+        assert_eq!(f.extra_saved[0].elems, 7 * 256 * 10572);
+        assert_eq!(f.extra_saved[1].elems, 256);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Ops that rearrange, select or join values without arithmetic on them:
 //! Concat, Split, Slice, Flatten, Reshape, Crop, Permute, Tile, ShuffleChannel,
+//! the forks' Reorg and Reverse,
 //! and ONNX's Transpose, Reshape, Flatten (to 2-D), Split, Squeeze, Unsqueeze,
 //! Slice (strided), Pad, Expand, Tile, Gather, DepthToSpace, SpaceToDepth and
 //! CenterCropPad.
@@ -42,6 +43,11 @@ pub enum LayoutOp {
     Expand,
     /// Picks slices along `axis` by an index tensor (embedding lookups, token selection).
     Gather { axis: i64 },
+    /// Space to depth (YOLOv2's passthrough): (N, C·s², H/s, W/s); `reverse`
+    /// goes back, (N, C/s², H·s, W·s). A copy.
+    Reorg { stride: u64, reverse: bool },
+    /// The input with its order along `axis` reversed (a sequence run backwards). A copy.
+    Reverse { axis: i64 },
     /// Reorders every axis (`None`: reverses them, ONNX Transpose's default).
     Transpose { perm: Option<Vec<usize>> },
     /// ONNX Reshape: the target from input 1 (or the `shape` attribute of
@@ -89,6 +95,8 @@ impl Family for LayoutOp {
             LayoutOp::Pad { .. } => "Pad",
             LayoutOp::Expand => "Expand",
             LayoutOp::Gather { .. } => "Gather",
+            LayoutOp::Reorg { .. } => "Reorg",
+            LayoutOp::Reverse { .. } => "Reverse",
             LayoutOp::Transpose { .. } => "Permute",
             LayoutOp::ReshapeTo { .. } => "Reshape",
             LayoutOp::Flatten2d { .. } => "Flatten",
@@ -115,6 +123,12 @@ impl Family for LayoutOp {
             LayoutOp::Squeeze { axes } => squeeze_shape(x()?, axes)?,
             LayoutOp::Unsqueeze { axes } => unsqueeze_shape(x()?, axes)?,
             LayoutOp::Gather { axis } => gather_shape(x()?, nth(inputs, 1, "indices input")?, *axis)?,
+            LayoutOp::Reorg { stride, reverse } => reorg_shape(*stride, *reverse, first(inputs)?)?,
+            LayoutOp::Reverse { axis } => {
+                let x = first(inputs)?;
+                x.axis(*axis)?;
+                x.clone()
+            }
             LayoutOp::Transpose { perm } => transpose_shape(perm.as_deref(), first(inputs)?)?,
             LayoutOp::Flatten2d { axis } => flatten2d_shape(*axis, first(inputs)?)?,
             LayoutOp::DepthToSpace { block } => depth_to_space_shape(*block, first(inputs)?)?,
@@ -166,7 +180,9 @@ impl Family for LayoutOp {
             | LayoutOp::TileBy
             | LayoutOp::DepthToSpace { .. }
             | LayoutOp::SpaceToDepth { .. }
-            | LayoutOp::CenterCropPad { .. } => ScheduleFacts::COMPUTES,
+            | LayoutOp::CenterCropPad { .. }
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -195,7 +211,9 @@ impl Family for LayoutOp {
             | LayoutOp::TileBy
             | LayoutOp::DepthToSpace { .. }
             | LayoutOp::SpaceToDepth { .. }
-            | LayoutOp::CenterCropPad { .. } => MemoryFacts::default(),
+            | LayoutOp::CenterCropPad { .. }
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => MemoryFacts::default(),
         }
     }
 
@@ -261,7 +279,9 @@ impl Family for LayoutOp {
             | LayoutOp::Transpose { .. }
             | LayoutOp::Flatten2d { .. }
             | LayoutOp::DepthToSpace { .. }
-            | LayoutOp::SpaceToDepth { .. } => return self.infer_shapes(&value::present_shapes(ins)?, n_outputs),
+            | LayoutOp::SpaceToDepth { .. }
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => return self.infer_shapes(&value::present_shapes(ins)?, n_outputs),
         };
         known(shape, n_outputs)
     }
@@ -340,7 +360,9 @@ impl Family for LayoutOp {
             | LayoutOp::Pad { .. }
             | LayoutOp::DepthToSpace { .. }
             | LayoutOp::SpaceToDepth { .. }
-            | LayoutOp::CenterCropPad { .. } => return None,
+            | LayoutOp::CenterCropPad { .. }
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => return None,
         };
         Some(vec![v])
     }
@@ -801,6 +823,25 @@ pub fn shuffle_shape(group: u64, input: &Shape) -> Result<Shape, ShapeError> {
     Ok(input.clone())
 }
 
+/// Reorg with stride s: channels times s², height and width divided by s
+/// (integer division, as the forks compute it); reversed, the other way.
+pub fn reorg_shape(stride: u64, reverse: bool, input: &Shape) -> Result<Shape, ShapeError> {
+    let [n, c, h, w] = input.dims() else {
+        return Err(ShapeError::new(format!("Reorg needs an N×C×H×W input, got {input}")));
+    };
+    let s2 = stride.checked_mul(stride).filter(|&v| v > 0).ok_or_else(|| ShapeError::new(format!("Reorg stride {stride}")))?;
+    let grow = |v: u64, by: u64| v.checked_mul(by).ok_or_else(|| overflow("Reorg output"));
+    let dims = if reverse {
+        vec![*n, c / s2, grow(*h, stride)?, grow(*w, stride)?]
+    } else {
+        vec![*n, grow(*c, s2)?, h / stride, w / stride]
+    };
+    if dims.contains(&0) {
+        return Err(ShapeError::new(format!("Reorg with stride {stride} leaves nothing of {input}")));
+    }
+    Ok(Shape(dims))
+}
+
 pub fn gather_shape(data: &Shape, indices: &Shape, axis: i64) -> Result<Shape, ShapeError> {
     let axis = data.axis(axis)?;
     let mut dims = data.dims()[..axis].to_vec();
@@ -836,6 +877,17 @@ mod tests {
 
     fn s(d: &[u64]) -> Shape {
         Shape::new(d.to_vec())
+    }
+
+    #[test]
+    fn reorg_moves_space_into_channels_and_back() {
+        // YOLOv2: 26×26×64, stride 2 → 13×13×256.
+        assert_eq!(reorg_shape(2, false, &s(&[1, 64, 26, 26])).unwrap(), s(&[1, 256, 13, 13]));
+        assert_eq!(reorg_shape(2, true, &s(&[1, 256, 13, 13])).unwrap(), s(&[1, 64, 26, 26]));
+        // Integer division, as the forks do it: 27 → 13.
+        assert_eq!(reorg_shape(2, false, &s(&[1, 4, 27, 27])).unwrap(), s(&[1, 16, 13, 13]));
+        assert!(reorg_shape(2, true, &s(&[1, 3, 4, 4])).is_err());
+        assert!(reorg_shape(0, false, &s(&[1, 3, 4, 4])).is_err());
     }
 
     #[test]

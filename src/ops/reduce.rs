@@ -1,5 +1,6 @@
 //! Reductions and scans along axes: Caffe's Reduction (every axis from `axis`
-//! on) and ArgMax, ONNX's Reduce* over listed axes, ArgMax/ArgMin and CumSum.
+//! on) and ArgMax, ONNX's Reduce* over listed axes, ArgMax/ArgMin and CumSum,
+//! and a CTC greedy decoder (the best class per time step, repeats and blanks removed).
 //!
 //! What backward keeps: sums and means nothing but shapes; max and min the
 //! input and output (the positions of the extreme); products, norms and
@@ -31,6 +32,10 @@ pub enum ReduceOp {
     CumSum,
     /// ONNX ArgMax / ArgMin: int64 positions along `axis`, kept as 1 or dropped.
     ArgExtreme { max: bool, axis: i64, keep_dims: bool },
+    /// CTC greedy decoding of (T, N, C) scores: the labels, padded, as
+    /// (N, T, 1, 1); with a second input (the true labels), the accuracy as
+    /// (1, 2, 1, 1). No gradient.
+    CtcGreedyDecode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +78,7 @@ impl Family for ReduceOp {
             ReduceOp::CumSum => "CumSum",
             ReduceOp::ArgExtreme { max: true, .. } => "ArgMax",
             ReduceOp::ArgExtreme { max: false, .. } => "ArgMin",
+            ReduceOp::CtcGreedyDecode => "CtcGreedyDecode",
         }
     }
 
@@ -90,6 +96,7 @@ impl Family for ReduceOp {
             }
             ReduceOp::CumSum => nth(inputs, 0, "data input")?.clone(),
             ReduceOp::ArgExtreme { axis, keep_dims, .. } => reduce_shape(first(inputs)?, &[*axis], *keep_dims)?,
+            ReduceOp::CtcGreedyDecode => ctc_decode_shape(inputs)?,
         };
         known(shape, n_outputs)
     }
@@ -108,7 +115,8 @@ impl Family for ReduceOp {
             | ReduceOp::ArgMax { .. }
             | ReduceOp::Axes { .. }
             | ReduceOp::CumSum
-            | ReduceOp::ArgExtreme { .. } => ScheduleFacts::COMPUTES,
+            | ReduceOp::ArgExtreme { .. }
+            | ReduceOp::CtcGreedyDecode => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -117,7 +125,7 @@ impl Family for ReduceOp {
         let saves_input = MemoryFacts { saves_inputs: vec![0], ..Default::default() };
         match self {
             ReduceOp::Reduction { .. } => saves_input,
-            ReduceOp::ArgMax { .. } | ReduceOp::ArgExtreme { .. } => no_grad(),
+            ReduceOp::ArgMax { .. } | ReduceOp::ArgExtreme { .. } | ReduceOp::CtcGreedyDecode => no_grad(),
             ReduceOp::Axes { kind, .. } => match kind {
                 ReduceKind::Mean | ReduceKind::Sum => MemoryFacts::default(),
                 ReduceKind::Max | ReduceKind::Min => {
@@ -151,7 +159,7 @@ impl Family for ReduceOp {
                 known(shape, n_outputs)
             }
             ReduceOp::CumSum => known(shape_arg(ins, 0, "data input")?.clone(), n_outputs),
-            ReduceOp::Reduction { .. } | ReduceOp::ArgMax { .. } | ReduceOp::ArgExtreme { .. } => {
+            ReduceOp::Reduction { .. } | ReduceOp::ArgMax { .. } | ReduceOp::ArgExtreme { .. } | ReduceOp::CtcGreedyDecode => {
                 self.infer_shapes(&super::value::present_shapes(ins)?, n_outputs)
             }
         }
@@ -160,7 +168,7 @@ impl Family for ReduceOp {
     fn out_dtype(&self, _: &[Option<Input<'_>>], _: usize) -> Option<DType> {
         match self {
             ReduceOp::ArgExtreme { .. } => Some(DType::I64),
-            ReduceOp::Reduction { .. } | ReduceOp::ArgMax { .. } | ReduceOp::Axes { .. } | ReduceOp::CumSum => None,
+            ReduceOp::Reduction { .. } | ReduceOp::ArgMax { .. } | ReduceOp::Axes { .. } | ReduceOp::CumSum | ReduceOp::CtcGreedyDecode => None,
         }
     }
 
@@ -264,12 +272,29 @@ pub fn reduce_shape(x: &Shape, axes: &[i64], keep_dims: bool) -> Result<Shape, S
     Ok(Shape(dims))
 }
 
+/// (T, N, C) scores → (N, T, 1, 1) labels; with the true labels as a second
+/// input, (1, 2, 1, 1) (sequence and character accuracy).
+pub fn ctc_decode_shape(inputs: &[&Shape]) -> Result<Shape, ShapeError> {
+    let scores = first(inputs)?;
+    let [t, n, _] = scores.dims() else {
+        return Err(ShapeError::new(format!("CTC decoding needs T×N×C scores, got {scores}")));
+    };
+    Ok(Shape(if inputs.len() > 1 { vec![1, 2, 1, 1] } else { vec![*n, *t, 1, 1] }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(d: &[u64]) -> Shape {
         Shape::new(d.to_vec())
+    }
+
+    #[test]
+    fn ctc_greedy_decoder_writes_one_label_per_step() {
+        let scores = Shape::new(vec![35, 2, 5990]);
+        assert_eq!(ctc_decode_shape(&[&scores]).unwrap().dims(), &[2, 35, 1, 1]);
+        assert_eq!(ctc_decode_shape(&[&scores, &Shape::new(vec![2, 20])]).unwrap().dims(), &[1, 2, 1, 1]);
     }
 
     #[test]

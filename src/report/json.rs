@@ -167,7 +167,7 @@ pub struct ScenarioJson {
     pub unknown_tensors: usize,
     /// Nodes the scenario runs whose weights have an unknown size.
     pub unsized_weight_nodes: usize,
-    /// Input dimensions nothing bound (bind with `--dim NAME=N`).
+    /// Input dimensions and run-time counts nothing bound (bind with `--dim NAME=N`).
     pub free_symbols: Vec<FreeSymbolJson>,
     /// Inputs the file does not size (give with `--input NAME=DIMS`).
     pub unsized_inputs: Vec<String>,
@@ -181,6 +181,13 @@ pub struct FreeSymbolJson {
     pub uses: Vec<SymbolUse>,
     /// True for a `dim_param` the file names; false for a name nnmem gave an unnamed dimension.
     pub named_in_file: bool,
+    /// A count set at run time: the layer that sets it (`uses` then names its tops).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_by: Option<String>,
+    /// A count set at run time: bytes of the activations and inputs whose size
+    /// is k·count, per unit of it (docs/memory-model.md, "Run-time counts").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_unit: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -195,6 +202,8 @@ impl From<&FreeSymbol> for FreeSymbolJson {
             name: s.name.clone(),
             uses: s.uses.iter().map(|(input, axis)| SymbolUse { input: input.clone(), axis: *axis }).collect(),
             named_in_file: s.named_in_file,
+            set_by: s.set_by.clone(),
+            bytes_per_unit: None,
         }
     }
 }
@@ -231,6 +240,8 @@ pub struct SettingsJson {
     pub threads: u32,
     pub style_layers: Option<Vec<String>>,
     pub content_layers: Option<Vec<String>>,
+    /// Style transfer: `in-net` or `after-forward`.
+    pub loss_placement: Option<&'static str>,
 }
 
 fn unknown_name(u: &Unknown) -> &'static str {
@@ -383,7 +394,17 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
         complete: sc.completeness.is_complete(),
         unknown_tensors: sc.completeness.unknown_tensors,
         unsized_weight_nodes: sc.completeness.unsized_weight_nodes,
-        free_symbols: graph.free_symbols.iter().map(FreeSymbolJson::from).collect(),
+        free_symbols: {
+            let counts = analysis::run_time_counts(graph);
+            graph
+                .free_symbols
+                .iter()
+                .map(|s| FreeSymbolJson {
+                    bytes_per_unit: counts.iter().find(|c| c.name == s.name).map(|c| c.bytes_per_unit),
+                    ..FreeSymbolJson::from(s)
+                })
+                .collect()
+        },
         unsized_inputs: graph.unsized_inputs().into_iter().map(|t| graph.tensor(t).name.clone()).collect(),
         naive: NaiveJson {
             activations_bytes: sc.naive.activations_bytes,
@@ -401,6 +422,7 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
             threads: s.threads,
             style_layers: (!s.style_layers.is_empty()).then(|| s.style_layers.clone()),
             content_layers: (!s.content_layers.is_empty()).then(|| s.content_layers.clone()),
+            loss_placement: s.loss_placement.map(|p| p.as_str()),
         },
     }
 }
@@ -442,6 +464,8 @@ pub struct FitJson {
     pub vary: String,
     pub profile: &'static str,
     pub scenarios: Vec<&'static str>,
+    /// Style transfer: where the losses are computed (`in-net`, `after-forward`).
+    pub loss_placement: Option<&'static str>,
     pub fits: Option<ProbeJson>,
     pub next: Option<ProbeJson>,
     pub probes: usize,

@@ -94,12 +94,56 @@ pub(super) fn inline<'a>(
     }
     let index: HashMap<(&str, &str, &str), usize> =
         funcs.iter().enumerate().map(|(i, f)| ((f.domain.as_str(), f.name.as_str(), f.overload.as_str()), i)).collect();
+    // Count first, so that a file whose calls expand past the budget is refused
+    // before any body is written.
+    let callee = |bytes: &[u8], n: &NodeProto| index.get(&(n.domain.as_str(), n.op_type.as_str(), overload_of(bytes).as_str())).copied();
+    let bodies: Vec<Vec<(NodeProto, &[u8])>> = funcs
+        .iter()
+        .map(|f| f.nodes.iter().filter_map(|b| NodeProto::decode(*b).ok().map(|n| (n, *b))).collect())
+        .collect();
+    let mut memo: HashMap<(usize, usize), u64> = HashMap::new();
+    let mut total = 0u64;
+    for (n, bytes) in nodes.iter() {
+        total = total.saturating_add(match callee(bytes, n) {
+            Some(fi) => expanded_size(fi, 0, &bodies, &callee, &mut memo),
+            None => 1,
+        });
+    }
+    if total > max_nodes as u64 {
+        return Err(format!("inlining the model's functions gives {total} nodes, more than {max_nodes}"));
+    }
     let mut inliner = Inliner { funcs: &funcs, index, calls: 0, labels: HashMap::new(), max_nodes, out: Vec::with_capacity(nodes.len()) };
     for (node, bytes) in std::mem::take(nodes) {
         inliner.visit(node, bytes, 0)?;
     }
     *nodes = inliner.out;
     Ok(inliner.calls)
+}
+
+/// Nodes a call of function `fi` at nesting `depth` expands to (as `Inliner::visit`
+/// does: a call at `MAX_DEPTH` or deeper stays one node).
+fn expanded_size(
+    fi: usize,
+    depth: usize,
+    bodies: &[Vec<(NodeProto, &[u8])>],
+    callee: &dyn Fn(&[u8], &NodeProto) -> Option<usize>,
+    memo: &mut HashMap<(usize, usize), u64>,
+) -> u64 {
+    if depth >= MAX_DEPTH {
+        return 1;
+    }
+    if let Some(&n) = memo.get(&(fi, depth)) {
+        return n;
+    }
+    let mut n = 0u64;
+    for (node, bytes) in &bodies[fi] {
+        n = n.saturating_add(match callee(bytes, node) {
+            Some(g) => expanded_size(g, depth + 1, bodies, callee, memo),
+            None => 1,
+        });
+    }
+    memo.insert((fi, depth), n);
+    n
 }
 
 struct Inliner<'f, 'a> {

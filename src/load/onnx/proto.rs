@@ -129,6 +129,18 @@ impl TensorProto {
     }
 }
 
+/// SparseTensorProto: values 1 (a tensor named like the sparse tensor, holding
+/// its non-zero values), indices 2, dims 3 (the dense shape).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SparseTensorProto {
+    #[prost(message, optional, tag = "1")]
+    pub values: Option<TensorProto>,
+    #[prost(message, optional, tag = "2")]
+    pub indices: Option<TensorProto>,
+    #[prost(int64, repeated, tag = "3")]
+    pub dims: Vec<i64>,
+}
+
 /// StringStringEntryProto: key 1, value 2.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StringStringEntryProto {
@@ -318,33 +330,57 @@ impl fmt::Display for WireError {
 /// Every length is checked against the buffer, so nothing is allocated from a
 /// length the file states.
 pub fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, WireError> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while pos < buf.len() {
-        let start = pos;
-        let key = read_varint(buf, &mut pos)?;
-        let number = u32::try_from(key >> 3).map_err(|_| WireError { offset: start, message: "field number out of range" })?;
-        if number == 0 {
-            return Err(WireError { offset: start, message: "field number 0" });
+    field_iter(buf).collect()
+}
+
+/// The top-level fields of a message one by one (nothing is collected: a
+/// message of millions of fields costs no memory to walk).
+pub fn field_iter(buf: &[u8]) -> FieldIter<'_> {
+    FieldIter { buf, pos: 0, failed: false }
+}
+
+pub struct FieldIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    failed: bool,
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = Result<Field<'a>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.buf.len() {
+            return None;
         }
-        let (wire, bytes) = match key & 7 {
-            0 => {
-                let s = pos;
-                read_varint(buf, &mut pos)?;
-                (Wire::Varint, &buf[s..pos])
-            }
-            1 => (Wire::Fixed64, take(buf, &mut pos, 8)?),
-            2 => {
-                let len = read_varint(buf, &mut pos)?;
-                let len = usize::try_from(len).map_err(|_| WireError { offset: pos, message: "length too large" })?;
-                (Wire::Len, take(buf, &mut pos, len)?)
-            }
-            5 => (Wire::Fixed32, take(buf, &mut pos, 4)?),
-            _ => return Err(WireError { offset: start, message: "unsupported wire type (groups or invalid)" }),
-        };
-        out.push(Field { number, wire, bytes });
+        let r = next_field(self.buf, &mut self.pos);
+        self.failed = r.is_err();
+        Some(r)
     }
-    Ok(out)
+}
+
+fn next_field<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Field<'a>, WireError> {
+    let start = *pos;
+    let key = read_varint(buf, pos)?;
+    let number = u32::try_from(key >> 3).map_err(|_| WireError { offset: start, message: "field number out of range" })?;
+    if number == 0 {
+        return Err(WireError { offset: start, message: "field number 0" });
+    }
+    let (wire, bytes) = match key & 7 {
+        0 => {
+            let s = *pos;
+            read_varint(buf, pos)?;
+            (Wire::Varint, &buf[s..*pos])
+        }
+        1 => (Wire::Fixed64, take(buf, pos, 8)?),
+        2 => {
+            let len = read_varint(buf, pos)?;
+            let len = usize::try_from(len).map_err(|_| WireError { offset: *pos, message: "length too large" })?;
+            (Wire::Len, take(buf, pos, len)?)
+        }
+        5 => (Wire::Fixed32, take(buf, pos, 4)?),
+        _ => return Err(WireError { offset: start, message: "unsupported wire type (groups or invalid)" }),
+    };
+    Ok(Field { number, wire, bytes })
 }
 
 fn take<'a>(buf: &'a [u8], pos: &mut usize, len: usize) -> Result<&'a [u8], WireError> {
@@ -429,24 +465,29 @@ fn varint_value(bytes: &[u8]) -> Option<u64> {
     read_varint(bytes, &mut pos).ok()
 }
 
-/// Varints of a packed (`Len`) or single (`Varint`) repeated field.
-fn varints(f: &Field<'_>, out: &mut Vec<u64>) -> Option<()> {
+/// Varints of a packed (`Len`) or single (`Varint`) repeated field, at most
+/// `limit` in all in `out` (`None` past it: the caller wants an exact count).
+fn varints(f: &Field<'_>, out: &mut Vec<u64>, limit: usize) -> Option<()> {
     match f.wire {
         Wire::Varint => out.push(varint_value(f.bytes)?),
         Wire::Len => {
             let mut pos = 0;
             while pos < f.bytes.len() {
+                if out.len() >= limit {
+                    return None;
+                }
                 out.push(read_varint(f.bytes, &mut pos).ok()?);
             }
         }
         _ => return None,
     }
-    Some(())
+    (out.len() <= limit).then_some(())
 }
 
-/// Fixed-width little-endian words of a packed (`Len`) or single field.
-fn fixed(f: &Field<'_>, width: usize, out: &mut Vec<u64>) -> Option<()> {
-    if f.bytes.len() % width != 0 {
+/// Fixed-width little-endian words of a packed (`Len`) or single field, at
+/// most `limit` in all in `out`; nothing is decoded from a field that holds more.
+fn fixed(f: &Field<'_>, width: usize, out: &mut Vec<u64>, limit: usize) -> Option<()> {
+    if f.bytes.len() % width != 0 || out.len() + f.bytes.len() / width > limit {
         return None;
     }
     for chunk in f.bytes.chunks(width) {
@@ -461,15 +502,14 @@ fn fixed(f: &Field<'_>, width: usize, out: &mut Vec<u64>) -> Option<()> {
 /// has at most `cap` elements of a type whose values nnmem evaluates
 /// (integers, booleans, f32, f64). Reads the payload: the caller decides
 /// which tensors are worth it (small constants and shape arguments, never
-/// weights).
+/// weights). A payload that holds more elements than the dims say is not read.
 pub fn tensor_elements(tensor: &[u8], cap: u64) -> Option<crate::ops::Value> {
     use crate::ops::Value;
-    let fs = fields(tensor).ok()?;
     let mut dims = Vec::with_capacity(4);
     let mut data_type = 0i32;
-    for f in &fs {
+    for f in walk(tensor) {
         match f.number {
-            1 => varints(f, &mut dims)?,
+            1 => varints(&f, &mut dims, 64)?,
             2 => data_type = i32::try_from(varint_value(f.bytes)?).ok()?,
             14 if varint_value(f.bytes)? == 1 => return None,
             _ => {}
@@ -479,26 +519,23 @@ pub fn tensor_elements(tensor: &[u8], cap: u64) -> Option<crate::ops::Value> {
     if n > cap {
         return None;
     }
-    let raw = fs.iter().find(|f| f.number == 9 && f.wire == Wire::Len).map(|f| f.bytes);
-    let collect = |number: u32, width: Option<usize>| -> Option<Vec<u64>> {
-        let mut out = Vec::new();
-        for f in fs.iter().filter(|f| f.number == number) {
-            match width {
-                None => varints(f, &mut out)?,
-                Some(w) => fixed(f, w, &mut out)?,
-            }
-        }
-        Some(out)
-    };
+    let n = n as usize;
+    let raw = walk(tensor).find(|f| f.number == 9 && f.wire == Wire::Len).map(|f| f.bytes);
     let words = |width: usize, field: u32, varint: bool| -> Option<Vec<u64>> {
+        let mut out = Vec::with_capacity(n);
         match raw {
-            Some(r) => {
-                let mut out = Vec::new();
-                fixed(&Field { number: 9, wire: Wire::Len, bytes: r }, width, &mut out)?;
-                Some(out)
+            Some(r) => fixed(&Field { number: 9, wire: Wire::Len, bytes: r }, width, &mut out, n)?,
+            None => {
+                for f in walk(tensor).filter(|f| f.number == field) {
+                    if varint {
+                        varints(&f, &mut out, n)?;
+                    } else {
+                        fixed(&f, width, &mut out, n)?;
+                    }
+                }
             }
-            None => collect(field, if varint { None } else { Some(width) }),
         }
+        (out.len() == n).then_some(out)
     };
     let value = match data_type {
         elem::FLOAT => Value::Float(words(4, 4, false)?.into_iter().map(|w| f64::from(f32::from_bits(w as u32))).collect()),
@@ -533,7 +570,7 @@ pub fn tensor_elements(tensor: &[u8], cap: u64) -> Option<crate::ops::Value> {
         }
         _ => return None,
     };
-    (value.len() as u64 == n).then_some(value)
+    Some(value)
 }
 
 /// Appends a length-delimited field (key + length + payload) to `out`.

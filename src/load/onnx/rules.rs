@@ -216,13 +216,13 @@ fn own_rule<'a>(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot<'_>]) -> St
     };
     let input_dtype = ins.first().copied().flatten().map(|x| x.dtype);
     let dtype = |k: usize| op.out_dtype(&ins, k).or(input_dtype).or(Some(DType::F32));
-    if outs.iter().any(|o| matches!(o, OutShape::RunTime(_))) {
+    if outs.iter().any(|o| matches!(o, OutShape::RunTime(_) | OutShape::RunTimeExtent { .. })) {
         return Step::RunTime((0..n_outputs).map(dtype).collect());
     }
     let shapes: Vec<Shape> = outs
         .into_iter()
         .map(|o| match o {
-            OutShape::Known(s) | OutShape::RunTime(s) => s,
+            OutShape::Known(s) | OutShape::RunTime(s) | OutShape::RunTimeExtent { shape: s, .. } => s,
         })
         .collect();
     if shapes.len() < n_outputs {

@@ -7,6 +7,7 @@ use super::folding::fold_decompositions;
 use super::{Mode, ResolvedLoss};
 use crate::graph::{Graph, TensorId, TensorKind};
 use crate::memory::profiles::Profile;
+use crate::memory::LossPlacement;
 use crate::memory::training::Precision;
 use crate::ops::{MemoryFacts, Produces};
 
@@ -45,8 +46,13 @@ pub(super) struct Dataflow<'a> {
     pub requires_grad: Vec<bool>,
     /// Per node: training runs its backward step.
     pub needs_backward: Vec<bool>,
-    /// Held to the end: the graph outputs, or style transfer's loss tensors.
+    /// Held to the end: the graph outputs, or style transfer's loss tensors
+    /// when the losses run after the forward pass.
     pub held: Vec<TensorId>,
+    /// Per tensor: style transfer taps it for a loss (nothing may overwrite it in place).
+    pub tapped: Vec<bool>,
+    /// Style transfer with the losses inside the net.
+    pub in_net: bool,
 }
 
 impl<'a> Dataflow<'a> {
@@ -87,10 +93,18 @@ impl<'a> Dataflow<'a> {
             requires_grad: vec![false; graph.tensors.len()],
             needs_backward: vec![false; n_nodes],
             held: match style {
-                Some(l) => l.style.iter().chain(l.content.iter()).map(|(_, t)| *t).collect(),
+                Some(l) if l.placement == LossPlacement::AfterForward => l.style.iter().chain(l.content.iter()).map(|(_, t)| *t).collect(),
+                Some(_) => Vec::new(),
                 None => graph.outputs.clone(),
             },
+            tapped: vec![false; graph.tensors.len()],
+            in_net: style.is_some_and(|l| l.placement == LossPlacement::InNet),
         };
+        if let Some(l) = style {
+            for (_, t) in l.style.iter().chain(l.content.iter()) {
+                df.tapped[t.0] = true;
+            }
+        }
         df.fold();
         df.facts = node_facts(graph, &df.fold_root);
         df.node_weights = node_weights(graph, &df.data);

@@ -18,6 +18,10 @@ pub(super) struct Gradients {
     pub weight_grad_accum: Vec<u64>,
     /// Per tensor: the index into `grads` of the buffer holding its gradient.
     pub grad_of: Vec<Option<usize>>,
+    /// Losses inside the net, per node: gradient buffers their backward
+    /// creates for the node's maps, and what it sums into existing ones.
+    pub term_grads_born: Vec<Vec<usize>>,
+    pub term_accum_bytes: Vec<u64>,
 }
 
 pub(super) fn plan(df: &Dataflow<'_>, plans: &[NodePlan]) -> Gradients {
@@ -30,6 +34,8 @@ pub(super) fn plan(df: &Dataflow<'_>, plans: &[NodePlan]) -> Gradients {
         weight_grads_born: vec![0; n_nodes],
         weight_grad_accum: vec![0; n_nodes],
         grad_of: vec![None; df.graph.tensors.len()],
+        term_grads_born: vec![Vec::new(); n_nodes],
+        term_accum_bytes: vec![0; n_nodes],
     };
     if df.training {
         g.activation_gradients(df, plans);
@@ -55,6 +61,9 @@ impl Gradients {
             let plan = &plans[i];
             if !plan.needs_backward || plan.role == Role::Skip {
                 continue;
+            }
+            if df.in_net {
+                self.in_net_loss_gradients(df, plan, i);
             }
             // Output gradients are consumed here; free them after this step
             // (a view's input gradient reuses the buffer instead).
@@ -88,6 +97,25 @@ impl Gradients {
                         self.grads_freed[i].push(g);
                     }
                 }
+            }
+        }
+    }
+
+    /// Losses inside the net: just before node `i`'s backward step, the loss
+    /// on each map it produced adds dL/dF to the map's gradient — a new buffer
+    /// when no later layer made one (the deepest tap), else a transient sum.
+    fn in_net_loss_gradients(&mut self, df: &Dataflow<'_>, plan: &NodePlan, i: usize) {
+        for &t in &plan.outputs {
+            if !df.tapped[t.0] || !df.requires_grad[t.0] {
+                continue;
+            }
+            let gb = df.worker(df.bytes[t.0], df.batch_of(t));
+            if self.grad_of[t.0].is_some() {
+                self.term_accum_bytes[i] = self.term_accum_bytes[i].saturating_add(gb);
+            } else {
+                self.grad_of[t.0] = Some(self.grads.len());
+                self.term_grads_born[i].push(self.grads.len());
+                self.grads.push(GradPlan { bytes: gb, optimized: false, born_at: Some(i), freed_after: None });
             }
         }
     }

@@ -76,6 +76,10 @@ pub(crate) struct StoragePlan {
     pub is_input: bool,
     /// Held to the end (a graph output).
     pub pinned: bool,
+    /// Style transfer with the losses after the forward pass: a tapped map,
+    /// held through forward; its loss's backward frees it unless a layer
+    /// saved it (then that layer's backward step does).
+    pub held_to_loss: bool,
     /// Training: index of the earliest node that saved it (its backward step
     /// frees it); `None` when no node saved it.
     pub saved_until: Option<usize>,
@@ -103,6 +107,10 @@ pub(crate) struct Schedule {
     pub grads_born: Vec<Vec<usize>>,
     pub grad_accum_bytes: Vec<u64>,
     pub grads_freed: Vec<Vec<usize>>,
+    /// Losses inside the net, per node: gradient buffers their backward
+    /// creates (just before the node's own step) and what it sums in (transient).
+    pub term_grads_born: Vec<Vec<usize>>,
+    pub term_accum_bytes: Vec<u64>,
     /// Per node: weight-gradient bytes born (persist) and accumulated (transient).
     pub weight_grads_born: Vec<u64>,
     pub weight_grad_accum: Vec<u64>,
@@ -138,6 +146,7 @@ pub struct ResolvedLoss {
     /// (name asked for, tensor) per style layer, then per content layer.
     pub style: Vec<(String, TensorId)>,
     pub content: Vec<(String, TensorId)>,
+    pub placement: crate::memory::LossPlacement,
 }
 
 /// One style or content loss term on a feature map F (N×C×…).
@@ -151,6 +160,15 @@ pub(crate) struct LossTerm {
     pub feature_bytes: u64,
     /// Style: the Gram matrix N·C² kept for the loss's backward; content: 0.
     pub gram_bytes: u64,
+    /// Losses inside the net: the node that produces F (the term's forward
+    /// runs after its forward step, the term's backward just before its
+    /// backward step); `None` when the losses run after the forward pass.
+    pub at_node: Option<usize>,
+    /// Losses inside the net: the criterion's buffer the loss module keeps
+    /// with its result for the whole step (F.mse_loss: input-sized).
+    pub criterion_bytes: u64,
+    /// The storage of F.
+    pub storage: Option<usize>,
 }
 
 impl Schedule {
@@ -158,7 +176,7 @@ impl Schedule {
         let df = Dataflow::new(graph, profile, prec, mode, threads);
         let st = storage::plan(&df);
         let gr = gradients::plan(&df, &st.nodes);
-        let loss = style::plan(&df, &gr.grad_of);
+        let loss = style::plan(&df, &gr.grad_of, &st.storage_of);
         let w = weights::resident(&df);
         Schedule {
             nodes: st.nodes,
@@ -167,6 +185,8 @@ impl Schedule {
             grads_born: gr.grads_born,
             grad_accum_bytes: gr.grad_accum_bytes,
             grads_freed: gr.grads_freed,
+            term_grads_born: gr.term_grads_born,
+            term_accum_bytes: gr.term_accum_bytes,
             weight_grads_born: gr.weight_grads_born,
             weight_grad_accum: gr.weight_grad_accum,
             weight_bytes: w.weight_bytes,

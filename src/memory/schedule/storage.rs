@@ -17,7 +17,7 @@ pub(super) struct Storages {
     /// The largest convolution column buffer (one image), bytes.
     pub largest_column: u64,
     /// Per tensor: the storage it lives on.
-    storage_of: Vec<Option<usize>>,
+    pub storage_of: Vec<Option<usize>>,
 }
 
 pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
@@ -31,7 +31,7 @@ pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
     for &t in &df.graph.inputs {
         if df.data[t.0] && st.storage_of[t.0].is_none() {
             st.storage_of[t.0] = Some(st.storages.len());
-            st.storages.push(StoragePlan { bytes: df.bytes[t.0], is_input: true, pinned: true, saved_until: None });
+            st.storages.push(StoragePlan { bytes: df.bytes[t.0], is_input: true, pinned: true, held_to_loss: false, saved_until: None });
             st.input_bytes = st.input_bytes.saturating_add(df.bytes[t.0]);
         }
     }
@@ -39,10 +39,14 @@ pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
         let role = st.role_of(df, i);
         st.add_node(df, i, role);
     }
-    // What is held to the end: the graph outputs, or the loss tensors.
+    // What is held: the graph outputs to the end, or the loss tensors to their loss's backward.
     for &t in &df.held {
         if let Some(s) = st.storage_of[t.0] {
-            st.storages[s].pinned = true;
+            if df.style.is_some() {
+                st.storages[s].held_to_loss = true;
+            } else {
+                st.storages[s].pinned = true;
+            }
         }
     }
     for i in 0..df.graph.nodes.len() {
@@ -53,6 +57,9 @@ pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
             st.save_for_backward(df, i);
         }
         st.workspaces(df, i);
+    }
+    if df.in_net {
+        st.keep_taps_for_their_losses(df);
     }
     st.forward_release(df);
     st
@@ -68,8 +75,12 @@ impl Storages {
         let producer_role = first_in.and_then(|t| graph.tensor(t).producer).and_then(|p| self.nodes.get(p.0)).map(|pl| pl.role);
         // The first input is an activation only this node reads, made by a
         // node that allocated or overwrote it: it may be overwritten.
-        let sole_reader = first_in.map(|t| df.readers[t.0].len() == 1 && graph.tensor(t).kind == TensorKind::Activation).unwrap_or(false)
+        // A style-transfer tap is also read by its loss: never overwritten.
+        let sole_reader = first_in
+            .map(|t| df.readers[t.0].len() == 1 && graph.tensor(t).kind == TensorKind::Activation && !df.tapped[t.0])
+            .unwrap_or(false)
             && matches!(producer_role, Some(Role::Normal) | Some(Role::InPlace));
+        let overwrites_tap = first_in.is_some_and(|t| df.tapped[t.0]);
         // An in-place op whose backward needs its input must first copy it
         // (PyTorch clones it): no saving in training.
         let keeps_input = training && f.saves_inputs.contains(&0);
@@ -88,7 +99,7 @@ impl Storages {
         } else if first_storage.is_some() && profile.views_share_storage && view {
             Role::View
         } else if first_storage.is_some()
-            && ((nd.in_place && profile.honours_in_place)
+            && ((nd.in_place && profile.honours_in_place && !overwrites_tap)
                 || (profile.in_place_activations
                     && f.in_place_ok
                     && !keeps_input
@@ -124,6 +135,7 @@ impl Storages {
                         bytes: df.worker(df.bytes[o.0], df.batch_of(o)),
                         is_input: false,
                         pinned: false,
+                        held_to_loss: false,
                         saved_until: None,
                     });
                 }
@@ -185,6 +197,24 @@ impl Storages {
             plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(df.worker(b, node_batch));
         }
         plan.saved_bytes = plan.saved_bytes.saturating_add(plan.extra_saved_bytes);
+    }
+
+    /// Losses inside the net: a loss's Gram (or criterion) keeps its tapped
+    /// map until the loss's backward, which runs just before the backward step
+    /// of the map's producer; the map is freed after that step.
+    fn keep_taps_for_their_losses(&mut self, df: &Dataflow<'_>) {
+        for (t, _) in df.tapped.iter().enumerate().filter(|(_, &tapped)| tapped) {
+            let (Some(s), Some(p)) = (self.storage_of[t], df.graph.tensors[t].producer) else { continue };
+            let plan = &mut self.nodes[p.0];
+            if plan.role == Role::Skip || !plan.needs_backward {
+                continue;
+            }
+            if !plan.saved.contains(&s) {
+                plan.saved.push(s);
+            }
+            let until = &mut self.storages[s].saved_until;
+            *until = Some(until.map_or(p.0, |u| u.min(p.0)));
+        }
     }
 
     /// Node `i`'s transient scratch: the backend's convolution workspace,
@@ -250,7 +280,7 @@ impl Storages {
             }
         }
         for (s, st) in self.storages.iter().enumerate() {
-            if !st.pinned && st.saved_until.is_none() {
+            if !st.pinned && !st.held_to_loss && st.saved_until.is_none() {
                 self.nodes[last_use[s]].fwd_frees.push(s);
             }
         }

@@ -16,7 +16,7 @@ pub(super) struct StyleLoss {
 }
 
 /// `grad_of`: per tensor, the index of its gradient buffer (the gradient phase's).
-pub(super) fn plan(df: &Dataflow<'_>, grad_of: &[Option<usize>]) -> StyleLoss {
+pub(super) fn plan(df: &Dataflow<'_>, grad_of: &[Option<usize>], storage_of: &[Option<usize>]) -> StyleLoss {
     let mut out = StyleLoss { terms: Vec::new(), target_bytes: 0, optimized_input_bytes: 0 };
     let Some(l) = df.style else { return out };
     let (graph, prec) = (df.graph, df.prec);
@@ -34,12 +34,18 @@ pub(super) fn plan(df: &Dataflow<'_>, grad_of: &[Option<usize>]) -> StyleLoss {
         } else {
             out.target_bytes = out.target_bytes.saturating_add(df.bytes[t.0]);
         }
+        let feature_bytes = df.worker(df.bytes[t.0], df.batch_of(*t));
+        let at_node = if df.in_net { graph.tensor(*t).producer.map(|p| p.0).filter(|&p| !df.skipped[p]) } else { None };
         out.terms.push(LossTerm {
             label: format!("backward of the {} loss at {name}", if is_style { "style" } else { "content" }),
             // The gradient buffer of F, when F needs one.
             grad: if df.requires_grad[t.0] { grad_of[t.0] } else { None },
-            feature_bytes: df.worker(df.bytes[t.0], df.batch_of(*t)),
+            feature_bytes,
             gram_bytes: if is_style { gram } else { 0 },
+            at_node,
+            // mse_loss over the Gram (style) or over F (content).
+            criterion_bytes: if at_node.is_some() { if is_style { gram } else { feature_bytes } } else { 0 },
+            storage: storage_of[t.0],
         });
     }
     for &t in &graph.inputs {
