@@ -228,25 +228,24 @@ fn own_rule<'a>(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot<'_>]) -> St
     if shapes.len() < n_outputs {
         return Step::Unsized(format!("the rule gives {} of {n_outputs} outputs", shapes.len()));
     }
+    let mut out: Vec<Slot<'a>> =
+        shapes.into_iter().enumerate().map(|(k, s)| Slot { shape: Some(Cow::Owned(s)), dtype: dtype(k), ..Slot::default() }).collect();
     // Values of small outputs whose inputs' values are known.
-    let dtypes: Vec<Option<DType>> = (0..shapes.len()).map(dtype).collect();
-    let small = shapes.iter().zip(&dtypes).all(|(s, d)| s.elems().is_some_and(|e| e <= MAX_VALUE_ELEMS) && d.is_some_and(value::evaluable));
-    let mut vals: Vec<Option<Value>> = Vec::new();
+    let small = out.iter().all(|o| {
+        o.shape.as_ref().and_then(|s| s.elems()).is_some_and(|e| e <= MAX_VALUE_ELEMS) && o.dtype.is_some_and(value::evaluable)
+    });
     if small {
-        let refs: Vec<&Shape> = shapes.iter().collect();
-        if let Some(v) = op.eval(&ins, &refs) {
-            vals = v.into_iter().zip(&shapes).map(|(v, s)| (s.elems() == Some(v.len() as u64)).then_some(v)).collect();
+        let values = {
+            let refs: Vec<&Shape> = out.iter().filter_map(|o| o.shape.as_deref()).collect();
+            op.eval(&ins, &refs)
+        };
+        for (slot, v) in out.iter_mut().zip(values.into_iter().flatten()) {
+            if slot.shape.as_ref().and_then(|s| s.elems()) == Some(v.len() as u64) {
+                slot.value = Some(Cow::Owned(v));
+            }
         }
     }
-    vals.resize(shapes.len(), None);
-    Step::Sized(
-        shapes
-            .into_iter()
-            .zip(dtypes)
-            .zip(vals)
-            .map(|((s, dtype), v)| Slot { shape: Some(Cow::Owned(s)), dtype, value: v.map(Cow::Owned), ..Slot::default() })
-            .collect(),
-    )
+    Step::Sized(out)
 }
 
 #[cfg(test)]
