@@ -93,21 +93,35 @@ pub enum DType {
     U32,
     U64,
     Bool,
-    /// Sub-byte types (int4, float4) round up to one byte per element here.
+    /// 4-bit types (int4, uint4, float4e2m1): two elements per byte.
     Packed4,
+    /// 2-bit types (int2, uint2): four elements per byte.
+    Packed2,
     String,
 }
 
 impl DType {
-    /// Bytes one element takes.
+    /// Bytes one element takes; sub-byte types round up to one byte here
+    /// (`bytes_for` packs them).
     pub fn size_bytes(self) -> u64 {
         match self {
             DType::F64 | DType::I64 | DType::U64 => 8,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
-            DType::F8 | DType::I8 | DType::U8 | DType::Bool | DType::Packed4 => 1,
+            DType::F8 | DType::I8 | DType::U8 | DType::Bool | DType::Packed4 | DType::Packed2 => 1,
             // Strings have no fixed size; count the pointer-sized handle.
             DType::String => 8,
+        }
+    }
+
+    /// Bytes a tensor of `elems` elements takes: packed sub-byte types share
+    /// bytes (two 4-bit or four 2-bit values per byte, rounded up per tensor).
+    /// `None` when the product overflows u64.
+    pub fn bytes_for(self, elems: u64) -> Option<u64> {
+        match self {
+            DType::Packed4 => Some(elems.div_ceil(2)),
+            DType::Packed2 => Some(elems.div_ceil(4)),
+            _ => elems.checked_mul(self.size_bytes()),
         }
     }
 
@@ -132,6 +146,7 @@ impl DType {
             DType::U64 => "u64",
             DType::Bool => "bool",
             DType::Packed4 => "4bit",
+            DType::Packed2 => "2bit",
             DType::String => "string",
         }
     }
@@ -160,6 +175,16 @@ mod tests {
         assert_eq!(checked_product(&[2, 3, 4]), Some(24));
         assert_eq!(checked_product(&[1 << 40, 1 << 40, 0]), Some(0));
         assert_eq!(checked_product(&[]), Some(1));
+    }
+
+    #[test]
+    fn sub_byte_types_pack_per_tensor() {
+        assert_eq!(DType::Packed4.bytes_for(7), Some(4));
+        assert_eq!(DType::Packed4.bytes_for(8), Some(4));
+        assert_eq!(DType::Packed2.bytes_for(9), Some(3));
+        assert_eq!(DType::F8.bytes_for(9), Some(9));
+        assert_eq!(DType::F32.bytes_for(u64::MAX), None);
+        assert_eq!(DType::Packed4.bytes_for(u64::MAX), Some(u64::MAX / 2 + 1));
     }
 
     #[test]

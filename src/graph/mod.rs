@@ -88,7 +88,7 @@ pub struct Tensor {
 impl Tensor {
     /// Bytes of the tensor's storage, when its shape is known and fits in u64.
     pub fn bytes(&self) -> Option<u64> {
-        self.shape.as_ref()?.elems()?.checked_mul(self.dtype.size_bytes())
+        self.dtype.bytes_for(self.shape.as_ref()?.elems()?)
     }
 
     pub fn elems(&self) -> Option<u64> {

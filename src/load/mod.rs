@@ -1,8 +1,8 @@
 //! Loaders: one per file format, each returning the same intermediate `Graph`.
 //!
 //! A loader knows its format and nothing of memory. It resolves every tensor
-//! shape it can (Caffe through nnmem's own shape rules; ONNX through them too
-//! when they cover the graph, else through tract) and records what it could
+//! shape it can (Caffe through nnmem's own shape rules; ONNX through them too,
+//! node by node, and through tract for the nodes they cannot size) and records what it could
 //! not as warnings on the graph.
 
 pub mod caffe;
@@ -93,7 +93,7 @@ pub struct LoadOptions {
 /// How ONNX shapes are inferred.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnnxShapes {
-    /// nnmem's own rules when they cover every node, else tract.
+    /// nnmem's own rules for every node; tract only for the nodes they cannot size.
     #[default]
     Auto,
     /// Always tract (the reference the own rules are tested against).

@@ -104,8 +104,11 @@ impl Precision {
     /// Bytes of a tensor of `dtype` with `elems` elements computed in this precision:
     /// float tensors take the compute size, integer tensors keep their own.
     pub fn activation_bytes(&self, dtype: DType, elems: u64) -> u64 {
-        let size = if dtype.is_float() { self.compute } else { dtype.size_bytes() };
-        elems.saturating_mul(size)
+        if dtype.is_float() {
+            elems.saturating_mul(self.compute)
+        } else {
+            dtype.bytes_for(elems).unwrap_or(u64::MAX)
+        }
     }
 }
 

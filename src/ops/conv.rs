@@ -5,7 +5,8 @@
 //! deconv `stride·(in−1) + d·(k−1) + 1 − pads + output_pad`.
 //! Weights: conv (out, C_in/group, k…), deconv (C_in, out/group, k…), bias (out).
 
-use super::window::{Rounding, Window};
+use super::value::{shape_arg, Input};
+use super::window::{AutoPad, Rounding, Window};
 use super::{channels, first, known, overflow, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
 use crate::tensor::{checked_product, Shape, ShapeError};
 
@@ -16,12 +17,15 @@ pub enum ConvOp {
     Forward(ConvParams),
     /// Transposed convolution.
     Transposed(ConvParams),
+    /// Deformable convolution (ONNX DeformConv): a convolution's output
+    /// shape, sampling at learned offsets (input 2) and an optional mask (input 4).
+    Deformable(ConvParams),
 }
 
 impl ConvOp {
     pub fn params(&self) -> &ConvParams {
         match self {
-            ConvOp::Forward(p) | ConvOp::Transposed(p) => p,
+            ConvOp::Forward(p) | ConvOp::Transposed(p) | ConvOp::Deformable(p) => p,
         }
     }
 }
@@ -31,13 +35,14 @@ impl Family for ConvOp {
         match self {
             ConvOp::Forward(_) => "Conv",
             ConvOp::Transposed(_) => "Deconv",
+            ConvOp::Deformable(_) => "DeformConv",
         }
     }
 
     fn infer_shapes(&self, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
         let x = first(inputs)?;
         let shape = match self {
-            ConvOp::Forward(p) => conv_shape(p, x)?,
+            ConvOp::Forward(p) | ConvOp::Deformable(p) => conv_shape(p, x)?,
             ConvOp::Transposed(p) => deconv_shape(p, x)?,
         };
         known(shape, n_outputs)
@@ -45,20 +50,20 @@ impl Family for ConvOp {
 
     fn has_weights(&self) -> bool {
         match self {
-            ConvOp::Forward(_) | ConvOp::Transposed(_) => true,
+            ConvOp::Forward(_) | ConvOp::Transposed(_) | ConvOp::Deformable(_) => true,
         }
     }
 
     fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
         match self {
-            ConvOp::Forward(p) => conv_params(p, first(inputs)?),
+            ConvOp::Forward(p) | ConvOp::Deformable(p) => conv_params(p, first(inputs)?),
             ConvOp::Transposed(p) => deconv_params(p, first(inputs)?),
         }
     }
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            ConvOp::Forward(_) | ConvOp::Transposed(_) => ScheduleFacts::COMPUTES,
+            ConvOp::Forward(_) | ConvOp::Transposed(_) | ConvOp::Deformable(_) => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -67,10 +72,16 @@ impl Family for ConvOp {
         match self {
             ConvOp::Forward(p) => conv_memory(p, in0, out0),
             ConvOp::Transposed(p) => deconv_memory(p, in0),
+            // The gradients of the offsets and mask sample the input again: every data input is kept.
+            ConvOp::Deformable(p) => MemoryFacts { saves_inputs: (0..inputs.len()).collect(), ..conv_memory(p, in0, out0) },
         }
     }
 
+    /// Deformable convolutions have none: the backends' workspace rules are for plain ones.
     fn conv_geometry(&self, input: Option<&Shape>, weights: &[&Shape]) -> Option<ConvGeometry> {
+        if let ConvOp::Deformable(_) = self {
+            return None;
+        }
         let p = self.params();
         Some(ConvGeometry {
             padded_input_elems: input.map(|s| padded_elems(p, s)).unwrap_or(0),
@@ -84,12 +95,53 @@ impl Family for ConvOp {
             batch: input.and_then(|s| s.dims().first().copied()).unwrap_or(1),
         })
     }
+
+    /// Inputs in ONNX order (x, W, B): the output channels and, when no
+    /// attribute states it, the kernel come from W's dims, which must agree
+    /// with the attributes and the input's channels.
+    fn infer(&self, ins: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let x = shape_arg(ins, 0, "data input")?;
+        let mut p = self.params().clone();
+        if let Some(w) = ins.get(1).copied().flatten() {
+            let wd = w.shape.dims();
+            if wd.len() < 2 || wd.len() != x.rank() {
+                return Err(ShapeError::new(format!("weight {} does not fit input {x}", w.shape)));
+            }
+            if p.window.kernel.is_empty() {
+                p.window = p.window.with_kernel(&wd[2..])?;
+            } else if p.window.kernel != wd[2..] {
+                return Err(ShapeError::new(format!("kernel {:?} contradicts the weight {}", p.window.kernel, w.shape)));
+            }
+            let c_in = channels(x)?;
+            let (out, takes) = match self {
+                ConvOp::Forward(_) | ConvOp::Deformable(_) => (wd[0], wd[1].checked_mul(p.group)),
+                ConvOp::Transposed(_) => (wd[1].checked_mul(p.group).ok_or_else(|| overflow("channels"))?, Some(wd[0])),
+            };
+            if takes != Some(c_in) || (p.out_channels != 0 && p.out_channels != out) {
+                return Err(ShapeError::new(format!("weight {} with group {} does not fit input {x}", w.shape, p.group)));
+            }
+            p.out_channels = out;
+        }
+        if p.out_channels == 0 {
+            return Err(ShapeError::new("the weight's dims are not known"));
+        }
+        let shape = match self {
+            ConvOp::Forward(_) | ConvOp::Deformable(_) => conv_shape(&p, x)?,
+            ConvOp::Transposed(_) => deconv_shape(&p, x)?,
+        };
+        known(shape, n_outputs)
+    }
 }
 
 /// N·C·∏(x + pad_begin + pad_end) over the spatial axes after the first two.
 /// Saturating: with a zero extent the input's own size does not bound it.
 fn padded_elems(p: &ConvParams, input: &Shape) -> u64 {
     let d = input.dims();
+    let window = match p.window.resolved(d.get(2..).unwrap_or(&[])) {
+        Ok(w) => w,
+        Err(_) => std::borrow::Cow::Borrowed(&p.window),
+    };
+    let p = &ConvParams { window: window.into_owned(), ..p.clone() };
     let mut e = d.iter().take(2).fold(1u64, |a, &x| a.saturating_mul(x));
     for (k, &x) in d.iter().skip(2).enumerate() {
         let pad = (p.window.pad_begin.get(k).copied().unwrap_or(0)).saturating_add(p.window.pad_end.get(k).copied().unwrap_or(0));
@@ -146,15 +198,19 @@ fn split_axes(p: &ConvParams, input: &Shape) -> Result<(usize, u64), ShapeError>
 
 pub fn conv_shape(p: &ConvParams, input: &Shape) -> Result<Shape, ShapeError> {
     let (axis, _) = split_axes(p, input)?;
+    let window = p.window.resolved(&input.dims()[axis + 1..])?;
     let mut dims = input.dims()[..axis].to_vec();
     dims.push(p.out_channels);
     for (i, &extent) in input.dims()[axis + 1..].iter().enumerate() {
-        dims.push(p.window.output_extent(i, extent, Rounding::Floor)?);
+        dims.push(window.output_extent(i, extent, Rounding::Floor)?);
     }
     Ok(Shape(dims))
 }
 
 pub fn deconv_shape(p: &ConvParams, input: &Shape) -> Result<Shape, ShapeError> {
+    if p.window.auto_pad != AutoPad::Explicit {
+        return Err(ShapeError::new("transposed convolution with SAME padding has no rule here"));
+    }
     let (axis, _) = split_axes(p, input)?;
     let mut dims = input.dims()[..axis].to_vec();
     dims.push(p.out_channels);

@@ -1,11 +1,17 @@
 //! Fully connected layers and matrix products (Caffe InnerProduct, Embed;
-//! ONNX Gemm, MatMul).
+//! ONNX Gemm, MatMul, Einsum, Det).
 //!
 //! Dense: the input is flattened from `axis` on, `K = ∏ shape[axis..]`, output
 //! `shape[..axis] + [out]`; weights (out, K) or (K, out) when transposed, bias (out).
+//! Einsum: every label's extent from the operands (equal wherever it
+//! appears), `...` broadcast numpy-style; the output lists the labels after
+//! `->`, or (implicit form) the labels used once, in alphabetical order,
+//! after the broadcast `...` dims.
 
+use super::value::{shape_arg, Input};
 use super::{
-    first, known, nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts,
+    first, known, nth, overflow, saves_all, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType,
+    ScheduleFacts,
 };
 use crate::tensor::{checked_product, Shape, ShapeError};
 
@@ -18,6 +24,10 @@ pub enum DenseOp {
     MatMul,
     /// A learned table looked up by index (Caffe Embed).
     Embed(EmbedParams),
+    /// Einstein summation over the operands (ONNX Einsum), by its equation.
+    Einsum { equation: String },
+    /// Determinants of the trailing square matrices (ONNX Det).
+    Det,
     /// A fully connected layer whose logit for the label gets an angular
     /// margin (SphereFace's A-Softmax): input 1 is the label; weight (out, K),
     /// no bias; an optional second output holds the current λ, shape (1).
@@ -30,6 +40,8 @@ impl Family for DenseOp {
             DenseOp::Linear(_) => "Dense",
             DenseOp::MatMul => "MatMul",
             DenseOp::Embed(_) => "Embed",
+            DenseOp::Einsum { .. } => "Einsum",
+            DenseOp::Det => "Det",
             DenseOp::MarginLinear(_) => "MarginDense",
         }
     }
@@ -39,6 +51,8 @@ impl Family for DenseOp {
             DenseOp::Linear(p) => dense_shape(p, first(inputs)?)?,
             DenseOp::MatMul => matmul_shape(inputs)?,
             DenseOp::Embed(p) => embed_shape(p, first(inputs)?)?,
+            DenseOp::Einsum { equation } => einsum(equation, inputs)?.0,
+            DenseOp::Det => det_shape(first(inputs)?)?,
             DenseOp::MarginLinear(p) => {
                 let mut outs = vec![OutShape::Known(dense_shape(&p.linear, first(inputs)?)?)];
                 if n_outputs > 2 {
@@ -56,14 +70,14 @@ impl Family for DenseOp {
     fn has_weights(&self) -> bool {
         match self {
             DenseOp::Linear(_) | DenseOp::Embed(_) | DenseOp::MarginLinear(_) => true,
-            DenseOp::MatMul => false,
+            DenseOp::MatMul | DenseOp::Einsum { .. } | DenseOp::Det => false,
         }
     }
 
     fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
         match self {
             DenseOp::Linear(p) => dense_params(p, first(inputs)?),
-            DenseOp::MatMul => Ok(Vec::new()),
+            DenseOp::MatMul | DenseOp::Einsum { .. } | DenseOp::Det => Ok(Vec::new()),
             DenseOp::Embed(p) => Ok(embed_params(p)),
             DenseOp::MarginLinear(p) => dense_params(&p.linear, first(inputs)?),
         }
@@ -71,7 +85,9 @@ impl Family for DenseOp {
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            DenseOp::Linear(_) | DenseOp::MatMul | DenseOp::Embed(_) | DenseOp::MarginLinear(_) => ScheduleFacts::COMPUTES,
+            DenseOp::Linear(_) | DenseOp::MatMul | DenseOp::Embed(_) | DenseOp::MarginLinear(_) | DenseOp::Einsum { .. } | DenseOp::Det => {
+                ScheduleFacts::COMPUTES
+            }
         }
     }
 
@@ -81,6 +97,13 @@ impl Family for DenseOp {
             DenseOp::Linear(p) => dense_memory(p, inputs.first().copied(), out0),
             DenseOp::MatMul => matmul_memory(inputs, out0),
             DenseOp::Embed(_) => embed_memory(),
+            // Each operand's gradient is a product of the others.
+            DenseOp::Einsum { equation } => MemoryFacts {
+                macs: einsum(equation, inputs).map(|(_, m)| m).unwrap_or(0),
+                ..saves_all(inputs)
+            },
+            // d det(X) = det(X)·X⁻ᵀ: the input and the output.
+            DenseOp::Det => MemoryFacts { saves_inputs: vec![0], saves_outputs: vec![0], ..Default::default() },
             DenseOp::MarginLinear(p) => margin_memory(p, inputs.first().copied(), out0),
         }
     }
@@ -88,6 +111,112 @@ impl Family for DenseOp {
     fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
         None
     }
+
+    /// ONNX Gemm (A, B, C) and MatMul by a weight (A, B): the output width
+    /// and the inner size come from B's dims, which must agree with A.
+    fn infer(&self, ins: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let DenseOp::Linear(p) = self else {
+            return self.infer_shapes(&super::value::present_shapes(ins)?, n_outputs);
+        };
+        let x = shape_arg(ins, 0, "data input")?;
+        let mut p = p.clone();
+        if let Some(b) = ins.get(1).copied().flatten() {
+            let [r, c] = b.shape.dims() else { return Err(ShapeError::new(format!("weight {} is not 2-D", b.shape))) };
+            let (k, n) = if p.transpose { (*r, *c) } else { (*c, *r) };
+            if dense_fan_in(&p, x)? != k || (p.out_features != 0 && p.out_features != n) {
+                return Err(ShapeError::new(format!("weight {} does not fit input {x}", b.shape)));
+            }
+            p.out_features = n;
+        }
+        if p.out_features == 0 {
+            return Err(ShapeError::new("the weight's dims are not known"));
+        }
+        known(dense_shape(&p, x)?, n_outputs)
+    }
+}
+
+/// [*, M, M] → [*].
+pub fn det_shape(x: &Shape) -> Result<Shape, ShapeError> {
+    let d = x.dims();
+    match d {
+        [lead @ .., m, n] if m == n => Ok(Shape(lead.to_vec())),
+        _ => Err(ShapeError::new(format!("Det needs square trailing matrices, got {x}"))),
+    }
+}
+
+/// The output shape of an Einsum and its multiply-accumulates (the product
+/// of every label's extent and the broadcast `...` dims).
+pub fn einsum(equation: &str, inputs: &[&Shape]) -> Result<(Shape, u64), ShapeError> {
+    let bad = |why: &str| ShapeError::new(format!("Einsum \"{equation}\": {why}"));
+    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l, Some(r)),
+        None => (eq.as_str(), None),
+    };
+    let terms: Vec<&str> = lhs.split(',').collect();
+    if terms.len() != inputs.len() {
+        return Err(bad(&format!("{} operands for {} inputs", terms.len(), inputs.len())));
+    }
+    let mut extent: std::collections::BTreeMap<char, u64> = std::collections::BTreeMap::new();
+    let mut count: std::collections::BTreeMap<char, usize> = std::collections::BTreeMap::new();
+    let mut ellipsis: Vec<u64> = Vec::new();
+    let mut any_ellipsis = false;
+    for (term, shape) in terms.iter().zip(inputs) {
+        let (head, tail, has_ell) = match term.split_once("...") {
+            Some((h, t)) => (h, t, true),
+            None => (*term, "", false),
+        };
+        let labels: Vec<char> = head.chars().chain(tail.chars()).collect();
+        if labels.iter().any(|c| !c.is_ascii_alphabetic()) {
+            return Err(bad("labels must be letters"));
+        }
+        let d = shape.dims();
+        let n_ell = d.len().checked_sub(labels.len()).filter(|&n| has_ell || n == 0).ok_or_else(|| bad("rank differs from the labels"))?;
+        let hl = head.chars().count();
+        let ell_dims = &d[hl..hl + n_ell];
+        if has_ell {
+            any_ellipsis = true;
+            ellipsis = broadcast(&ellipsis, ell_dims)?;
+        }
+        for (i, c) in labels.iter().enumerate() {
+            let dim = if i < hl { d[i] } else { d[i + n_ell] };
+            match extent.get(c) {
+                Some(&e) if e != dim => return Err(bad(&format!("label {c} is {e} and {dim}"))),
+                _ => {
+                    extent.insert(*c, dim);
+                }
+            }
+            *count.entry(*c).or_insert(0) += 1;
+        }
+    }
+    let mut out = Vec::new();
+    match rhs {
+        Some(r) => {
+            let (head, tail, has_ell) = match r.split_once("...") {
+                Some((h, t)) => (h, t, true),
+                None => (r, "", false),
+            };
+            for c in head.chars() {
+                out.push(*extent.get(&c).ok_or_else(|| bad(&format!("output label {c} is not an input label")))?);
+            }
+            if has_ell {
+                out.extend_from_slice(&ellipsis);
+            } else if ellipsis.iter().any(|&e| e != 1) {
+                return Err(bad("the output drops broadcast dims"));
+            }
+            for c in tail.chars() {
+                out.push(*extent.get(&c).ok_or_else(|| bad(&format!("output label {c} is not an input label")))?);
+            }
+        }
+        None => {
+            if any_ellipsis {
+                out.extend_from_slice(&ellipsis);
+            }
+            out.extend(extent.iter().filter(|(c, _)| count[*c] == 1).map(|(_, &e)| e));
+        }
+    }
+    let macs = extent.values().chain(ellipsis.iter()).try_fold(1u64, |a, &e| a.checked_mul(e)).unwrap_or(u64::MAX);
+    Ok((Shape(out), macs))
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -289,6 +418,24 @@ mod tests {
         let v = Shape::new(vec![8]);
         assert_eq!(matmul_shape(&[&a, &v]).unwrap().dims(), &[2, 1, 4]);
         assert!(matmul_shape(&[&a, &Shape::new(vec![7, 5])]).is_err());
+    }
+
+    #[test]
+    fn einsum_shapes_from_the_onnx_tests() {
+        let s = |d: &[u64]| Shape::new(d.to_vec());
+        // test_einsum_batch_matmul: bij,bjk->bik.
+        assert_eq!(einsum("bij, bjk -> bik", &[&s(&[5, 2, 3]), &s(&[5, 3, 4])]).unwrap().0, s(&[5, 2, 4]));
+        // The implicit output lists the labels alphabetically: "ji" on [3, 4] is [4, 3].
+        assert_eq!(einsum("ji", &[&s(&[3, 4])]).unwrap().0, s(&[4, 3]));
+        assert_eq!(einsum("ij->ji", &[&s(&[3, 4])]).unwrap().0, s(&[4, 3]));
+        // test_einsum_sum: ij->i.
+        assert_eq!(einsum("ij->i", &[&s(&[3, 4])]).unwrap().0, s(&[3]));
+        // test_einsum_inner_prod: i,i (implicit: scalar).
+        assert_eq!(einsum("i,i", &[&s(&[5]), &s(&[5])]).unwrap().0, Shape::scalar());
+        // test_einsum_batch_diagonal: ...ii ->...i.
+        assert_eq!(einsum("...ii ->...i", &[&s(&[3, 5, 5])]).unwrap().0, s(&[3, 5]));
+        assert_eq!(einsum("ij,jk", &[&s(&[2, 3]), &s(&[3, 4])]).unwrap(), (s(&[2, 4]), 24));
+        assert!(einsum("ij,jk->ik", &[&s(&[2, 3]), &s(&[4, 5])]).is_err());
     }
 
     #[test]

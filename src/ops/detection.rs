@@ -1,8 +1,9 @@
 //! Detection layers: SSD's PriorBox and DetectionOutput, Fast R-CNN's
-//! ROIPooling, R-FCN's position-sensitive RoI pooling, py-faster-rcnn's
-//! region proposals and its training targets (anchor and proposal targets),
-//! YOLOv2's Region activation. Counts the data decides (proposals,
-//! detections) are run-time extents with a symbol: see `OutShape::RunTimeExtent`.
+//! ROIPooling (also ONNX MaxRoiPool), ONNX RoiAlign, R-FCN's position-sensitive
+//! RoI pooling, py-faster-rcnn's region proposals and its training targets
+//! (anchor and proposal targets), YOLOv2's Region activation. Counts the data
+//! decides (proposals, detections) are run-time extents with a symbol: see
+//! `OutShape::RunTimeExtent`.
 
 use super::{
     channels, first, known, no_grad, nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec,
@@ -17,6 +18,8 @@ pub enum DetectionOp {
     /// Kept detections: (1, 1, D, 7), D set at run time.
     DetectionOutput(DetectionOutputParams),
     RoiPool(RoiPoolParams),
+    /// Bilinear RoI sampling (ONNX RoiAlign): (R, C, h, w) with R the rois' rows.
+    RoiAlign(RoiPoolParams),
     /// Region proposals (py-faster-rcnn's Python ProposalLayer): (R, 5), R set at run time.
     Proposal,
     /// Position-sensitive RoI pooling: (R, output_dim, g, g) from a score map of
@@ -39,6 +42,7 @@ impl Family for DetectionOp {
             DetectionOp::PriorBox(_) => "PriorBox",
             DetectionOp::DetectionOutput(_) => "DetectionOutput",
             DetectionOp::RoiPool(_) => "RoiPool",
+            DetectionOp::RoiAlign(_) => "RoiAlign",
             DetectionOp::Proposal => "Proposal",
             DetectionOp::Region => "Region",
             DetectionOp::PsRoiPool { .. } => "PsRoiPool",
@@ -51,7 +55,7 @@ impl Family for DetectionOp {
         match self {
             DetectionOp::PriorBox(p) => known(prior_box_shape(p, inputs)?, n_outputs),
             DetectionOp::DetectionOutput(_) => Ok(vec![rows(vec![1, 1, 1, 7], 2, "D"); n_outputs.max(1)]),
-            DetectionOp::RoiPool(p) => known(roi_pool_shape(p, inputs)?, n_outputs),
+            DetectionOp::RoiPool(p) | DetectionOp::RoiAlign(p) => known(roi_pool_shape(p, inputs)?, n_outputs),
             // rois [R, 5] (batch index and corners), then scores [R, 1].
             DetectionOp::Proposal => Ok([vec![1, 5], vec![1, 1]].into_iter().take(n_outputs.max(1)).map(|d| rows(d, 0, "R")).collect()),
             DetectionOp::PsRoiPool { output_dim, group_size } => known(psroi_pool_shape(*output_dim, *group_size, inputs)?, n_outputs),
@@ -86,6 +90,7 @@ impl Family for DetectionOp {
             DetectionOp::PriorBox(_)
             | DetectionOp::DetectionOutput(_)
             | DetectionOp::RoiPool(_)
+            | DetectionOp::RoiAlign(_)
             | DetectionOp::Proposal
             | DetectionOp::Region
             | DetectionOp::PsRoiPool { .. }
@@ -107,6 +112,9 @@ impl Family for DetectionOp {
                 }],
                 ..Default::default()
             },
+            // The gradient scatters through bilinear weights computed from
+            // the rois (and batch indices): those, not the features.
+            DetectionOp::RoiAlign(_) => MemoryFacts { saves_inputs: (1..inputs.len()).collect(), ..Default::default() },
             // The backward reads the rois and the channel each output came from.
             DetectionOp::PsRoiPool { .. } => MemoryFacts {
                 saves_inputs: vec![1],

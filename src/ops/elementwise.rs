@@ -1,11 +1,19 @@
-//! Same-shape ops: activations of one input, PReLU, dropout, softmax, and
-//! combinations of several inputs (Caffe Eltwise and Axpy; ONNX Add, Mul, Sub,
-//! Div, Max, Min, Pow, Mod, comparisons and Where), which broadcast numpy-style
-//! in ONNX. What backward keeps differs and is why the variants are separate:
-//! ReLU-like functions keep their output, products every operand, sums nothing,
-//! comparisons have no gradient at all.
+//! Same-shape ops: activations of one input, further pointwise math (trig,
+//! rounding, tests for NaN), type casts, PReLU, dropout, softmax, triangular
+//! masks, and combinations of several inputs (Caffe Eltwise and Axpy; ONNX
+//! Add, Mul, Sub, Div, Max, Min, Mean, Pow, Mod, bit shifts and bitwise logic,
+//! comparisons and Where), which broadcast numpy-style in ONNX. What backward
+//! keeps differs and is why the variants are separate: ReLU-like functions
+//! keep their output, products every operand, sums nothing, comparisons have
+//! no gradient at all.
+//!
+//! The ops that shape arithmetic uses also have value rules (`eval`): integer
+//! arithmetic wraps to the element type, `Div` on integers truncates toward
+//! zero, `Mod` follows the sign of the divisor unless `fmod`, `Round` rounds
+//! halves to even, as ONNX specifies.
 
 use super::dense::broadcast;
+use super::value::{self, arg, broadcast_map, Input, Value};
 use super::{
     channels, first, known, no_grad, nth, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
     ParamSpec, SavedType, ScheduleFacts, Storage,
@@ -33,6 +41,10 @@ pub enum ElementwiseOp {
     Where,
     /// Broadcasting arithmetic that `EltwiseKind` does not cover.
     Binary(BinaryKind),
+    /// Same-shape pointwise math beyond the activations (`UnaryKind`).
+    Unary(UnaryKind),
+    /// A conversion to `to` (`None`: to input 1's type, ONNX CastLike); same shape.
+    Cast { to: Option<DType> },
 }
 
 impl Family for ElementwiseOp {
@@ -47,6 +59,8 @@ impl Family for ElementwiseOp {
             ElementwiseOp::Compare(k) => k.name(),
             ElementwiseOp::Where => "Where",
             ElementwiseOp::Binary(k) => k.name(),
+            ElementwiseOp::Unary(k) => k.name(),
+            ElementwiseOp::Cast { .. } => "Cast",
         }
     }
 
@@ -56,7 +70,9 @@ impl Family for ElementwiseOp {
             ElementwiseOp::Activation(_)
             | ElementwiseOp::PRelu { .. }
             | ElementwiseOp::Dropout { .. }
-            | ElementwiseOp::Softmax { .. } => first(inputs)?.clone(),
+            | ElementwiseOp::Softmax { .. }
+            | ElementwiseOp::Unary(_)
+            | ElementwiseOp::Cast { .. } => first(inputs)?.clone(),
             ElementwiseOp::Eltwise { broadcast, .. } => eltwise_shape(inputs, *broadcast)?,
             ElementwiseOp::Axpy => axpy_shape(inputs)?,
             ElementwiseOp::Compare(CompareKind::Not) => x()?.clone(),
@@ -81,7 +97,9 @@ impl Family for ElementwiseOp {
             | ElementwiseOp::Softmax { .. }
             | ElementwiseOp::Compare(_)
             | ElementwiseOp::Where
-            | ElementwiseOp::Binary(_) => false,
+            | ElementwiseOp::Binary(_)
+            | ElementwiseOp::Unary(_)
+            | ElementwiseOp::Cast { .. } => false,
         }
     }
 
@@ -95,16 +113,21 @@ impl Family for ElementwiseOp {
             | ElementwiseOp::Softmax { .. }
             | ElementwiseOp::Compare(_)
             | ElementwiseOp::Where
-            | ElementwiseOp::Binary(_) => Ok(Vec::new()),
+            | ElementwiseOp::Binary(_)
+            | ElementwiseOp::Unary(_)
+            | ElementwiseOp::Cast { .. } => Ok(Vec::new()),
         }
     }
 
-    /// Identity (and Cast) is a view; dropout is one in evaluation. Activations
+    /// Identity and Cast are views (a cast to the type a value already has is
+    /// a no-op in the frameworks); dropout is one in evaluation. Activations
     /// and arithmetic may be links of a decomposed framework op.
     fn schedule_facts(&self) -> ScheduleFacts {
         let fusing = |fusion| ScheduleFacts { fusion, ..ScheduleFacts::COMPUTES };
         match self {
-            ElementwiseOp::Activation(Activation::Identity) => ScheduleFacts { fusion: Fusion::Function, ..ScheduleFacts::VIEW },
+            ElementwiseOp::Activation(Activation::Identity) | ElementwiseOp::Cast { .. } => {
+                ScheduleFacts { fusion: Fusion::Function, ..ScheduleFacts::VIEW }
+            }
             ElementwiseOp::Activation(_) => fusing(Fusion::Function),
             ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
             ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
@@ -113,7 +136,8 @@ impl Family for ElementwiseOp {
             | ElementwiseOp::Axpy
             | ElementwiseOp::Softmax { .. }
             | ElementwiseOp::Compare(_)
-            | ElementwiseOp::Where => ScheduleFacts::COMPUTES,
+            | ElementwiseOp::Where
+            | ElementwiseOp::Unary(_) => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -128,12 +152,343 @@ impl Family for ElementwiseOp {
             ElementwiseOp::Softmax { .. } => softmax_memory(),
             ElementwiseOp::Compare(_) => no_grad(),
             ElementwiseOp::Where => MemoryFacts { saves_inputs: vec![0], ..Default::default() },
-            ElementwiseOp::Binary(_) => saves_all(inputs),
+            ElementwiseOp::Binary(k) => match k {
+                BinaryKind::Pow | BinaryKind::Mod { .. } | BinaryKind::SwiGlu => saves_all(inputs),
+                BinaryKind::BitShift { .. } | BinaryKind::BitAnd | BinaryKind::BitOr | BinaryKind::BitXor => no_grad(),
+            },
+            ElementwiseOp::Unary(k) => k.memory(),
+            ElementwiseOp::Cast { .. } => MemoryFacts::default(),
         }
     }
 
     fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
         None
+    }
+
+    /// Optional inputs after the data (Clip's bounds, Dropout's ratio,
+    /// Trilu's k) may be left out; the shape is input 0's or the broadcast.
+    fn infer(&self, ins: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let x = || arg(ins, 0, "data input").map(|x| x.shape.clone());
+        let shape = match self {
+            ElementwiseOp::Activation(_)
+            | ElementwiseOp::Dropout { .. }
+            | ElementwiseOp::Softmax { .. }
+            | ElementwiseOp::Unary(_)
+            | ElementwiseOp::Cast { .. }
+            | ElementwiseOp::Compare(CompareKind::Not) => x()?,
+            // The slope broadcasts to x (unidirectionally).
+            ElementwiseOp::PRelu { .. } => {
+                let x = x()?;
+                if let Some(slope) = ins.get(1).copied().flatten() {
+                    if broadcast(x.dims(), slope.shape.dims())? != x.dims() {
+                        return Err(ShapeError::new(format!("PRelu: slope {} does not broadcast to {x}", slope.shape)));
+                    }
+                }
+                x
+            }
+            // No broadcasting: both operands have one shape.
+            ElementwiseOp::Binary(BinaryKind::SwiGlu) => {
+                let (a, b) = (x()?, arg(ins, 1, "second operand")?.shape.clone());
+                if a != b {
+                    return Err(ShapeError::new(format!("SwiGLU: operands {a} and {b} differ")));
+                }
+                a
+            }
+            ElementwiseOp::Eltwise { .. } | ElementwiseOp::Compare(_) | ElementwiseOp::Binary(_) | ElementwiseOp::Where => {
+                let shapes = value::present_shapes(ins)?;
+                let min = match self {
+                    ElementwiseOp::Where => 3,
+                    ElementwiseOp::Eltwise { .. } => 1,
+                    _ => 2,
+                };
+                if shapes.len() < min {
+                    return Err(ShapeError::new(format!("{} needs {min} inputs", self.name())));
+                }
+                eltwise_shape(&shapes, true)?
+            }
+            ElementwiseOp::Axpy => return self.infer_shapes(&value::present_shapes(ins)?, n_outputs),
+        };
+        known(shape, n_outputs)
+    }
+
+    fn out_dtype(&self, ins: &[Option<Input<'_>>], index: usize) -> Option<DType> {
+        match self {
+            ElementwiseOp::Compare(_) => Some(DType::Bool),
+            ElementwiseOp::Dropout { .. } if index == 1 => Some(DType::Bool),
+            ElementwiseOp::Unary(UnaryKind::IsNaN | UnaryKind::IsInf) => Some(DType::Bool),
+            ElementwiseOp::Unary(UnaryKind::Random { dtype }) => *dtype,
+            ElementwiseOp::Unary(UnaryKind::BitCast { to }) => Some(*to),
+            ElementwiseOp::Cast { to: Some(t) } => Some(*t),
+            ElementwiseOp::Cast { to: None } => ins.get(1).copied().flatten().map(|x| x.dtype),
+            ElementwiseOp::Where => ins.get(1).copied().flatten().map(|x| x.dtype),
+            ElementwiseOp::Activation(_)
+            | ElementwiseOp::PRelu { .. }
+            | ElementwiseOp::Dropout { .. }
+            | ElementwiseOp::Eltwise { .. }
+            | ElementwiseOp::Axpy
+            | ElementwiseOp::Softmax { .. }
+            | ElementwiseOp::Binary(_)
+            | ElementwiseOp::Unary(_) => None,
+        }
+    }
+
+    fn eval(&self, ins: &[Option<Input<'_>>], outputs: &[&Shape]) -> Option<Vec<Value>> {
+        let out = *outputs.first()?;
+        let x = ins.first().copied().flatten()?;
+        let out_dtype = self.out_dtype(ins, 0).unwrap_or(x.dtype);
+        let all: Vec<(&Value, &Shape)> = ins.iter().map(|i| i.and_then(|i| Some((i.value?, i.shape)))).collect::<Option<_>>()?;
+        let unary = |fi: &dyn Fn(i64) -> Option<i64>, ff: &dyn Fn(f64) -> Option<f64>| {
+            broadcast_map(&all[..1], out, out_dtype, |a| fi(a[0]), |a| ff(a[0]))
+        };
+        let binary = |fi: &dyn Fn(i64, i64) -> Option<i64>, ff: &dyn Fn(f64, f64) -> Option<f64>| {
+            broadcast_map(all.get(..2)?, out, out_dtype, |a| fi(a[0], a[1]), |a| ff(a[0], a[1]))
+        };
+        let v = match self {
+            ElementwiseOp::Activation(a) => match a {
+                Activation::Identity => x.value?.clone(),
+                Activation::Neg => unary(&|i| i.checked_neg(), &|f| Some(-f))?,
+                Activation::AbsVal => unary(&|i| i.checked_abs(), &|f| Some(f.abs()))?,
+                Activation::Relu { negative_slope } if *negative_slope == 0.0 => unary(&|i| Some(i.max(0)), &|f| Some(f.max(0.0)))?,
+                Activation::Sqrt => unary(&|_| None, &|f| Some(f.sqrt()))?,
+                Activation::Reciprocal => unary(&|_| None, &|f| Some(1.0 / f))?,
+                _ => return None,
+            },
+            ElementwiseOp::Cast { .. } => value::cast(x.value?, out_dtype)?,
+            ElementwiseOp::Unary(k) => k.eval(&all, ins, out, out_dtype)?,
+            ElementwiseOp::Eltwise { kind, .. } => eltwise_value(*kind, &all, out, out_dtype)?,
+            ElementwiseOp::Binary(k) => match k {
+                BinaryKind::Pow => binary(&|a, b| u32::try_from(b).ok().and_then(|b| a.checked_pow(b)), &|a, b| Some(a.powf(b)))?,
+                BinaryKind::Mod { fmod: false } => binary(&|a, b| a.checked_rem_euclid(b).map(|r| if r != 0 && b < 0 { r + b } else { r }), &|a, b| {
+                    let r = a % b;
+                    Some(if r != 0.0 && (r < 0.0) != (b < 0.0) { r + b } else { r })
+                })?,
+                BinaryKind::Mod { fmod: true } => binary(&|a, b| a.checked_rem(b), &|a, b| Some(a % b))?,
+                BinaryKind::BitShift { left } => {
+                    let left = *left;
+                    binary(&move |a, b| u32::try_from(b).ok().filter(|&b| b < 64).map(|b| if left { a << b } else { ((a as u64) >> b) as i64 }), &|_, _| None)?
+                }
+                BinaryKind::BitAnd => binary(&|a, b| Some(a & b), &|_, _| None)?,
+                BinaryKind::BitOr => binary(&|a, b| Some(a | b), &|_, _| None)?,
+                BinaryKind::BitXor => binary(&|a, b| Some(a ^ b), &|_, _| None)?,
+                BinaryKind::SwiGlu => return None,
+            },
+            ElementwiseOp::Compare(k) => compare_value(*k, &all, out)?,
+            ElementwiseOp::Where => {
+                let (c, a, b) = (all.first()?, all.get(1)?, all.get(2)?);
+                let cond = c.0.ints()?;
+                let (mc, ma, mb) = (
+                    value::broadcast_index(c.1.dims(), out.dims())?,
+                    value::broadcast_index(a.1.dims(), out.dims())?,
+                    value::broadcast_index(b.1.dims(), out.dims())?,
+                );
+                match (a.0, b.0) {
+                    (Value::Int(x), Value::Int(y)) => {
+                        Value::Int((0..mc.len()).map(|e| if cond[mc[e]] != 0 { x[ma[e]] } else { y[mb[e]] }).collect())
+                    }
+                    (Value::Float(x), Value::Float(y)) => {
+                        Value::Float((0..mc.len()).map(|e| if cond[mc[e]] != 0 { x[ma[e]] } else { y[mb[e]] }).collect())
+                    }
+                    _ => return None,
+                }
+            }
+            ElementwiseOp::PRelu { .. } | ElementwiseOp::Dropout { .. } | ElementwiseOp::Axpy | ElementwiseOp::Softmax { .. } => {
+                return None
+            }
+        };
+        Some(vec![v])
+    }
+}
+
+/// Values of the n-ary arithmetic (Add, Sub, Mul, Div, Max, Min, Mean).
+fn eltwise_value(kind: EltwiseKind, all: &[(&Value, &Shape)], out: &Shape, dtype: DType) -> Option<Value> {
+    if all.len() < 2 && !matches!(kind, EltwiseKind::Sum | EltwiseKind::Max | EltwiseKind::Min | EltwiseKind::Mean) {
+        return None;
+    }
+    let n = all.len() as f64;
+    match kind {
+        EltwiseKind::Sum => broadcast_map(all, out, dtype, |a| a.iter().try_fold(0i64, |s, &x| s.checked_add(x)), |a| Some(a.iter().sum())),
+        EltwiseKind::Sub => broadcast_map(all, out, dtype, |a| a[0].checked_sub(a[1]), |a| Some(a[0] - a[1])),
+        EltwiseKind::Prod => broadcast_map(all, out, dtype, |a| a.iter().try_fold(1i64, |s, &x| s.checked_mul(x)), |a| Some(a.iter().product())),
+        // Integer division truncates toward zero (C, and the ONNX reference's cast back).
+        EltwiseKind::Div => broadcast_map(all, out, dtype, |a| a[0].checked_div(a[1]), |a| Some(a[0] / a[1])),
+        EltwiseKind::Max => broadcast_map(all, out, dtype, |a| a.iter().copied().max(), |a| {
+            if a.iter().any(|x| x.is_nan()) { None } else { a.iter().copied().reduce(f64::max) }
+        }),
+        EltwiseKind::Min => broadcast_map(all, out, dtype, |a| a.iter().copied().min(), |a| {
+            if a.iter().any(|x| x.is_nan()) { None } else { a.iter().copied().reduce(f64::min) }
+        }),
+        EltwiseKind::Mean => broadcast_map(all, out, dtype, |_| None, |a| Some(a.iter().sum::<f64>() / n)),
+    }
+}
+
+/// Values of a comparison or logical op (0/1).
+fn compare_value(k: CompareKind, all: &[(&Value, &Shape)], out: &Shape) -> Option<Value> {
+    let b = |x: bool| i64::from(x);
+    let bd = DType::Bool;
+    match k {
+        CompareKind::Not => broadcast_map(all.get(..1)?, out, bd, |a| Some(b(a[0] == 0)), |_| None),
+        CompareKind::Equal => broadcast_map(all.get(..2)?, out, bd, |a| Some(b(a[0] == a[1])), |a| Some(b(a[0] == a[1]) as f64)),
+        CompareKind::Less => broadcast_map(all.get(..2)?, out, bd, |a| Some(b(a[0] < a[1])), |a| Some(b(a[0] < a[1]) as f64)),
+        CompareKind::LessOrEqual => broadcast_map(all.get(..2)?, out, bd, |a| Some(b(a[0] <= a[1])), |a| Some(b(a[0] <= a[1]) as f64)),
+        CompareKind::Greater => broadcast_map(all.get(..2)?, out, bd, |a| Some(b(a[0] > a[1])), |a| Some(b(a[0] > a[1]) as f64)),
+        CompareKind::GreaterOrEqual => broadcast_map(all.get(..2)?, out, bd, |a| Some(b(a[0] >= a[1])), |a| Some(b(a[0] >= a[1]) as f64)),
+        CompareKind::And => broadcast_map(all.get(..2)?, out, bd, |a| Some(b(a[0] != 0 && a[1] != 0)), |_| None),
+        CompareKind::Or => broadcast_map(all.get(..2)?, out, bd, |a| Some(b(a[0] != 0 || a[1] != 0)), |_| None),
+        CompareKind::Xor => broadcast_map(all.get(..2)?, out, bd, |a| Some(b((a[0] != 0) != (a[1] != 0))), |_| None),
+    }
+}
+
+/// Pointwise math of one input besides the activations: what backward keeps
+/// follows each derivative.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryKind {
+    Floor,
+    Ceil,
+    /// Halves round to even.
+    Round,
+    Sign,
+    Cos,
+    Sin,
+    Tan,
+    Acos,
+    Asin,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    IsNaN,
+    IsInf,
+    BitwiseNot,
+    Softsign,
+    Mish,
+    ThresholdedRelu,
+    Shrink,
+    /// The upper (or lower) triangle of the last two axes, the rest zero; the
+    /// diagonal offset k is an optional input.
+    Trilu { upper: bool },
+    /// One-hot of the maximum along an axis.
+    Hardmax,
+    /// Lp normalisation along an axis.
+    LpNorm,
+    /// Mean/variance normalisation over axes.
+    MeanVarianceNorm,
+    /// Random values shaped like the input (RandomNormalLike, RandomUniformLike,
+    /// Bernoulli), of `dtype` (`None`: the input's).
+    Random { dtype: Option<DType> },
+    /// The same bits read as another type of the same width (ONNX BitCast).
+    BitCast { to: DType },
+}
+
+impl UnaryKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryKind::Floor => "Floor",
+            UnaryKind::Ceil => "Ceil",
+            UnaryKind::Round => "Round",
+            UnaryKind::Sign => "Sign",
+            UnaryKind::Cos => "Cos",
+            UnaryKind::Sin => "Sin",
+            UnaryKind::Tan => "Tan",
+            UnaryKind::Acos => "Acos",
+            UnaryKind::Asin => "Asin",
+            UnaryKind::Atan => "Atan",
+            UnaryKind::Sinh => "Sinh",
+            UnaryKind::Cosh => "Cosh",
+            UnaryKind::Asinh => "Asinh",
+            UnaryKind::Acosh => "Acosh",
+            UnaryKind::Atanh => "Atanh",
+            UnaryKind::IsNaN => "IsNaN",
+            UnaryKind::IsInf => "IsInf",
+            UnaryKind::BitwiseNot => "BitwiseNot",
+            UnaryKind::Softsign => "Softsign",
+            UnaryKind::Mish => "Mish",
+            UnaryKind::ThresholdedRelu => "ThresholdedRelu",
+            UnaryKind::Shrink => "Shrink",
+            UnaryKind::Trilu { .. } => "Trilu",
+            UnaryKind::Hardmax => "Hardmax",
+            UnaryKind::LpNorm => "LpNorm",
+            UnaryKind::MeanVarianceNorm => "MeanVarianceNorm",
+            UnaryKind::Random { .. } => "Random",
+            UnaryKind::BitCast { .. } => "BitCast",
+        }
+    }
+
+    /// Derivative-based: rounding and sign have a zero derivative (nothing
+    /// kept); trigonometric and hyperbolic functions and the smooth
+    /// activations need their input, tan its output (1 + tan²); a triangular
+    /// mask is linear; tests, bitwise ops, hardmax and random draws have no
+    /// gradient; normalisations keep their input (and Lp its output, the norm).
+    pub fn memory(self) -> MemoryFacts {
+        let input = MemoryFacts { saves_inputs: vec![0], ..Default::default() };
+        match self {
+            UnaryKind::Floor | UnaryKind::Ceil | UnaryKind::Round | UnaryKind::Sign | UnaryKind::Trilu { .. } => {
+                MemoryFacts::default()
+            }
+            UnaryKind::Tan => MemoryFacts { saves_outputs: vec![0], ..Default::default() },
+            UnaryKind::Cos
+            | UnaryKind::Sin
+            | UnaryKind::Acos
+            | UnaryKind::Asin
+            | UnaryKind::Atan
+            | UnaryKind::Sinh
+            | UnaryKind::Cosh
+            | UnaryKind::Asinh
+            | UnaryKind::Acosh
+            | UnaryKind::Atanh
+            | UnaryKind::Softsign
+            | UnaryKind::Mish
+            | UnaryKind::ThresholdedRelu
+            | UnaryKind::Shrink
+            | UnaryKind::MeanVarianceNorm => input,
+            UnaryKind::LpNorm => MemoryFacts { saves_inputs: vec![0], saves_outputs: vec![0], ..Default::default() },
+            UnaryKind::IsNaN
+            | UnaryKind::IsInf
+            | UnaryKind::BitwiseNot
+            | UnaryKind::Hardmax
+            | UnaryKind::Random { .. }
+            | UnaryKind::BitCast { .. } => no_grad(),
+        }
+    }
+
+    fn eval(self, all: &[(&Value, &Shape)], ins: &[Option<Input<'_>>], out: &Shape, dtype: DType) -> Option<Value> {
+        let one = all.get(..1)?;
+        let f = |fi: fn(i64) -> Option<i64>, ff: fn(f64) -> Option<f64>| broadcast_map(one, out, dtype, |a| fi(a[0]), |a| ff(a[0]));
+        match self {
+            UnaryKind::Floor => f(Some, |x| Some(x.floor())),
+            UnaryKind::Ceil => f(Some, |x| Some(x.ceil())),
+            UnaryKind::Round => f(Some, |x| Some(x.round_ties_even())),
+            UnaryKind::Sign => f(|x| Some(x.signum()), |x| Some(if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x })),
+            UnaryKind::IsNaN => broadcast_map(one, out, DType::Bool, |_| Some(0), |a| Some(f64::from(u8::from(a[0].is_nan())))),
+            UnaryKind::IsInf => broadcast_map(one, out, DType::Bool, |_| Some(0), |a| Some(f64::from(u8::from(a[0].is_infinite())))),
+            UnaryKind::BitwiseNot => f(|x| Some(!x), |_| None),
+            UnaryKind::Trilu { upper } => trilu_value(upper, all.first()?, ins, out),
+            _ => None,
+        }
+    }
+}
+
+/// Trilu on a known value: keeps `j − i ≥ k` (upper) or `j − i ≤ k` (lower)
+/// in the last two axes.
+fn trilu_value(upper: bool, x: &(&Value, &Shape), ins: &[Option<Input<'_>>], out: &Shape) -> Option<Value> {
+    let k = match ins.get(1).copied().flatten() {
+        Some(k) => k.value?.scalar_int()?,
+        None => 0,
+    };
+    let d = x.1.dims();
+    if d.len() < 2 || x.1 != out {
+        return None;
+    }
+    let (rows, cols) = (d[d.len() - 2] as i64, d[d.len() - 1] as i64);
+    let keep = |e: usize| {
+        let e = e as i64;
+        let (i, j) = ((e / cols) % rows, e % cols);
+        if upper { j - i >= k } else { j - i <= k }
+    };
+    match x.0 {
+        Value::Int(v) => Some(Value::Int(v.iter().enumerate().map(|(e, &a)| if keep(e) { a } else { 0 }).collect())),
+        Value::Float(v) => Some(Value::Float(v.iter().enumerate().map(|(e, &a)| if keep(e) { a } else { 0.0 }).collect())),
     }
 }
 
@@ -172,15 +527,28 @@ impl CompareKind {
 pub enum BinaryKind {
     /// Backward needs both inputs (and the output).
     Pow,
-    /// Integer-style remainder; gradient only through the dividend.
-    Mod,
+    /// Remainder: the sign of the divisor, or of the dividend with `fmod`;
+    /// gradient only through the dividend.
+    Mod { fmod: bool },
+    /// Integer shifts (no gradient).
+    BitShift { left: bool },
+    BitAnd,
+    BitOr,
+    BitXor,
+    /// Swish(a)·b of two operands of one shape (ONNX SwiGLU).
+    SwiGlu,
 }
 
 impl BinaryKind {
     pub fn name(self) -> &'static str {
         match self {
             BinaryKind::Pow => "Pow",
-            BinaryKind::Mod => "Mod",
+            BinaryKind::Mod { .. } => "Mod",
+            BinaryKind::BitShift { .. } => "BitShift",
+            BinaryKind::BitAnd => "BitwiseAnd",
+            BinaryKind::BitOr => "BitwiseOr",
+            BinaryKind::BitXor => "BitwiseXor",
+            BinaryKind::SwiGlu => "SwiGLU",
         }
     }
 }
@@ -272,6 +640,8 @@ pub enum EltwiseKind {
     Div,
     Max,
     Min,
+    /// The mean of the operands (ONNX Mean).
+    Mean,
 }
 
 impl EltwiseKind {
@@ -283,6 +653,7 @@ impl EltwiseKind {
             EltwiseKind::Div => "Div",
             EltwiseKind::Max => "Max",
             EltwiseKind::Min => "Min",
+            EltwiseKind::Mean => "Mean",
         }
     }
 }
@@ -364,7 +735,7 @@ pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
 /// quotients and max/min every operand.
 pub fn eltwise_memory(kind: EltwiseKind, n_inputs: usize) -> MemoryFacts {
     match kind {
-        EltwiseKind::Sum | EltwiseKind::Sub => MemoryFacts::default(),
+        EltwiseKind::Sum | EltwiseKind::Sub | EltwiseKind::Mean => MemoryFacts::default(),
         EltwiseKind::Prod | EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
             MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() }
         }

@@ -1,12 +1,18 @@
 //! Ops that rearrange, select or join values without arithmetic on them:
 //! Concat, Split, Slice, Flatten, Reshape, Crop, Permute, Tile, ShuffleChannel,
-//! and ONNX's Squeeze, Unsqueeze, Slice (strided), Pad, Expand and Gather.
+//! the forks' Reorg and Reverse,
+//! and ONNX's Transpose, Reshape, Flatten (to 2-D), Split, Squeeze, Unsqueeze,
+//! Slice (strided), Pad, Expand, Tile, Gather, DepthToSpace, SpaceToDepth and
+//! CenterCropPad.
 //!
 //! Their backward is a linear map that needs only shapes (Gather needs its
-//! indices). Several ONNX forms take their extents from input *values*
-//! (Expand, strided Slice, Pad): their rules return an error and the ONNX
-//! loader takes those shapes from tract.
+//! indices). The ONNX forms take their extents from input *values* (a
+//! Reshape's target, a Slice's starts and ends, Squeeze's axes from opset 13):
+//! `infer` reads them from the inputs' known values and says so when a value
+//! is not known. These ops also have value rules, so that shape vectors can
+//! be followed through them.
 
+use super::value::{self, arg, ints_arg, select_index, shape_arg, Input, Value};
 use super::{
     channels, first, known, nth, overflow, resolve_axes, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts,
 };
@@ -27,9 +33,12 @@ pub enum LayoutOp {
     Tile { axis: i64, tiles: u64 },
     Squeeze { axes: Vec<i64> },
     Unsqueeze { axes: Vec<i64> },
-    /// ONNX Slice: starts/ends/axes/steps given as inputs.
-    StridedSlice,
-    Pad,
+    /// ONNX Slice: starts/ends/axes/steps given as inputs 1–4 (opset 10 on),
+    /// or as attributes (`attrs`, opsets 1–9).
+    StridedSlice { attrs: Option<SliceAttrs> },
+    /// Pads (negative: crops) each axis; `pads` as an attribute (opsets 1–10)
+    /// or input 1 with optional axes input 3 (opset 18).
+    Pad { pads: Option<Vec<i64>> },
     /// Broadcasts the input to a shape given as a second input.
     Expand,
     /// Picks slices along `axis` by an index tensor (embedding lookups, token selection).
@@ -39,6 +48,33 @@ pub enum LayoutOp {
     Reorg { stride: u64, reverse: bool },
     /// The input with its order along `axis` reversed (a sequence run backwards). A copy.
     Reverse { axis: i64 },
+    /// Reorders every axis (`None`: reverses them, ONNX Transpose's default).
+    Transpose { perm: Option<Vec<usize>> },
+    /// ONNX Reshape: the target from input 1 (or the `shape` attribute of
+    /// opsets 1–4); 0 copies the input's extent unless `allow_zero`, −1 is inferred.
+    ReshapeTo { dims: Option<Vec<i64>>, allow_zero: bool },
+    /// ONNX Flatten: always 2-D, `[∏ dims[..axis], ∏ dims[axis..]]`.
+    Flatten2d { axis: i64 },
+    /// ONNX Split along `axis`: sizes from input 1 (opset 13 on) or the
+    /// `split` attribute, else `num_outputs` (opset 18) or one part per
+    /// output, the last one smaller when the extent does not divide.
+    SplitParts { axis: i64, split: Vec<i64>, num_outputs: Option<u64> },
+    /// ONNX Tile: each axis repeated by input 1's count.
+    TileBy,
+    /// DepthToSpace / SpaceToDepth with a square block.
+    DepthToSpace { block: u64 },
+    SpaceToDepth { block: u64 },
+    /// Crops or pads the listed axes (all when empty) to extents given as input 1.
+    CenterCropPad { axes: Vec<i64> },
+}
+
+/// The attribute form of ONNX Slice (opsets 1–9).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SliceAttrs {
+    pub starts: Vec<i64>,
+    pub ends: Vec<i64>,
+    /// Empty: axes 0, 1, … in order.
+    pub axes: Vec<i64>,
 }
 
 impl Family for LayoutOp {
@@ -55,12 +91,20 @@ impl Family for LayoutOp {
             LayoutOp::Tile { .. } => "Tile",
             LayoutOp::Squeeze { .. } => "Squeeze",
             LayoutOp::Unsqueeze { .. } => "Unsqueeze",
-            LayoutOp::StridedSlice => "StridedSlice",
-            LayoutOp::Pad => "Pad",
+            LayoutOp::StridedSlice { .. } => "StridedSlice",
+            LayoutOp::Pad { .. } => "Pad",
             LayoutOp::Expand => "Expand",
             LayoutOp::Gather { .. } => "Gather",
             LayoutOp::Reorg { .. } => "Reorg",
             LayoutOp::Reverse { .. } => "Reverse",
+            LayoutOp::Transpose { .. } => "Permute",
+            LayoutOp::ReshapeTo { .. } => "Reshape",
+            LayoutOp::Flatten2d { .. } => "Flatten",
+            LayoutOp::SplitParts { .. } => "Slice",
+            LayoutOp::TileBy => "Tile",
+            LayoutOp::DepthToSpace { .. } => "DepthToSpace",
+            LayoutOp::SpaceToDepth { .. } => "SpaceToDepth",
+            LayoutOp::CenterCropPad { .. } => "CenterCropPad",
         }
     }
 
@@ -85,11 +129,18 @@ impl Family for LayoutOp {
                 x.axis(*axis)?;
                 x.clone()
             }
-            LayoutOp::StridedSlice | LayoutOp::Pad | LayoutOp::Expand => {
-                return Err(ShapeError::new(format!(
-                    "{}: the output shape depends on input values (taken from the ONNX shape analysis)",
-                    self.name()
-                )))
+            LayoutOp::Transpose { perm } => transpose_shape(perm.as_deref(), first(inputs)?)?,
+            LayoutOp::Flatten2d { axis } => flatten2d_shape(*axis, first(inputs)?)?,
+            LayoutOp::DepthToSpace { block } => depth_to_space_shape(*block, first(inputs)?)?,
+            LayoutOp::SpaceToDepth { block } => space_to_depth_shape(*block, first(inputs)?)?,
+            LayoutOp::StridedSlice { .. }
+            | LayoutOp::Pad { .. }
+            | LayoutOp::Expand
+            | LayoutOp::ReshapeTo { .. }
+            | LayoutOp::SplitParts { .. }
+            | LayoutOp::TileBy
+            | LayoutOp::CenterCropPad { .. } => {
+                return Err(ShapeError::new(format!("{}: the output shape depends on input values", self.name())))
             }
         };
         known(shape, n_outputs)
@@ -112,16 +163,24 @@ impl Family for LayoutOp {
             | LayoutOp::Squeeze { .. }
             | LayoutOp::Unsqueeze { .. }
             | LayoutOp::Permute { .. }
-            | LayoutOp::StridedSlice
+            | LayoutOp::StridedSlice { .. }
             | LayoutOp::Slice(_)
             | LayoutOp::Split
-            | LayoutOp::Expand => ScheduleFacts::VIEW,
+            | LayoutOp::Expand
+            | LayoutOp::Transpose { .. }
+            | LayoutOp::ReshapeTo { .. }
+            | LayoutOp::Flatten2d { .. }
+            | LayoutOp::SplitParts { .. } => ScheduleFacts::VIEW,
             LayoutOp::Concat { .. }
             | LayoutOp::Crop(_)
             | LayoutOp::ShuffleChannel { .. }
             | LayoutOp::Tile { .. }
-            | LayoutOp::Pad
+            | LayoutOp::Pad { .. }
             | LayoutOp::Gather { .. }
+            | LayoutOp::TileBy
+            | LayoutOp::DepthToSpace { .. }
+            | LayoutOp::SpaceToDepth { .. }
+            | LayoutOp::CenterCropPad { .. }
             | LayoutOp::Reorg { .. }
             | LayoutOp::Reverse { .. } => ScheduleFacts::COMPUTES,
         }
@@ -142,9 +201,17 @@ impl Family for LayoutOp {
             | LayoutOp::Tile { .. }
             | LayoutOp::Squeeze { .. }
             | LayoutOp::Unsqueeze { .. }
-            | LayoutOp::StridedSlice
-            | LayoutOp::Pad
+            | LayoutOp::StridedSlice { .. }
+            | LayoutOp::Pad { .. }
             | LayoutOp::Expand
+            | LayoutOp::Transpose { .. }
+            | LayoutOp::ReshapeTo { .. }
+            | LayoutOp::Flatten2d { .. }
+            | LayoutOp::SplitParts { .. }
+            | LayoutOp::TileBy
+            | LayoutOp::DepthToSpace { .. }
+            | LayoutOp::SpaceToDepth { .. }
+            | LayoutOp::CenterCropPad { .. }
             | LayoutOp::Reorg { .. }
             | LayoutOp::Reverse { .. } => MemoryFacts::default(),
         }
@@ -153,7 +220,409 @@ impl Family for LayoutOp {
     fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
         None
     }
+
+    fn infer(&self, ins: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let x = || shape_arg(ins, 0, "data input");
+        let shape = match self {
+            LayoutOp::SplitParts { axis, split, num_outputs } => {
+                let parts = split_parts(*axis, split, *num_outputs, ins, n_outputs)?;
+                return Ok(parts.into_iter().map(|(_, s)| OutShape::Known(s)).collect());
+            }
+            LayoutOp::Squeeze { axes } => squeeze_shape(x()?, &axes_from(ins, axes)?)?,
+            LayoutOp::Unsqueeze { axes } => unsqueeze_shape(x()?, &axes_from(ins, axes)?)?,
+            LayoutOp::ReshapeTo { dims, allow_zero } => {
+                let target = match dims {
+                    Some(d) => d.clone(),
+                    None => ints_arg(ins, 1, "reshape target")?.ok_or_else(|| ShapeError::new("Reshape needs a target shape"))?,
+                };
+                onnx_reshape_shape(x()?, &target, *allow_zero)?
+            }
+            LayoutOp::StridedSlice { attrs } => Shape(slice_ranges(self, attrs.as_ref(), ins)?.iter().map(|r| r.2).collect()),
+            LayoutOp::Pad { pads } => pad_shape(x()?, pads.as_deref(), ins)?,
+            LayoutOp::Expand => {
+                let target = ints_arg(ins, 1, "target shape")?.ok_or_else(|| ShapeError::new("Expand needs a shape input"))?;
+                let target = non_negative(&target, "Expand")?;
+                Shape(super::dense::broadcast(x()?.dims(), &target)?)
+            }
+            LayoutOp::TileBy => {
+                let reps = ints_arg(ins, 1, "repeat counts")?.ok_or_else(|| ShapeError::new("Tile needs repeat counts"))?;
+                let d = x()?.dims();
+                if reps.len() != d.len() {
+                    return Err(ShapeError::new(format!("Tile: {} repeat counts for rank {}", reps.len(), d.len())));
+                }
+                let reps = non_negative(&reps, "Tile")?;
+                Shape(d.iter().zip(&reps).map(|(&a, &r)| a.checked_mul(r).ok_or_else(|| overflow("tiled extent"))).collect::<Result<_, _>>()?)
+            }
+            LayoutOp::CenterCropPad { axes } => {
+                let target = ints_arg(ins, 1, "target shape")?.ok_or_else(|| ShapeError::new("CenterCropPad needs a shape input"))?;
+                let x = x()?;
+                let axes = if axes.is_empty() { (0..x.rank() as i64).collect() } else { axes.clone() };
+                if axes.len() != target.len() {
+                    return Err(ShapeError::new("CenterCropPad: shape and axes differ in length"));
+                }
+                let mut dims = x.dims().to_vec();
+                for (&a, &t) in axes.iter().zip(&non_negative(&target, "CenterCropPad")?) {
+                    dims[x.axis(a)?] = t;
+                }
+                Shape(dims)
+            }
+            LayoutOp::Concat { axis } => concat_shape(*axis, &value::present_shapes(ins)?)?,
+            LayoutOp::Gather { axis } => gather_shape(x()?, shape_arg(ins, 1, "indices input")?, *axis)?,
+            LayoutOp::Split
+            | LayoutOp::Slice(_)
+            | LayoutOp::Flatten(_)
+            | LayoutOp::Reshape(_)
+            | LayoutOp::Crop(_)
+            | LayoutOp::Permute { .. }
+            | LayoutOp::ShuffleChannel { .. }
+            | LayoutOp::Tile { .. }
+            | LayoutOp::Transpose { .. }
+            | LayoutOp::Flatten2d { .. }
+            | LayoutOp::DepthToSpace { .. }
+            | LayoutOp::SpaceToDepth { .. }
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => return self.infer_shapes(&value::present_shapes(ins)?, n_outputs),
+        };
+        known(shape, n_outputs)
+    }
+
+    /// Values move without arithmetic: same elements for reshapes, picked
+    /// elements for slices, gathers, transposes, tiles and broadcasts.
+    fn eval(&self, ins: &[Option<Input<'_>>], outputs: &[&Shape]) -> Option<Vec<Value>> {
+        let x = ins.first().copied().flatten()?;
+        let out = *outputs.first()?;
+        let data = || x.value;
+        let v = match self {
+            LayoutOp::Squeeze { .. }
+            | LayoutOp::Unsqueeze { .. }
+            | LayoutOp::ReshapeTo { .. }
+            | LayoutOp::Flatten2d { .. }
+            | LayoutOp::Flatten(_)
+            | LayoutOp::Reshape(_) => data()?.clone(),
+            LayoutOp::Concat { axis } => {
+                let parts: Vec<(&Value, &Shape)> = ins.iter().flatten().map(|i| Some((i.value?, i.shape))).collect::<Option<_>>()?;
+                concat_value(*axis, &parts)?
+            }
+            LayoutOp::Gather { axis } => {
+                let idx = arg(ins, 1, "indices").ok()?;
+                gather_value(data()?, x.shape, idx.value?.ints()?, *axis)?
+            }
+            LayoutOp::Expand => data()?.gather(&value::broadcast_index(x.shape.dims(), out.dims())?)?,
+            LayoutOp::Transpose { perm } => {
+                let d = x.shape.dims();
+                let perm: Vec<usize> = perm.clone().unwrap_or_else(|| (0..d.len()).rev().collect());
+                let st = value::strides(d);
+                let mut idx = Vec::with_capacity(out.elems()? as usize);
+                let mut pos = vec![0u64; perm.len()];
+                for _ in 0..out.elems()? {
+                    idx.push(pos.iter().zip(&perm).map(|(&p, &a)| p as usize * st[a]).sum());
+                    for k in (0..pos.len()).rev() {
+                        pos[k] += 1;
+                        if pos[k] < d[perm[k]] {
+                            break;
+                        }
+                        pos[k] = 0;
+                    }
+                }
+                data()?.gather(&idx)?
+            }
+            LayoutOp::StridedSlice { attrs } => {
+                let picks: Vec<Vec<u64>> = slice_ranges(self, attrs.as_ref(), ins)
+                    .ok()?
+                    .iter()
+                    .map(|&(start, step, n)| (0..n as i128).map(|k| (start + k * step) as u64).collect())
+                    .collect();
+                data()?.gather(&select_index(x.shape.dims(), &picks)?)?
+            }
+            LayoutOp::SplitParts { axis, split, num_outputs } => {
+                let parts = split_parts(*axis, split, *num_outputs, ins, outputs.len()).ok()?;
+                let a = x.shape.axis(*axis).ok()?;
+                let mut vals = Vec::with_capacity(parts.len());
+                for (start, part) in parts {
+                    let picks: Vec<Vec<u64>> = (0..x.shape.rank())
+                        .map(|k| if k == a { (start..start + part.dims()[a]).collect() } else { (0..x.shape.dims()[k]).collect() })
+                        .collect();
+                    vals.push(data()?.gather(&select_index(x.shape.dims(), &picks)?)?);
+                }
+                return Some(vals);
+            }
+            LayoutOp::TileBy => {
+                let d = x.shape.dims();
+                let picks: Vec<Vec<u64>> = out.dims().iter().zip(d).map(|(&o, &i)| (0..o).map(|p| p % i.max(1)).collect()).collect();
+                data()?.gather(&select_index(d, &picks)?)?
+            }
+            LayoutOp::Split
+            | LayoutOp::Slice(_)
+            | LayoutOp::Crop(_)
+            | LayoutOp::Permute { .. }
+            | LayoutOp::ShuffleChannel { .. }
+            | LayoutOp::Tile { .. }
+            | LayoutOp::Pad { .. }
+            | LayoutOp::DepthToSpace { .. }
+            | LayoutOp::SpaceToDepth { .. }
+            | LayoutOp::CenterCropPad { .. }
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => return None,
+        };
+        Some(vec![v])
+    }
 }
+
+/// Extents that must not be negative.
+fn non_negative(v: &[i64], what: &str) -> Result<Vec<u64>, ShapeError> {
+    v.iter().map(|&d| u64::try_from(d).map_err(|_| ShapeError::new(format!("{what}: negative extent {d}")))).collect()
+}
+
+/// Axes from input 1 when given (opset 13 on), else the attribute's.
+fn axes_from(ins: &[Option<Input<'_>>], attr: &[i64]) -> Result<Vec<i64>, ShapeError> {
+    Ok(ints_arg(ins, 1, "axes")?.unwrap_or_else(|| attr.to_vec()))
+}
+
+/// ONNX Transpose: `perm` must be a permutation of every axis; none reverses.
+pub fn transpose_shape(perm: Option<&[usize]>, x: &Shape) -> Result<Shape, ShapeError> {
+    let d = x.dims();
+    match perm {
+        None => Ok(Shape(d.iter().rev().copied().collect())),
+        Some(p) => {
+            if p.len() != d.len() {
+                return Err(ShapeError::new(format!("Transpose: perm {p:?} for rank {}", d.len())));
+            }
+            permute_shape(p, x)
+        }
+    }
+}
+
+/// ONNX Flatten: `axis` in `[-r, r]`.
+pub fn flatten2d_shape(axis: i64, x: &Shape) -> Result<Shape, ShapeError> {
+    let r = x.rank() as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a > r {
+        return Err(ShapeError::new(format!("Flatten: axis {axis} out of range for {x}")));
+    }
+    let (outer, inner) = x.dims().split_at(a as usize);
+    Ok(Shape(vec![
+        checked_product(outer).ok_or_else(|| overflow("flattened extent"))?,
+        checked_product(inner).ok_or_else(|| overflow("flattened extent"))?,
+    ]))
+}
+
+/// ONNX Reshape: at most one −1; 0 copies the input extent at that position
+/// (a literal 0 with `allow_zero`); the element count must not change.
+pub fn onnx_reshape_shape(x: &Shape, target: &[i64], allow_zero: bool) -> Result<Shape, ShapeError> {
+    let mut dims = Vec::with_capacity(target.len());
+    let mut infer_at = None;
+    for (i, &t) in target.iter().enumerate() {
+        match t {
+            -1 if infer_at.is_none() => {
+                infer_at = Some(i);
+                dims.push(1);
+            }
+            -1 => return Err(ShapeError::new("Reshape: more than one -1")),
+            0 if !allow_zero => dims.push(x.dim(i).map_err(|_| ShapeError::new(format!("Reshape: 0 at position {i} copies an axis {x} lacks")))?),
+            t if t >= 0 => dims.push(t as u64),
+            t => return Err(ShapeError::new(format!("Reshape: extent {t}"))),
+        }
+    }
+    let total = x.elems().ok_or_else(|| overflow("input size"))?;
+    let known = checked_product(&dims).ok_or_else(|| overflow("reshape target"))?;
+    if let Some(at) = infer_at {
+        if allow_zero && target.contains(&0) {
+            return Err(ShapeError::new("Reshape: -1 together with a literal 0"));
+        }
+        if known == 0 || total % known != 0 {
+            return Err(ShapeError::new(format!("Reshape: cannot infer -1 for {total} elements over {known}")));
+        }
+        dims[at] = total / known;
+    } else if known != total {
+        return Err(ShapeError::new(format!("Reshape of {x} ({total} elements) to {} ({known})", Shape(dims.clone()))));
+    }
+    Ok(Shape(dims))
+}
+
+/// Start and shape of every part of an ONNX Split.
+fn split_parts(
+    axis: i64,
+    split_attr: &[i64],
+    num_outputs: Option<u64>,
+    ins: &[Option<Input<'_>>],
+    n_outputs: usize,
+) -> Result<Vec<(u64, Shape)>, ShapeError> {
+    let x = shape_arg(ins, 0, "data input")?;
+    let a = x.axis(axis)?;
+    let extent = x.dims()[a];
+    let sizes: Vec<u64> = match ints_arg(ins, 1, "split sizes")? {
+        Some(v) => non_negative(&v, "Split")?,
+        None if !split_attr.is_empty() => non_negative(split_attr, "Split")?,
+        None => {
+            let n = num_outputs.unwrap_or(n_outputs as u64).max(1);
+            // As the ONNX reference: equal parts, else ceil-sized parts and a smaller last one.
+            let part = if extent % n == 0 { extent / n } else { extent / n + 1 };
+            let last = extent
+                .checked_sub(part * (n - 1))
+                .ok_or_else(|| ShapeError::new(format!("Split: {extent} does not split into {n} parts")))?;
+            let mut v = vec![part; n as usize];
+            if let Some(l) = v.last_mut() {
+                *l = last;
+            }
+            v
+        }
+    };
+    if sizes.len() != n_outputs {
+        return Err(ShapeError::new(format!("Split: {} sizes for {n_outputs} outputs", sizes.len())));
+    }
+    if sizes.iter().try_fold(0u64, |acc, &s| acc.checked_add(s)) != Some(extent) {
+        return Err(ShapeError::new(format!("Split: sizes {sizes:?} do not add up to {extent}")));
+    }
+    let mut start = 0;
+    Ok(sizes
+        .into_iter()
+        .map(|s| {
+            let mut d = x.dims().to_vec();
+            d[a] = s;
+            let r = (start, Shape(d));
+            start += s;
+            r
+        })
+        .collect())
+}
+
+/// Per axis, the first input position an ONNX Slice takes, its step and how
+/// many it takes, clamped as the specification says: start and end to
+/// `[0, dim]` for positive steps, to `[0, dim−1]` and `[−1, dim−1]` for
+/// negative ones; `max(0, ⌈(end − start) / step⌉)` positions.
+fn slice_ranges(op: &LayoutOp, attrs: Option<&SliceAttrs>, ins: &[Option<Input<'_>>]) -> Result<Vec<(i128, i128, u64)>, ShapeError> {
+    let x = shape_arg(ins, 0, "data input")?;
+    let (starts, ends, axes, steps) = match attrs {
+        Some(a) => (a.starts.clone(), a.ends.clone(), a.axes.clone(), Vec::new()),
+        None => (
+            ints_arg(ins, 1, "starts")?.ok_or_else(|| ShapeError::new("Slice needs starts"))?,
+            ints_arg(ins, 2, "ends")?.ok_or_else(|| ShapeError::new("Slice needs ends"))?,
+            ints_arg(ins, 3, "axes")?.unwrap_or_default(),
+            ints_arg(ins, 4, "steps")?.unwrap_or_default(),
+        ),
+    };
+    if starts.len() != ends.len() || (!axes.is_empty() && axes.len() != starts.len()) || (!steps.is_empty() && steps.len() != starts.len()) {
+        return Err(ShapeError::new(format!("{}: starts, ends, axes and steps differ in length", op.name())));
+    }
+    let d = x.dims();
+    let mut ranges: Vec<Option<(i128, i128, u64)>> = vec![None; d.len()];
+    for i in 0..starts.len() {
+        let axis = match axes.get(i) {
+            Some(&a) => x.axis(a)?,
+            None if i < d.len() => i,
+            None => return Err(ShapeError::new("Slice: more starts than axes")),
+        };
+        if ranges[axis].is_some() {
+            return Err(ShapeError::new(format!("Slice: axis {axis} listed twice")));
+        }
+        let step = i128::from(steps.get(i).copied().unwrap_or(1));
+        if step == 0 {
+            return Err(ShapeError::new("Slice: step 0"));
+        }
+        let dim = i128::from(d[axis]);
+        let (mut s, mut e) = (i128::from(starts[i]), i128::from(ends[i]));
+        if s < 0 {
+            s += dim;
+        }
+        if e < 0 {
+            e += dim;
+        }
+        let (s, e) = if step > 0 { (s.clamp(0, dim), e.clamp(0, dim)) } else { (s.clamp(0, dim - 1), e.clamp(-1, dim - 1)) };
+        let n = if step > 0 { (e - s + step - 1).div_euclid(step) } else { (s - e - step - 1).div_euclid(-step) }.max(0);
+        ranges[axis] = Some((s, step, n as u64));
+    }
+    Ok(ranges.into_iter().zip(d).map(|(r, &dim)| r.unwrap_or((0, 1, dim))).collect())
+}
+
+/// ONNX Pad: each axis grows by its begin and end pads (negative pads crop).
+fn pad_shape(x: &Shape, attr: Option<&[i64]>, ins: &[Option<Input<'_>>]) -> Result<Shape, ShapeError> {
+    let r = x.rank();
+    let pads = match attr {
+        Some(p) => p.to_vec(),
+        None => ints_arg(ins, 1, "pads")?.ok_or_else(|| ShapeError::new("Pad needs pads"))?,
+    };
+    let axes: Vec<usize> = match ints_arg(ins, 3, "axes")? {
+        Some(a) => a.iter().map(|&a| x.axis(a)).collect::<Result<_, _>>()?,
+        None => (0..r).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(ShapeError::new(format!("Pad: {} pads for {} axes", pads.len(), axes.len())));
+    }
+    let mut dims: Vec<i128> = x.dims().iter().map(|&d| i128::from(d)).collect();
+    for (k, &a) in axes.iter().enumerate() {
+        dims[a] += i128::from(pads[k]) + i128::from(pads[k + axes.len()]);
+    }
+    dims.into_iter()
+        .map(|d| u64::try_from(d).map_err(|_| ShapeError::new(format!("Pad: the pads leave extent {d}"))))
+        .collect::<Result<Vec<u64>, _>>()
+        .map(Shape)
+}
+
+/// [N, C, H, W] → [N, C/b², H·b, W·b].
+pub fn depth_to_space_shape(block: u64, x: &Shape) -> Result<Shape, ShapeError> {
+    let [n, c, h, w] = x.dims() else { return Err(ShapeError::new(format!("DepthToSpace needs a 4-D input, got {x}"))) };
+    let b2 = block.checked_mul(block).filter(|&b| b > 0 && c % b == 0).ok_or_else(|| ShapeError::new(format!("DepthToSpace: block {block} does not divide {c} channels")))?;
+    Ok(Shape(vec![*n, c / b2, h.checked_mul(block).ok_or_else(|| overflow("height"))?, w.checked_mul(block).ok_or_else(|| overflow("width"))?]))
+}
+
+/// [N, C, H, W] → [N, C·b², H/b, W/b].
+pub fn space_to_depth_shape(block: u64, x: &Shape) -> Result<Shape, ShapeError> {
+    let [n, c, h, w] = x.dims() else { return Err(ShapeError::new(format!("SpaceToDepth needs a 4-D input, got {x}"))) };
+    if block == 0 || h % block != 0 || w % block != 0 {
+        return Err(ShapeError::new(format!("SpaceToDepth: block {block} does not divide {h}×{w}")));
+    }
+    Ok(Shape(vec![*n, c.checked_mul(block * block).ok_or_else(|| overflow("channels"))?, h / block, w / block]))
+}
+
+/// Values joined along `axis`: for every position before the axis, each
+/// part's block in turn.
+fn concat_value(axis: i64, parts: &[(&Value, &Shape)]) -> Option<Value> {
+    let first = parts.first()?.1;
+    let a = first.axis(axis).ok()?;
+    let outer = checked_product(&first.dims()[..a])? as usize;
+    let blocks: Vec<usize> = parts.iter().map(|(_, s)| checked_product(s.dims().get(a..)?).map(|b| b as usize)).collect::<Option<_>>()?;
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for o in 0..outer {
+        for (k, &block) in blocks.iter().enumerate() {
+            order.extend((0..block).map(|e| (k, o * block + e)));
+        }
+    }
+    if let Some(ints) = parts.iter().map(|(v, _)| v.ints()).collect::<Option<Vec<&[i64]>>>() {
+        return Some(Value::Int(order.iter().map(|&(k, e)| ints[k].get(e).copied()).collect::<Option<_>>()?));
+    }
+    let floats: Vec<Vec<f64>> = parts
+        .iter()
+        .map(|(v, _)| match v {
+            Value::Float(f) => Some(f.clone()),
+            Value::Int(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    Some(Value::Float(order.iter().map(|&(k, e)| floats[k].get(e).copied()).collect::<Option<_>>()?))
+}
+
+/// Gather's value: `out[outer, indices…, inner] = data[outer, index, inner]`
+/// (negative indices count from the end).
+fn gather_value(data: &Value, shape: &Shape, indices: &[i64], axis: i64) -> Option<Value> {
+    let a = shape.axis(axis).ok()?;
+    let d = shape.dims();
+    let dim = d[a] as i64;
+    let outer: usize = d[..a].iter().product::<u64>() as usize;
+    let inner: usize = d[a + 1..].iter().product::<u64>() as usize;
+    let mut idx = Vec::with_capacity(outer * indices.len() * inner);
+    for o in 0..outer {
+        for &i in indices {
+            let i = if i < 0 { i + dim } else { i };
+            if i < 0 || i >= dim {
+                return None;
+            }
+            for e in 0..inner {
+                idx.push((o * dim as usize + i as usize) * inner + e);
+            }
+        }
+    }
+    data.gather(&idx)
+}
+
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SliceParams {

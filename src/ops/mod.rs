@@ -19,6 +19,7 @@ pub mod conv;
 pub mod dense;
 pub mod detection;
 pub mod elementwise;
+pub mod index;
 pub mod layout;
 pub mod loss;
 pub mod norm;
@@ -26,23 +27,26 @@ pub mod pool;
 pub mod recurrent;
 pub mod reduce;
 pub mod resize;
+pub mod value;
 pub mod window;
 
 use crate::tensor::{DType, Shape, ShapeError};
 
-pub use constant::ConstantOp;
+pub use constant::{ConstantOp, StoredValue};
 pub use conv::{ConvOp, ConvParams};
 pub use dense::{DenseOp, DenseParams, EmbedParams, MarginParams};
 pub use detection::{DetectionOp, DetectionOutputParams, PriorBoxParams, RoiPoolParams};
-pub use elementwise::{Activation, BinaryKind, CompareKind, EltwiseKind, ElementwiseOp};
-pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceParams};
+pub use elementwise::{Activation, BinaryKind, CompareKind, EltwiseKind, ElementwiseOp, UnaryKind};
+pub use index::IndexOp;
+pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceAttrs, SliceParams};
 pub use loss::LossOp;
 pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
 pub use recurrent::{RecurrentKind, RecurrentParams};
 pub use reduce::{ReduceKind, ReduceOp};
-pub use resize::{InterpParams, ResizeOp, UnpoolParams, UnpoolSize, UpsampleParams};
-pub use window::{Rounding, Window};
+pub use resize::{AspectPolicy, InterpParams, ResizeOp, ScaledParams, UnpoolParams, UnpoolSize, UpsampleParams};
+pub use value::{Input, Value, MAX_VALUE_ELEMS};
+pub use window::{AutoPad, Rounding, Window};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -59,6 +63,8 @@ pub enum Op {
     Norm(NormOp),
     /// Moving values without arithmetic: concat, slice, reshape, permute, gather, pad (layout.rs).
     Layout(LayoutOp),
+    /// Picking, placing and finding values by index: gathers, scatters, top-k, non-zero (index.rs).
+    Index(IndexOp),
     /// Reductions and scans along axes (reduce.rs).
     Reduce(ReduceOp),
     /// Spatial resampling (resize.rs).
@@ -275,6 +281,27 @@ trait Family {
     fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts;
     /// Convolutions only: the workspace geometry.
     fn conv_geometry(&self, input: Option<&Shape>, weights: &[&Shape]) -> Option<ConvGeometry>;
+
+    /// Output shapes from the node's inputs in operator order (weights
+    /// included; `None` for an optional input left out), with their element
+    /// types and, when small and known, their values. Families whose ops read
+    /// values or weights' dims override this; the default runs
+    /// `infer_shapes` on the shapes of the inputs given.
+    fn infer(&self, inputs: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        self.infer_shapes(&value::present_shapes(inputs)?, n_outputs)
+    }
+
+    /// The element type of output `index`; `None`: that of input 0.
+    fn out_dtype(&self, _inputs: &[Option<Input<'_>>], _index: usize) -> Option<DType> {
+        None
+    }
+
+    /// The output values, for ops that compute small tensors (shape
+    /// arithmetic) whose inputs' values are known; `None` when not evaluated.
+    /// Called only when every output has at most `MAX_VALUE_ELEMS` elements.
+    fn eval(&self, _inputs: &[Option<Input<'_>>], _outputs: &[&Shape]) -> Option<Vec<Value>> {
+        None
+    }
 }
 
 impl Op {
@@ -287,6 +314,7 @@ impl Op {
             Op::Elementwise(f) => f,
             Op::Norm(f) => f,
             Op::Layout(f) => f,
+            Op::Index(f) => f,
             Op::Reduce(f) => f,
             Op::Resize(f) => f,
             Op::Detection(f) => f,
@@ -340,6 +368,23 @@ impl Op {
     /// input's shape when known and the weights' shapes. `None` for other ops.
     pub fn conv_geometry(&self, input: Option<&Shape>, weights: &[&Shape]) -> Option<ConvGeometry> {
         self.family().conv_geometry(input, weights)
+    }
+
+    /// Output shapes from the inputs in operator order (weights included),
+    /// their element types and small known values (`value` module). An error
+    /// says why the rule does not apply; the shape is then not known.
+    pub fn infer(&self, inputs: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        self.family().infer(inputs, n_outputs)
+    }
+
+    /// The element type of output `index` (`None`: input 0's).
+    pub fn out_dtype(&self, inputs: &[Option<Input<'_>>], index: usize) -> Option<DType> {
+        self.family().out_dtype(inputs, index)
+    }
+
+    /// The output values when the op computes small tensors from known values.
+    pub fn eval(&self, inputs: &[Option<Input<'_>>], outputs: &[&Shape]) -> Option<Vec<Value>> {
+        self.family().eval(inputs, outputs)
     }
 }
 
@@ -476,7 +521,7 @@ mod tests {
         assert_eq!(Op::Layout(LayoutOp::Concat { axis: 1 }).schedule_facts().storage, Storage::Allocates);
         let dropout = Op::Elementwise(ElementwiseOp::Dropout { ratio: 0.5 });
         assert_eq!(dropout.schedule_facts().storage, Storage::ViewInInference);
-        assert_eq!(Op::Constant(ConstantOp::ShapeOf).schedule_facts().produces, Produces::ShapeOrConstant);
+        assert_eq!(Op::Constant(ConstantOp::ShapeOf { start: 0, end: None }).schedule_facts().produces, Produces::ShapeOrConstant);
         assert_eq!(reshape.schedule_facts().produces, Produces::Data);
     }
 

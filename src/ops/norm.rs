@@ -3,6 +3,7 @@
 //! BN layer, SSD's Normalize, LRN, and ONNX's LayerNorm and GroupNorm /
 //! InstanceNorm over feature axes. All keep the input's shape.
 
+use super::value::{shape_arg, Input};
 use super::{channels, first, known, nth, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
 use crate::tensor::{DType, Shape, ShapeError};
 
@@ -118,6 +119,58 @@ impl Family for NormOp {
 
     fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
         None
+    }
+
+    /// Inputs in ONNX order (x, scale, bias, mean, variance). Extra outputs:
+    /// batch norm's running (and saved) statistics, one per channel; layer
+    /// norm's mean and inverse deviation, one per normalised row (the
+    /// normalised axes kept as 1).
+    fn infer(&self, ins: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        let x = shape_arg(ins, 0, "data input")?;
+        match self {
+            NormOp::BatchNorm { .. } => {
+                let mut outs = vec![OutShape::Known(x.clone())];
+                if n_outputs > 1 {
+                    let c = channels(x)?;
+                    outs.extend(std::iter::repeat_n(OutShape::Known(Shape::new(vec![c])), n_outputs - 1));
+                }
+                Ok(outs)
+            }
+            NormOp::LayerNorm { axis, .. } => {
+                let a = x.axis(*axis)?;
+                let mut stats = x.dims()[..a].to_vec();
+                stats.resize(x.rank(), 1);
+                let mut outs = vec![OutShape::Known(x.clone())];
+                outs.extend(std::iter::repeat_n(OutShape::Known(Shape(stats)), n_outputs.saturating_sub(1)));
+                Ok(outs)
+            }
+            NormOp::Lrn(_)
+            | NormOp::Scale(_)
+            | NormOp::Bias(_)
+            | NormOp::BnFork { .. }
+            | NormOp::Normalize { .. }
+            | NormOp::GroupNorm { .. }
+            | NormOp::L2Normalize { .. } => self.infer_shapes(&super::value::present_shapes(ins)?, n_outputs),
+        }
+    }
+
+    /// Batch norm's statistics outputs have the running mean's type; layer
+    /// norm's are float32 (ONNX's default `stash_type`).
+    fn out_dtype(&self, ins: &[Option<Input<'_>>], index: usize) -> Option<DType> {
+        if index == 0 {
+            return None;
+        }
+        match self {
+            NormOp::BatchNorm { .. } => ins.get(3).copied().flatten().map(|m| m.dtype),
+            NormOp::LayerNorm { .. } => Some(DType::F32),
+            NormOp::Lrn(_)
+            | NormOp::Scale(_)
+            | NormOp::Bias(_)
+            | NormOp::BnFork { .. }
+            | NormOp::Normalize { .. }
+            | NormOp::GroupNorm { .. }
+            | NormOp::L2Normalize { .. } => None,
+        }
     }
 }
 

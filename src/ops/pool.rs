@@ -5,15 +5,18 @@
 //! false`), then, when the loader asks for it, the last window is dropped if it
 //! would start in the padding: `(out − 1)·stride ≥ in + pad_begin` ⇒ `out − 1`.
 
+use super::value::Input;
 use super::window::{Rounding, Window};
 use super::{first, known, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
-use crate::tensor::{checked_product, Shape, ShapeError};
+use crate::tensor::{checked_product, DType, Shape, ShapeError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMethod {
     Max,
     Average,
     Stochastic,
+    /// The p-norm of each window (ONNX LpPool).
+    Lp,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +37,7 @@ impl PoolMethod {
             PoolMethod::Max => "MaxPool",
             PoolMethod::Average => "AvgPool",
             PoolMethod::Stochastic => "StochasticPool",
+            PoolMethod::Lp => "LpPool",
         }
     }
 }
@@ -67,6 +71,11 @@ impl Family for PoolParams {
     fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
         None
     }
+
+    /// ONNX MaxPool's second output holds int64 positions.
+    fn out_dtype(&self, _: &[Option<Input<'_>>], index: usize) -> Option<DType> {
+        (index == 1 && self.method == PoolMethod::Max).then_some(DType::I64)
+    }
 }
 
 pub fn pool_shape(p: &PoolParams, input: &Shape) -> Result<Shape, ShapeError> {
@@ -85,12 +94,13 @@ pub fn pool_shape(p: &PoolParams, input: &Shape) -> Result<Shape, ShapeError> {
             p.window.n_axes()
         )));
     }
+    let window = p.window.resolved(&input.dims()[2..])?;
     for (i, &extent) in input.dims()[2..].iter().enumerate() {
-        let mut out = p.window.output_extent(i, extent, p.rounding)?;
-        let stride = p.window.stride[i];
+        let mut out = window.output_extent(i, extent, p.rounding)?;
+        let stride = window.stride[i];
         let starts_in_padding = (out - 1)
             .checked_mul(stride)
-            .is_none_or(|start| start >= extent.saturating_add(p.window.pad_begin[i]));
+            .is_none_or(|start| start >= extent.saturating_add(window.pad_begin[i]));
         if p.clip_last_window && out > 1 && starts_in_padding {
             out -= 1;
         }
@@ -119,6 +129,8 @@ pub fn pool_memory(p: &PoolParams, output: Option<&Shape>) -> MemoryFacts {
             let elems = output.and_then(|s| s.elems()).unwrap_or(0);
             f.extra_saved.push(ExtraSaved { what: "max-pool indices", elems, dtype: SavedType::PoolIndex });
         }
+        // d‖x‖ₚ/dx = (x/‖x‖ₚ)^(p−1)·sign(x): the input and the output.
+        PoolMethod::Lp => f.saves_outputs = vec![0],
         PoolMethod::Average | PoolMethod::Stochastic => {}
     }
     f

@@ -1,11 +1,19 @@
 //! Spatial resampling besides deconvolution: SegNet's Upsample (unpooling with
 //! the max-pool mask), the DeconvNet forks' Unpooling (to a stated size, the
 //! size of the blob the paired pooling read, or a window rule), DeepLab/PSPNet's
-//! bilinear Interp, and resampling by
-//! scales or sizes given as inputs (ONNX Resize and Upsample, whose shapes the
-//! ONNX loader takes from tract). A linear map of the input: backward needs
-//! only shapes.
+//! bilinear Interp, and resampling by scales or sizes (ONNX Resize and
+//! Upsample). A linear map of the input: backward needs only shapes.
+//!
+//! ONNX output extents, as the specification and its reference give them:
+//! with sizes, the sizes (`keep_aspect_ratio_policy` not_larger/not_smaller:
+//! one scale, the min/max of size/extent over the axes, then
+//! `⌊scale·extent + ½⌋`); with scales, `⌊extent·scale⌋`. Scales are float32:
+//! the product is taken both in f64 and in f32, and when the two floors
+//! differ the extent is not certain and the rule does not apply. With scales,
+//! `tf_crop_and_resize` is left to other analyses (the specification scales
+//! the region of interest, the reference does not).
 
+use super::value::{floats_arg, ints_arg, shape_arg, Input};
 use super::{
     first, known, nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts,
 };
@@ -18,8 +26,33 @@ pub enum ResizeOp {
     Interp(InterpParams),
     /// Unpooling: (N, C, H', W') with H', W' from `UnpoolParams::size`.
     Unpool(UnpoolParams),
-    /// Resampling by scales or sizes given as inputs; `mode` as the file names it.
-    Scaled { mode: String },
+    /// Resampling by scales or sizes (ONNX Resize, Upsample).
+    Scaled(ScaledParams),
+}
+
+/// Where an ONNX Resize or Upsample finds its scales or sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaledParams {
+    /// `mode` as the file names it.
+    pub mode: String,
+    /// Scales given as an attribute (Upsample, opset 7).
+    pub scales: Vec<f32>,
+    /// Input positions of the scales and sizes in this opset (`None`: not an input).
+    pub scales_input: Option<usize>,
+    pub sizes_input: Option<usize>,
+    /// The axes scales and sizes apply to (opset 18); empty: every axis.
+    pub axes: Vec<i64>,
+    pub policy: AspectPolicy,
+    /// `coordinate_transformation_mode` is tf_crop_and_resize.
+    pub tf_crop_and_resize: bool,
+}
+
+/// `keep_aspect_ratio_policy` (opset 18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AspectPolicy {
+    Stretch,
+    NotLarger,
+    NotSmaller,
 }
 
 impl Family for ResizeOp {
@@ -28,7 +61,7 @@ impl Family for ResizeOp {
             ResizeOp::Upsample(_) => "Upsample",
             ResizeOp::Interp(_) => "Interp",
             ResizeOp::Unpool(_) => "Unpool",
-            ResizeOp::Scaled { .. } => "Resize",
+            ResizeOp::Scaled(_) => "Resize",
         }
     }
 
@@ -37,11 +70,8 @@ impl Family for ResizeOp {
             ResizeOp::Upsample(p) => upsample_shape(p, first(inputs)?)?,
             ResizeOp::Interp(p) => interp_shape(p, inputs)?,
             ResizeOp::Unpool(p) => unpool_shape(p, inputs)?,
-            ResizeOp::Scaled { .. } => {
-                return Err(ShapeError::new(
-                    "Resize: the output shape depends on input values (taken from the ONNX shape analysis)",
-                ))
-            }
+            ResizeOp::Scaled(p) if p.scales_input.is_none() && p.sizes_input.is_none() => scaled_shape(p, first(inputs)?, None, None)?,
+            ResizeOp::Scaled(_) => return Err(ShapeError::new("Resize: the output shape depends on input values")),
         };
         known(shape, n_outputs)
     }
@@ -56,9 +86,7 @@ impl Family for ResizeOp {
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            ResizeOp::Upsample(_) | ResizeOp::Interp(_) | ResizeOp::Unpool(_) | ResizeOp::Scaled { .. } => {
-                ScheduleFacts::COMPUTES
-            }
+            ResizeOp::Upsample(_) | ResizeOp::Interp(_) | ResizeOp::Unpool(_) | ResizeOp::Scaled(_) => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -68,13 +96,86 @@ impl Family for ResizeOp {
     fn memory_facts(&self, _: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
         match self {
             ResizeOp::Unpool(p) => unpool_memory(p, outputs.first().copied()),
-            ResizeOp::Upsample(_) | ResizeOp::Interp(_) | ResizeOp::Scaled { .. } => MemoryFacts::default(),
+            ResizeOp::Upsample(_) | ResizeOp::Interp(_) | ResizeOp::Scaled(_) => MemoryFacts::default(),
         }
     }
 
     fn conv_geometry(&self, _: Option<&Shape>, _: &[&Shape]) -> Option<ConvGeometry> {
         None
     }
+
+    fn infer(&self, ins: &[Option<Input<'_>>], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
+        match self {
+            ResizeOp::Scaled(p) => {
+                let x = shape_arg(ins, 0, "data input")?;
+                let sizes = match p.sizes_input {
+                    Some(i) => ints_arg(ins, i, "output sizes")?.filter(|v| !v.is_empty()),
+                    None => None,
+                };
+                let scales = match (p.scales_input, &sizes) {
+                    (Some(i), None) => floats_arg(ins, i, "scales")?.filter(|v| !v.is_empty()),
+                    _ => None,
+                };
+                known(scaled_shape(p, x, scales.as_deref(), sizes.as_deref())?, n_outputs)
+            }
+            ResizeOp::Upsample(_) | ResizeOp::Interp(_) | ResizeOp::Unpool(_) => {
+                self.infer_shapes(&super::value::present_shapes(ins)?, n_outputs)
+            }
+        }
+    }
+}
+
+/// ONNX Resize/Upsample output extents (module comment).
+pub fn scaled_shape(p: &ScaledParams, x: &Shape, scales: Option<&[f64]>, sizes: Option<&[i64]>) -> Result<Shape, ShapeError> {
+    let r = x.rank();
+    let axes: Vec<usize> = if p.axes.is_empty() { (0..r).collect() } else { p.axes.iter().map(|&a| x.axis(a)).collect::<Result<_, _>>()? };
+    let mut dims = x.dims().to_vec();
+    if let Some(sizes) = sizes {
+        if sizes.len() != axes.len() {
+            return Err(ShapeError::new(format!("Resize: {} sizes for {} axes", sizes.len(), axes.len())));
+        }
+        let sizes: Vec<u64> = sizes.iter().map(|&v| u64::try_from(v).map_err(|_| ShapeError::new("Resize: negative size"))).collect::<Result<_, _>>()?;
+        match p.policy {
+            AspectPolicy::Stretch => {
+                for (&a, &s) in axes.iter().zip(&sizes) {
+                    dims[a] = s;
+                }
+            }
+            AspectPolicy::NotLarger | AspectPolicy::NotSmaller => {
+                let ratios = axes.iter().zip(&sizes).map(|(&a, &s)| s as f64 / x.dims()[a] as f64);
+                let scale = if p.policy == AspectPolicy::NotLarger { ratios.reduce(f64::min) } else { ratios.reduce(f64::max) };
+                let scale = scale.filter(|s| s.is_finite()).ok_or_else(|| ShapeError::new("Resize: no finite scale"))?;
+                for &a in &axes {
+                    dims[a] = (scale * x.dims()[a] as f64 + 0.5).floor() as u64;
+                }
+            }
+        }
+        return Ok(Shape(dims));
+    }
+    let scales: Vec<f64> = match scales {
+        Some(s) => s.to_vec(),
+        None if !p.scales.is_empty() => p.scales.iter().map(|&f| f64::from(f)).collect(),
+        None => return Err(ShapeError::new("Resize: neither scales nor sizes are given")),
+    };
+    if p.tf_crop_and_resize {
+        return Err(ShapeError::new("Resize: tf_crop_and_resize by scales (the region of interest's role differs between the specification and its reference)"));
+    }
+    if scales.len() != axes.len() {
+        return Err(ShapeError::new(format!("Resize: {} scales for {} axes", scales.len(), axes.len())));
+    }
+    for (&a, &s) in axes.iter().zip(&scales) {
+        let extent = x.dims()[a];
+        if !(s.is_finite() && s > 0.0) {
+            return Err(ShapeError::new(format!("Resize: scale {s}")));
+        }
+        let wide = (extent as f64 * s).floor();
+        let narrow = f64::from((extent as f32 * s as f32).floor());
+        if wide != narrow || wide >= u64::MAX as f64 {
+            return Err(ShapeError::new(format!("Resize: {extent}·{s} rounds differently in f32 and f64")));
+        }
+        dims[a] = wide as u64;
+    }
+    Ok(Shape(dims))
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -244,6 +345,32 @@ mod tests {
         assert_eq!(upsample_shape(&p, &Shape::new(vec![1, 64, 23, 30])).unwrap().dims(), &[1, 64, 45, 60]);
         let p = UpsampleParams { out_h: None, out_w: None, pad_out_h: true, ..p };
         assert_eq!(upsample_shape(&p, &Shape::new(vec![1, 64, 23, 30])).unwrap().dims(), &[1, 64, 45, 60]);
+    }
+
+    #[test]
+    fn onnx_resize_by_scales_and_sizes() {
+        let p = ScaledParams {
+            mode: "nearest".into(),
+            scales: vec![],
+            scales_input: Some(2),
+            sizes_input: Some(3),
+            axes: vec![],
+            policy: AspectPolicy::Stretch,
+            tf_crop_and_resize: false,
+        };
+        let x = Shape::new(vec![1, 1, 2, 2]);
+        // test_resize_upsample_scales_nearest: scales [1, 1, 2, 3] → [1, 1, 4, 6].
+        assert_eq!(scaled_shape(&p, &x, Some(&[1.0, 1.0, 2.0, 3.0]), None).unwrap().dims(), &[1, 1, 4, 6]);
+        // test_resize_downsample_scales_linear: [1,1,2,4] by 0.6 → [1, 1, 1, 2].
+        let x = Shape::new(vec![1, 1, 2, 4]);
+        assert_eq!(scaled_shape(&p, &x, Some(&[1.0, 1.0, f64::from(0.6f32), f64::from(0.6f32)]), None).unwrap().dims(), &[1, 1, 1, 2]);
+        // test_resize_upsample_sizes_nearest_not_larger: [1,1,2,2], axes 2,3 sizes [7, 8] → scale 3.5 → [1,1,7,7].
+        let p2 = ScaledParams { axes: vec![2, 3], policy: AspectPolicy::NotLarger, ..p.clone() };
+        assert_eq!(scaled_shape(&p2, &Shape::new(vec![1, 1, 2, 2]), None, Some(&[7, 8])).unwrap().dims(), &[1, 1, 7, 7]);
+        let p3 = ScaledParams { policy: AspectPolicy::NotSmaller, ..p2 };
+        assert_eq!(scaled_shape(&p3, &Shape::new(vec![1, 1, 2, 2]), None, Some(&[7, 8])).unwrap().dims(), &[1, 1, 8, 8]);
+        let crop = ScaledParams { tf_crop_and_resize: true, ..p };
+        assert!(scaled_shape(&crop, &x, Some(&[1.0, 1.0, 2.0, 2.0]), None).is_err());
     }
 
     #[test]

@@ -11,6 +11,18 @@ pub enum Rounding {
     Ceil,
 }
 
+/// How the padding is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoPad {
+    /// `pad_begin` and `pad_end` as stated.
+    Explicit,
+    /// ONNX `SAME_UPPER` / `SAME_LOWER`: padded so that the output extent is
+    /// ⌈input / stride⌉; an odd total puts the extra pad at the end (upper)
+    /// or the beginning (lower). The stated pads are ignored.
+    SameUpper,
+    SameLower,
+}
+
 /// Geometry along each spatial axis (all vectors have the same length).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Window {
@@ -20,12 +32,63 @@ pub struct Window {
     pub pad_begin: Vec<u64>,
     pub pad_end: Vec<u64>,
     pub dilation: Vec<u64>,
+    pub auto_pad: AutoPad,
 }
 
 impl Window {
     /// A window with the same padding on both sides and no dilation.
     pub fn symmetric(kernel: Vec<u64>, stride: Vec<u64>, pad: Vec<u64>, dilation: Vec<u64>) -> Self {
-        Window { kernel, stride, pad_begin: pad.clone(), pad_end: pad, dilation }
+        Window { kernel, stride, pad_begin: pad.clone(), pad_end: pad, dilation, auto_pad: AutoPad::Explicit }
+    }
+
+    /// The window with SAME padding turned into explicit pads for these
+    /// spatial extents: total `max(0, (⌈x/s⌉ − 1)·s + d·(k−1) + 1 − x)`, split
+    /// as `AutoPad` says (the ONNX reference's rule).
+    pub fn resolved(&self, extents: &[u64]) -> Result<std::borrow::Cow<'_, Window>, ShapeError> {
+        if self.auto_pad == AutoPad::Explicit {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        if extents.len() != self.n_axes() {
+            return Err(ShapeError::new(format!("{} spatial axes for a {}-axis window", extents.len(), self.n_axes())));
+        }
+        let mut w = self.clone();
+        w.auto_pad = AutoPad::Explicit;
+        for (i, &x) in extents.iter().enumerate() {
+            let s = self.stride[i];
+            if s == 0 {
+                return Err(ShapeError::new("stride 0"));
+            }
+            let out = x.div_ceil(s);
+            let need = (out.saturating_sub(1) as u128 * s as u128 + self.effective_kernel(i)? as u128).saturating_sub(x as u128);
+            let need = u64::try_from(need).map_err(|_| super::overflow("padding"))?;
+            let (head, tail) = match self.auto_pad {
+                AutoPad::SameLower => (need - need / 2, need / 2),
+                AutoPad::SameUpper | AutoPad::Explicit => (need / 2, need - need / 2),
+            };
+            w.pad_begin[i] = head;
+            w.pad_end[i] = tail;
+        }
+        Ok(std::borrow::Cow::Owned(w))
+    }
+
+    /// The window for a kernel learnt late (from a weight's dims): per-axis
+    /// values left empty take their defaults (stride 1, no padding, no
+    /// dilation); given ones must have one value per axis.
+    pub fn with_kernel(&self, kernel: &[u64]) -> Result<Window, ShapeError> {
+        let n = kernel.len();
+        let fill = |v: &[u64], default: u64, what: &str| match v.len() {
+            0 => Ok(vec![default; n]),
+            l if l == n => Ok(v.to_vec()),
+            l => Err(ShapeError::new(format!("{l} {what} for a {n}-axis kernel"))),
+        };
+        Ok(Window {
+            kernel: kernel.to_vec(),
+            stride: fill(&self.stride, 1, "strides")?,
+            pad_begin: fill(&self.pad_begin, 0, "pads")?,
+            pad_end: fill(&self.pad_end, 0, "pads")?,
+            dilation: fill(&self.dilation, 1, "dilations")?,
+            auto_pad: self.auto_pad,
+        })
     }
 
     pub fn n_axes(&self) -> usize {
@@ -107,6 +170,23 @@ mod tests {
     fn stride_zero_and_oversized_kernel_are_errors() {
         assert!(w(3, 0, 0).output_extent(0, 10, Rounding::Floor).is_err());
         assert!(w(11, 1, 0).output_extent(0, 10, Rounding::Floor).is_err());
+    }
+
+    #[test]
+    fn same_padding_gives_ceil_of_input_over_stride() {
+        // ONNX test_conv_with_autopad_same: 5×5, k3 s2 SAME_LOWER → 3×3, pads (1, 1).
+        let mut win = w(3, 2, 0);
+        win.auto_pad = AutoPad::SameLower;
+        let r = win.resolved(&[5]).unwrap();
+        assert_eq!((r.pad_begin[0], r.pad_end[0]), (1, 1));
+        assert_eq!(r.output_extent(0, 5, Rounding::Floor).unwrap(), 3);
+        // 32, k2 s2: no padding needed; 7, k2 s2 → 4 with the extra pad at the end (upper) or beginning (lower).
+        assert_eq!(win.resolved(&[7]).unwrap().pad_begin[0], 1);
+        win.auto_pad = AutoPad::SameUpper;
+        let r = Window { kernel: vec![2], ..win.clone() };
+        let r = r.resolved(&[7]).unwrap();
+        assert_eq!((r.pad_begin[0], r.pad_end[0]), (0, 1));
+        assert_eq!(r.output_extent(0, 7, Rounding::Floor).unwrap(), 4);
     }
 
     #[test]

@@ -8,8 +8,6 @@
 //! - Gemm: the inner size of A and B, after `transA` / `transB`.
 //! - MatMul: the inner dims (numpy rules: the last of A, the one before last of B).
 
-use std::collections::HashMap;
-
 use super::proto::NodeProto;
 use crate::graph::{Graph, TensorId};
 
@@ -17,7 +15,7 @@ use crate::graph::{Graph, TensorId};
 pub(super) fn contradictions(
     nodes: &[&NodeProto],
     order: &[usize],
-    ids: &HashMap<String, TensorId>,
+    ids: &super::names::NameMap<'_, TensorId>,
     g: &Graph,
 ) -> Result<(), (String, String)> {
     for &i in order {

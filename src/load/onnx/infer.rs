@@ -338,7 +338,7 @@ fn weightless_proto(
                 MAX_NODE_BYTES_TOTAL >> 20
             ));
         }
-        let mut n = pb::NodeProto::decode(*bytes).map_err(|e| dec("node", e))?;
+        let mut n = pb::NodeProto::decode(&bytes[..]).map_err(|e| dec("node", e))?;
         if n.op_type == "BatchNormalization" && n.output.len() > 1 {
             // Inference form for tract; the extra outputs are filled by rule.
             let extra: Vec<String> = n.output.drain(1..).filter(|s| !s.is_empty()).collect();

@@ -1,31 +1,37 @@
 //! ONNX op types and attributes → nnmem's operator vocabulary (`Op`), and
 //! everything else the loader knows per op type (`TypeFacts`): which inputs
 //! are operator arguments rather than weights, which hold running statistics,
-//! whose outputs are sized at run time, whether an output is a boolean mask,
-//! and when nnmem's own shape rule is exactly ONNX's. This match is the one
-//! table of ONNX op types: one arm per type.
+//! whose outputs are sized at run time, and when nnmem's own shape rule is
+//! exactly ONNX's. This match is the one table of ONNX op types: one arm per
+//! type. Ops of other domains (com.microsoft, ai.onnx.ml) are outside the
+//! vocabulary.
 //!
 //! Attributes are read with the defaults the ONNX operator specification
-//! gives. No shape arithmetic happens here (the shape rules live in `ops/`;
-//! `rules.rs` applies them, tract covers the rest). Weight dims (Conv out
-//! channels, Gemm out features) are read from the initializer headers when the
-//! weight is an initializer.
-
-use std::collections::HashMap;
+//! gives, and by the opset the model imports where ONNX moved an attribute
+//! to an input (Squeeze/Unsqueeze/Split axes at 13, Reduce* axes at 13/18,
+//! Slice at 10, Pad at 11, Reshape at 5, TopK's k at 10, Resize's inputs at
+//! 11, Upsample's scales at 9). No shape arithmetic happens here (the shape
+//! rules live in `ops/`; `rules.rs` applies them, tract covers the rest).
+//! Weight dims (Conv out channels, Gemm out features) are read from the
+//! initializer headers when the weight is an initializer; small attribute
+//! tensors (a Constant's value, ConstantOfShape's fill) are read from the
+//! node's bytes.
 
 use super::proto::{AttributeProto, NodeProto, TensorProto};
-use crate::graph::AttrValue;
+use crate::graph::{AttrValue, DType};
+use crate::ops::detection::{DetectionOp, RoiPoolParams};
 use crate::ops::{
-    Activation, BinaryKind, CompareKind, ConstantOp, ConvOp, ConvParams, DenseOp, DenseParams, EltwiseKind,
-    ElementwiseOp as E, FlattenParams, LayoutOp as L, LrnParams, NormOp, Op, PoolMethod, PoolParams, ReduceKind,
-    ReduceOp, ReshapeParams, ResizeOp, Rounding, SliceParams, UnknownOp, Window,
+    Activation, AspectPolicy, AutoPad, BinaryKind, CompareKind, ConstantOp, ConvOp, ConvParams, DenseOp, DenseParams,
+    EltwiseKind, ElementwiseOp as E, IndexOp, LayoutOp as L, LrnParams, NormOp, Op, PoolMethod, PoolParams, ReduceKind,
+    ReduceOp, ResizeOp, Rounding, ScaledParams, SliceAttrs, StoredValue, UnaryKind, UnknownOp, Value, Window,
+    MAX_VALUE_ELEMS,
 };
 
 /// What the mapper may look at besides the node itself.
 pub struct MapCtx<'a> {
     /// Default-domain opset the model imports.
     pub opset: i64,
-    pub initializers: &'a HashMap<&'a str, &'a TensorProto>,
+    pub initializers: &'a super::names::NameMap<'a, &'a TensorProto>,
 }
 
 impl MapCtx<'_> {
@@ -36,27 +42,16 @@ impl MapCtx<'_> {
     }
 }
 
-/// When nnmem's own shape rule gives exactly ONNX's output (`rules.rs`
-/// evaluates the condition on the node).
+/// Whether nnmem's own shape rule (the op's `infer` in `ops/`) is exactly
+/// ONNX's for this node, decided per node from its attributes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OwnRule {
-    /// Never: the shape depends on values, the element type changes, or the
-    /// op is not in the vocabulary; tract decides.
+    /// No: the op is outside the vocabulary, or this form of it (an
+    /// attribute the rule does not model) is left to tract.
     No,
-    /// Always.
+    /// Yes: the rule applies; it still says so when a value it needs is not
+    /// known, and then the output stays unknown (or comes from tract).
     Yes,
-    /// Explicit padding (no SAME auto_pad) and the weight's dims known.
-    Conv,
-    /// Explicit padding and no Indices output.
-    Pool,
-    /// A untransposed, the weight's dims known.
-    Gemm,
-    /// B is a 2-D weight (the op became a dense layer).
-    MatMulWeight,
-    /// The stored value's dims are known.
-    Constant,
-    /// Axis 1 (ONNX Flatten always gives 2-D; our rule does for axis 1 only).
-    Flatten,
 }
 
 /// What the ONNX loader knows about an op type besides its `Op`.
@@ -69,17 +64,20 @@ pub struct TypeFacts {
     pub statistics: &'static [usize],
     /// Output extents depend on data or control flow.
     pub run_time: bool,
-    /// Output positions that are boolean masks whatever the input type.
-    pub bool_outputs: &'static [usize],
     pub own_rule: OwnRule,
 }
 
 impl TypeFacts {
     /// Nothing special: every initializer input a weight, shapes from tract.
-    const TRACT: TypeFacts = TypeFacts { arguments_from: None, statistics: &[], run_time: false, bool_outputs: &[], own_rule: OwnRule::No };
+    const TRACT: TypeFacts = TypeFacts { arguments_from: None, statistics: &[], run_time: false, own_rule: OwnRule::No };
 
     const fn own(own_rule: OwnRule) -> TypeFacts {
         TypeFacts { own_rule, ..TypeFacts::TRACT }
+    }
+
+    /// The own rule applies; inputs from `from` on are arguments.
+    const fn args(from: usize) -> TypeFacts {
+        TypeFacts { arguments_from: Some(from), ..TypeFacts::own(OwnRule::Yes) }
     }
 }
 
@@ -92,48 +90,96 @@ pub struct Mapped {
 }
 
 /// The op, the attributes kept for the report and the type's facts. An op
-/// type outside the vocabulary becomes `Op::Unknown` (the caller warns once per type).
-pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
+/// type outside the vocabulary, or of another domain than ONNX's own,
+/// becomes `Op::Unknown` (the caller warns once per type). `bytes` is the
+/// node as stored (attribute tensors are read from it: Constant values,
+/// ConstantOfShape's fill).
+pub fn map_node(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> Mapped {
     let mut attrs: Vec<(String, AttrValue)> = node.attribute.iter().filter_map(attr_value).collect();
     if node.op_type == "Constant" {
         attrs.extend(constant_value_shape(node));
     }
+    let (op, facts) = if node.domain.is_empty() || node.domain == "ai.onnx" {
+        map_default_domain(node, bytes, ctx)
+    } else {
+        (unknown(node), TypeFacts::TRACT)
+    };
+    Mapped { op, attrs, facts }
+}
+
+fn unknown(node: &NodeProto) -> Op {
+    let name = if node.domain.is_empty() || node.domain == "ai.onnx" {
+        node.op_type.clone()
+    } else {
+        format!("{}:{}", node.domain, node.op_type)
+    };
+    Op::Unknown(UnknownOp { type_name: name })
+}
+
+/// The table of ONNX op types (default domain), one arm per type.
+fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, TypeFacts) {
     let a = Attrs(&node.attribute);
+    let opset = ctx.opset;
     let has_input = |i: usize| node.input.get(i).is_some_and(|s| !s.is_empty());
     use Activation as A;
     let act = |a: Activation| Op::Elementwise(E::Activation(a));
+    let un = |k: UnaryKind| Op::Elementwise(E::Unary(k));
     let exact = TypeFacts::own(OwnRule::Yes);
     let tract = TypeFacts::TRACT;
-    let unknown = || Op::Unknown(UnknownOp { type_name: node.op_type.clone() });
-    let (op, facts) = match node.op_type.as_str() {
+    let own_if = |ok: bool, facts: TypeFacts| if ok { facts } else { TypeFacts { own_rule: OwnRule::No, ..facts } };
+    let dtype_attr = |name: &str| a.get(name).map(|x| dtype_of(x.i as i32));
+    match node.op_type.as_str() {
         "Conv" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
             let out_channels = w.first().copied().unwrap_or(0);
-            (Op::Conv(ConvOp::Forward(conv_params(&a, &w, out_channels, has_input(2), 2))), TypeFacts::own(OwnRule::Conv))
+            let (window, ok) = window(&a, &w.get(2..).unwrap_or(&[]).to_vec());
+            let p = conv_params(&a, window, out_channels, has_input(2));
+            (Op::Conv(ConvOp::Forward(p)), own_if(ok, exact))
         }
         "ConvTranspose" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
             let group = a.int("group", 1).max(1) as u64;
             let out_channels = w.get(1).copied().unwrap_or(0).saturating_mul(group);
-            let mut p = conv_params(&a, &w, out_channels, has_input(2), 2);
+            let (window, ok) = window(&a, &w.get(2..).unwrap_or(&[]).to_vec());
+            let same = window.auto_pad != AutoPad::Explicit;
+            let mut p = conv_params(&a, window, out_channels, has_input(2));
             p.output_pad = a.ints("output_padding").iter().map(|&v| v.max(0) as u64).collect();
-            (Op::Conv(ConvOp::Transposed(p)), tract)
+            // An explicit output_shape (or SAME padding) fixes the extent another way.
+            let own = ok && !same && a.get("output_shape").is_none() && a.ints("output_padding").iter().all(|&v| v >= 0);
+            (Op::Conv(ConvOp::Transposed(p)), own_if(own, exact))
         }
-        "MaxPool" | "AveragePool" => {
-            let method = if node.op_type == "MaxPool" { PoolMethod::Max } else { PoolMethod::Average };
+        // Inputs: X, W, offset, B, mask.
+        "DeformConv" => {
+            let w = ctx.init_dims(node, 1).unwrap_or_default();
+            let (window, ok) = window(&a, &w.get(2..).unwrap_or(&[]).to_vec());
+            let p = conv_params(&a, window, w.first().copied().unwrap_or(0), has_input(3));
+            (Op::Conv(ConvOp::Deformable(p)), own_if(ok, exact))
+        }
+        "MaxPool" | "AveragePool" | "LpPool" => {
+            let method = match node.op_type.as_str() {
+                "MaxPool" => PoolMethod::Max,
+                "AveragePool" => PoolMethod::Average,
+                _ => PoolMethod::Lp,
+            };
             let ceil = a.int("ceil_mode", 0) != 0;
+            let (window, ok) = window(&a, &[]);
             let op = Op::Pool(PoolParams {
                 method,
-                window: window(&a, &[]),
+                window,
                 rounding: if ceil { Rounding::Ceil } else { Rounding::Floor },
                 global: false,
                 clip_last_window: ceil,
             });
-            (op, TypeFacts::own(OwnRule::Pool))
+            (op, own_if(ok && !a.ints("kernel_shape").is_empty(), exact))
         }
-        "GlobalMaxPool" | "GlobalAveragePool" => {
+        "GlobalMaxPool" | "GlobalAveragePool" | "GlobalLpPool" => {
+            let method = match node.op_type.as_str() {
+                "GlobalMaxPool" => PoolMethod::Max,
+                "GlobalAveragePool" => PoolMethod::Average,
+                _ => PoolMethod::Lp,
+            };
             let op = Op::Pool(PoolParams {
-                method: if node.op_type == "GlobalMaxPool" { PoolMethod::Max } else { PoolMethod::Average },
+                method,
                 window: Window::symmetric(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
                 rounding: Rounding::Floor,
                 global: true,
@@ -147,16 +193,22 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
             let b = ctx.init_dims(node, 1).unwrap_or_default();
             let out_features = if trans_b { b.first() } else { b.get(1) }.copied().unwrap_or(0);
             let p = DenseParams { out_features, axis: 1, bias: has_input(2), transpose: !trans_b };
-            (Op::Dense(DenseOp::Linear(p)), TypeFacts::own(OwnRule::Gemm))
+            // A transposed A is not what the dense rule computes.
+            (Op::Dense(DenseOp::Linear(p)), own_if(a.int("transA", 0) == 0, exact))
         }
         "MatMul" => match ctx.init_dims(node, 1) {
             // A weight matrix (K, N) applied to the last axis: a dense layer.
             Some(b) if b.len() == 2 => {
                 let p = DenseParams { out_features: b[1], axis: -1, bias: false, transpose: true };
-                (Op::Dense(DenseOp::Linear(p)), TypeFacts::own(OwnRule::MatMulWeight))
+                (Op::Dense(DenseOp::Linear(p)), exact)
             }
-            _ => (Op::Dense(DenseOp::MatMul), tract),
+            _ => (Op::Dense(DenseOp::MatMul), exact),
         },
+        "Einsum" => match a.string("equation") {
+            Some(equation) => (Op::Dense(DenseOp::Einsum { equation }), exact),
+            None => (unknown(node), tract),
+        },
+        "Det" => (Op::Dense(DenseOp::Det), exact),
         "Relu" => (act(A::Relu { negative_slope: 0.0 }), exact),
         "LeakyRelu" => (act(A::Relu { negative_slope: a.float("alpha", 0.01) }), exact),
         "Sigmoid" => (act(A::Sigmoid), exact),
@@ -166,39 +218,95 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
         "Log" => (act(A::Log), exact),
         "Elu" | "Selu" | "Celu" => (act(A::Elu), exact),
         // min and max are inputs from opset 11.
-        "Clip" => (act(A::Clip), TypeFacts { arguments_from: Some(1), ..exact }),
+        "Clip" => (act(A::Clip), TypeFacts::args(1)),
         "Gelu" => (act(A::Gelu), exact),
         "HardSigmoid" => (act(A::HardSigmoid), exact),
         "HardSwish" => (act(A::HardSwish), exact),
+        "Swish" => (act(A::Silu), exact),
         "Softplus" => (act(A::Softplus), exact),
         "Erf" => (act(A::Erf), exact),
         "Sqrt" => (act(A::Sqrt), exact),
         "Reciprocal" => (act(A::Reciprocal), exact),
         "Neg" => (act(A::Neg), exact),
         "Identity" => (act(A::Identity), exact),
-        // The element type changes, which the own rules do not track.
-        "Cast" | "CastLike" => (act(A::Identity), tract),
+        "Floor" => (un(UnaryKind::Floor), exact),
+        "Ceil" => (un(UnaryKind::Ceil), exact),
+        "Round" => (un(UnaryKind::Round), exact),
+        "Sign" => (un(UnaryKind::Sign), exact),
+        "Cos" => (un(UnaryKind::Cos), exact),
+        "Sin" => (un(UnaryKind::Sin), exact),
+        "Tan" => (un(UnaryKind::Tan), exact),
+        "Acos" => (un(UnaryKind::Acos), exact),
+        "Asin" => (un(UnaryKind::Asin), exact),
+        "Atan" => (un(UnaryKind::Atan), exact),
+        "Sinh" => (un(UnaryKind::Sinh), exact),
+        "Cosh" => (un(UnaryKind::Cosh), exact),
+        "Asinh" => (un(UnaryKind::Asinh), exact),
+        "Acosh" => (un(UnaryKind::Acosh), exact),
+        "Atanh" => (un(UnaryKind::Atanh), exact),
+        "IsNaN" => (un(UnaryKind::IsNaN), exact),
+        "IsInf" => (un(UnaryKind::IsInf), exact),
+        "BitwiseNot" => (un(UnaryKind::BitwiseNot), exact),
+        "Softsign" => (un(UnaryKind::Softsign), exact),
+        "Mish" => (un(UnaryKind::Mish), exact),
+        "ThresholdedRelu" => (un(UnaryKind::ThresholdedRelu), exact),
+        "Shrink" => (un(UnaryKind::Shrink), exact),
+        // k is input 1.
+        "Trilu" => (un(UnaryKind::Trilu { upper: a.int("upper", 1) != 0 }), TypeFacts::args(1)),
+        "Hardmax" => (un(UnaryKind::Hardmax), exact),
+        "LpNormalization" => (un(UnaryKind::LpNorm), exact),
+        "MeanVarianceNormalization" => (un(UnaryKind::MeanVarianceNorm), exact),
+        "RandomNormalLike" | "RandomUniformLike" | "Bernoulli" => match dtype_attr("dtype") {
+            Some(None) => (unknown(node), tract),
+            d => (un(UnaryKind::Random { dtype: d.flatten() }), exact),
+        },
+        "BitCast" => match dtype_attr("to") {
+            Some(Some(to)) => (un(UnaryKind::BitCast { to }), exact),
+            _ => (unknown(node), tract),
+        },
+        "Cast" => match dtype_attr("to") {
+            Some(Some(to)) => (Op::Elementwise(E::Cast { to: Some(to) }), exact),
+            _ => (Op::Elementwise(E::Cast { to: None }), tract),
+        },
+        "CastLike" => (Op::Elementwise(E::Cast { to: None }), exact),
         "PRelu" => {
             let shared = ctx.init_dims(node, 1).and_then(|d| crate::tensor::checked_product(&d)) == Some(1);
             (Op::Elementwise(E::PRelu { channel_shared: shared }), exact)
         }
         // ratio and training_mode are inputs from opset 12; output 1 is the mask.
-        "Dropout" => (
-            Op::Elementwise(E::Dropout { ratio: a.float("ratio", 0.5) }),
-            TypeFacts { arguments_from: Some(1), bool_outputs: &[1], ..exact },
-        ),
-        "Add" | "Sum" | "Mean" => (eltwise(EltwiseKind::Sum), exact),
+        "Dropout" => (Op::Elementwise(E::Dropout { ratio: a.float("ratio", 0.5) }), TypeFacts::args(1)),
+        "Add" | "Sum" => (eltwise(EltwiseKind::Sum), exact),
+        "Mean" => (eltwise(EltwiseKind::Mean), exact),
         "Sub" => (eltwise(EltwiseKind::Sub), exact),
         "Mul" => (eltwise(EltwiseKind::Prod), exact),
         "Div" => (eltwise(EltwiseKind::Div), exact),
         "Max" => (eltwise(EltwiseKind::Max), exact),
         "Min" => (eltwise(EltwiseKind::Min), exact),
-        "Pow" => (Op::Elementwise(E::Binary(BinaryKind::Pow)), tract),
-        "Mod" => (Op::Elementwise(E::Binary(BinaryKind::Mod)), tract),
-        "Concat" => (Op::Layout(L::Concat { axis: a.int("axis", 1) }), exact),
+        "Pow" => (Op::Elementwise(E::Binary(BinaryKind::Pow)), exact),
+        "Mod" => (Op::Elementwise(E::Binary(BinaryKind::Mod { fmod: a.int("fmod", 0) != 0 })), exact),
+        "BitShift" => match a.string("direction").as_deref() {
+            Some("LEFT") => (Op::Elementwise(E::Binary(BinaryKind::BitShift { left: true })), exact),
+            Some("RIGHT") => (Op::Elementwise(E::Binary(BinaryKind::BitShift { left: false })), exact),
+            _ => (unknown(node), tract),
+        },
+        "SwiGLU" => (Op::Elementwise(E::Binary(BinaryKind::SwiGlu)), exact),
+        "BitwiseAnd" => (Op::Elementwise(E::Binary(BinaryKind::BitAnd)), exact),
+        "BitwiseOr" => (Op::Elementwise(E::Binary(BinaryKind::BitOr)), exact),
+        "BitwiseXor" => (Op::Elementwise(E::Binary(BinaryKind::BitXor)), exact),
+        "Equal" => (compare(CompareKind::Equal), exact),
+        "Less" => (compare(CompareKind::Less), exact),
+        "LessOrEqual" => (compare(CompareKind::LessOrEqual), exact),
+        "Greater" => (compare(CompareKind::Greater), exact),
+        "GreaterOrEqual" => (compare(CompareKind::GreaterOrEqual), exact),
+        "And" => (compare(CompareKind::And), exact),
+        "Or" => (compare(CompareKind::Or), exact),
+        "Xor" => (compare(CompareKind::Xor), exact),
+        "Not" => (compare(CompareKind::Not), exact),
+        "Where" => (Op::Elementwise(E::Where), exact),
+        "Concat" => (Op::Layout(L::Concat { axis: a.int("axis", 1) }), own_if(a.get("axis").is_some() || opset < 4, exact)),
         "Softmax" | "LogSoftmax" => {
             // Opset 13 changed the default axis from 1 (flattening) to -1.
-            (Op::Elementwise(E::Softmax { axis: a.int("axis", if ctx.opset < 13 { 1 } else { -1 }) }), exact)
+            (Op::Elementwise(E::Softmax { axis: a.int("axis", if opset < 13 { 1 } else { -1 }) }), exact)
         }
         "LRN" => {
             let p = LrnParams { local_size: a.int("size", 5).max(1) as u64, across_channels: true };
@@ -210,48 +318,86 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
             TypeFacts { statistics: &[3, 4], ..exact },
         ),
         "LayerNormalization" => {
-            (Op::Norm(NormOp::LayerNorm { axis: a.int("axis", -1), eps: a.float("epsilon", 1e-5) }), tract)
+            // Mean and InvStdDev are float32 with the default stash_type 1.
+            let own = a.int("stash_type", 1) == 1;
+            (Op::Norm(NormOp::LayerNorm { axis: a.int("axis", -1), eps: a.float("epsilon", 1e-5) }), own_if(own, exact))
         }
-        "InstanceNormalization" => (Op::Norm(NormOp::GroupNorm { groups: None, eps: a.float("epsilon", 1e-5) }), tract),
+        "InstanceNormalization" => (Op::Norm(NormOp::GroupNorm { groups: None, eps: a.float("epsilon", 1e-5) }), exact),
         "GroupNormalization" => {
             let groups = Some(a.int("num_groups", 1).max(1) as u64);
-            (Op::Norm(NormOp::GroupNorm { groups, eps: a.float("epsilon", 1e-5) }), tract)
+            (Op::Norm(NormOp::GroupNorm { groups, eps: a.float("epsilon", 1e-5) }), exact)
         }
-        "Flatten" => {
-            (Op::Layout(L::Flatten(FlattenParams { axis: a.int("axis", 1), end_axis: -1 })), TypeFacts::own(OwnRule::Flatten))
+        "Flatten" => (Op::Layout(L::Flatten2d { axis: a.int("axis", 1) }), exact),
+        // The target is the `shape` attribute before opset 5, input 1 after.
+        "Reshape" if opset < 5 => {
+            (Op::Layout(L::ReshapeTo { dims: Some(a.ints("shape").to_vec()), allow_zero: false }), exact)
         }
-        "Reshape" => (Op::Layout(L::Reshape(ReshapeParams { dims: Vec::new(), axis: 0, num_axes: -1 })), tract),
-        "Transpose" => {
-            (Op::Layout(L::Permute { order: a.ints("perm").iter().map(|&p| p.max(0) as usize).collect() }), tract)
-        }
-        "Squeeze" => (Op::Layout(L::Squeeze { axes: a.ints("axes").to_vec() }), tract),
-        "Unsqueeze" => (Op::Layout(L::Unsqueeze { axes: a.ints("axes").to_vec() }), tract),
+        "Reshape" => (Op::Layout(L::ReshapeTo { dims: None, allow_zero: a.int("allowzero", 0) != 0 }), TypeFacts::args(1)),
+        "Transpose" => match a.get("perm") {
+            Some(p) if p.ints.iter().any(|&x| x < 0) => (unknown(node), tract),
+            Some(p) => (Op::Layout(L::Transpose { perm: Some(p.ints.iter().map(|&x| x as usize).collect()) }), exact),
+            None => (Op::Layout(L::Transpose { perm: None }), exact),
+        },
+        // Axes are an attribute before opset 13, input 1 after.
+        "Squeeze" => (Op::Layout(L::Squeeze { axes: a.ints("axes").to_vec() }), TypeFacts::args(1)),
+        "Unsqueeze" => (Op::Layout(L::Unsqueeze { axes: a.ints("axes").to_vec() }), TypeFacts::args(1)),
+        // Sizes are an attribute before opset 13, input 1 after; num_outputs from 18.
         "Split" => {
-            let mut points = Vec::new();
-            let mut acc = 0u64;
-            let split = a.ints("split");
-            for &s in split.iter().take(split.len().saturating_sub(1)) {
-                acc = acc.saturating_add(s.max(0) as u64);
-                points.push(acc);
-            }
-            (Op::Layout(L::Slice(SliceParams { axis: a.int("axis", 0), points })), tract)
+            let num_outputs = a.get("num_outputs").map(|x| x.i.max(0) as u64);
+            let op = L::SplitParts { axis: a.int("axis", 0), split: a.ints("split").to_vec(), num_outputs };
+            (Op::Layout(op), TypeFacts::args(1))
         }
-        "Slice" => (Op::Layout(L::StridedSlice), tract),
-        // pads and the fill value are inputs from opset 11.
-        "Pad" => (Op::Layout(L::Pad), TypeFacts { arguments_from: Some(1), ..tract }),
-        // scales and sizes are inputs.
-        "Resize" | "Upsample" => (
-            Op::Resize(ResizeOp::Scaled { mode: a.string("mode").unwrap_or_else(|| "nearest".into()) }),
-            TypeFacts { arguments_from: Some(1), ..tract },
-        ),
-        "Expand" => (Op::Layout(L::Expand), tract),
-        "Gather" => (Op::Layout(L::Gather { axis: a.int("axis", 0) }), tract),
-        "Shape" => (Op::Constant(ConstantOp::ShapeOf), tract),
-        "Constant" => (Op::Constant(ConstantOp::Stored), TypeFacts::own(OwnRule::Constant)),
-        // Input 0 is the shape to fill.
-        "ConstantOfShape" => (Op::Constant(ConstantOp::Filled), TypeFacts { arguments_from: Some(0), ..tract }),
+        // starts/ends/axes are attributes before opset 10, inputs after.
+        "Slice" if opset < 10 => {
+            let attrs = SliceAttrs { starts: a.ints("starts").to_vec(), ends: a.ints("ends").to_vec(), axes: a.ints("axes").to_vec() };
+            (Op::Layout(L::StridedSlice { attrs: Some(attrs) }), exact)
+        }
+        "Slice" => (Op::Layout(L::StridedSlice { attrs: None }), TypeFacts::args(1)),
+        // pads (`paddings` in opset 1) are an attribute before opset 11; then
+        // pads, the fill value and (opset 18) axes are inputs.
+        "Pad" if opset < 11 => {
+            let pads = a.get("pads").or_else(|| a.get("paddings")).map(|p| p.ints.clone()).unwrap_or_default();
+            (Op::Layout(L::Pad { pads: Some(pads) }), exact)
+        }
+        "Pad" => (Op::Layout(L::Pad { pads: None }), TypeFacts::args(1)),
+        "Resize" | "Upsample" => (Op::Resize(ResizeOp::Scaled(scaled_params(node, &a, opset))), TypeFacts::args(1)),
+        "Expand" => (Op::Layout(L::Expand), TypeFacts::args(1)),
+        // Tile before opset 6 took tiles and axis inputs.
+        "Tile" if opset >= 6 => (Op::Layout(L::TileBy), TypeFacts::args(1)),
+        "Gather" => (Op::Layout(L::Gather { axis: a.int("axis", 0) }), exact),
+        "GatherElements" => (Op::Index(IndexOp::GatherElements { axis: a.int("axis", 0) }), exact),
+        "GatherND" => (Op::Index(IndexOp::GatherNd { batch_dims: a.int("batch_dims", 0).max(0) as u64 }), exact),
+        // TensorScatter (opset 24) writes updates into a cache: the cache's shape.
+        "ScatterND" | "ScatterElements" | "Scatter" | "TensorScatter" => (Op::Index(IndexOp::Scatter), exact),
+        "DepthToSpace" => (Op::Layout(L::DepthToSpace { block: a.int("blocksize", 0).max(0) as u64 }), exact),
+        "SpaceToDepth" => (Op::Layout(L::SpaceToDepth { block: a.int("blocksize", 0).max(0) as u64 }), exact),
+        "CenterCropPad" => (Op::Layout(L::CenterCropPad { axes: a.ints("axes").to_vec() }), TypeFacts::args(1)),
+        "Shape" => {
+            let end = a.get("end").map(|x| x.i);
+            (Op::Constant(ConstantOp::ShapeOf { start: a.int("start", 0), end }), exact)
+        }
+        "Size" => (Op::Constant(ConstantOp::Size), exact),
+        "Constant" => (Op::Constant(ConstantOp::Stored(stored_value(node, bytes))), exact),
+        // Input 0 is the shape to fill; the fill is a one-element tensor attribute (0.0f by default).
+        "ConstantOfShape" => match fill_value(node, bytes) {
+            Some((fill, dtype)) => (Op::Constant(ConstantOp::Filled { fill, dtype }), TypeFacts::args(0)),
+            None => (unknown(node), TypeFacts { arguments_from: Some(0), ..tract }),
+        },
+        // start, limit and delta are arguments.
+        "Range" => (Op::Constant(ConstantOp::Range), TypeFacts::args(0)),
+        "EyeLike" => match dtype_attr("dtype") {
+            Some(None) => (unknown(node), tract),
+            d => (Op::Constant(ConstantOp::EyeLike { dtype: d.flatten() }), exact),
+        },
+        "RandomNormal" | "RandomUniform" => {
+            let dims: Option<Vec<u64>> = a.ints("shape").iter().map(|&d| u64::try_from(d).ok()).collect();
+            match (dims, dtype_attr("dtype").unwrap_or(Some(DType::F32))) {
+                (Some(dims), Some(dtype)) => (Op::Constant(ConstantOp::Random { dims, dtype }), exact),
+                _ => (unknown(node), tract),
+            }
+        }
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
-        | "ReduceLogSumExp" | "ReduceSumSquare" => {
+        | "ReduceLogSumExp" | "ReduceSumSquare" | "ReduceLogSum" => {
             let kind = match node.op_type.as_str() {
                 "ReduceMean" => ReduceKind::Mean,
                 "ReduceSum" => ReduceKind::Sum,
@@ -261,36 +407,129 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
                 "ReduceL1" => ReduceKind::L1,
                 "ReduceL2" => ReduceKind::L2,
                 "ReduceLogSumExp" => ReduceKind::LogSumExp,
+                "ReduceLogSum" => ReduceKind::LogSum,
                 _ => ReduceKind::SumSquare,
             };
-            // Newer opsets pass the axes as an input; the attribute is then absent.
-            let op = ReduceOp::Axes { kind, axes: a.ints("axes").to_vec(), keep_dims: a.int("keepdims", 1) != 0 };
-            (Op::Reduce(op), tract)
+            // Newer opsets pass the axes as input 1 (ReduceSum from 13, the
+            // others from 18); the attribute is then absent.
+            let op = ReduceOp::Axes {
+                kind,
+                axes: a.ints("axes").to_vec(),
+                keep_dims: a.int("keepdims", 1) != 0,
+                noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
+            };
+            (Op::Reduce(op), TypeFacts::args(1))
         }
-        "ArgMax" => (Op::Reduce(ReduceOp::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) }), tract),
+        "ArgMax" | "ArgMin" => {
+            let op = ReduceOp::ArgExtreme { max: node.op_type == "ArgMax", axis: a.int("axis", 0), keep_dims: a.int("keepdims", 1) != 0 };
+            (Op::Reduce(op), exact)
+        }
         // The axis is input 1; exclusive and reverse leave the shape alone.
-        "CumSum" => (Op::Reduce(ReduceOp::CumSum), TypeFacts { arguments_from: Some(1), ..exact }),
-        "Equal" => (compare(CompareKind::Equal), tract),
-        "Less" => (compare(CompareKind::Less), tract),
-        "LessOrEqual" => (compare(CompareKind::LessOrEqual), tract),
-        "Greater" => (compare(CompareKind::Greater), tract),
-        "GreaterOrEqual" => (compare(CompareKind::GreaterOrEqual), tract),
-        "And" => (compare(CompareKind::And), tract),
-        "Or" => (compare(CompareKind::Or), tract),
-        "Xor" => (compare(CompareKind::Xor), tract),
-        "Not" => (compare(CompareKind::Not), tract),
-        "Where" => (Op::Elementwise(E::Where), tract),
-        // Outside the vocabulary, with facts the loader still needs.
-        // start, limit and delta are arguments.
-        "Range" => (unknown(), TypeFacts { arguments_from: Some(0), ..tract }),
-        // Output extents depend on data or control flow.
-        "If" | "Loop" | "Scan" | "NonZero" | "NonMaxSuppression" | "Unique" | "Compress" | "TopK" | "RoiAlign"
-        | "MaxRoiPool" | "SequenceAt" | "SplitToSequence" | "ConcatFromSequence" => {
-            (unknown(), TypeFacts { run_time: true, ..tract })
+        "CumSum" => (Op::Reduce(ReduceOp::CumSum), TypeFacts::args(1)),
+        // k is an attribute in opset 1, input 1 from opset 10.
+        "TopK" => {
+            let k = if opset < 10 { Some(a.int("k", 0).max(0) as u64) } else { None };
+            (Op::Index(IndexOp::TopK { axis: a.int("axis", -1), k }), TypeFacts::args(1))
         }
-        _ => (unknown(), tract),
+        "NonZero" => (Op::Index(IndexOp::NonZero), TypeFacts { run_time: true, ..exact }),
+        "Compress" => {
+            let axis = a.get("axis").map(|x| x.i);
+            (Op::Index(IndexOp::Compress { axis }), TypeFacts { run_time: true, ..TypeFacts::args(1) })
+        }
+        "OneHot" => (Op::Index(IndexOp::OneHot { axis: a.int("axis", -1) }), TypeFacts::args(1)),
+        "Unique" => (Op::Index(IndexOp::Unique), TypeFacts { run_time: true, ..exact }),
+        "NonMaxSuppression" => (Op::Index(IndexOp::NonMaxSuppression), TypeFacts { run_time: true, ..TypeFacts::args(2) }),
+        "RoiAlign" => {
+            let p = RoiPoolParams { pooled_h: a.int("output_height", 1).max(0) as u64, pooled_w: a.int("output_width", 1).max(0) as u64 };
+            (Op::Detection(DetectionOp::RoiAlign(p)), exact)
+        }
+        "MaxRoiPool" => match a.ints("pooled_shape") {
+            [h, w] if *h >= 0 && *w >= 0 => {
+                (Op::Detection(DetectionOp::RoiPool(RoiPoolParams { pooled_h: *h as u64, pooled_w: *w as u64 })), exact)
+            }
+            _ => (unknown(node), tract),
+        },
+        // Output extents depend on data or control flow.
+        "If" | "Loop" | "Scan" | "SequenceAt" | "SplitToSequence" | "ConcatFromSequence" => {
+            (unknown(node), TypeFacts { run_time: true, ..tract })
+        }
+        _ => (unknown(node), tract),
+    }
+}
+
+/// nnmem's dtype for an attribute's element type number.
+fn dtype_of(t: i32) -> Option<DType> {
+    super::proto::dtype_of(t)
+}
+
+/// Resize (opsets 10, 11+) and Upsample (7: scales attribute; 9: input).
+fn scaled_params(node: &NodeProto, a: &Attrs<'_>, opset: i64) -> ScaledParams {
+    let upsample = node.op_type == "Upsample";
+    let (scales_input, sizes_input) = match (upsample, opset) {
+        (true, o) if o < 9 => (None, None),
+        (true, _) | (false, ..=10) => (Some(1), None),
+        (false, _) => (Some(2), Some(3)),
     };
-    Mapped { op, attrs, facts }
+    let policy = match a.string("keep_aspect_ratio_policy").as_deref() {
+        Some("not_larger") => AspectPolicy::NotLarger,
+        Some("not_smaller") => AspectPolicy::NotSmaller,
+        _ => AspectPolicy::Stretch,
+    };
+    ScaledParams {
+        mode: a.string("mode").unwrap_or_else(|| "nearest".into()),
+        scales: if scales_input.is_none() { a.floats("scales").to_vec() } else { Vec::new() },
+        scales_input,
+        sizes_input,
+        axes: a.ints("axes").to_vec(),
+        policy,
+        tf_crop_and_resize: a.string("coordinate_transformation_mode").as_deref() == Some("tf_crop_and_resize"),
+    }
+}
+
+/// A Constant's dims, type and (when small) elements, from whichever
+/// `value*` attribute it carries.
+fn stored_value(node: &NodeProto, bytes: &[u8]) -> Option<StoredValue> {
+    let attr = node.attribute.iter().find(|x| x.name.starts_with("value"))?;
+    match attr.name.as_str() {
+        "value" => {
+            let t = attr.t.as_ref()?;
+            let dims: Option<Vec<u64>> = t.dims.iter().map(|&d| u64::try_from(d).ok()).collect();
+            let dtype = dtype_of(t.data_type)?;
+            let value = super::proto::attribute_bytes(bytes, "value")
+                .and_then(|ab| super::proto::len_field(ab, 5))
+                .and_then(|tb| super::proto::tensor_elements(tb, MAX_VALUE_ELEMS));
+            Some(StoredValue { dims: dims?, dtype, value })
+        }
+        "value_float" => Some(StoredValue { dims: vec![], dtype: DType::F32, value: Some(Value::Float(vec![f64::from(attr.f)])) }),
+        "value_int" => Some(StoredValue { dims: vec![], dtype: DType::I64, value: Some(Value::Int(vec![attr.i])) }),
+        "value_floats" => Some(StoredValue {
+            dims: vec![attr.floats.len() as u64],
+            dtype: DType::F32,
+            value: Some(Value::Float(attr.floats.iter().map(|&f| f64::from(f)).collect())),
+        }),
+        "value_ints" => {
+            Some(StoredValue { dims: vec![attr.ints.len() as u64], dtype: DType::I64, value: Some(Value::Int(attr.ints.clone())) })
+        }
+        "value_string" => Some(StoredValue { dims: vec![], dtype: DType::String, value: None }),
+        "value_strings" => Some(StoredValue { dims: vec![attr.strings.len() as u64], dtype: DType::String, value: None }),
+        _ => None,
+    }
+}
+
+/// ConstantOfShape's fill: its `value` attribute (one element), else 0.0f.
+fn fill_value(node: &NodeProto, bytes: &[u8]) -> Option<(Value, DType)> {
+    match node.attribute.iter().find(|x| x.name == "value") {
+        None => Some((Value::Float(vec![0.0]), DType::F32)),
+        Some(attr) => {
+            let t = attr.t.as_ref()?;
+            let dtype = dtype_of(t.data_type)?;
+            let value = super::proto::attribute_bytes(bytes, "value")
+                .and_then(|ab| super::proto::len_field(ab, 5))
+                .and_then(|tb| super::proto::tensor_elements(tb, 1))
+                .filter(|v| v.len() == 1)?;
+            Some((value, dtype))
+        }
+    }
 }
 
 fn eltwise(kind: EltwiseKind) -> Op {
@@ -301,40 +540,56 @@ fn compare(kind: CompareKind) -> Op {
     Op::Elementwise(E::Compare(kind))
 }
 
-fn conv_params(a: &Attrs<'_>, w: &[u64], out_channels: u64, bias: bool, skip: usize) -> ConvParams {
-    let kernel_from_weight = w.get(skip..).map(|k| k.to_vec()).unwrap_or_default();
-    ConvParams {
-        out_channels,
-        window: window(a, &kernel_from_weight),
-        group: a.int("group", 1).max(1) as u64,
-        depthwise: false,
-        bias,
-        axis: 1,
-        output_pad: Vec::new(),
-    }
+fn conv_params(a: &Attrs<'_>, window: Window, out_channels: u64, bias: bool) -> ConvParams {
+    ConvParams { out_channels, window, group: a.int("group", 1).max(1) as u64, depthwise: false, bias, axis: 1, output_pad: Vec::new() }
 }
 
-/// Kernel, strides, pads (`[b1..bn, e1..en]`) and dilations with ONNX defaults.
-/// `auto_pad` SAME_* padding depends on the input size; it is left at 0 here
-/// and the real output shape comes from tract.
-fn window(a: &Attrs<'_>, kernel_fallback: &[u64]) -> Window {
+/// Kernel, strides, pads (`[b1..bn, e1..en]`), dilations and `auto_pad`
+/// with ONNX defaults, and whether the attributes are consistent (one value
+/// per axis, no negative value, a known `auto_pad`). Without a kernel (a
+/// weight that is not an initializer and no `kernel_shape`), the per-axis
+/// attributes are kept as given and the rule completes them from the
+/// weight's dims (`Window::with_kernel`).
+fn window(a: &Attrs<'_>, kernel_fallback: &[u64]) -> (Window, bool) {
+    let raw = |name: &str| a.ints(name);
     let u = |v: &[i64]| v.iter().map(|&x| x.max(0) as u64).collect::<Vec<u64>>();
-    let kernel = match a.ints("kernel_shape") {
+    let mut ok = ["kernel_shape", "strides", "pads", "dilations"].iter().all(|n| raw(n).iter().all(|&x| x >= 0));
+    let kernel = match raw("kernel_shape") {
         k if !k.is_empty() => u(k),
         _ => kernel_fallback.to_vec(),
     };
     let n = kernel.len();
-    let or_ones = |v: Vec<u64>| if v.len() == n { v } else { vec![1; n] };
-    let pads = u(a.ints("pads"));
-    let (pad_begin, pad_end) =
-        if pads.len() == 2 * n { (pads[..n].to_vec(), pads[n..].to_vec()) } else { (vec![0; n], vec![0; n]) };
-    Window {
-        stride: or_ones(u(a.ints("strides"))),
-        dilation: or_ones(u(a.ints("dilations"))),
-        pad_begin,
-        pad_end,
-        kernel,
-    }
+    let per_axis = |v: Vec<u64>, default: u64, ok: &mut bool| match v.len() {
+        0 if n > 0 => vec![default; n],
+        l if l == n || n == 0 => v,
+        _ => {
+            *ok = false;
+            vec![default; n]
+        }
+    };
+    let pads = u(raw("pads"));
+    let (pad_begin, pad_end) = match pads.len() {
+        0 if n > 0 => (vec![0; n], vec![0; n]),
+        l if l % 2 == 0 && (l == 2 * n || n == 0) => (pads[..l / 2].to_vec(), pads[l / 2..].to_vec()),
+        _ => {
+            ok = false;
+            (vec![0; n], vec![0; n])
+        }
+    };
+    let (auto_pad, zero_pads) = match a.string("auto_pad").as_deref() {
+        None | Some("NOTSET") | Some("") => (AutoPad::Explicit, false),
+        Some("VALID") => (AutoPad::Explicit, true),
+        Some("SAME_UPPER") => (AutoPad::SameUpper, false),
+        Some("SAME_LOWER") => (AutoPad::SameLower, false),
+        Some(_) => {
+            ok = false;
+            (AutoPad::Explicit, false)
+        }
+    };
+    let stride = per_axis(u(raw("strides")), 1, &mut ok);
+    let dilation = per_axis(u(raw("dilations")), 1, &mut ok);
+    let (pad_begin, pad_end) = if zero_pads { (vec![0; pad_begin.len()], vec![0; pad_end.len()]) } else { (pad_begin, pad_end) };
+    (Window { kernel, stride, pad_begin, pad_end, dilation, auto_pad }, ok)
 }
 
 /// A Constant's value, as dims and element type (`value_dims`, `value_dtype`),
@@ -377,6 +632,9 @@ impl Attrs<'_> {
     fn ints(&self, name: &str) -> &[i64] {
         self.get(name).map_or(&[], |a| &a.ints)
     }
+    fn floats(&self, name: &str) -> &[f32] {
+        self.get(name).map_or(&[], |a| &a.floats)
+    }
     fn string(&self, name: &str) -> Option<String> {
         self.get(name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
     }
@@ -408,39 +666,101 @@ fn attr_value(a: &AttributeProto) -> Option<(String, AttrValue)> {
 mod tests {
     use super::*;
 
+    fn mapped(op_type: &str, opset: i64, attrs: Vec<AttributeProto>) -> Mapped {
+        let inits = super::super::names::name_map(0);
+        let node = NodeProto { op_type: op_type.into(), attribute: attrs, ..Default::default() };
+        map_node(&node, &[], &MapCtx { opset, initializers: &inits })
+    }
+
     fn facts(op_type: &str) -> TypeFacts {
-        let inits = HashMap::new();
-        let node = NodeProto { op_type: op_type.into(), ..Default::default() };
-        map_node(&node, &MapCtx { opset: 17, initializers: &inits }).facts
+        mapped(op_type, 17, vec![]).facts
+    }
+
+    fn int_attr(name: &str, i: i64) -> AttributeProto {
+        AttributeProto { name: name.into(), i, r#type: INT, ..Default::default() }
+    }
+
+    fn str_attr(name: &str, s: &str) -> AttributeProto {
+        AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: STRING, ..Default::default() }
     }
 
     #[test]
     fn the_type_table_holds_the_loader_facts() {
         assert_eq!(facts("BatchNormalization").statistics, &[3, 4]);
         assert_eq!(facts("Dropout").arguments_from, Some(1));
-        assert_eq!(facts("Dropout").bool_outputs, &[1]);
         assert_eq!(facts("ConstantOfShape").arguments_from, Some(0));
         assert_eq!(facts("Range").arguments_from, Some(0));
         assert!(facts("NonZero").run_time && facts("Loop").run_time);
-        assert!(!facts("Conv").run_time);
+        assert!(!facts("Conv").run_time && !facts("RoiAlign").run_time);
         assert_eq!(facts("Relu").own_rule, OwnRule::Yes);
-        assert_eq!(facts("Cast").own_rule, OwnRule::No);
-        assert_eq!(facts("Conv").own_rule, OwnRule::Conv);
-        assert_eq!(facts("CumSum"), TypeFacts { arguments_from: Some(1), ..TypeFacts::own(OwnRule::Yes) });
+        assert_eq!(facts("Cast").own_rule, OwnRule::No, "Cast without `to`");
+        assert_eq!(mapped("Cast", 17, vec![int_attr("to", 7)]).op, Op::Elementwise(E::Cast { to: Some(DType::I64) }));
+        assert_eq!(facts("CumSum"), TypeFacts::args(1));
         // Unknown types: every initializer a weight, shapes from tract.
         assert_eq!(facts("SomethingNew"), TypeFacts::TRACT);
     }
 
     #[test]
+    fn other_domains_are_outside_the_vocabulary() {
+        let inits = super::super::names::name_map(0);
+        let node = NodeProto { op_type: "Gelu".into(), domain: "com.microsoft".into(), ..Default::default() };
+        let m = map_node(&node, &[], &MapCtx { opset: 17, initializers: &inits });
+        assert_eq!(m.op, Op::Unknown(UnknownOp { type_name: "com.microsoft:Gelu".into() }));
+        assert_eq!(m.facts, TypeFacts::TRACT);
+    }
+
+    #[test]
+    fn opset_moves_attributes_to_inputs() {
+        // Slice: attributes before opset 10.
+        assert!(matches!(mapped("Slice", 9, vec![]).op, Op::Layout(L::StridedSlice { attrs: Some(_) })));
+        assert!(matches!(mapped("Slice", 10, vec![]).op, Op::Layout(L::StridedSlice { attrs: None })));
+        // Reshape: the `shape` attribute before opset 5.
+        assert!(matches!(mapped("Reshape", 4, vec![]).op, Op::Layout(L::ReshapeTo { dims: Some(_), .. })));
+        // TopK: k attribute in opset 1.
+        assert_eq!(mapped("TopK", 9, vec![int_attr("k", 3)]).op, Op::Index(IndexOp::TopK { axis: -1, k: Some(3) }));
+        assert_eq!(mapped("TopK", 11, vec![]).op, Op::Index(IndexOp::TopK { axis: -1, k: None }));
+        // Pad: `paddings` in opset 1, pads attribute to 10, inputs from 11.
+        assert!(matches!(mapped("Pad", 2, vec![]).op, Op::Layout(L::Pad { pads: Some(_) })));
+        assert!(matches!(mapped("Pad", 11, vec![]).op, Op::Layout(L::Pad { pads: None })));
+        // Resize inputs: (X, scales) in opset 10, (X, roi, scales, sizes) from 11.
+        let Op::Resize(ResizeOp::Scaled(p)) = mapped("Resize", 10, vec![]).op else { panic!() };
+        assert_eq!((p.scales_input, p.sizes_input), (Some(1), None));
+        let Op::Resize(ResizeOp::Scaled(p)) = mapped("Resize", 13, vec![]).op else { panic!() };
+        assert_eq!((p.scales_input, p.sizes_input), (Some(2), Some(3)));
+        let Op::Resize(ResizeOp::Scaled(p)) = mapped("Upsample", 7, vec![]).op else { panic!() };
+        assert_eq!((p.scales_input, p.sizes_input), (None, None));
+        // Softmax's default axis changed at 13.
+        assert_eq!(mapped("Softmax", 11, vec![]).op, Op::Elementwise(E::Softmax { axis: 1 }));
+        assert_eq!(mapped("Softmax", 13, vec![]).op, Op::Elementwise(E::Softmax { axis: -1 }));
+    }
+
+    #[test]
+    fn forms_the_rules_do_not_model_go_to_tract() {
+        assert_eq!(mapped("Gemm", 13, vec![int_attr("transA", 1)]).facts.own_rule, OwnRule::No);
+        assert_eq!(mapped("Gemm", 13, vec![]).facts.own_rule, OwnRule::Yes);
+        let attrs = vec![AttributeProto { name: "output_shape".into(), ints: vec![10, 10], r#type: INTS, ..Default::default() }];
+        assert_eq!(mapped("ConvTranspose", 13, attrs).facts.own_rule, OwnRule::No);
+        assert_eq!(mapped("LayerNormalization", 17, vec![int_attr("stash_type", 16)]).facts.own_rule, OwnRule::No);
+        assert_eq!(mapped("Conv", 13, vec![str_attr("auto_pad", "SAME_UPPER")]).facts.own_rule, OwnRule::Yes);
+        assert_eq!(mapped("Conv", 13, vec![str_attr("auto_pad", "WHATEVER")]).facts.own_rule, OwnRule::No);
+        // Pads of the wrong length.
+        let attrs = vec![
+            AttributeProto { name: "kernel_shape".into(), ints: vec![3, 3], r#type: INTS, ..Default::default() },
+            AttributeProto { name: "pads".into(), ints: vec![1, 1], r#type: INTS, ..Default::default() },
+        ];
+        assert_eq!(mapped("MaxPool", 13, attrs).facts.own_rule, OwnRule::No);
+    }
+
+    #[test]
     fn cumsum_maps_and_its_axis_is_an_argument() {
-        let inits = HashMap::new();
+        let inits = super::super::names::name_map(0);
         let node = NodeProto {
             op_type: "CumSum".into(),
             input: vec!["x".into(), "axis".into()],
             output: vec!["y".into()],
             ..Default::default()
         };
-        let m = map_node(&node, &MapCtx { opset: 14, initializers: &inits });
+        let m = map_node(&node, &[], &MapCtx { opset: 14, initializers: &inits });
         assert_eq!(m.op, Op::Reduce(ReduceOp::CumSum));
         assert_eq!(m.op.name(), "CumSum");
         assert_eq!(m.facts.arguments_from, Some(1));

@@ -1,23 +1,28 @@
 //! ONNX loader: the file is memory-mapped and decoded with nnmem's own reduced
 //! protobuf schema (`proto`), which leaves weight payloads undecoded, so a
 //! 500 MB model is inspected without reading its weights; external data files
-//! are never opened. Shapes come from nnmem's own op rules when they cover
-//! every node (`rules`: most CNNs), else from tract-onnx run on a weightless
-//! copy of the graph (`infer`, feature `tract`); without that feature only the
-//! own rules and declared shapes are known.
+//! are never opened. Shapes come from nnmem's own engine (`rules`: every node
+//! through its op's rule, with the values of small tensors), and from tract-onnx
+//! run on a weightless copy of the graph (`infer`, feature `tract`) only for the
+//! nodes the engine cannot size; without that feature those stay unknown.
 //!
-//! Pipeline: `decode` (wire slices + reduced messages) → checks (names defined,
-//! no cycle, sane dims) → every node mapped once by `map` (its `Op` and its
-//! type's facts) → initializers classified (weights, statistics, constants) →
-//! `Graph` tensors and nodes in execution order, module scopes read from the
-//! exporter's node names → shapes (own rules or tract) → warnings.
+//! Pipeline: `decode` (wire slices + reduced messages) → model-local functions
+//! inlined (`functions`) → checks (names defined, no cycle, sane dims) → every
+//! node mapped once by `map` (its `Op` and its type's facts) → initializers
+//! classified (weights, statistics, constants) → `Graph` tensors and nodes in
+//! execution order, module scopes read from the exporter's node names → shapes
+//! (own engine, tract for what it leaves) → settled `If` nodes replaced by their
+//! branch and the graph built again (`control`) → warnings.
 
 pub mod budget;
 mod check;
+mod control;
 pub mod external;
+mod functions;
 #[cfg(feature = "tract")]
 mod infer;
 mod map;
+mod names;
 pub mod proto;
 mod rules;
 
@@ -37,7 +42,9 @@ use crate::ops::{Op, UnknownOp};
 pub(crate) struct Decoded<'a> {
     pub header: proto::ModelProto,
     pub graph_name: String,
-    pub nodes: Vec<(NodeProto, &'a [u8])>,
+    /// Nodes with their bytes: borrowed from the file, or written when a
+    /// model-local function's body was inlined (`functions`).
+    pub nodes: Vec<(NodeProto, std::borrow::Cow<'a, [u8]>)>,
     pub initializers: Vec<(TensorProto, &'a [u8])>,
     pub inputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
@@ -107,8 +114,27 @@ pub fn load_onnx_bytes(path: &Path, buf: &[u8], options: &LoadOptions) -> Result
     if buf.is_empty() {
         return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not an ONNX model".into() });
     }
-    let decoded = decode(buf).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
-    build(path, &decoded, options)
+    let format_err = |message| LoadError::Format { path: path.to_path_buf(), message };
+    let mut decoded = decode(buf).map_err(format_err)?;
+    functions::inline(&mut decoded.nodes, &functions::function_bytes(buf), MAX_NODES).map_err(format_err)?;
+    // An `If` whose condition the shape engine settles is replaced by its
+    // branch and the graph built again (`control`).
+    let mut rounds = 0;
+    loop {
+        let settle = rounds < control::MAX_ROUNDS;
+        let (g, decided) = build(path, &decoded, options, settle)?;
+        if decided.is_empty() {
+            return Ok(g);
+        }
+        rounds += 1;
+        if control::inline_branches(&mut decoded.nodes, &mut decoded.initializers, &decided) == 0 {
+            // Nothing could be inlined: build once more, sizing what follows the Ifs as usual.
+            rounds = control::MAX_ROUNDS;
+        }
+        if decoded.nodes.len() > MAX_NODES {
+            return Err(format_err(format!("the branches of its If nodes give more than {MAX_NODES} nodes")));
+        }
+    }
 }
 
 fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
@@ -152,7 +178,7 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
         }
         let err = |what: &str, e: prost::DecodeError| format!("graph {what}: {e}");
         match f.number {
-            1 => d.nodes.push((NodeProto::decode(f.bytes).map_err(|e| err("node", e))?, f.bytes)),
+            1 => d.nodes.push((NodeProto::decode(f.bytes).map_err(|e| err("node", e))?, std::borrow::Cow::Borrowed(f.bytes))),
             2 => d.graph_name = String::from_utf8_lossy(f.bytes).into_owned(),
             5 => d.initializers.push((TensorProto::decode(f.bytes).map_err(|e| err("initializer", e))?, f.bytes)),
             11 => d.inputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("input", e))?, f.bytes)),
@@ -198,13 +224,18 @@ fn model_err(path: &Path, location: String, message: String) -> LoadError {
 
 /// The decoded model → a `Graph`: validation, initializer classification,
 /// node creation, tallies, then shapes.
-fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, LoadError> {
+/// `settle`: report the `If` nodes whose condition is known (instead of
+/// sizing what follows them through tract) so that the caller inlines them.
+fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> Result<(Graph, Vec<control::Decision>), LoadError> {
     let graph_name = if d.graph_name.is_empty() {
         path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
     } else {
         d.graph_name.clone()
     };
     let mut g = Graph::new(graph_name, ModelFormat::Onnx);
+    g.nodes.reserve_exact(d.nodes.len());
+    let values: usize = d.nodes.iter().map(|(n, _)| n.output.len()).sum();
+    g.tensors.reserve_exact(values + d.initializers.len() + d.inputs.len());
     let opset = opset_of(d, &mut g);
     let inits = initializers(path, d, &mut g)?;
     // Graph inputs that are not initializers (IR < 4 lists initializers as inputs too).
@@ -213,11 +244,23 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
     let order = check_structure(path, &nodes, &inits, &real_inputs)?;
     let ctx = map::MapCtx { opset, initializers: &inits };
-    let mut mapped: Vec<Option<map::Mapped>> = nodes.iter().map(|n| Some(map::map_node(n, &ctx))).collect();
+    let mut mapped: Vec<Option<map::Mapped>> =
+        nodes.iter().zip(&d.nodes).map(|(n, (_, bytes))| Some(map::map_node(n, bytes, &ctx))).collect();
     let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
     let bindings = bind_inputs(&real_inputs, options, &mut g)?;
+    let mut init_bytes: names::NameMap<'_, &[u8]> = names::name_map(d.initializers.len());
+    init_bytes.extend(d.initializers.iter().map(|(t, b)| (t.name.as_str(), &b[..])));
 
-    let mut b = NodeAdder { g, ids: HashMap::new(), inits: &inits, roles, facts: Vec::with_capacity(order.len()), unknown: UnknownTally::default() };
+    let mut b = NodeAdder {
+        g,
+        ids: names::name_map(inits.len() + nodes.len() + nodes.len() / 4 + real_inputs.len()),
+        inits: &inits,
+        init_bytes: &init_bytes,
+        roles,
+        sources: Vec::with_capacity(order.len()),
+        values: Vec::new(),
+        unknown: UnknownTally::default(),
+    };
     b.add_inputs(&real_inputs);
     for &i in &order {
         // Each node is mapped once, above; `order` visits it once.
@@ -225,18 +268,21 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
             b.add_node(i, nodes[i], m);
         }
     }
-    let NodeAdder { mut g, ids, facts, unknown, .. } = b;
+    let NodeAdder { mut g, ids, sources, values, unknown, .. } = b;
     unknown.warn(&mut g);
+    mark_constants(&mut g);
     for (v, _) in &d.outputs {
         match ids.get(v.name.as_str()) {
             Some(&id) => g.outputs.push(id),
             None => g.warn(format!("graph output \"{}\" is not produced by any node", v.name)),
         }
     }
-    fill_shapes(d, &bindings, options, &facts, &mut g);
+    let decided = fill_shapes(d, &bindings, options, settle, &sources, &values, &mut g);
     check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(path, location, message))?;
     check_byte_sizes(path, &g)?;
-    Ok(g)
+    // Graph nodes are in execution order: node k is the file's node order[k].
+    let decided = decided.into_iter().map(|(k, then_branch)| control::Decision { node: order[k], then_branch }).collect();
+    Ok((g, decided))
 }
 
 /// The default-domain opset the model imports (0 when none), with a warning
@@ -269,8 +315,8 @@ fn opset_of(d: &Decoded<'_>, g: &mut Graph) -> i64 {
 /// Initializers by name (sparse ones at their dense shape), with checked dims;
 /// every external-data location in the model is vetted (never opened) and
 /// recorded as the graph's linked files.
-fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<HashMap<&'a str, &'a TensorProto>, LoadError> {
-    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len() + d.sparse_dense.len());
+fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<names::NameMap<'a, &'a TensorProto>, LoadError> {
+    let mut inits: names::NameMap<'a, &TensorProto> = names::name_map(d.initializers.len() + d.sparse_dense.len());
     // Sparse initializers count as initializers of their dense shape.
     for t in d.initializers.iter().map(|(t, _)| t).chain(&d.sparse_dense) {
         if t.name.is_empty() {
@@ -311,14 +357,15 @@ fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<Ha
 fn check_structure(
     path: &Path,
     nodes: &[&NodeProto],
-    inits: &HashMap<&str, &TensorProto>,
+    inits: &names::NameMap<'_, &TensorProto>,
     real_inputs: &[&ValueInfoProto],
 ) -> Result<Vec<usize>, LoadError> {
-    let input_names: HashSet<&str> = real_inputs.iter().map(|v| v.name.as_str()).collect();
-    let mut producer: HashMap<&str, usize> = HashMap::new();
+    let mut input_names: names::NameMap<'_, ()> = names::name_map(real_inputs.len());
+    input_names.extend(real_inputs.iter().map(|v| (v.name.as_str(), ())));
+    let mut producer: names::NameMap<'_, usize> = names::name_map(nodes.len() + nodes.len() / 4);
     for (i, n) in nodes.iter().enumerate() {
         for o in n.output.iter().filter(|o| !o.is_empty()) {
-            if inits.contains_key(o.as_str()) || input_names.contains(o.as_str()) || producer.insert(o, i).is_some()
+            if inits.contains_key(o.as_str()) || input_names.contains_key(o.as_str()) || producer.insert(o, i).is_some()
             {
                 return Err(model_err(
                     path,
@@ -328,11 +375,18 @@ fn check_structure(
             }
         }
     }
+    // Files are nearly always in execution order already: then that order is kept
+    // without sorting (Kahn's algorithm below gives the same order).
+    let mut sorted = true;
     for (i, n) in nodes.iter().enumerate() {
         for x in n.input.iter().filter(|x| !x.is_empty()) {
-            let known = producer.contains_key(x.as_str())
-                || inits.contains_key(x.as_str())
-                || input_names.contains(x.as_str());
+            let known = match producer.get(x.as_str()) {
+                Some(&p) => {
+                    sorted &= p < i;
+                    true
+                }
+                None => inits.contains_key(x.as_str()) || input_names.contains_key(x.as_str()),
+            };
             if !known {
                 return Err(model_err(
                     path,
@@ -341,6 +395,9 @@ fn check_structure(
                 ));
             }
         }
+    }
+    if sorted {
+        return Ok((0..nodes.len()).collect());
     }
     execution_order(nodes, &producer).map_err(|i| {
         let n = nodes.get(i).copied();
@@ -359,13 +416,13 @@ fn check_structure(
 /// float initializer read only as an operator argument (a dropout ratio,
 /// resize scales) is a constant, not a weight.
 struct InitializerRoles<'a> {
-    stats_only: HashMap<&'a str, bool>,
-    argument_only: HashMap<&'a str, bool>,
+    stats_only: names::NameMap<'a, bool>,
+    argument_only: names::NameMap<'a, bool>,
 }
 
 impl<'a> InitializerRoles<'a> {
-    fn classify(nodes: &[&'a NodeProto], mapped: &[Option<map::Mapped>], inits: &HashMap<&str, &TensorProto>) -> Self {
-        let mut roles = InitializerRoles { stats_only: HashMap::new(), argument_only: HashMap::new() };
+    fn classify(nodes: &[&'a NodeProto], mapped: &[Option<map::Mapped>], inits: &names::NameMap<'_, &TensorProto>) -> Self {
+        let mut roles = InitializerRoles { stats_only: names::name_map(inits.len()), argument_only: names::name_map(inits.len()) };
         for (n, m) in nodes.iter().zip(mapped) {
             let Some(facts) = m.as_ref().map(|m| m.facts) else { continue };
             for (k, x) in n.input.iter().enumerate() {
@@ -422,16 +479,20 @@ impl UnknownTally {
 struct NodeAdder<'a> {
     g: Graph,
     /// Tensor of every value name met so far.
-    ids: HashMap<String, TensorId>,
-    inits: &'a HashMap<&'a str, &'a TensorProto>,
+    ids: names::NameMap<'a, TensorId>,
+    inits: &'a names::NameMap<'a, &'a TensorProto>,
+    /// The stored bytes of every initializer, by name.
+    init_bytes: &'a names::NameMap<'a, &'a [u8]>,
     roles: InitializerRoles<'a>,
-    /// Per graph node: its type's facts.
-    facts: Vec<map::TypeFacts>,
+    /// Per graph node: its type's facts and its inputs and outputs by position.
+    sources: Vec<rules::NodeSource>,
+    /// Known values of small constant initializers (never of weights).
+    values: Vec<(TensorId, crate::ops::Value)>,
     unknown: UnknownTally,
 }
 
-impl NodeAdder<'_> {
-    fn add_inputs(&mut self, real_inputs: &[&ValueInfoProto]) {
+impl<'a> NodeAdder<'a> {
+    fn add_inputs(&mut self, real_inputs: &[&'a ValueInfoProto]) {
         for v in real_inputs {
             let dtype = v.elem_type().and_then(proto::dtype_of).unwrap_or(DType::F32);
             let id = self.g.add_tensor(Tensor {
@@ -443,33 +504,60 @@ impl NodeAdder<'_> {
                 trainable: false,
                 producer: None,
             });
-            self.ids.insert(v.name.clone(), id);
+            self.ids.insert(&v.name, id);
             self.g.inputs.push(id);
         }
     }
 
     /// Node `i` of the file: weights go to `params` (once each), other inputs
     /// to `inputs`; its outputs are new activation tensors.
-    fn add_node(&mut self, i: usize, n: &NodeProto, m: map::Mapped) {
+    fn add_node(&mut self, i: usize, n: &'a NodeProto, m: map::Mapped) {
         let mut inputs = Vec::new();
-        let mut params = Vec::new();
+        let mut params: Vec<TensorId> = Vec::new();
         let mut param_set: HashSet<TensorId> = HashSet::new();
-        for x in n.input.iter().filter(|x| !x.is_empty()) {
+        let mut positional = Vec::with_capacity(n.input.len());
+        for x in &n.input {
+            if x.is_empty() {
+                positional.push(None);
+                continue;
+            }
             let id = match self.ids.get(x.as_str()) {
                 Some(&id) => id,
                 None => match self.inits.get(x.as_str()) {
                     Some(t) => {
-                        let id = self.g.add_tensor(self.roles.tensor(t));
-                        self.ids.insert(x.clone(), id);
+                        let tensor = self.roles.tensor(t);
+                        let constant = tensor.kind == TensorKind::Constant;
+                        let id = self.g.add_tensor(tensor);
+                        self.ids.insert(x, id);
+                        // Small constants' values (shape arguments); weights are never read.
+                        if constant {
+                            let value = self
+                                .init_bytes
+                                .get(x.as_str())
+                                .and_then(|b| proto::tensor_elements(b, crate::ops::MAX_VALUE_ELEMS));
+                            if let Some(v) = value {
+                                self.values.push((id, v));
+                            }
+                        }
                         id
                     }
                     // Checked before: every input is an initializer, an input or produced earlier.
-                    None => continue,
+                    None => {
+                        positional.push(None);
+                        continue;
+                    }
                 },
             };
+            positional.push(Some(id));
             if self.g.tensors[id.0].kind == TensorKind::Param {
-                // A set, so that a node reading 100,000 weights stays linear.
-                if param_set.insert(id) {
+                // A set once there are many, so that a node reading 100,000 weights stays linear.
+                let new = if params.len() < 16 { !params.contains(&id) } else {
+                    if param_set.is_empty() {
+                        param_set.extend(params.iter().copied());
+                    }
+                    param_set.insert(id)
+                };
+                if new {
                     params.push(id);
                 }
             } else {
@@ -478,7 +566,12 @@ impl NodeAdder<'_> {
         }
         let node_id = NodeId(self.g.nodes.len());
         let mut outputs = Vec::new();
-        for o in n.output.iter().filter(|o| !o.is_empty()) {
+        let mut positional_out = Vec::with_capacity(n.output.len());
+        for o in &n.output {
+            if o.is_empty() {
+                positional_out.push(None);
+                continue;
+            }
             let id = self.g.add_tensor(Tensor {
                 name: o.clone(),
                 shape: None,
@@ -488,8 +581,9 @@ impl NodeAdder<'_> {
                 trainable: false,
                 producer: Some(node_id),
             });
-            self.ids.insert(o.clone(), id);
+            self.ids.insert(o, id);
             outputs.push(id);
+            positional_out.push(Some(id));
         }
         let name = if !n.name.is_empty() {
             n.name.clone()
@@ -500,7 +594,7 @@ impl NodeAdder<'_> {
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
         }
-        self.facts.push(m.facts);
+        self.sources.push(rules::NodeSource { facts: m.facts, inputs: positional, outputs: positional_out });
         self.g.nodes.push(Node {
             name,
             source_type: n.op_type.clone(),
@@ -515,11 +609,31 @@ impl NodeAdder<'_> {
     }
 }
 
+/// Node outputs computed from no data (a ConstantOfShape, a transposed weight,
+/// a shape vector) are constants, not activations: data are the graph inputs
+/// and what ops that produce data compute from them (the memory pass's own
+/// definition, `Produces`).
+fn mark_constants(g: &mut Graph) {
+    let mut data: Vec<bool> = g.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
+    for node in &g.nodes {
+        let computes = node.op.schedule_facts().produces == crate::ops::Produces::Data;
+        let from_data = node.inputs.iter().any(|t| data[t.0]);
+        for &o in &node.outputs {
+            data[o.0] = computes && from_data;
+        }
+    }
+    for (t, is_data) in g.tensors.iter_mut().zip(data) {
+        if t.kind == TensorKind::Activation && !is_data {
+            t.kind = TensorKind::Constant;
+        }
+    }
+}
+
 /// A value whose byte size overflows u64 cannot be counted: refuse it (as the
 /// Caffe loader does) rather than report it as zero bytes.
 fn check_byte_sizes(path: &Path, g: &Graph) -> Result<(), LoadError> {
     let Some(t) = g.tensors.iter().find(|t| {
-        matches!(t.kind, TensorKind::Input | TensorKind::Activation) && t.shape.is_some() && t.bytes().is_none()
+        (matches!(t.kind, TensorKind::Input | TensorKind::Activation) || t.producer.is_some()) && t.shape.is_some() && t.bytes().is_none()
     }) else {
         return Ok(());
     };
@@ -565,7 +679,7 @@ fn initializer_tensor(t: &TensorProto, stats_only: bool, argument_only: bool) ->
 
 /// Kahn's algorithm, taking the lowest file index first so a well-ordered file
 /// keeps its order. `Err(i)`: node `i` is on a cycle.
-fn execution_order(nodes: &[&NodeProto], producer: &HashMap<&str, usize>) -> Result<Vec<usize>, usize> {
+fn execution_order(nodes: &[&NodeProto], producer: &names::NameMap<'_, usize>) -> Result<Vec<usize>, usize> {
     let mut indegree = vec![0usize; nodes.len()];
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
@@ -720,67 +834,114 @@ fn bind_inputs(
     Ok(bindings)
 }
 
-/// Sets every tensor's shape (or why it is unknown) and dtype. `facts` holds
-/// each node's type facts, in graph order.
-fn fill_shapes(d: &Decoded<'_>, bindings: &[InputBinding], options: &LoadOptions, facts: &[map::TypeFacts], g: &mut Graph) {
-    let analysis = analyse_shapes(d, bindings, options, facts, g);
+/// Sets every tensor's shape (or why it is unknown) and dtype. `sources`
+/// holds each node's facts and positional inputs, in graph order.
+fn fill_shapes(
+    d: &Decoded<'_>,
+    bindings: &[InputBinding],
+    options: &LoadOptions,
+    settle: bool,
+    sources: &[rules::NodeSource],
+    values: &[(TensorId, crate::ops::Value)],
+    g: &mut Graph,
+) -> Vec<(usize, bool)> {
+    let (analysis, decided) = analyse_shapes(d, bindings, options, settle, sources, values, g);
     set_input_shapes(bindings, g);
-    set_output_shapes(d, &analysis, facts, g);
+    set_output_shapes(d, analysis, sources, g);
+    decided
 }
 
-/// Every value's shape and type: from nnmem's own rules when they cover the
-/// graph (exact for the ops they accept, and microseconds instead of tract's
-/// milliseconds), else from tract.
+/// Every node output's shape and type: nnmem's own engine first (`rules`);
+/// tract only when the engine leaves some node unsized, and then tract's
+/// answer only for the nodes the own rules cannot size.
 fn analyse_shapes(
     d: &Decoded<'_>,
     bindings: &[InputBinding],
     options: &LoadOptions,
-    facts: &[map::TypeFacts],
+    settle: bool,
+    sources: &[rules::NodeSource],
+    values: &[(TensorId, crate::ops::Value)],
     g: &mut Graph,
-) -> HashMap<String, ValueFact> {
-    let sized: Option<HashMap<String, Vec<u64>>> = bindings
+) -> (Vec<Option<ValueFact>>, Vec<(usize, bool)>) {
+    let by_name: HashMap<&str, TensorId> = g.inputs.iter().map(|&t| (g.tensors[t.0].name.as_str(), t)).collect();
+    let bound: Vec<(TensorId, Vec<u64>)> = bindings
         .iter()
-        .map(|b| {
-            let dims: Option<Vec<u64>> =
-                b.dims.iter().map(|x| if let DimSpec::Value(v) = x { Some(*v) } else { None }).collect();
-            dims.map(|v| (b.name.clone(), v))
+        .filter_map(|b| {
+            let dims: Option<Vec<u64>> = b.dims.iter().map(|x| if let DimSpec::Value(v) = x { Some(*v) } else { None }).collect();
+            Some((*by_name.get(b.name.as_str())?, dims?))
         })
         .collect();
-    let own = sized
-        .filter(|_| options.onnx_shapes != OnnxShapes::Tract)
-        .and_then(|inputs| rules::own_shapes(g, &inputs, facts));
-    let own = match (own, options.onnx_shapes) {
-        (None, OnnxShapes::Own) => {
-            g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
-            Some(HashMap::new())
+    if options.onnx_shapes == OnnxShapes::Tract {
+        let facts = tract_facts(d, bindings, g).map(|t| by_tensor(d, g, &t)).unwrap_or_else(|| vec![None; g.tensors.len()]);
+        return (facts, Vec::new());
+    }
+    let own = rules::run(g, sources, &bound, values, None);
+    // Settled conditions: the loader inlines their branches and builds again.
+    if settle && !own.decided.is_empty() {
+        return (own.facts, own.decided);
+    }
+    if own.complete() {
+        return (own.facts, Vec::new());
+    }
+    if options.onnx_shapes == OnnxShapes::Own {
+        g.warn("nnmem's own ONNX shape rules do not cover this graph (and tract was not asked)");
+        return (own.facts, Vec::new());
+    }
+    match tract_facts(d, bindings, g) {
+        Some(t) => {
+            let t = by_tensor(d, g, &t);
+            let fallback = |id: TensorId| t.get(id.0).cloned().flatten();
+            (rules::run(g, sources, &bound, values, Some(&fallback)).facts, Vec::new())
         }
-        (own, _) => own,
+        None => (own.facts, Vec::new()),
+    }
+}
+
+/// tract's by-name analysis indexed by tensor. tract is given f16 for bf16 and
+/// float8 (it cannot load them): when one of those is the model's only narrow
+/// float type (no real f16), tract's f16 is mapped back to it.
+fn by_tensor(d: &Decoded<'_>, g: &Graph, named: &HashMap<String, ValueFact>) -> Vec<Option<ValueFact>> {
+    let declared = d.inputs.iter().chain(&d.value_info).chain(&d.outputs).filter_map(|(v, _)| v.elem_type());
+    let types: HashSet<i32> = declared.chain(d.initializers.iter().map(|(t, _)| t.data_type)).collect();
+    let f8 = types.iter().any(|&t| matches!(t, 17..=20 | proto::elem::FLOAT8E8M0));
+    let narrow = match (types.contains(&proto::elem::FLOAT16), types.contains(&proto::elem::BFLOAT16), f8) {
+        (false, true, false) => Some(DType::BF16),
+        (false, false, true) => Some(DType::F8),
+        _ => None,
     };
-    #[cfg(feature = "tract")]
-    let analysis: Option<HashMap<String, ValueFact>> = match own {
-        Some(values) => Some(values),
-        None => match infer::analyse(d, bindings) {
-            Ok(a) => {
-                for w in a.warnings {
-                    g.warn(w);
-                }
-                Some(a.values)
+    g.tensors
+        .iter()
+        .map(|t| {
+            let mut f = named.get(&t.name).filter(|_| t.producer.is_some()).cloned()?;
+            if let (Some(DType::F16), Some(n)) = (f.dtype, narrow) {
+                f.dtype = Some(n);
             }
-            Err(e) => {
-                g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
-                None
-            }
-        },
-    };
-    #[cfg(not(feature = "tract"))]
-    let analysis: Option<HashMap<String, ValueFact>> = {
-        let _ = d;
-        own.or_else(|| {
-            g.warn("nnmem was built without the `tract` feature: intermediate ONNX shapes are inferred only for plain conv/dense graphs");
-            None
+            Some(f)
         })
-    };
-    analysis.unwrap_or_default()
+        .collect()
+}
+
+/// tract's analysis of the whole graph, by value name (warnings go to the graph).
+#[cfg(feature = "tract")]
+fn tract_facts(d: &Decoded<'_>, bindings: &[InputBinding], g: &mut Graph) -> Option<HashMap<String, ValueFact>> {
+    match infer::analyse(d, bindings) {
+        Ok(a) => {
+            for w in a.warnings {
+                g.warn(w);
+            }
+            Some(a.values)
+        }
+        Err(e) => {
+            g.warn(format!("shape analysis failed ({e}); only declared shapes are known"));
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "tract"))]
+fn tract_facts(_: &Decoded<'_>, _: &[InputBinding], g: &mut Graph) -> Option<HashMap<String, ValueFact>> {
+    g.warn("nnmem was built without the `tract` feature: shapes its own rules cannot size stay unknown");
+    None
 }
 
 /// The graph inputs' shapes as bound (`--input`, `--batch`, `--dim`, or declared).
@@ -818,7 +979,7 @@ fn set_input_shapes(bindings: &[InputBinding], g: &mut Graph) {
 /// Every node output's shape and type from the analysis, else from the
 /// shapes an export recorded (value_info), else why it is unknown; one
 /// warning names the nodes whose outputs are unknown though their inputs are not.
-fn set_output_shapes(d: &Decoded<'_>, analysis: &HashMap<String, ValueFact>, facts: &[map::TypeFacts], g: &mut Graph) {
+fn set_output_shapes(d: &Decoded<'_>, mut analysis: Vec<Option<ValueFact>>, sources: &[rules::NodeSource], g: &mut Graph) {
     // Shapes an export recorded (value_info), used where the analysis has none.
     let declared: HashMap<&str, (Vec<u64>, i32)> = d
         .value_info
@@ -829,30 +990,23 @@ fn set_output_shapes(d: &Decoded<'_>, analysis: &HashMap<String, ValueFact>, fac
             Some((v.name.as_str(), (c?, v.elem_type().unwrap_or(0))))
         })
         .collect();
-    // tract is given f16 for bf16; when the model has no real f16, map back.
-    let all_types = d.inputs.iter().chain(&d.value_info).chain(&d.outputs).filter_map(|(v, _)| v.elem_type());
-    let init_types = d.initializers.iter().map(|(t, _)| t.data_type);
-    let types: HashSet<i32> = all_types.chain(init_types).collect();
-    let bf16_model = types.contains(&proto::elem::BFLOAT16) && !types.contains(&proto::elem::FLOAT16);
-
     let mut rootless = Vec::new();
     for ni in 0..g.nodes.len() {
-        let data_dependent = facts[ni].run_time;
+        let data_dependent = sources[ni].facts.run_time;
         let input_runtime = g.nodes[ni].inputs.iter().any(|&x| g.tensors[x.0].unknown == Some(Unknown::RunTime));
         let inputs_known = g.nodes[ni].inputs.iter().all(|&x| g.tensors[x.0].shape.is_some());
         let first_dtype = g.nodes[ni].inputs.first().map(|&x| g.tensors[x.0].dtype);
         for oi in 0..g.nodes[ni].outputs.len() {
             let id = g.nodes[ni].outputs[oi];
-            let fact = analysis.get(g.tensors[id.0].name.as_str());
+            let fact = analysis.get_mut(id.0).and_then(Option::take);
             let decl = declared.get(g.tensors[id.0].name.as_str());
             let t = &mut g.tensors[id.0];
-            t.dtype = match (fact.and_then(|f| f.dtype), decl.and_then(|(_, e)| proto::dtype_of(*e))) {
-                (Some(DType::F16), _) if bf16_model => DType::BF16,
+            t.dtype = match (fact.as_ref().and_then(|f| f.dtype), decl.and_then(|(_, e)| proto::dtype_of(*e))) {
                 (Some(dt), _) => dt,
                 (None, Some(dt)) => dt,
                 (None, None) => first_dtype.unwrap_or(DType::F32),
             };
-            let shape = fact.map(|f| f.shape.clone()).unwrap_or(ValueShape::Unknown);
+            let shape = fact.map(|f| f.shape).unwrap_or(ValueShape::Unknown);
             (t.shape, t.unknown) = match shape {
                 ValueShape::Concrete(c) => (Some(Shape(c)), None),
                 ValueShape::Symbolic(s) => (None, Some(Unknown::Symbolic(s))),

@@ -83,8 +83,8 @@ pub struct AttributeProto {
     pub i: i64,
     #[prost(bytes = "vec", tag = "4")]
     pub s: Vec<u8>,
-    #[prost(message, optional, tag = "5")]
-    pub t: Option<TensorProto>,
+    #[prost(message, optional, boxed, tag = "5")]
+    pub t: Option<Box<TensorProto>>,
     #[prost(message, optional, boxed, tag = "6")]
     pub g: Option<Box<GraphProto>>,
     #[prost(float, repeated, tag = "7")]
@@ -284,7 +284,8 @@ pub fn dtype_of(elem_type: i32) -> Option<crate::graph::DType> {
         elem::COMPLEX128 => DType::F64,
         elem::BFLOAT16 => DType::BF16,
         17..=20 | elem::FLOAT8E8M0 => DType::F8,
-        elem::UINT4 | elem::INT4 | elem::FLOAT4E2M1 | elem::UINT2 | elem::INT2 => DType::Packed4,
+        elem::UINT4 | elem::INT4 | elem::FLOAT4E2M1 => DType::Packed4,
+        elem::UINT2 | elem::INT2 => DType::Packed2,
         _ => return None,
     })
 }
@@ -406,6 +407,172 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     Err(WireError { offset: start, message: "varint longer than 10 bytes" })
 }
 
+/// The fields of a message one at a time, without collecting them; stops at
+/// the first malformed one (`fields` reports it).
+pub fn walk(buf: &[u8]) -> Walk<'_> {
+    Walk { buf, pos: 0 }
+}
+
+pub struct Walk<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let start = self.pos;
+        let key = read_varint(self.buf, &mut self.pos).ok()?;
+        let number = u32::try_from(key >> 3).ok().filter(|&n| n != 0)?;
+        let (wire, bytes) = match key & 7 {
+            0 => {
+                let s = self.pos;
+                read_varint(self.buf, &mut self.pos).ok()?;
+                (Wire::Varint, &self.buf[s..self.pos])
+            }
+            1 => (Wire::Fixed64, take(self.buf, &mut self.pos, 8).ok()?),
+            2 => {
+                let len = usize::try_from(read_varint(self.buf, &mut self.pos).ok()?).ok()?;
+                (Wire::Len, take(self.buf, &mut self.pos, len).ok()?)
+            }
+            5 => (Wire::Fixed32, take(self.buf, &mut self.pos, 4).ok()?),
+            _ => {
+                self.pos = start.max(self.buf.len());
+                return None;
+            }
+        };
+        Some(Field { number, wire, bytes })
+    }
+}
+
+/// The first length-delimited field `number` of a message.
+pub fn len_field(msg: &[u8], number: u32) -> Option<&[u8]> {
+    walk(msg).find(|f| f.number == number && f.wire == Wire::Len).map(|f| f.bytes)
+}
+
+/// The bytes of a node's attribute `name` (an AttributeProto), when present.
+pub fn attribute_bytes<'a>(node: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    walk(node).filter(|f| f.number == 5 && f.wire == Wire::Len).map(|f| f.bytes).find(|a| len_field(a, 1) == Some(name.as_bytes()))
+}
+
+/// Decodes one varint from a field's bytes (a `Varint` field's value).
+fn varint_value(bytes: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    read_varint(bytes, &mut pos).ok()
+}
+
+/// Varints of a packed (`Len`) or single (`Varint`) repeated field, at most
+/// `limit` in all in `out` (`None` past it: the caller wants an exact count).
+fn varints(f: &Field<'_>, out: &mut Vec<u64>, limit: usize) -> Option<()> {
+    match f.wire {
+        Wire::Varint => out.push(varint_value(f.bytes)?),
+        Wire::Len => {
+            let mut pos = 0;
+            while pos < f.bytes.len() {
+                if out.len() >= limit {
+                    return None;
+                }
+                out.push(read_varint(f.bytes, &mut pos).ok()?);
+            }
+        }
+        _ => return None,
+    }
+    (out.len() <= limit).then_some(())
+}
+
+/// Fixed-width little-endian words of a packed (`Len`) or single field, at
+/// most `limit` in all in `out`; nothing is decoded from a field that holds more.
+fn fixed(f: &Field<'_>, width: usize, out: &mut Vec<u64>, limit: usize) -> Option<()> {
+    if f.bytes.len() % width != 0 || out.len() + f.bytes.len() / width > limit {
+        return None;
+    }
+    for chunk in f.bytes.chunks(width) {
+        let mut w = [0u8; 8];
+        w[..width].copy_from_slice(chunk);
+        out.push(u64::from_le_bytes(w));
+    }
+    Some(())
+}
+
+/// The elements of a TensorProto held in the file (not external), when it
+/// has at most `cap` elements of a type whose values nnmem evaluates
+/// (integers, booleans, f32, f64). Reads the payload: the caller decides
+/// which tensors are worth it (small constants and shape arguments, never
+/// weights). A payload that holds more elements than the dims say is not read.
+pub fn tensor_elements(tensor: &[u8], cap: u64) -> Option<crate::ops::Value> {
+    use crate::ops::Value;
+    let mut dims = Vec::with_capacity(4);
+    let mut data_type = 0i32;
+    for f in walk(tensor) {
+        match f.number {
+            1 => varints(&f, &mut dims, 64)?,
+            2 => data_type = i32::try_from(varint_value(f.bytes)?).ok()?,
+            14 if varint_value(f.bytes)? == 1 => return None,
+            _ => {}
+        }
+    }
+    let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+    if n > cap {
+        return None;
+    }
+    let n = n as usize;
+    let raw = walk(tensor).find(|f| f.number == 9 && f.wire == Wire::Len).map(|f| f.bytes);
+    let words = |width: usize, field: u32, varint: bool| -> Option<Vec<u64>> {
+        let mut out = Vec::with_capacity(n);
+        match raw {
+            Some(r) => fixed(&Field { number: 9, wire: Wire::Len, bytes: r }, width, &mut out, n)?,
+            None => {
+                for f in walk(tensor).filter(|f| f.number == field) {
+                    if varint {
+                        varints(&f, &mut out, n)?;
+                    } else {
+                        fixed(&f, width, &mut out, n)?;
+                    }
+                }
+            }
+        }
+        (out.len() == n).then_some(out)
+    };
+    let value = match data_type {
+        elem::FLOAT => Value::Float(words(4, 4, false)?.into_iter().map(|w| f64::from(f32::from_bits(w as u32))).collect()),
+        elem::DOUBLE => Value::Float(words(8, 10, false)?.into_iter().map(f64::from_bits).collect()),
+        elem::INT64 => Value::Int(words(8, 7, true)?.into_iter().map(|w| w as i64).collect()),
+        elem::UINT64 | elem::UINT32 => {
+            let width = if data_type == elem::UINT64 { 8 } else { 4 };
+            let w = words(width, 11, true)?;
+            Value::Int(w.into_iter().map(|x| i64::try_from(x).ok()).collect::<Option<_>>()?)
+        }
+        elem::INT32 | elem::INT16 | elem::INT8 | elem::UINT16 | elem::UINT8 | elem::BOOL => {
+            let width = match data_type {
+                elem::INT32 => 4,
+                elem::INT16 | elem::UINT16 => 2,
+                _ => 1,
+            };
+            let w = words(width, 5, true)?;
+            // Raw words are little-endian of the type's width; int32_data holds
+            // each value as a (sign-extended) varint.
+            Value::Int(
+                w.into_iter()
+                    .map(|x| match data_type {
+                        elem::INT32 => x as u32 as i32 as i64,
+                        elem::INT16 => x as u16 as i16 as i64,
+                        elem::INT8 => x as u8 as i8 as i64,
+                        elem::UINT16 => x as u16 as i64,
+                        elem::UINT8 => x as u8 as i64,
+                        _ => i64::from(x != 0),
+                    })
+                    .collect(),
+            )
+        }
+        _ => return None,
+    };
+    Some(value)
+}
+
 /// Appends a length-delimited field (key + length + payload) to `out`.
 pub fn put_len_field(out: &mut Vec<u8>, number: u32, payload: &[u8]) {
     put_varint(out, (u64::from(number) << 3) | 2);
@@ -438,6 +605,41 @@ mod tests {
         assert_eq!(t.dims, vec![2, 3]);
         assert_eq!(t.name, "w");
         assert_eq!(t.data_type, 1);
+    }
+
+    #[test]
+    fn small_tensor_payloads_are_read() {
+        use crate::ops::Value;
+        // int64 [3] = {2, -1, 7} in int64_data (packed), and as raw_data.
+        let mut t = Vec::new();
+        put_len_field(&mut t, 1, &[3]);
+        t.extend_from_slice(&[0x10, 7]); // INT64
+        let mut packed = Vec::new();
+        for v in [2i64, -1, 7] {
+            put_varint(&mut packed, v as u64);
+        }
+        put_len_field(&mut t, 7, &packed);
+        assert_eq!(tensor_elements(&t, 16), Some(Value::Int(vec![2, -1, 7])));
+        assert_eq!(tensor_elements(&t, 2), None);
+        let mut r = Vec::new();
+        put_len_field(&mut r, 1, &[2]);
+        r.extend_from_slice(&[0x10, 1]); // FLOAT
+        let raw: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+        put_len_field(&mut r, 9, &raw);
+        assert_eq!(tensor_elements(&r, 16), Some(Value::Float(vec![1.5, -2.0])));
+        // A scalar int32 held as a sign-extended varint.
+        let mut sc = Vec::new();
+        sc.extend_from_slice(&[0x10, 6]); // INT32
+        let mut one = Vec::new();
+        put_varint(&mut one, (-3i64) as u64);
+        put_len_field(&mut sc, 5, &one);
+        assert_eq!(tensor_elements(&sc, 16), Some(Value::Int(vec![-3])));
+        // Wrong element count: nothing.
+        let mut bad = Vec::new();
+        put_len_field(&mut bad, 1, &[4]);
+        bad.extend_from_slice(&[0x10, 7]);
+        put_len_field(&mut bad, 7, &packed);
+        assert_eq!(tensor_elements(&bad, 16), None);
     }
 
     #[test]

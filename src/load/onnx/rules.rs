@@ -1,121 +1,364 @@
-//! nnmem's own shape rules for ONNX graphs, tried before tract.
+//! nnmem's own ONNX shape engine: every node, in execution order, through
+//! its op's shape rule (`Op::infer` in `ops/`), with values.
 //!
-//! When every input is sized and every node is an op whose ONNX semantics our
-//! rules in `ops/` reproduce exactly (plain convolutions and pooling, dense
-//! layers, pointwise ops, concat, flatten to 2-D, batch norm, dropout …: each
-//! type's `OwnRule` in the table of `map.rs`), the shapes are computed here in
-//! microseconds and tract is not run. Anything else — `auto_pad`, reshapes
-//! driven by values, shape arithmetic, unknown ops — returns `None` and the
-//! whole graph goes to tract. A test checks both paths agree on every fixture
-//! and corpus model.
+//! Each tensor carries its shape, its element type and, when it is small
+//! (at most `MAX_VALUE_ELEMS` elements) and known before the net runs, its
+//! value: integer initializers and Constants, and whatever the ops' value
+//! rules compute from them (`Shape → Gather → Unsqueeze → Concat → Reshape`,
+//! `Range`, `ConstantOfShape`, `Where` on shape vectors …). A rule that needs
+//! a value it does not have says so; the node then stays unsized, never
+//! guessed. Outputs sized by the data (NonZero, Compress …) are run-time, and
+//! so is everything computed from them.
+//!
+//! Combination with tract (`mod.rs`): the engine runs first. When it sizes
+//! every node (or leaves only run-time outputs), tract is not run. Otherwise
+//! tract analyses the graph, and the engine runs again taking tract's answer
+//! only for the nodes its own rules could not size (an op outside the
+//! vocabulary, a form a rule does not model, a free symbol in an input's
+//! shape); the nodes after them are sized by the own rules again from that
+//! answer. Where both would answer, the own rule's answer is used: rules
+//! are checked against tract on every fixture and corpus model
+//! (`tests/onnx_rules.rs`) and against the ONNX backend tests' own outputs.
+//!
+//! Free symbols: graph inputs with an unbound dimension are unsized here;
+//! their shapes, and those computed from them, are tract's formulas.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use super::map::{OwnRule, TypeFacts};
 use super::{ValueFact, ValueShape};
-use crate::graph::{AttrValue, DType, Graph, Node, Shape};
-use crate::ops::{ConvOp, DenseOp, LayoutOp, NormOp, Op, OutShape};
+use crate::graph::{DType, Graph, Shape, TensorId};
+use crate::ops::{value, Input, OutShape, Value, MAX_VALUE_ELEMS};
 
-fn attr<'a>(node: &'a Node, name: &str) -> Option<&'a AttrValue> {
-    node.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+/// Values are kept until this many elements in all (a bound on the memory the
+/// engine spends on values, whatever the graph).
+const VALUE_BUDGET: u64 = 1 << 22;
+
+/// A node as the engine sees it: its type's facts and its inputs and
+/// outputs by position (`None`: an optional one the file leaves out).
+pub(super) struct NodeSource {
+    pub facts: TypeFacts,
+    pub inputs: Vec<Option<TensorId>>,
+    pub outputs: Vec<Option<TensorId>>,
 }
 
-fn int_attr(node: &Node, name: &str) -> Option<i64> {
-    match attr(node, name) {
-        Some(AttrValue::Int(i)) => Some(*i),
-        _ => None,
+/// What the engine knows of one tensor; shapes and values of initializers
+/// and inputs are borrowed, computed ones owned.
+#[derive(Clone, Debug, Default)]
+struct Slot<'a> {
+    shape: Option<Cow<'a, Shape>>,
+    dtype: Option<DType>,
+    value: Option<Cow<'a, Value>>,
+    run_time: bool,
+    /// What the fallback said when it is neither concrete nor run-time (a formula).
+    other: Option<ValueFact>,
+}
+
+/// What the engine found.
+pub(super) struct Outcome {
+    /// Per tensor (by id): what is known of node outputs; `None` for tensors
+    /// that are not node outputs.
+    pub facts: Vec<Option<ValueFact>>,
+    /// Nodes whose outputs neither the own rules nor the fallback sized
+    /// (and that are not run-time), with the reason.
+    pub stuck: Vec<(usize, String)>,
+    /// `If` nodes whose condition's value is known: (node, branch taken is `then`).
+    pub decided: Vec<(usize, bool)>,
+}
+
+impl Outcome {
+    /// Every node output is sized or honestly run-time.
+    pub fn complete(&self) -> bool {
+        self.stuck.is_empty()
     }
 }
 
-/// Whether our rule for this node is exactly ONNX's, by its type's `OwnRule`.
-fn exact(rule: OwnRule, node: &Node) -> bool {
-    let plain_padding = || match attr(node, "auto_pad") {
-        None => true,
-        Some(AttrValue::Str(s)) => s == "NOTSET" || s == "VALID" && !node.attrs.iter().any(|(n, _)| n == "pads"),
-        Some(_) => false,
-    };
-    let dense_with_weight = || matches!(&node.op, Op::Dense(DenseOp::Linear(d)) if d.out_features > 0);
-    match rule {
-        OwnRule::No => false,
-        OwnRule::Yes => true,
-        OwnRule::Conv => plain_padding() && matches!(&node.op, Op::Conv(ConvOp::Forward(c)) if c.out_channels > 0),
-        OwnRule::Pool => plain_padding() && node.outputs.len() == 1,
-        // Gemm multiplies a 2-D A, untransposed here.
-        OwnRule::Gemm => int_attr(node, "transA").unwrap_or(0) == 0 && dense_with_weight(),
-        OwnRule::MatMulWeight => dense_with_weight(),
-        OwnRule::Constant => matches!(attr(node, "value_dims"), Some(AttrValue::Ints(_))),
-        OwnRule::Flatten => matches!(&node.op, Op::Layout(LayoutOp::Flatten(f)) if f.axis == 1),
+/// Runs the engine. `inputs`: the graph inputs bound to concrete dims, by
+/// tensor id; `values`: known values of initializers; `fallback`: another
+/// analysis's answer for a tensor, used only where the own rules cannot size
+/// its producer.
+pub(super) fn run<'a>(
+    g: &'a Graph,
+    sources: &[NodeSource],
+    inputs: &'a [(TensorId, Vec<u64>)],
+    values: &'a [(TensorId, Value)],
+    fallback: Option<&dyn Fn(TensorId) -> Option<ValueFact>>,
+) -> Outcome {
+    let mut slots: Vec<Slot<'a>> = g
+        .tensors
+        .iter()
+        .map(|t| match t.producer {
+            // Initializers: dims from the file; graph inputs: bound below.
+            None => Slot { shape: t.shape.as_ref().map(Cow::Borrowed), dtype: Some(t.dtype), ..Slot::default() },
+            Some(_) => Slot::default(),
+        })
+        .collect();
+    for (id, dims) in inputs {
+        slots[id.0].shape = Some(Cow::Owned(Shape(dims.clone())));
     }
-}
-
-fn dtype_named(name: &str) -> Option<DType> {
-    use DType::*;
-    [F64, F32, F16, BF16, F8, I64, I32, I16, I8, U8, U16, U32, U64, Bool, Packed4, String].into_iter().find(|d| d.name() == name)
-}
-
-/// Output element types this path knows besides the input's.
-fn output_dtype(facts: &TypeFacts, index: usize, input: DType) -> DType {
-    if facts.bool_outputs.contains(&index) {
-        DType::Bool
-    } else {
-        input
+    let mut budget = VALUE_BUDGET;
+    for (id, v) in values {
+        if let Some(rest) = budget.checked_sub(v.len() as u64) {
+            budget = rest;
+            slots[id.0].value = Some(Cow::Borrowed(v));
+        }
     }
-}
-
-/// Shapes of every node output by name, or `None` when some node needs tract.
-/// `inputs` holds the sized graph inputs by name; `facts` the type facts of
-/// every node, in graph order.
-pub(super) fn own_shapes(
-    g: &Graph,
-    inputs: &HashMap<String, Vec<u64>>,
-    facts: &[TypeFacts],
-) -> Option<HashMap<String, ValueFact>> {
-    let mut known: HashMap<usize, (Shape, DType)> = HashMap::with_capacity(g.tensors.len());
-    for (i, t) in g.tensors.iter().enumerate() {
-        if t.producer.is_none() {
-            if let Some(dims) = inputs.get(&t.name) {
-                known.insert(i, (Shape(dims.clone()), t.dtype));
-            } else if let Some(s) = &t.shape {
-                // Initializers: their dims come from the file.
-                known.insert(i, (s.clone(), t.dtype));
+    let mut stuck = Vec::new();
+    let mut decided = Vec::new();
+    for (ni, src) in sources.iter().enumerate() {
+        let node = &g.nodes[ni];
+        if node.source_type == "If" {
+            let cond = src.inputs.first().copied().flatten().and_then(|c| slots[c.0].value.as_deref()).and_then(Value::scalar_f64);
+            if let Some(c) = cond {
+                decided.push((ni, c != 0.0));
+            }
+        }
+        match own_rule(&node.op, src, &slots) {
+            Step::Sized(outs) => {
+                for (id, mut slot) in src.outputs.iter().zip(outs) {
+                    let Some(id) = id else { continue };
+                    if let Some(v) = slot.value.take() {
+                        if let Some(rest) = budget.checked_sub(v.len() as u64) {
+                            budget = rest;
+                            slot.value = Some(v);
+                        }
+                    }
+                    slots[id.0] = slot;
+                }
+            }
+            Step::RunTime(dtypes) => {
+                for (id, dtype) in src.outputs.iter().zip(dtypes) {
+                    let Some(id) = id else { continue };
+                    slots[id.0] = Slot { dtype, run_time: true, ..Slot::default() };
+                }
+            }
+            Step::Unsized(reason) => {
+                let mut sized_by_fallback = true;
+                for id in src.outputs.iter().flatten() {
+                    let f = fallback.and_then(|f| f(*id));
+                    slots[id.0] = match f {
+                        Some(ValueFact { dtype, shape: ValueShape::Concrete(d) }) => {
+                            Slot { shape: Some(Cow::Owned(Shape(d))), dtype, ..Slot::default() }
+                        }
+                        Some(ValueFact { dtype, shape: ValueShape::RunTime }) => Slot { dtype, run_time: true, ..Slot::default() },
+                        Some(other) => {
+                            sized_by_fallback = false;
+                            Slot { dtype: other.dtype, other: Some(other), ..Slot::default() }
+                        }
+                        None => {
+                            sized_by_fallback = false;
+                            Slot::default()
+                        }
+                    };
+                }
+                if !sized_by_fallback {
+                    stuck.push((ni, reason));
+                }
             }
         }
     }
-    let mut out = HashMap::with_capacity(g.tensors.len());
-    for (node, facts) in g.nodes.iter().zip(facts) {
-        if !exact(facts.own_rule, node) {
-            return None;
-        }
-        if let (Op::Constant(_), Some(AttrValue::Ints(dims)), Some(&t)) = (&node.op, attr(node, "value_dims"), node.outputs.first()) {
-            let shape = Shape(dims.iter().map(|&d| d as u64).collect());
-            let dt = match attr(node, "value_dtype") {
-                Some(AttrValue::Str(name)) => dtype_named(name)?,
-                _ => return None,
+    let facts = slots
+        .into_iter()
+        .zip(&g.tensors)
+        .map(|(slot, t)| {
+            t.producer?;
+            if let Some(other) = slot.other {
+                return Some(other);
+            }
+            let shape = match (slot.shape, slot.run_time) {
+                (Some(s), _) => ValueShape::Concrete(s.into_owned().0),
+                (None, true) => ValueShape::RunTime,
+                (None, false) => return None,
             };
-            out.insert(g.tensors[t.0].name.clone(), ValueFact { dtype: Some(dt), shape: ValueShape::Concrete(shape.0.clone()) });
-            known.insert(t.0, (shape, dt));
+            Some(ValueFact { dtype: slot.dtype, shape })
+        })
+        .collect();
+    Outcome { facts, stuck, decided }
+}
+
+/// What one node's own rule gave.
+enum Step<'a> {
+    Sized(Vec<Slot<'a>>),
+    /// Outputs sized by the data (or computed from such); their element types.
+    RunTime(Vec<Option<DType>>),
+    Unsized(String),
+}
+
+/// One node through its op's rules.
+fn own_rule<'a>(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot<'_>]) -> Step<'a> {
+    if src.facts.own_rule == OwnRule::No {
+        return Step::Unsized(format!("no own shape rule for {}", op.name()));
+    }
+    let mut ins: Vec<Option<Input<'_>>> = Vec::with_capacity(src.inputs.len());
+    let mut run_time = false;
+    for (k, id) in src.inputs.iter().enumerate() {
+        let Some(id) = id else {
+            ins.push(None);
             continue;
-        }
-        // A node fed only by weights (Identity on an initializer) takes their shape.
-        let sources = if node.inputs.is_empty() { &node.params } else { &node.inputs };
-        let ins: Option<Vec<&(Shape, DType)>> = sources.iter().map(|t| known.get(&t.0)).collect();
-        let ins = ins?;
-        let shapes: Vec<&Shape> = ins.iter().map(|(s, _)| s).collect();
-        let dtype = ins.first().map(|(_, d)| *d).unwrap_or(DType::F32);
-        let mut outs = node.op.infer_shapes(&shapes, node.outputs.len()).ok()?;
-        // Training-mode batch norm also returns running mean and variance, one per channel.
-        if matches!(node.op, Op::Norm(NormOp::BatchNorm { .. })) && node.outputs.len() > 1 {
-            let c = shapes.first()?.dim(1).ok()?;
-            for o in outs.iter_mut().skip(1) {
-                *o = OutShape::Known(Shape(vec![c]));
+        };
+        let slot = &slots[id.0];
+        match (&slot.shape, slot.dtype) {
+            (Some(shape), Some(dtype)) => ins.push(Some(Input { shape, dtype, value: slot.value.as_deref() })),
+            _ if slot.run_time => {
+                run_time = true;
+                ins.push(None);
             }
-        }
-        for (k, (&t, shape)) in node.outputs.iter().zip(outs).enumerate() {
-            let OutShape::Known(shape) = shape else { return None };
-            let dt = output_dtype(facts, k, dtype);
-            out.insert(g.tensors[t.0].name.clone(), ValueFact { dtype: Some(dt), shape: ValueShape::Concrete(shape.0.clone()) });
-            known.insert(t.0, (shape, dt));
+            _ => return Step::Unsized(format!("input {} is not sized", k + 1)),
         }
     }
-    Some(out)
+    let n_outputs = src.outputs.len();
+    if run_time {
+        return Step::RunTime(vec![None; n_outputs]);
+    }
+    let outs = match op.infer(&ins, n_outputs) {
+        Ok(o) => o,
+        Err(e) => return Step::Unsized(e.message),
+    };
+    let input_dtype = ins.first().copied().flatten().map(|x| x.dtype);
+    let dtype = |k: usize| op.out_dtype(&ins, k).or(input_dtype).or(Some(DType::F32));
+    if outs.iter().any(|o| matches!(o, OutShape::RunTime(_) | OutShape::RunTimeExtent { .. })) {
+        return Step::RunTime((0..n_outputs).map(dtype).collect());
+    }
+    let shapes: Vec<Shape> = outs
+        .into_iter()
+        .map(|o| match o {
+            OutShape::Known(s) | OutShape::RunTime(s) | OutShape::RunTimeExtent { shape: s, .. } => s,
+        })
+        .collect();
+    if shapes.len() < n_outputs {
+        return Step::Unsized(format!("the rule gives {} of {n_outputs} outputs", shapes.len()));
+    }
+    let mut out: Vec<Slot<'a>> =
+        shapes.into_iter().enumerate().map(|(k, s)| Slot { shape: Some(Cow::Owned(s)), dtype: dtype(k), ..Slot::default() }).collect();
+    // Values of small outputs whose inputs' values are known.
+    let small = out.iter().all(|o| {
+        o.shape.as_ref().and_then(|s| s.elems()).is_some_and(|e| e <= MAX_VALUE_ELEMS) && o.dtype.is_some_and(value::evaluable)
+    });
+    if small {
+        let values = {
+            let refs: Vec<&Shape> = out.iter().filter_map(|o| o.shape.as_deref()).collect();
+            op.eval(&ins, &refs)
+        };
+        for (slot, v) in out.iter_mut().zip(values.into_iter().flatten()) {
+            if slot.shape.as_ref().and_then(|s| s.elems()) == Some(v.len() as u64) {
+                slot.value = Some(Cow::Owned(v));
+            }
+        }
+    }
+    Step::Sized(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{ModelFormat, Node, NodeId, Tensor, TensorKind};
+    use crate::ops::{ConstantOp, ElementwiseOp, EltwiseKind, LayoutOp, Op};
+
+    fn tensor(name: &str, shape: Option<Vec<u64>>, dtype: DType, producer: Option<usize>) -> Tensor {
+        Tensor {
+            name: name.into(),
+            shape: shape.map(Shape),
+            unknown: None,
+            dtype,
+            kind: if producer.is_some() { TensorKind::Activation } else { TensorKind::Input },
+            trainable: false,
+            producer: producer.map(NodeId),
+        }
+    }
+
+    fn node(op: Op) -> Node {
+        Node {
+            name: String::new(),
+            source_type: String::new(),
+            op,
+            inputs: vec![],
+            params: vec![],
+            outputs: vec![],
+            in_place: false,
+            attrs: vec![],
+            scope: vec![],
+        }
+    }
+
+    fn yes(inputs: Vec<usize>, outputs: Vec<usize>) -> NodeSource {
+        NodeSource {
+            facts: TypeFacts { arguments_from: None, statistics: &[], run_time: false, own_rule: OwnRule::Yes },
+            inputs: inputs.into_iter().map(|i| Some(TensorId(i))).collect(),
+            outputs: outputs.into_iter().map(|i| Some(TensorId(i))).collect(),
+        }
+    }
+
+    /// x [2,3,4] → Shape → Gather(0) → Unsqueeze → Concat(-1) → Reshape(x): [2, 12].
+    #[test]
+    fn shape_values_flow_through_a_reshape_chain() {
+        let mut g = Graph::new("t", ModelFormat::Onnx);
+        g.tensors = vec![
+            tensor("x", None, DType::F32, None),
+            tensor("idx", Some(vec![]), DType::I64, None),
+            tensor("axes", Some(vec![1]), DType::I64, None),
+            tensor("minus1", Some(vec![1]), DType::I64, None),
+            tensor("shape", None, DType::I64, Some(0)),
+            tensor("batch", None, DType::I64, Some(1)),
+            tensor("batch1", None, DType::I64, Some(2)),
+            tensor("target", None, DType::I64, Some(3)),
+            tensor("y", None, DType::F32, Some(4)),
+        ];
+        g.nodes = vec![
+            node(Op::Constant(ConstantOp::ShapeOf { start: 0, end: None })),
+            node(Op::Layout(LayoutOp::Gather { axis: 0 })),
+            node(Op::Layout(LayoutOp::Unsqueeze { axes: vec![] })),
+            node(Op::Layout(LayoutOp::Concat { axis: 0 })),
+            node(Op::Layout(LayoutOp::ReshapeTo { dims: None, allow_zero: false })),
+        ];
+        let sources = vec![yes(vec![0], vec![4]), yes(vec![4, 1], vec![5]), yes(vec![5, 2], vec![6]), yes(vec![6, 3], vec![7]), yes(vec![0, 7], vec![8])];
+        let values = vec![(TensorId(1), Value::Int(vec![0])), (TensorId(2), Value::Int(vec![0])), (TensorId(3), Value::Int(vec![-1]))];
+        let out = run(&g, &sources, &[(TensorId(0), vec![2, 3, 4])], &values, None);
+        assert!(out.complete(), "{:?}", out.stuck);
+        let shape = |i: usize| match &out.facts[i].as_ref().unwrap().shape {
+            ValueShape::Concrete(d) => d.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(shape(7), vec![2]);
+        assert_eq!(shape(8), vec![2, 12]);
+        assert_eq!(out.facts[4].as_ref().unwrap().dtype, Some(DType::I64));
+    }
+
+    /// Concat(x, W) with W an initializer: both operands count (the own rules
+    /// once saw only the data input and reported [2,3]).
+    #[test]
+    fn concat_with_an_initializer_operand() {
+        let mut g = Graph::new("t", ModelFormat::Onnx);
+        g.tensors = vec![
+            tensor("x", None, DType::F32, None),
+            tensor("w", Some(vec![2, 3]), DType::F32, None),
+            tensor("y", None, DType::F32, Some(0)),
+        ];
+        g.nodes = vec![node(Op::Layout(LayoutOp::Concat { axis: 0 }))];
+        let out = run(&g, &[yes(vec![0, 1], vec![2])], &[(TensorId(0), vec![2, 3])], &[], None);
+        assert!(matches!(&out.facts[2].as_ref().unwrap().shape, ValueShape::Concrete(d) if d == &vec![4, 3]));
+    }
+
+    /// A node without a rule is unsized, so is what follows; a fallback's
+    /// answer sizes it and the own rules continue from there.
+    #[test]
+    fn fallback_only_where_the_own_rules_stop() {
+        let mut g = Graph::new("t", ModelFormat::Onnx);
+        g.tensors = vec![
+            tensor("x", None, DType::F32, None),
+            tensor("u", None, DType::F32, Some(0)),
+            tensor("y", None, DType::F32, Some(1)),
+        ];
+        g.nodes = vec![
+            node(Op::Unknown(crate::ops::UnknownOp { type_name: "Magic".into() })),
+            node(Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true })),
+        ];
+        let mut sources = vec![yes(vec![0], vec![1]), yes(vec![1, 0], vec![2])];
+        sources[0].facts.own_rule = OwnRule::No;
+        let out = run(&g, &sources, &[(TensorId(0), vec![4])], &[], None);
+        assert_eq!(out.stuck.len(), 2);
+        let tract = |t: TensorId| (t.0 == 1).then(|| ValueFact { dtype: Some(DType::F32), shape: ValueShape::Concrete(vec![1]) });
+        let out = run(&g, &sources, &[(TensorId(0), vec![4])], &[], Some(&tract));
+        assert!(out.complete());
+        assert!(matches!(&out.facts[2].as_ref().unwrap().shape, ValueShape::Concrete(d) if d == &vec![4]));
+    }
 }

@@ -1,0 +1,107 @@
+//! Whole-process cost of `nnmem inspect --scenario all` (the table, and for
+//! information the same with `--json`) on graphs that nnmem's own ONNX shape
+//! engine sizes without tract:
+//!
+//! (a) a ~6,000-node-or-larger graph: the Swin-T training export of the
+//!     measured corpus (fixtures/measured/swin_t_b1_224.train.onnx, 8,121
+//!     nodes) when present, and in any case a generated 96-layer Llama-style
+//!     decoder (about 7,600 nodes) at 1×512;
+//! (b) a generated 32-layer Llama-2-7B-shaped graph without weights (6,738,415,616
+//!     parameters as external references never written) at 1×4096 and 1×32768.
+//!
+//! Targets (issues 10 and 15): (a) ≤ 50 ms; (b) ≤ 100 ms and ≤ 100 MB. The
+//! numbers are printed, not asserted: timings depend on the machine. The
+//! generated graphs come from scripts/make_llama_graph.py (python3 with the
+//! `onnx` package), written to `target/bench-data/` (never committed); a case
+//! whose model cannot be made or found prints SKIPPED.
+//!
+//! Run: `cargo bench --bench onnx_engine`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_nnmem"));
+    let data = root.join("target/bench-data");
+    std::fs::create_dir_all(&data).expect("create target/bench-data");
+    let script = root.join("scripts/make_llama_graph.py");
+    let make = |name: &str, args: &[&str]| -> Option<PathBuf> {
+        let path = data.join(name);
+        if !path.exists() {
+            let o = Command::new("python3").arg(&script).arg(&path).args(args).output().ok()?;
+            if !o.status.success() {
+                eprintln!("make_llama_graph.py: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+                return None;
+            }
+        }
+        Some(path)
+    };
+    let swin = root.join("fixtures/measured/swin_t_b1_224.train.onnx");
+    let deep = make("llama_96_layers.onnx", &["--layers", "96", "--hidden", "1024", "--heads", "16", "--kv-heads", "4", "--ffn", "2816"]);
+    let l7b = make("llama2_7b.onnx", &[]);
+    let cases: Vec<(&str, Option<PathBuf>, Vec<&str>, Duration)> = vec![
+        ("(a) Swin-T training export", swin.exists().then_some(swin), vec![], Duration::from_millis(50)),
+        ("(a) 96-layer Llama-style decoder, 1x512", deep, vec!["--input", "input_ids=1x512"], Duration::from_millis(50)),
+        ("(b) Llama-2-7B-shaped, 1x4096", l7b.clone(), vec!["--input", "input_ids=1x4096"], Duration::from_millis(100)),
+        ("(b) Llama-2-7B-shaped, 1x32768", l7b, vec!["--input", "input_ids=1x32768"], Duration::from_millis(100)),
+    ];
+    for (name, model, args, target) in cases {
+        let Some(model) = model else {
+            println!("SKIPPED {name}: the model is not available");
+            continue;
+        };
+        let inspect = || {
+            let mut c = Command::new(&exe);
+            c.arg("inspect").arg(&model).args(["--scenario", "all"]).args(&args).stdout(Stdio::null()).stderr(Stdio::null());
+            c
+        };
+        let status = inspect().status().expect("run nnmem");
+        assert!(status.success(), "{name}: nnmem inspect failed");
+        let (median, min) = time_runs(20, || {
+            inspect().status().expect("run nnmem");
+        });
+        let rss = peak_rss_kb(&exe, &model, &args);
+        let (json_median, _) = time_runs(10, || {
+            inspect().arg("--json").status().expect("run nnmem");
+        });
+        let verdict = if median <= target { "within target" } else { "OVER target" };
+        println!(
+            "{name}: median {:.1} ms, min {:.1} ms, peak RSS {} ({verdict} {} ms); with --json median {:.1} ms",
+            median.as_secs_f64() * 1e3,
+            min.as_secs_f64() * 1e3,
+            rss.map_or("n/a".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)),
+            target.as_millis(),
+            json_median.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// (median, min) wall time of `n` runs.
+fn time_runs(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[n / 2], times[0])
+}
+
+/// Peak RSS in KB of one run, from GNU time's `%M`.
+fn peak_rss_kb(exe: &Path, model: &Path, args: &[&str]) -> Option<u64> {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(exe)
+        .arg("inspect")
+        .arg(model)
+        .args(["--scenario", "all"])
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
+}
