@@ -9,18 +9,22 @@ use std::fmt;
 pub struct Shape(pub Vec<u64>);
 
 impl Shape {
+    /// A shape of these extents.
     pub fn new(dims: impl Into<Vec<u64>>) -> Self {
         Shape(dims.into())
     }
 
+    /// The shape of a scalar (no axes).
     pub fn scalar() -> Self {
         Shape(Vec::new())
     }
 
+    /// Number of axes.
     pub fn rank(&self) -> usize {
         self.0.len()
     }
 
+    /// The extents, outermost first.
     pub fn dims(&self) -> &[u64] {
         &self.0
     }
@@ -40,6 +44,7 @@ impl Shape {
         Ok(a as usize)
     }
 
+    /// The extent of `axis`, or an error naming the shape.
     pub fn dim(&self, axis: usize) -> Result<u64, ShapeError> {
         self.0
             .get(axis)
@@ -79,24 +84,39 @@ pub fn checked_product(dims: &[u64]) -> Option<u64> {
 /// Element types. Sizes are the storage sizes a framework uses for one element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 64-bit float.
     F64,
+    /// 32-bit float.
     F32,
+    /// 16-bit float (IEEE half).
     F16,
+    /// bfloat16.
     BF16,
+    /// Any 8-bit float format.
     F8,
+    /// 64-bit signed integer.
     I64,
+    /// 32-bit signed integer.
     I32,
+    /// 16-bit signed integer.
     I16,
+    /// 8-bit signed integer.
     I8,
+    /// 8-bit unsigned integer.
     U8,
+    /// 16-bit unsigned integer.
     U16,
+    /// 32-bit unsigned integer.
     U32,
+    /// 64-bit unsigned integer.
     U64,
+    /// Boolean, one byte each.
     Bool,
     /// 4-bit types (int4, uint4, float4e2m1): two elements per byte.
     Packed4,
     /// 2-bit types (int2, uint2): four elements per byte.
     Packed2,
+    /// Strings (sized as one pointer each).
     String,
 }
 
@@ -125,10 +145,12 @@ impl DType {
         }
     }
 
+    /// Whether the type is floating point (what counts as a learned weight).
     pub fn is_float(self) -> bool {
         matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16 | DType::F8)
     }
 
+    /// The short name reports use (`f32`, `bf16`, `4bit`, …).
     pub fn name(self) -> &'static str {
         match self {
             DType::F64 => "f64",
@@ -156,10 +178,12 @@ impl DType {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ShapeError {
+    /// What went wrong.
     pub message: String,
 }
 
 impl ShapeError {
+    /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
         ShapeError { message: message.into() }
     }

@@ -138,7 +138,7 @@ mod external {
     /// a symlink): opening any would hang until the watchdog.
     fn hostile_model(outside: &Path) -> Vec<u8> {
         let abs = outside.to_str().unwrap();
-        let constant = node("const", "Constant", &[], &["k"], vec![AttributeProto { name: "value".into(), t: Some(ext("", abs)), r#type: 4, ..Default::default() }]);
+        let constant = node("const", "Constant", &[], &["k"], vec![AttributeProto { name: "value".into(), t: Some(Box::new(ext("", abs))), r#type: 4, ..Default::default() }]);
         let branch = GraphProto {
             node: vec![node("", "Identity", &["bw"], &["bo"], vec![])],
             initializer: vec![ext("bw", "../outside.fifo")],

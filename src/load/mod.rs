@@ -5,8 +5,11 @@
 //! node by node, and through tract for the nodes they cannot size) and records what it could
 //! not as warnings on the graph.
 
+/// Caffe: prototxt (V0/V1/V2) and .caffemodel.
 pub mod caffe;
+/// Opening inputs: regular files only, or standard input.
 pub mod input;
+/// ONNX: the reduced protobuf schema, own shape engine, tract fallback.
 pub mod onnx;
 
 use std::path::{Path, PathBuf};
@@ -16,8 +19,10 @@ use crate::graph::{Graph, ModelFormat};
 /// Which Caffe phase to build (layers' include/exclude rules select on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CaffePhase {
+    /// The TEST phase (deploy): Caffe's default.
     #[default]
     Test,
+    /// The TRAIN phase.
     Train,
 }
 
@@ -26,6 +31,7 @@ pub enum CaffePhase {
 pub struct InputSpec {
     /// `None` when the user gave only dims (allowed when the model has one input).
     pub name: Option<String>,
+    /// The extents, outermost first.
     pub dims: Vec<u64>,
 }
 
@@ -55,11 +61,14 @@ impl InputSpec {
 /// A symbolic ONNX dimension bound on the command line: `batch=8`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DimBinding {
+    /// The symbol's name as the file (or nnmem) names it.
     pub symbol: String,
+    /// Its value.
     pub value: u64,
 }
 
 impl DimBinding {
+    /// Parse `SYMBOL=VALUE`.
     pub fn parse(text: &str) -> Result<DimBinding, String> {
         let (symbol, value) =
             text.split_once('=').ok_or_else(|| format!("\"{text}\": expected SYMBOL=VALUE, e.g. batch=8"))?;
@@ -74,9 +83,11 @@ impl DimBinding {
 /// What the user told us about the model beyond the file itself.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
+    /// `--input` shapes.
     pub inputs: Vec<InputSpec>,
     /// Replaces only the first (batch) dimension of every image input.
     pub batch: Option<u64>,
+    /// `--dim` bindings of free symbols.
     pub dims: Vec<DimBinding>,
     /// `None`: the file's `state { phase }`, else TEST.
     pub phase: Option<CaffePhase>,
@@ -106,20 +117,50 @@ pub enum OnnxShapes {
 /// graph usable are warnings on the `Graph` instead.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be opened or read.
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        cause: std::io::Error,
+    },
     /// Prototxt syntax: file:line:column and what was expected.
     #[error("{path}:{line}:{column}: {message}")]
-    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What was expected.
+        message: String,
+    },
     /// A structural problem located by a layer or node name.
     #[error("{path}: {location}: {message}")]
-    Model { path: PathBuf, location: String, message: String },
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// The layer or node (`layer "conv1"`, `node "Conv_0"`).
+        location: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// A problem of the file as a whole (unknown format, bad protobuf).
     #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The user's options do not fit the model (an --input name that is not an input).
     #[error("{message}")]
-    Usage { message: String },
+    Usage {
+        /// What does not fit, and what would.
+        message: String,
+    },
 }
 
 /// The kinds of file nnmem reads. Not the same as `graph::ModelFormat`, the
@@ -127,8 +168,11 @@ pub enum LoadError {
 /// net) or a .caffemodel (weights only), both `ModelFormat::Caffe`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
+    /// A Caffe net in protobuf text format.
     Prototxt,
+    /// An ONNX model (binary protobuf).
     Onnx,
+    /// Caffe weights (binary protobuf): its net's layers and blob shapes.
     CaffeModel,
 }
 

@@ -16,6 +16,8 @@ use std::fmt;
 /// ModelProto header: ir_version 1, producer_name 2, opset_import 8. The graph
 /// (field 7) is not declared here: the loader splits it into its fields with
 /// `fields` and decodes each piece, keeping the piece's bytes for tract.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelProto {
     #[prost(int64, tag = "1")]
@@ -27,6 +29,8 @@ pub struct ModelProto {
 }
 
 /// OperatorSetIdProto: domain 1, version 2.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct OperatorSetIdProto {
     #[prost(string, tag = "1")]
@@ -36,6 +40,8 @@ pub struct OperatorSetIdProto {
 }
 
 /// GraphProto: node 1, name 2, initializer 5, input 11, output 12, value_info 13.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GraphProto {
     #[prost(message, repeated, tag = "1")]
@@ -53,6 +59,8 @@ pub struct GraphProto {
 }
 
 /// NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct NodeProto {
     #[prost(string, repeated, tag = "1")]
@@ -73,6 +81,8 @@ pub struct NodeProto {
 /// tensors 10, graphs 11, type 20. A subgraph (`g`, `graphs`) is declared so that
 /// its presence is seen (If/Loop/Scan); its own initializers' payloads stay
 /// undeclared like everywhere else.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeProto {
     #[prost(string, tag = "1")]
@@ -103,6 +113,8 @@ pub struct AttributeProto {
 
 /// TensorProto header only: dims 1, data_type 2, name 8, external_data 13,
 /// data_location 14. The payload fields are deliberately absent (see the module doc).
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorProto {
     #[prost(int64, repeated, tag = "1")]
@@ -119,6 +131,7 @@ pub struct TensorProto {
 }
 
 impl TensorProto {
+    /// Whether its data lives in an external file (`data_location` EXTERNAL).
     pub fn is_external(&self) -> bool {
         self.data_location == 1
     }
@@ -131,6 +144,8 @@ impl TensorProto {
 
 /// SparseTensorProto: values 1 (a tensor named like the sparse tensor, holding
 /// its non-zero values), indices 2, dims 3 (the dense shape).
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SparseTensorProto {
     #[prost(message, optional, tag = "1")]
@@ -142,6 +157,8 @@ pub struct SparseTensorProto {
 }
 
 /// StringStringEntryProto: key 1, value 2.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StringStringEntryProto {
     #[prost(string, tag = "1")]
@@ -151,6 +168,8 @@ pub struct StringStringEntryProto {
 }
 
 /// ValueInfoProto: name 1, type 2.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ValueInfoProto {
     #[prost(string, tag = "1")]
@@ -161,6 +180,8 @@ pub struct ValueInfoProto {
 
 /// TypeProto: tensor_type 1 (the other value kinds, sequences and maps, are not
 /// declared: such a value simply has no tensor type).
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TypeProto {
     #[prost(message, optional, tag = "1")]
@@ -168,6 +189,8 @@ pub struct TypeProto {
 }
 
 /// TypeProto.Tensor: elem_type 1, shape 2.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TypeTensor {
     #[prost(int32, tag = "1")]
@@ -177,6 +200,8 @@ pub struct TypeTensor {
 }
 
 /// TensorShapeProto: dim 1.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorShapeProto {
     #[prost(message, repeated, tag = "1")]
@@ -185,6 +210,8 @@ pub struct TensorShapeProto {
 
 /// TensorShapeProto.Dimension: dim_value 1, dim_param 2 (a oneof on the wire;
 /// two optional fields decode the same bytes).
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Dimension {
     #[prost(int64, optional, tag = "1")]
@@ -196,7 +223,9 @@ pub struct Dimension {
 /// One declared dimension of a value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dim {
+    /// A fixed size.
     Value(u64),
+    /// A named symbol (`batch`, `s0`).
     Param(String),
     /// Neither a value nor a name (or a negative value).
     Unknown,
@@ -213,6 +242,7 @@ impl fmt::Display for Dim {
 }
 
 impl ValueInfoProto {
+    /// The tensor element type number, when the value has a tensor type.
     pub fn elem_type(&self) -> Option<i32> {
         self.r#type.as_ref()?.tensor_type.as_ref().map(|t| t.elem_type)
     }
@@ -235,6 +265,7 @@ impl ValueInfoProto {
 }
 
 /// TensorProto.DataType numbers.
+#[allow(missing_docs)] // named as onnx.proto's DataType enum names them
 pub mod elem {
     pub const FLOAT: i32 = 1;
     pub const UINT8: i32 = 2;
@@ -298,9 +329,13 @@ pub fn is_float_elem(elem_type: i32) -> bool {
 /// Protobuf wire types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wire {
+    /// 0: a varint.
     Varint,
+    /// 1: eight bytes.
     Fixed64,
+    /// 2: length-delimited.
     Len,
+    /// 5: four bytes.
     Fixed32,
 }
 
@@ -308,15 +343,20 @@ pub enum Wire {
 /// `Len` the payload without the length prefix; for the others the encoded value).
 #[derive(Clone, Copy, Debug)]
 pub struct Field<'a> {
+    /// The field number.
     pub number: u32,
+    /// Its wire type.
     pub wire: Wire,
+    /// Its bytes.
     pub bytes: &'a [u8],
 }
 
 /// A malformed wire stream, with the byte offset where it went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WireError {
+    /// Byte offset in the message.
     pub offset: usize,
+    /// What is wrong there.
     pub message: &'static str,
 }
 
@@ -339,6 +379,7 @@ pub fn field_iter(buf: &[u8]) -> FieldIter<'_> {
     FieldIter { buf, pos: 0, failed: false }
 }
 
+/// Iterator of `field_iter`: each field, or the first wire error.
 pub struct FieldIter<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -413,6 +454,7 @@ pub fn walk(buf: &[u8]) -> Walk<'_> {
     Walk { buf, pos: 0 }
 }
 
+/// Iterator of `walk`.
 pub struct Walk<'a> {
     buf: &'a [u8],
     pos: usize,
