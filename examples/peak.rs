@@ -2,7 +2,7 @@
 //! scenario's peak with the node where it happens and what is live there.
 //!
 //! ```text
-//! cargo run --release --example peak -- fixtures/caffe/vgg19_neural_style_v2.prototxt 1x3x512x512
+//! cargo run --release --example peak -- fixtures/caffe/vgg19_neural_style_v2.prototxt 1x3x224x224
 //! ```
 //!
 //! The first argument is a model file (ONNX or Caffe prototxt); the optional
