@@ -12,17 +12,25 @@ use crate::ops::{Op, OutShape, ParamSpec, UnknownOp};
 
 /// One node to add.
 pub struct NodeSpec {
+    /// The node's name.
     pub name: String,
+    /// The operator as the file spells it.
     pub source_type: String,
+    /// nnmem's operator.
     pub op: Op,
+    /// Data inputs.
     pub inputs: Vec<TensorId>,
+    /// Names for its outputs.
     pub output_names: Vec<String>,
+    /// Whether it writes over its first input.
     pub in_place: bool,
     /// Per weight blob, in the op's order: a sharing key (Caffe `param { name }`).
     pub param_names: Vec<Option<String>>,
+    /// Attributes as the file states them.
     pub attrs: Vec<(String, AttrValue)>,
 }
 
+/// Builds a `Graph` node by node, sizing each node's outputs and weights by its op's rules as it is added.
 pub struct GraphBuilder {
     graph: Graph,
     /// Tensors whose shape depends on a run-time extent: their shape at every
@@ -138,6 +146,7 @@ fn formula(values: &[u64], symbols: &[RunTimeSymbol]) -> Option<String> {
 }
 
 impl GraphBuilder {
+    /// An empty builder; float tensors get `dtype`.
     pub fn new(name: impl Into<String>, format: ModelFormat, dtype: DType) -> Self {
         GraphBuilder {
             graph: Graph::new(name, format),
@@ -163,14 +172,17 @@ impl GraphBuilder {
         &self.used_bindings
     }
 
+    /// The graph so far.
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
 
+    /// Adds a warning to the graph.
     pub fn warn(&mut self, message: impl Into<String>) {
         self.graph.warn(message);
     }
 
+    /// Adds a note (a choice made for the user) to the graph.
     pub fn note(&mut self, message: impl Into<String>) {
         self.graph.notes.push(message.into());
     }
@@ -180,6 +192,7 @@ impl GraphBuilder {
         self.graph.batch_overrides.push(o);
     }
 
+    /// Adds a graph input of this shape, or unknown for this reason.
     pub fn add_input(&mut self, name: &str, shape: Result<Shape, Unknown>) -> TensorId {
         let (shape, unknown) = split(shape);
         let id = self.graph.add_tensor(Tensor {

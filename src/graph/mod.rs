@@ -20,13 +20,17 @@ pub struct TensorId(pub usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub usize);
 
+/// The format family a graph came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelFormat {
+    /// Caffe (prototxt, with or without a .caffemodel).
     Caffe,
+    /// ONNX.
     Onnx,
 }
 
 impl ModelFormat {
+    /// The name reports use.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelFormat::Caffe => "caffe",
@@ -35,6 +39,7 @@ impl ModelFormat {
     }
 }
 
+/// What a tensor is in the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TensorKind {
     /// A graph input (an image batch, labels).
@@ -49,6 +54,7 @@ pub enum TensorKind {
 }
 
 impl TensorKind {
+    /// The name reports use.
     pub fn as_str(self) -> &'static str {
         match self {
             TensorKind::Input => "input",
@@ -72,16 +78,22 @@ pub enum Unknown {
     Symbolic(Vec<String>),
 }
 
+/// One tensor: its shape when known, type, kind and producer.
 #[derive(Clone, Debug)]
 pub struct Tensor {
+    /// The name the file gives it.
     pub name: String,
     /// `None` when the shape is not known; `unknown` then says why.
     pub shape: Option<Shape>,
+    /// Why the shape is unknown (`None` when known).
     pub unknown: Option<Unknown>,
+    /// Element type.
     pub dtype: DType,
+    /// Input, activation, weight or constant.
     pub kind: TensorKind,
     /// Only for `Param`: learned (true) or running statistics (false).
     pub trainable: bool,
+    /// The node that writes it (`None`: inputs, weights, constants).
     pub producer: Option<NodeId>,
 }
 
@@ -91,6 +103,7 @@ impl Tensor {
         self.dtype.bytes_for(self.shape.as_ref()?.elems()?)
     }
 
+    /// Number of elements, when the shape is known and the product fits.
     pub fn elems(&self) -> Option<u64> {
         self.shape.as_ref()?.elems()
     }
@@ -100,27 +113,38 @@ impl Tensor {
 /// typed parameters).
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttrValue {
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A string.
     Str(String),
+    /// A list of integers.
     Ints(Vec<i64>),
+    /// A list of floats.
     Floats(Vec<f64>),
+    /// A list of strings.
     Strs(Vec<String>),
 }
 
+/// One operator application (a Caffe layer, an ONNX node).
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The node's name (made unique by the loader).
     pub name: String,
     /// The operator as the file spelled it ("Convolution", "CONVOLUTION", "Conv").
     pub source_type: String,
+    /// nnmem's operator with its typed parameters.
     pub op: Op,
     /// Data inputs (activations, graph inputs, small constants), in order.
     pub inputs: Vec<TensorId>,
     /// Weight tensors this node reads. A tensor listed by several nodes is shared.
     pub params: Vec<TensorId>,
+    /// Output tensors, in order.
     pub outputs: Vec<TensorId>,
     /// The node writes its output over its first input's storage (Caffe top == bottom).
     pub in_place: bool,
+    /// Attributes as the file states them, for reports.
     pub attrs: Vec<(String, AttrValue)>,
     /// The module path of the framework code that made the node, outermost
     /// first (`["layer1", "layer1.0", "conv1"]`), as the loader read it from
@@ -128,15 +152,22 @@ pub struct Node {
     pub scope: Vec<String>,
 }
 
+/// The intermediate graph every loader builds and the memory pass reads.
 #[derive(Clone, Debug)]
 pub struct Graph {
+    /// The model's name (ONNX graph name, Caffe `name:`).
     pub name: String,
+    /// The format family it came from.
     pub format: ModelFormat,
+    /// Every tensor; `TensorId` indexes it.
     pub tensors: Vec<Tensor>,
     /// Nodes in execution order: every input is produced before it is read.
     pub nodes: Vec<Node>,
+    /// Graph inputs, in the file's order.
     pub inputs: Vec<TensorId>,
+    /// Graph outputs (ONNX outputs; Caffe tops nothing reads).
     pub outputs: Vec<TensorId>,
+    /// What the loader could not do, one line each (repeats counted).
     pub warnings: Vec<String>,
     /// Each distinct warning's index in `warnings` and how often it was given,
     /// so that a million identical warnings are one line with a count.
@@ -163,6 +194,7 @@ pub struct Graph {
 /// stays symbolic until `--dim NAME=N` binds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreeSymbol {
+    /// The symbol's name.
     pub name: String,
     /// Where it appears: (input name, axis); for a run-time count, the tops
     /// of the layer that sets it.
@@ -177,21 +209,27 @@ pub struct FreeSymbol {
 /// The first dimension of an input, as the file states it and as used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchOverride {
+    /// The input's name.
     pub input: String,
     /// The file's value (`None`: the file gives a symbol or nothing).
     pub stated: Option<u64>,
+    /// The value used.
     pub used: u64,
 }
 
 /// Parameter totals over the whole graph, shared tensors counted once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ParamTotals {
+    /// Learned elements.
     pub params: u64,
+    /// Non-trainable elements (running statistics).
     pub non_trainable: u64,
+    /// Bytes of all weights.
     pub param_bytes: u64,
 }
 
 impl Graph {
+    /// An empty graph.
     pub fn new(name: impl Into<String>, format: ModelFormat) -> Self {
         Graph {
             name: name.into(),
@@ -210,14 +248,17 @@ impl Graph {
         }
     }
 
+    /// The tensor `id` names.
     pub fn tensor(&self, id: TensorId) -> &Tensor {
         &self.tensors[id.0]
     }
 
+    /// The node `id` names.
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0]
     }
 
+    /// Appends a tensor and returns its id.
     pub fn add_tensor(&mut self, tensor: Tensor) -> TensorId {
         self.tensors.push(tensor);
         TensorId(self.tensors.len() - 1)

@@ -39,6 +39,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// The name reports and `--scenario` use.
     pub fn as_str(self) -> &'static str {
         match self {
             Scenario::Inference => "inference",
@@ -51,17 +52,26 @@ impl Scenario {
 /// Where the bytes at a moment go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Category {
+    /// Stored weights (and running statistics).
     Weights,
+    /// Gradients of the weights.
     WeightGrads,
+    /// The optimizer's per-weight state (momentum, Adam moments, L-BFGS history).
     OptimizerState,
+    /// Forward results still to be read.
     Activations,
+    /// Tensors kept for the backward pass.
     SavedForBackward,
+    /// Gradients flowing backward through the activations.
     ActivationGrads,
+    /// Transient scratch of a kernel (im2col, reorders, per-thread buffers).
     Workspace,
+    /// The graph inputs (the image batch; style transfer's optimised image).
     Inputs,
 }
 
 impl Category {
+    /// Every category, in the order reports list them.
     pub const ALL: [Category; 8] = [
         Category::Weights,
         Category::WeightGrads,
@@ -73,6 +83,7 @@ impl Category {
         Category::Inputs,
     ];
 
+    /// The name reports and gates use.
     pub fn as_str(self) -> &'static str {
         match self {
             Category::Weights => "weights",
@@ -97,15 +108,18 @@ impl Category {
 pub struct Breakdown([u64; 8]);
 
 impl Breakdown {
+    /// Bytes of one category.
     pub fn get(&self, c: Category) -> u64 {
         self.0[c.index()]
     }
 
+    /// Adds bytes to a category.
     pub fn add(&mut self, c: Category, bytes: u64) {
         let v = &mut self.0[c.index()];
         *v = v.saturating_add(bytes);
     }
 
+    /// Removes bytes from a category (not below zero).
     pub fn sub(&mut self, c: Category, bytes: u64) {
         let v = &mut self.0[c.index()];
         *v = v.saturating_sub(bytes);
@@ -116,6 +130,7 @@ impl Breakdown {
         self.add(to, bytes);
     }
 
+    /// Bytes of every category together.
     pub fn total(&self) -> u64 {
         self.0.iter().fold(0u64, |a, &b| a.saturating_add(b))
     }
@@ -129,15 +144,18 @@ impl Breakdown {
 /// The step of the schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// A node's forward step.
     Forward,
     /// After forward, the loss's gradient is created.
     Loss,
+    /// A node's backward step.
     Backward,
     /// The optimizer step after backward.
     Step,
 }
 
 impl Phase {
+    /// The name reports use.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Forward => "forward",
@@ -158,7 +176,9 @@ impl fmt::Display for Phase {
 /// name. Empty lists take the neural-style defaults that exist in the graph.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LossLayers {
+    /// Style loss layers.
     pub style: Vec<String>,
+    /// Content loss layers.
     pub content: Vec<String>,
     /// `None`: decided from the graph (see `resolve_loss_layers`).
     pub placement: Option<LossPlacement>,
@@ -179,6 +199,7 @@ pub enum LossPlacement {
 }
 
 impl LossPlacement {
+    /// The name `--loss-placement` and reports use.
     pub fn as_str(self) -> &'static str {
         match self {
             LossPlacement::InNet => "in-net",
@@ -189,6 +210,7 @@ impl LossPlacement {
 
 /// neural-style's default loss layers (VGG-19 names).
 pub const DEFAULT_STYLE_LAYERS: [&str; 5] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"];
+/// neural-style's default content layer.
 pub const DEFAULT_CONTENT_LAYERS: [&str; 1] = ["relu4_2"];
 
 /// The tensor a loss layer name stands for: the first output of the node of
@@ -255,13 +277,16 @@ pub fn resolve_loss_layers(graph: &Graph, layers: &LossLayers) -> Result<Resolve
 /// How to run the pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemorySettings {
+    /// The scenarios to compute.
     pub scenarios: Vec<Scenario>,
+    /// Training's optimizer (its state per weight).
     pub optimizer: Optimizer,
     /// Element type of float tensors (weights and activations).
     pub dtype: DType,
     /// Half-precision activations and compute copies, f32 master weights,
     /// gradients of weights and optimizer state.
     pub mixed_precision: bool,
+    /// The framework whose allocation rules apply.
     pub profile: Profile,
     /// Worker threads, for profiles whose buffers are per worker.
     pub threads: u32,
@@ -317,6 +342,7 @@ pub struct Completeness {
 }
 
 impl Completeness {
+    /// Whether nothing is left out.
     pub fn is_complete(&self) -> bool {
         self.unknown_tensors == 0 && self.unsized_weight_nodes == 0
     }
@@ -329,7 +355,9 @@ pub struct NaiveSums {
     pub activations_bytes: u64,
     /// "×2 for backward": twice the above.
     pub activations_x2_bytes: u64,
+    /// Every weight.
     pub weights_bytes: u64,
+    /// Every graph input.
     pub inputs_bytes: u64,
     /// weights + inputs + activations.
     pub inference_total_bytes: u64,
@@ -340,14 +368,19 @@ pub struct NaiveSums {
 /// The settings a scenario was computed with, echoed in reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SettingsUsed {
+    /// The profile's name.
     pub profile: &'static str,
+    /// Element type of float tensors.
     pub dtype: DType,
+    /// Whether mixed precision was used.
     pub mixed_precision: bool,
     /// `None` for inference.
     pub optimizer: Option<Optimizer>,
+    /// Worker threads.
     pub threads: u32,
     /// Style transfer: the style and content layers used (names as given).
     pub style_layers: Vec<String>,
+    /// Style transfer: the content layers used.
     pub content_layers: Vec<String>,
     /// Style transfer: where the losses were computed.
     pub loss_placement: Option<LossPlacement>,
@@ -363,6 +396,7 @@ pub struct TimelineStep {
     pub node: Option<usize>,
     /// What the step is when it is not a node (`backward of the style loss at relu1_1`, `optimizer step`).
     pub label: Option<String>,
+    /// Which part of the schedule the step belongs to.
     pub phase: Phase,
     /// Live bytes by category once the step has run.
     pub breakdown: Breakdown,
@@ -371,18 +405,26 @@ pub struct TimelineStep {
     pub during: Breakdown,
 }
 
+/// One scenario's figures: the peak, where and of what, per node and over time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioReport {
+    /// The scenario.
     pub scenario: Scenario,
+    /// The most bytes live at once.
     pub peak_bytes: u64,
     /// Index into `Graph::nodes` of the step where the peak happens (`None`: loss or optimizer step).
     pub peak_node: Option<usize>,
+    /// That node's name.
     pub peak_node_name: Option<String>,
+    /// The phase of the peak step.
     pub peak_phase: Phase,
+    /// What is live at the peak, by category.
     pub peak_breakdown: Breakdown,
     /// Whether every figure is complete, or a lower bound.
     pub completeness: Completeness,
+    /// The naive sums, for comparison.
     pub naive: NaiveSums,
+    /// The settings used.
     pub settings: SettingsUsed,
     /// Per node, in `Graph::nodes` order.
     pub nodes: Vec<NodeMemory>,
@@ -391,13 +433,17 @@ pub struct ScenarioReport {
     pub timeline: Vec<TimelineStep>,
 }
 
+/// Every scenario computed, and what the pass could not do.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryReport {
+    /// One report per scenario, in the order asked.
     pub scenarios: Vec<ScenarioReport>,
+    /// Problems met by the pass (a loss layer that does not exist, …).
     pub warnings: Vec<String>,
 }
 
 impl MemoryReport {
+    /// The report of one scenario, if computed.
     pub fn scenario(&self, s: Scenario) -> Option<&ScenarioReport> {
         self.scenarios.iter().find(|r| r.scenario == s)
     }

@@ -26,11 +26,17 @@ pub enum ConvWorkspace {
     /// whole run (Torch `nn.SpatialConvolutionMM`); with `backward_column` a
     /// second column-sized `fgradInput` for backward (the CPU THNN kernels;
     /// the CUDA kernels reuse `finput`).
-    PerModuleColumns { backward_column: bool },
+    PerModuleColumns {
+        /// A second column-sized buffer for backward.
+        backward_column: bool,
+    },
     /// cuDNN picks an algorithm whose workspace is at most `limit` bytes: the
     /// GEMM-based algorithms need at most the column buffer, so the workspace
     /// is min(column buffer for the batch, limit); nothing persists.
-    CudnnCapped { limit: u64 },
+    CudnnCapped {
+        /// The workspace cap, in bytes.
+        limit: u64,
+    },
     /// Direct convolution over a zero-padded copy of the input (forward) and
     /// of the input gradient (backward), per worker (tiny-dnn).
     PaddedCopies,
@@ -39,6 +45,7 @@ pub enum ConvWorkspace {
 /// A backend's allocation behaviour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
+    /// The name `--profile` takes.
     pub name: &'static str,
     /// Activations the framework's model code runs in place (`ReLU(inplace=True)`)
     /// reuse their input's storage when nothing else reads the input.
@@ -52,6 +59,7 @@ pub struct Profile {
     /// Max pooling writes its indices even when no backward will run (they are
     /// then freed as soon as the op returns).
     pub pool_indices_in_inference: bool,
+    /// How convolutions get their scratch.
     pub conv_workspace: ConvWorkspace,
     /// Convolution backward reorders the input and the output gradient into
     /// blocked layouts and the weights once (transient).
@@ -91,7 +99,9 @@ pub struct Profile {
 /// A measured process baseline, stated beside the figures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuntimeBaseline {
+    /// Bytes measured.
     pub bytes: u64,
+    /// What they are and how they were measured.
     pub what: &'static str,
 }
 
@@ -213,6 +223,7 @@ impl Profile {
         }
     }
 
+    /// The profile `--profile NAME` names.
     pub fn by_name(name: &str) -> Option<Self> {
         // Exact names only: `torch` could mean PyTorch or Lua Torch (`torch-nn`).
         match name {
@@ -238,14 +249,19 @@ impl Default for Profile {
 /// Sizes a convolution workspace rule needs, in bytes (run dtype applied).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConvSizes {
+    /// The input.
     pub input: u64,
+    /// The output.
     pub output: u64,
+    /// The weights.
     pub weight: u64,
+    /// Input channels.
     pub in_channels: u64,
     /// Kernel is 1 along every spatial axis.
     pub pointwise: bool,
     /// im2col column buffer for one image, bytes.
     pub column_per_image: u64,
+    /// Images in the batch.
     pub batch: u64,
     /// Input padded by the convolution's pads (bytes), for direct convolution.
     pub padded_input: u64,

@@ -17,7 +17,10 @@ pub enum Optimizer {
     AdamW,
     /// L-BFGS with `history` correction pairs: two flat vectors per pair, plus
     /// five more at a step's peak (see `state_copies`).
-    Lbfgs { history: u32 },
+    Lbfgs {
+        /// Correction pairs kept.
+        history: u32,
+    },
 }
 
 impl Optimizer {
@@ -91,6 +94,7 @@ pub struct Precision {
 }
 
 impl Precision {
+    /// The precision of a run in `dtype`, mixed or not.
     pub fn new(dtype: DType, mixed: bool) -> Self {
         if mixed {
             // Autocast: half compute, f32 master weights, gradients and state.

@@ -8,8 +8,15 @@ use crate::tensor::{Shape, ShapeError};
 #[derive(Clone, Debug, PartialEq)]
 pub enum LossOp {
     /// A loss: one scalar output; `kind` is the file's type name.
-    Loss { kind: String },
-    Accuracy { top_k: u64 },
+    Loss {
+        /// The file's type name.
+        kind: String,
+    },
+    /// Caffe's Accuracy layer: the share of labels among the top k scores.
+    Accuracy {
+        /// k.
+        top_k: u64,
+    },
     /// Consumes its inputs, produces nothing.
     Silence,
 }

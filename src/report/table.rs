@@ -17,7 +17,10 @@ use crate::units::{format_bytes, format_count, printable};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
     /// Aligned columns; `color` makes the header bold (only on a terminal).
-    Text { color: bool },
+    Text {
+        /// Bold header (a terminal that takes colour).
+        color: bool,
+    },
     /// A GitHub-flavoured Markdown table.
     Markdown,
 }
@@ -42,6 +45,7 @@ pub struct TableOptions {
     pub wide: bool,
     /// Also the nodes that only compute shapes or constants.
     pub all_nodes: bool,
+    /// Rows one per node, or grouped by module or op type.
     pub grouping: Grouping,
     /// Widest line of the text table (names and shapes are shortened in the middle to fit).
     pub max_width: usize,
@@ -401,6 +405,7 @@ fn write_totals(out: &mut dyn Write, a: &Analysed, style: Style, hidden: usize) 
 /// One line of the summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SummaryLine {
+    /// The line's text.
     pub text: String,
     /// 0 for a headline, 1 for a line under the one before.
     pub level: u8,

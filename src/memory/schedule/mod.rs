@@ -145,7 +145,9 @@ pub(crate) enum Mode<'a> {
 pub struct ResolvedLoss {
     /// (name asked for, tensor) per style layer, then per content layer.
     pub style: Vec<(String, TensorId)>,
+    /// The same per content layer.
     pub content: Vec<(String, TensorId)>,
+    /// Where the losses are computed.
     pub placement: crate::memory::LossPlacement,
 }
 
