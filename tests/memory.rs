@@ -33,6 +33,7 @@ impl G {
             in_place,
             attrs: Vec::new(),
             scope: Vec::new(),
+            call: None,
         });
         t
     }

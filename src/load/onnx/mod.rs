@@ -18,6 +18,7 @@ mod infer;
 mod map;
 pub mod proto;
 mod rules;
+mod torch_meta;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -454,7 +455,11 @@ impl NodeAdder<'_> {
         } else {
             n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
         };
-        let scope = module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[]));
+        // The dynamo exporter records the module path in the node's metadata;
+        // the TorchScript exporter writes it into the name.
+        let scope = torch_meta::module_scope(&n.metadata_props)
+            .unwrap_or_else(|| module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[])));
+        let call = torch_meta::framework_call(&n.metadata_props);
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
         }
@@ -469,6 +474,7 @@ impl NodeAdder<'_> {
             in_place: false,
             attrs: m.attrs,
             scope,
+            call,
         });
     }
 }
