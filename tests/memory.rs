@@ -286,3 +286,21 @@ fn unknown_shapes_are_skipped_with_a_warning() {
     assert_eq!(r.scenarios[0].peak_bytes, 16);
     assert_eq!(r.warnings.len(), 1);
 }
+
+#[test]
+fn a_product_keeps_a_factor_only_for_the_other_factors_gradient() {
+    // a = D(x), b = D'(x); s = a·c with c a stored constant: ds/da = c, so a
+    // is not kept (only c, 4 B); p = a·b: each factor is kept for the other's
+    // gradient (32 B).
+    let mul = || Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.dense("a", x);
+    let c = g.0.add_tensor(tensor("c", vec![1], TensorKind::Constant, None));
+    let s = g.node("s", mul(), &[a, c], &[], vec![1, 4], false);
+    let b = g.dense("b", x);
+    let p = g.node("p", mul(), &[a, b], &[], vec![1, 4], false);
+    let r = training(&g.done(&[s, p]));
+    assert_eq!(r.nodes[1].saved_bytes, 4);
+    assert_eq!(r.nodes[3].saved_bytes, 32);
+}

@@ -184,7 +184,8 @@ pub fn dense_memory(p: &DenseParams, input: Option<&Shape>, output: Option<&Shap
 
 /// Memory facts of a product of two data inputs: each gradient needs the other operand.
 pub fn matmul_memory(inputs: &[&Shape], output: Option<&Shape>) -> MemoryFacts {
-    let mut f = MemoryFacts { saves_inputs: vec![0, 1], ..Default::default() };
+    // A product: each operand is kept for the other's gradient.
+    let mut f = MemoryFacts { saves_inputs: vec![0, 1], kept_for: vec![(0, 1), (1, 0)], ..Default::default() };
     if let Some(o) = output {
         f.macs = matmul_macs(inputs, o).unwrap_or(0);
     }

@@ -365,6 +365,14 @@ pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
 pub fn eltwise_memory(kind: EltwiseKind, n_inputs: usize) -> MemoryFacts {
     match kind {
         EltwiseKind::Sum | EltwiseKind::Sub => MemoryFacts::default(),
+        // d(a·b)/da = b, d(a·b)/db = a: each factor only for the other's gradient.
+        EltwiseKind::Prod if n_inputs <= 2 => {
+            MemoryFacts { saves_inputs: (0..n_inputs).collect(), kept_for: vec![(0, 1), (1, 0)], ..Default::default() }
+        }
+        // d(a/b)/da = 1/b, d(a/b)/db = −a/b²: the dividend only for the divisor's gradient.
+        EltwiseKind::Div if n_inputs <= 2 => {
+            MemoryFacts { saves_inputs: (0..n_inputs).collect(), kept_for: vec![(0, 1)], ..Default::default() }
+        }
         EltwiseKind::Prod | EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
             MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() }
         }

@@ -135,6 +135,11 @@ pub struct ExtraSaved {
 pub struct MemoryFacts {
     /// Indices of data inputs whose values backward needs.
     pub saves_inputs: Vec<usize>,
+    /// (kept, operand): input `kept` is needed only for the gradient of input
+    /// `operand` (a product keeps each factor for the other's gradient,
+    /// d(a·b)/da = b), so it is not saved when `operand` needs no gradient. An
+    /// `operand` index past the data inputs is the node's stored weight.
+    pub kept_for: Vec<(usize, usize)>,
     /// Indices of outputs whose values backward needs.
     pub saves_outputs: Vec<usize>,
     /// Whether backward needs the weights (always resident, listed for the report).

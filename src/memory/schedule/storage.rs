@@ -172,7 +172,18 @@ impl Storages {
         // Indices in `facts` refer to the node's own input list; map them
         // to data tensors (folded nodes already list just x).
         let own_inputs: &[TensorId] = if df.fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
-        let saved_inputs = f.saves_inputs.iter().filter_map(|&k| own_inputs.get(k));
+        // An input kept only for another operand's gradient is not saved when
+        // that operand needs none (a product with a constant keeps nothing).
+        let needs_grad = |j: usize| match own_inputs.get(j) {
+            Some(t) => df.requires_grad[t.0] || (!df.data[t.0] && df.style.is_none() && df.from_weights[t.0]),
+            // Past the data inputs: the node's stored weights.
+            None => df.style.is_none() && !df.node_weights[i].is_empty(),
+        };
+        let saved_inputs = f
+            .saves_inputs
+            .iter()
+            .filter(|&&k| f.kept_for.iter().filter(|&&(kept, _)| kept == k).all(|&(_, other)| needs_grad(other)))
+            .filter_map(|&k| own_inputs.get(k));
         let saved_outputs = f.saves_outputs.iter().filter_map(|&k| nd.outputs.get(k));
         let saved_tensors: Vec<TensorId> = saved_inputs.chain(saved_outputs).copied().collect();
         for t in saved_tensors {
