@@ -17,7 +17,7 @@ pub mod profiles;
 mod schedule;
 pub mod training;
 
-pub use profiles::{ConvWorkspace, Profile};
+pub use profiles::{ConvWorkspace, DropoutMask, Profile};
 pub use schedule::ResolvedLoss;
 pub use training::{parse_dtype, Optimizer, Precision};
 

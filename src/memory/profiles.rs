@@ -36,6 +36,18 @@ pub enum ConvWorkspace {
     PaddedCopies,
 }
 
+/// What a dropout layer keeps for its backward step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropoutMask {
+    /// One byte per element: a boolean mask (PyTorch's fused `native_dropout`
+    /// on CUDA).
+    Bool,
+    /// The noise tensor itself, in the compute dtype: PyTorch's CPU dropout
+    /// draws `empty_like(x).bernoulli_(1 − p)`, divides it by 1 − p and
+    /// multiplies it in, and the product keeps it for backward.
+    Noise,
+}
+
 /// A backend's allocation behaviour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -75,6 +87,8 @@ pub struct Profile {
     /// Layers the model file writes in place (Caffe top == bottom) share storage.
     /// False where activations are fused into the layer and keep both values.
     pub honours_in_place: bool,
+    /// Dropout's saved mask.
+    pub dropout_mask: DropoutMask,
     /// Bytes per max-pooling index (int64 in PyTorch and Torch, int32 in Caffe,
     /// size_t in tiny-dnn); 0 when backward recomputes the argmax (cuDNN).
     pub pool_index_bytes: u64,
@@ -116,6 +130,9 @@ impl Profile {
             persistent: false,
             in_place_grads: false,
             honours_in_place: true,
+            // CPU dropout keeps its f32 noise (docs/measurements: `aten::dropout`
+            // allocates an input-sized `empty_strided` that lives to backward).
+            dropout_mask: DropoutMask::Noise,
             pool_index_bytes: 8,
             per_thread_copies: false,
             default_threads: 1,
@@ -146,6 +163,7 @@ impl Profile {
             persistent: true,
             in_place_grads: true,
             honours_in_place: true,
+            dropout_mask: DropoutMask::Bool,
             pool_index_bytes: 4,
             per_thread_copies: false,
             default_threads: 1,
@@ -182,6 +200,8 @@ impl Profile {
             conv_workspace: ConvWorkspace::CudnnCapped { limit: CUDNN_WORKSPACE_LIMIT },
             conv_backward_blocked: false,
             norm_backward_temporary: true,
+            // CUDA runs the fused native_dropout: a boolean mask.
+            dropout_mask: DropoutMask::Bool,
             // The CUDA context and library handles are not measured here (issue: a GPU profile).
             runtime_baseline: None,
             ..Self::pytorch()
@@ -206,6 +226,7 @@ impl Profile {
             persistent: true,
             in_place_grads: false,
             honours_in_place: false,
+            dropout_mask: DropoutMask::Bool,
             pool_index_bytes: 8,
             per_thread_copies: true,
             default_threads: 8,

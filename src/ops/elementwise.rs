@@ -10,7 +10,7 @@ use super::{
     channels, first, known, no_grad, nth, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
     ParamSpec, SavedType, ScheduleFacts, Storage,
 };
-use crate::tensor::{DType, Shape, ShapeError};
+use crate::tensor::{Shape, ShapeError};
 
 /// The elementwise family.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +106,8 @@ impl Family for ElementwiseOp {
         match self {
             ElementwiseOp::Activation(Activation::Identity) => ScheduleFacts { fusion: Fusion::Function, ..ScheduleFacts::VIEW },
             ElementwiseOp::Activation(_) => fusing(Fusion::Function),
+            // p = 0: the identity in training too (PyTorch returns the input).
+            ElementwiseOp::Dropout { ratio } if *ratio == 0.0 => ScheduleFacts::VIEW,
             ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
             ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
             ElementwiseOp::Eltwise { .. } | ElementwiseOp::Binary(_) => fusing(Fusion::Arithmetic),
@@ -122,6 +124,7 @@ impl Family for ElementwiseOp {
         match self {
             ElementwiseOp::Activation(a) => activation_memory(*a),
             ElementwiseOp::PRelu { .. } => prelu_memory(),
+            ElementwiseOp::Dropout { ratio } if *ratio == 0.0 => MemoryFacts::default(),
             ElementwiseOp::Dropout { .. } => dropout_memory(inputs.first().copied()),
             ElementwiseOp::Eltwise { kind, .. } => eltwise_memory(*kind, inputs.len()),
             ElementwiseOp::Axpy => axpy_memory(inputs.len()),
@@ -351,11 +354,12 @@ pub fn prelu_memory() -> MemoryFacts {
     MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() }
 }
 
-/// Memory facts of dropout: the mask, one byte per element (PyTorch's native_dropout).
+/// Memory facts of dropout: one mask element per input element, in the
+/// backend's mask type (a boolean, or the scaled noise itself).
 pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
     let elems = input.and_then(|s| s.elems()).unwrap_or(0);
     MemoryFacts {
-        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::Fixed(DType::Bool) }],
+        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::DropoutMask }],
         ..Default::default()
     }
 }
@@ -392,6 +396,19 @@ pub fn softmax_memory() -> MemoryFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropout_keeps_a_mask_unless_its_ratio_is_zero() {
+        let x = Shape::new(vec![2, 8]);
+        let d = ElementwiseOp::Dropout { ratio: 0.1 };
+        assert_eq!(d.schedule_facts().storage, Storage::ViewInInference);
+        let f = d.memory_facts(&[&x], &[&x]);
+        assert_eq!((f.extra_saved[0].elems, f.extra_saved[0].dtype), (16, SavedType::DropoutMask));
+        // p = 0 is the identity, in training too.
+        let z = ElementwiseOp::Dropout { ratio: 0.0 };
+        assert_eq!(z.schedule_facts().storage, Storage::View);
+        assert!(z.memory_facts(&[&x], &[&x]).extra_saved.is_empty());
+    }
 
     #[test]
     fn caffe_eltwise_rejects_mismatch_onnx_broadcasts() {

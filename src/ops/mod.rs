@@ -118,6 +118,9 @@ pub enum SavedType {
     /// Max-pooling positions, in the backend's index type (`Profile::pool_index_bytes`);
     /// some backends write them even when no backward runs.
     PoolIndex,
+    /// Dropout's mask, as the backend keeps it (`Profile::dropout_mask`): a
+    /// boolean per element, or the scaled noise in the compute dtype.
+    DropoutMask,
 }
 
 /// A tensor an op keeps for its backward pass that is not one of its inputs,

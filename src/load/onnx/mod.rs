@@ -18,6 +18,7 @@ mod infer;
 mod map;
 pub mod proto;
 mod rules;
+mod scalars;
 mod torch_meta;
 
 use std::cmp::Reverse;
@@ -187,6 +188,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     let order = check_structure(path, &nodes, &inits, &real_inputs)?;
     let ctx = map::MapCtx { opset, initializers: &inits };
     let mut mapped: Vec<Option<map::Mapped>> = nodes.iter().map(|n| Some(map::map_node(n, &ctx))).collect();
+    scalars::dropout_ratios(d, &mut mapped);
     let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
     let bindings = bind_inputs(&real_inputs, options, &mut g)?;
 

@@ -5,7 +5,7 @@
 use super::dataflow::Dataflow;
 use super::{NodePlan, Role, StoragePlan};
 use crate::graph::{Shape, TensorId, TensorKind};
-use crate::memory::profiles::ConvSizes;
+use crate::memory::profiles::{ConvSizes, DropoutMask};
 use crate::ops::{SavedType, Storage};
 
 /// The storage phase's result.
@@ -200,6 +200,10 @@ impl Storages {
             let b = match e.dtype {
                 // The backend's index type.
                 SavedType::PoolIndex => e.elems.saturating_mul(df.profile.pool_index_bytes),
+                SavedType::DropoutMask => match df.profile.dropout_mask {
+                    DropoutMask::Bool => e.elems,
+                    DropoutMask::Noise => e.elems.saturating_mul(df.prec.compute),
+                },
                 SavedType::Fixed(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
                 // Statistics are kept in f32 whatever the compute type.
                 SavedType::Fixed(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(df.prec.compute)),
