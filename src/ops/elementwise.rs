@@ -108,6 +108,7 @@ impl Family for ElementwiseOp {
             ElementwiseOp::Activation(_) => fusing(Fusion::Function),
             ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
             ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, .. } => fusing(Fusion::Sum),
             ElementwiseOp::Eltwise { .. } | ElementwiseOp::Binary(_) => fusing(Fusion::Arithmetic),
             ElementwiseOp::PRelu { .. }
             | ElementwiseOp::Axpy

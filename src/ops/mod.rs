@@ -179,35 +179,51 @@ pub enum Fusion {
     None,
     /// A pointwise function of one value (σ, erf, …): a link of a decomposition chain.
     Function,
-    /// Pointwise arithmetic on operands (add, divide, power …): a link of a
-    /// chain, or an epilogue (Linear's bias add, GELU's ½) when exactly one
-    /// operand is data.
+    /// Pointwise arithmetic on operands (subtract, divide, power …): a link
+    /// of a chain, or an epilogue (GELU's ½) when exactly one operand is data.
     Arithmetic,
+    /// Addition: as `Arithmetic`, and the bias add of a linear layer when its
+    /// other operand is a weight and its data operand a `MatrixProduct`'s result.
+    Sum,
     /// A pointwise product: as `Arithmetic`, and the root of a decomposition
     /// x·f(x) (SiLU = x·σ(x), GELU = x·Φ(x)).
     Product,
+    /// A matrix product (MatMul): never a link; a bias add that follows it is
+    /// part of the same framework op (`nn.Linear` on a 3-D input is one
+    /// `addmm` writing one tensor).
+    MatrixProduct,
 }
 
 impl Fusion {
     /// May be a link of a decomposition chain.
     pub fn pointwise(self) -> bool {
         match self {
-            Fusion::None => false,
-            Fusion::Function | Fusion::Arithmetic | Fusion::Product => true,
+            Fusion::None | Fusion::MatrixProduct => false,
+            Fusion::Function | Fusion::Arithmetic | Fusion::Sum | Fusion::Product => true,
         }
     }
 
     /// May update its data operand where it lies when the other operands are constants.
     pub fn epilogue(self) -> bool {
         match self {
-            Fusion::None | Fusion::Function => false,
-            Fusion::Arithmetic | Fusion::Product => true,
+            Fusion::None | Fusion::Function | Fusion::MatrixProduct => false,
+            Fusion::Arithmetic | Fusion::Sum | Fusion::Product => true,
         }
     }
 
     /// May close a decomposition x·f(x).
     pub fn product(self) -> bool {
         self == Fusion::Product
+    }
+
+    /// May be the bias add of a linear layer (its other operand a weight).
+    pub fn bias_add(self) -> bool {
+        self == Fusion::Sum
+    }
+
+    /// A matrix product a bias add may complete (`addmm`).
+    pub fn takes_bias(self) -> bool {
+        self == Fusion::MatrixProduct
     }
 }
 
@@ -480,7 +496,10 @@ mod tests {
         let sigmoid = Op::Elementwise(ElementwiseOp::Activation(Activation::Sigmoid));
         let f = |op: &Op| op.schedule_facts().fusion;
         assert!(f(&mul).product() && f(&mul).epilogue() && f(&mul).pointwise());
-        assert!(!f(&add).product() && f(&add).epilogue());
+        assert!(!f(&add).product() && f(&add).epilogue() && f(&add).bias_add() && !f(&mul).bias_add());
+        let matmul = Op::Dense(DenseOp::MatMul);
+        assert!(f(&matmul).takes_bias() && !f(&matmul).pointwise() && !f(&matmul).epilogue());
+        assert!(!f(&Op::Dense(DenseOp::Embed(EmbedParams { out_features: 4, vocabulary: 8, bias: false }))).takes_bias());
         assert!(f(&sigmoid).pointwise() && !f(&sigmoid).epilogue());
         assert!(!f(&Op::Elementwise(ElementwiseOp::Compare(CompareKind::Less))).pointwise());
     }
