@@ -264,6 +264,11 @@ impl Storages {
                 pointwise: geo.pointwise_kernel,
                 column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
                 batch: geo.batch,
+                elem_bytes: prec.compute,
+                out_channels: geo.out_channels,
+                groups: geo.groups,
+                out_spatial: geo.out_spatial_elems,
+                strided: geo.strided,
             };
             let ws = df.worker(profile.conv_forward_workspace(&sizes, df.threads), node_batch);
             plan.workspace_train = ws;
