@@ -14,6 +14,8 @@ pub enum ConvWorkspace {
     /// and the result is copied to a new plain output (every kernel size).
     /// Blocked copies pad channels to a multiple of `ONEDNN_CHANNEL_BLOCK`; a
     /// strided 1×1 kernel also gathers its input at the output positions first.
+    /// Convolutions PyTorch keeps from oneDNN (`ConvSizes::runs_onednn`) run
+    /// the native kernel: its unrolled input, the plain output, nothing else.
     OneDnnBlocked,
     /// An im2col column buffer for one image at a time, reused across the batch
     /// (Caffe): `C_in/groups × ∏k × ∏out_spatial` elements.
@@ -256,8 +258,15 @@ pub struct ConvSizes {
     pub groups: u64,
     /// Elements of one image's output spatial axes.
     pub out_spatial: u64,
+    /// N·C·H·W of the input (N·C·T·H for 3-D, N·C·1·L for 1-D): what
+    /// PyTorch's backend choice reads.
+    pub lead4_elems: u64,
+    /// Both of the kernel's last two extents exceed 3.
+    pub large_kernel: bool,
     /// Some stride exceeds 1.
     pub strided: bool,
+    /// 1×1 kernel, stride 1, no padding: the unrolled input is the input.
+    pub unit_window: bool,
 }
 
 /// oneDNN's blocked layouts hold channels in blocks of this many (f32 with
@@ -266,6 +275,13 @@ pub struct ConvSizes {
 /// writes a 6,422,528 B blocked output for a 4,816,896 B plain one; its
 /// 58-channel maps get 64-channel copies (200,704 B for 181,888 B).
 pub const ONEDNN_CHANNEL_BLOCK: u64 = 16;
+
+/// PyTorch hands an f32 convolution to oneDNN only above this many input
+/// elements N·C·H·W (N·C·T·H for 3-D), unless it is grouped, has a kernel
+/// larger than 3 in both of its last two extents, or a batch above 1
+/// (`ConvParams::use_mkldnn`, aten/src/ATen/native/Convolution.cpp: "for
+/// some case, native is faster"); below it the native kernel runs.
+pub const ONEDNN_MIN_INPUT_ELEMS: u64 = 20_480;
 
 /// Bytes of a copy of `bytes` (a tensor with `c` channels) in a blocked
 /// layout: channels rounded up to the block.
@@ -277,12 +293,33 @@ fn channel_blocked(bytes: u64, c: u64) -> u64 {
     (bytes / c).saturating_mul(padded)
 }
 
+impl ConvSizes {
+    /// PyTorch's choice for an f32 CPU convolution (`ConvParams::use_mkldnn`
+    /// with more than one thread, PyTorch's default on a multi-core CPU):
+    /// oneDNN for grouped convolutions, kernels larger than 3×3, batches
+    /// above 1 and inputs above `ONEDNN_MIN_INPUT_ELEMS`; else the native kernel.
+    pub fn runs_onednn(&self) -> bool {
+        self.groups > 1 || self.large_kernel || self.batch > 1 || self.lead4_elems > ONEDNN_MIN_INPUT_ELEMS
+    }
+}
+
 impl Profile {
     /// Transient bytes a forward convolution holds on top of its input and its
     /// (already counted) output at the op's worst moment.
     pub fn conv_forward_workspace(&self, s: &ConvSizes, threads: u32) -> u64 {
         match self.conv_workspace {
             ConvWorkspace::None => 0,
+            ConvWorkspace::OneDnnBlocked if !s.runs_onednn() => {
+                // The native kernel writes the plain output directly; it
+                // unrolls the input for the whole batch first unless the
+                // window is 1×1 with stride 1 and no padding (R3D-18's vol2col
+                // buffer at 8 frames: 43,352,064 B for 128 channels, 3×3×3, 4×28×28).
+                if s.unit_window {
+                    0
+                } else {
+                    s.column_per_image.saturating_mul(s.batch.max(1))
+                }
+            }
             ConvWorkspace::OneDnnBlocked => {
                 // Blocked input copy only when the channels fill a block (the
                 // 3-channel image is consumed as is); every blocked copy has its
@@ -343,7 +380,16 @@ impl Profile {
 
     /// Transient bytes of a convolution's backward step beyond the gradients it returns.
     pub fn conv_backward_workspace(&self, s: &ConvSizes, threads: u32) -> u64 {
-        if self.conv_backward_blocked {
+        if self.conv_workspace == ConvWorkspace::OneDnnBlocked && !s.runs_onednn() {
+            // The native kernel unrolls again for each gradient, one column
+            // buffer at a time (R3D-18 at 8 frames: the input gradient, then
+            // 43,352,064 B of columns, freed, the weight gradient, 43,352,064 B again).
+            if s.unit_window {
+                0
+            } else {
+                s.column_per_image.saturating_mul(s.batch.max(1))
+            }
+        } else if self.conv_backward_blocked {
             // Blocked copies of the input and of the output gradient, and the weights.
             s.input.saturating_add(s.output).saturating_add(s.weight)
         } else {
@@ -374,6 +420,7 @@ mod tests {
             batch: 1,
             elem_bytes: 4,
             out_spatial: hw_out * hw_out,
+            lead4_elems: c_in * hw_in * hw_in,
             ..Default::default()
         }
     }
@@ -398,7 +445,7 @@ mod tests {
         // ResNeXt-50 layer1.1.conv3 (1×1, 128→256 at 56²), measured: +1,605,632 (in_blk),
         // +131,072 (w), +3,211,264 (out_blk), −w, −in_blk, +3,211,264 (out), −out_blk.
         // Above the input: max(4,947,968, 6,422,528) = out_blk + out.
-        let s = ConvSizes { weight: 131_072, pointwise: true, ..conv(128, 56, 256, 56) };
+        let s = ConvSizes { weight: 131_072, pointwise: true, unit_window: true, ..conv(128, 56, 256, 56) };
         assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 3_211_264);
     }
 
@@ -424,6 +471,31 @@ mod tests {
         let small_out = ConvSizes { output: 0, ..s };
         assert_eq!(Profile::pytorch().conv_forward_workspace(&small_out, 1), 3_456);
         assert_eq!(channel_blocked(181_888, 58), 200_704);
+    }
+
+    #[test]
+    fn small_convolutions_run_the_native_kernel() {
+        // ShuffleNetV2 stage4 (1×1, 232 channels at 7²: 11,368 input elements):
+        // the output is written directly, nothing else.
+        let s = ConvSizes { weight: 215_296, pointwise: true, unit_window: true, ..conv(232, 7, 232, 7) };
+        assert!(!s.runs_onednn());
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 0);
+        // R3D-18 at 8 frames, layer2 (3×3×3, 128 channels, 4×28×28: N·C·T·H = 14,336):
+        // the vol2col buffer 128·27 × 4·28·28 f32 = 43,352,064 B is the inference peak.
+        let s = ConvSizes {
+            column_per_image: 4 * 128 * 27 * 4 * 28 * 28,
+            lead4_elems: 128 * 4 * 28,
+            ..conv(128, 28, 128, 28)
+        };
+        assert!(!s.runs_onednn());
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 43_352_064);
+        // The same layer at 16 frames (N·C·T·H = 28,672), grouped or batched ones: oneDNN.
+        assert!(ConvSizes { lead4_elems: 128 * 8 * 28, ..s }.runs_onednn());
+        assert!(ConvSizes { groups: 2, ..s }.runs_onednn());
+        assert!(ConvSizes { batch: 2, ..s }.runs_onednn());
+        assert!(ConvSizes { large_kernel: true, ..s }.runs_onednn());
+        // Its backward holds one column buffer beside the gradients.
+        assert_eq!(Profile::pytorch().conv_backward_workspace(&s, 1), 43_352_064);
     }
 
     #[test]

@@ -268,7 +268,10 @@ impl Storages {
                 out_channels: geo.out_channels,
                 groups: geo.groups,
                 out_spatial: geo.out_spatial_elems,
+                lead4_elems: geo.lead4_elems,
+                large_kernel: geo.large_kernel,
                 strided: geo.strided,
+                unit_window: geo.unit_window,
             };
             let ws = df.worker(profile.conv_forward_workspace(&sizes, df.threads), node_batch);
             plan.workspace_train = ws;
