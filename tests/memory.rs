@@ -304,3 +304,73 @@ fn a_product_keeps_a_factor_only_for_the_other_factors_gradient() {
     assert_eq!(r.nodes[1].saved_bytes, 4);
     assert_eq!(r.nodes[3].saved_bytes, 32);
 }
+
+/// A learned tensor of these dims (a weight the node lists in `params`).
+fn weight(g: &mut G, name: &str, dims: Vec<u64>) -> TensorId {
+    let mut w = tensor(name, dims, TensorKind::Param, None);
+    w.trainable = true;
+    g.0.add_tensor(w)
+}
+
+#[test]
+fn linear_bias_add_writes_into_the_product() {
+    // nn.Linear on a [1,1,4] input exports as MatMul(x, W) then Add(·, b) with
+    // b a weight vector along the last axis; PyTorch runs one addmm, one
+    // 16-byte result: x + y = 32 (counting both would be 48).
+    let mut g = G::new();
+    let x = g.x();
+    let w = weight(&mut g, "w", vec![4, 4]);
+    let b = weight(&mut g, "b", vec![4]);
+    let mm = g.node("mm", Op::Dense(DenseOp::MatMul), &[x], &[w], vec![1, 4], false);
+    let add = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true });
+    let y = g.node("bias", add.clone(), &[mm], &[b], vec![1, 4], false);
+    let g = g.done(&[y]);
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes - r.peak_breakdown.get(Category::Weights), 32);
+
+    // The same Add after a non-product (σ) allocates: x + s + y = 48.
+    let mut g = G::new();
+    let x = g.x();
+    let b = weight(&mut g, "b", vec![4]);
+    let s = g.sig("s", x);
+    let y = g.node("bias", add.clone(), &[s], &[b], vec![1, 4], false);
+    let g = g.done(&[y]);
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes - r.peak_breakdown.get(Category::Weights), 48);
+
+    // A weight that is not a vector along the last axis (a [4,1] scale) is
+    // not a bias: x + mm + y = 48.
+    let mut g = G::new();
+    let x = g.x();
+    let w = weight(&mut g, "w", vec![4, 4]);
+    let c = weight(&mut g, "c", vec![4, 1]);
+    let mm = g.node("mm", Op::Dense(DenseOp::MatMul), &[x], &[w], vec![4, 4], false);
+    let y = g.node("scale", add, &[mm], &[c], vec![4, 4], false);
+    let g = g.done(&[y]);
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes - r.peak_breakdown.get(Category::Weights), 16 + 64 + 64);
+}
+
+#[test]
+fn a_folded_decomposition_allocates_its_result() {
+    // GELU as exported: d = x/√2, e = erf(d), a = e + 1, m = x·a, y = m·½.
+    // PyTorch runs one out-of-place gelu: x + y = 32 at most, and the closing
+    // product m is the op itself (a new tensor), with y = m·½ its epilogue.
+    // x comes from σ so it is an activation with one reader after folding.
+    let mut g = G::new();
+    let x0 = g.x();
+    let x = g.sig("x", x0);
+    let k = g.0.add_tensor(tensor("k", vec![1], TensorKind::Constant, None));
+    let div = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Div, broadcast: true });
+    let d = g.node("d", div, &[x, k], &[], vec![1, 4], false);
+    let e = g.node("e", Op::Elementwise(ElementwiseOp::Activation(Activation::Erf)), &[d], &[], vec![1, 4], false);
+    let a = g.node("a", Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true }), &[e, k], &[], vec![1, 4], false);
+    let mul = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
+    let m = g.node("m", mul.clone(), &[x, a], &[], vec![1, 4], false);
+    let y = g.node("y", mul, &[m, k], &[], vec![1, 4], false);
+    let g = g.done(&[y]);
+    let r = inference(&g);
+    // At m: x0 (input) + x + m = 48 (were m an update of x, 32).
+    assert_eq!(r.peak_bytes, 48);
+    assert_eq!(r.peak_node_name.as_deref(), Some("m"));
+}

@@ -4,7 +4,7 @@
 //! Dense: the input is flattened from `axis` on, `K = ∏ shape[axis..]`, output
 //! `shape[..axis] + [out]`; weights (out, K) or (K, out) when transposed, bias (out).
 
-use super::{first, known, nth, overflow, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
+use super::{first, known, nth, overflow, ConvGeometry, Family, Fusion, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
 use crate::tensor::{checked_product, Shape, ShapeError};
 
 /// The dense family.
@@ -51,9 +51,11 @@ impl Family for DenseOp {
         }
     }
 
+    /// A MatMul may be the product of a linear layer whose bias add follows.
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            DenseOp::Linear(_) | DenseOp::MatMul | DenseOp::Embed(_) => ScheduleFacts::COMPUTES,
+            DenseOp::MatMul => ScheduleFacts { fusion: Fusion::MatrixProduct, ..ScheduleFacts::COMPUTES },
+            DenseOp::Linear(_) | DenseOp::Embed(_) => ScheduleFacts::COMPUTES,
         }
     }
 

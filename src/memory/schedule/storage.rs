@@ -8,6 +8,25 @@ use crate::graph::{Shape, TensorId, TensorKind};
 use crate::memory::profiles::{ConvSizes, DropoutMask};
 use crate::ops::{SavedType, Storage};
 
+/// Node `i` adds one weight vector along the last axis to the result of a
+/// matrix product: the export's split of `nn.Linear` on an input of rank > 2,
+/// which the framework runs as one `addmm` writing one tensor.
+fn linear_bias_add(df: &Dataflow<'_>, i: usize) -> bool {
+    let graph = df.graph;
+    let nd = &graph.nodes[i];
+    if !nd.op.schedule_facts().fusion.bias_add() || nd.inputs.len() != 1 || nd.params.len() != 1 {
+        return false;
+    }
+    let from_product = graph.tensor(nd.inputs[0]).producer.is_some_and(|p| graph.nodes[p.0].op.schedule_facts().fusion.takes_bias());
+    let out_last = nd.outputs.first().and_then(|&o| graph.tensor(o).shape.as_ref()).and_then(|s| s.dims().last().copied());
+    let bias = graph.tensor(nd.params[0]).shape.as_ref().map(|s| s.dims().to_vec());
+    let along_last = match (bias, out_last) {
+        (Some(b), Some(n)) => b.last() == Some(&n) && b.iter().rev().skip(1).all(|&d| d == 1),
+        _ => false,
+    };
+    from_product && along_last
+}
+
 /// The storage phase's result.
 pub(super) struct Storages {
     pub nodes: Vec<NodePlan>,
@@ -91,8 +110,14 @@ impl Storages {
             // Dropout is the identity in evaluation mode.
             Storage::ViewInInference => !training,
         };
-        // A pointwise op with exactly one data operand and at least one constant one.
-        let epilogue = facts.fusion.epilogue() && df.data_inputs[i].len() == 1 && nd.inputs.len() >= 2;
+        // A pointwise op with exactly one data operand and at least one
+        // constant one, or a linear layer's bias add into its product.
+        // A decomposition's closing product is the whole framework op
+        // (GELU, SiLU), never an update of its input.
+        let epilogue = facts.fusion.epilogue()
+            && df.fold_root[i].is_none()
+            && df.data_inputs[i].len() == 1
+            && (nd.inputs.len() >= 2 || linear_bias_add(df, i));
         let has_outputs = nd.outputs.iter().any(|t| df.data[t.0]);
         if df.folded[i] || df.skipped[i] || !has_outputs {
             Role::Skip
@@ -254,6 +279,14 @@ impl Storages {
                 pointwise: geo.pointwise_kernel,
                 column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
                 batch: geo.batch,
+                elem_bytes: prec.compute,
+                out_channels: geo.out_channels,
+                groups: geo.groups,
+                out_spatial: geo.out_spatial_elems,
+                lead4_elems: geo.lead4_elems,
+                large_kernel: geo.large_kernel,
+                strided: geo.strided,
+                unit_window: geo.unit_window,
             };
             let ws = df.worker(profile.conv_forward_workspace(&sizes, df.threads), node_batch);
             plan.workspace_train = ws;
