@@ -374,3 +374,39 @@ fn a_folded_decomposition_allocates_its_result() {
     assert_eq!(r.peak_bytes, 48);
     assert_eq!(r.peak_node_name.as_deref(), Some("m"));
 }
+
+/// softmax((x·√c)·(xᵀ·√c))·x, the way both exporters spell
+/// `scaled_dot_product_attention`; x is [1, 1, 64, 4] (1 KiB).
+fn sdpa_graph() -> Graph {
+    let mut g = Graph::new("t", ModelFormat::Onnx);
+    let x = g.add_tensor(tensor("x", vec![1, 1, 64, 4], TensorKind::Input, None));
+    g.inputs.push(x);
+    let mut g = G(g);
+    let mul = || Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
+    let c = g.0.add_tensor(tensor("c", vec![1], TensorKind::Constant, None));
+    let kt = g.node("kt", Op::Layout(LayoutOp::Permute { order: vec![0, 1, 3, 2] }), &[x], &[], vec![1, 1, 4, 64], false);
+    let q = g.node("q_scale", mul(), &[x, c], &[], vec![1, 1, 64, 4], false);
+    let k = g.node("k_scale", mul(), &[kt, c], &[], vec![1, 1, 4, 64], false);
+    let s = g.node("scores", Op::Dense(DenseOp::MatMul), &[q, k], &[], vec![1, 1, 64, 64], false);
+    let p = g.node("softmax", Op::Elementwise(ElementwiseOp::Softmax { axis: -1 }), &[s], &[], vec![1, 1, 64, 64], false);
+    let o = g.node("out", Op::Dense(DenseOp::MatMul), &[p, x], &[], vec![1, 1, 64, 4], false);
+    g.done(&[o])
+}
+
+#[test]
+fn fused_attention_keeps_no_score_matrix() {
+    // Fused (the pytorch profile's default): x + out (1 KiB each), the
+    // log-sum-exp it drops in inference (64 rows × 4 B) and one thread's
+    // blocks of the CPU flash kernel: 32×64 + 2·32 + 32×4 floats = 8,960 B.
+    let g = sdpa_graph();
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes, 1024 + 1024 + 256 + 8960);
+    assert_eq!(r.peak_node_name.as_deref(), Some("out"));
+    // The math path: at the softmax, x + scores + probabilities (16 KiB each)
+    // + `_safe_softmax`'s one-byte test per score and one flag per row.
+    let mut s = MemorySettings { scenarios: vec![Scenario::Inference], ..Default::default() };
+    s.profile.attention.kernel = nnmem::memory::AttentionKernel::Math;
+    let r = analyse(&g, &s).scenarios.remove(0);
+    assert_eq!(r.peak_bytes, 1024 + 16384 + 16384 + 4096 + 64);
+    assert_eq!(r.peak_node_name.as_deref(), Some("softmax"));
+}

@@ -7,7 +7,7 @@
 
 use super::dense::broadcast;
 use super::{
-    channels, first, known, no_grad, nth, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
+    channels, first, known, no_grad, nth, saves_all, AttentionPart, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
     ParamSpec, SavedType, ScheduleFacts, Storage,
 };
 use crate::tensor::{Shape, ShapeError};
@@ -108,10 +108,18 @@ impl Family for ElementwiseOp {
             ElementwiseOp::Activation(_) => fusing(Fusion::Function),
             // p = 0: the identity in training too (PyTorch returns the input).
             ElementwiseOp::Dropout { ratio } if *ratio == 0.0 => ScheduleFacts::VIEW,
-            ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
-            ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
+            ElementwiseOp::Dropout { .. } => {
+                ScheduleFacts { storage: Storage::ViewInInference, attention: AttentionPart::Dropout, ..ScheduleFacts::COMPUTES }
+            }
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => {
+                ScheduleFacts { fusion: Fusion::Product, attention: AttentionPart::Scale, ..ScheduleFacts::COMPUTES }
+            }
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Div, .. } => {
+                ScheduleFacts { fusion: Fusion::Arithmetic, attention: AttentionPart::Scale, ..ScheduleFacts::COMPUTES }
+            }
             ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, .. } => fusing(Fusion::Sum),
             ElementwiseOp::Eltwise { .. } | ElementwiseOp::Binary(_) => fusing(Fusion::Arithmetic),
+            ElementwiseOp::Softmax { axis: -1 } => ScheduleFacts { attention: AttentionPart::Softmax, ..ScheduleFacts::COMPUTES },
             ElementwiseOp::PRelu { .. }
             | ElementwiseOp::Axpy
             | ElementwiseOp::Softmax { .. }

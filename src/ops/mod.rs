@@ -245,6 +245,23 @@ pub struct ScheduleFacts {
     /// Backward holds one input-sized temporary (batch, layer and group
     /// normalisation), in profiles with `norm_backward_temporary`.
     pub backward_input_temporary: bool,
+    /// The part the op may play in attention written out as ops (scores =
+    /// Q·Kᵀ, scaled, masked, softmax, dropout, ·V), which the memory pass
+    /// recognises to apply the backend's attention kernel.
+    pub attention: AttentionPart,
+}
+
+/// A piece of attention spelled as separate ops. The matrix products are
+/// `Fusion::MatrixProduct`, the mask add `Fusion::Sum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionPart {
+    None,
+    /// Multiplies or divides its one data operand by constants (a scale).
+    Scale,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Dropout with a ratio above 0.
+    Dropout,
 }
 
 impl ScheduleFacts {
@@ -254,6 +271,7 @@ impl ScheduleFacts {
         storage: Storage::Allocates,
         fusion: Fusion::None,
         backward_input_temporary: false,
+        attention: AttentionPart::None,
     };
     /// A view of input 0.
     pub const VIEW: ScheduleFacts = ScheduleFacts { storage: Storage::View, ..ScheduleFacts::COMPUTES };

@@ -196,7 +196,7 @@ impl Storages {
         let node_batch = nd.outputs.first().map(|&o| df.batch_of(o)).unwrap_or(1);
         // Indices in `facts` refer to the node's own input list; map them
         // to data tensors (folded nodes already list just x).
-        let own_inputs: &[TensorId] = if df.fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
+        let own_inputs: &[TensorId] = if df.rewired(i) { &plan.inputs } else { &nd.inputs };
         // An input kept only for another operand's gradient is not saved when
         // that operand needs none (a product with a constant keeps nothing).
         let needs_grad = |j: usize| match own_inputs.get(j) {
@@ -301,6 +301,11 @@ impl Storages {
         }
         if profile.norm_backward_temporary && nd.op.schedule_facts().backward_input_temporary {
             plan.workspace_backward = in_bytes;
+        }
+        if let Some((train, infer, backward)) = df.attention_workspace(i) {
+            plan.workspace_train = plan.workspace_train.saturating_add(train);
+            plan.workspace_infer = plan.workspace_infer.saturating_add(infer);
+            plan.workspace_backward = plan.workspace_backward.saturating_add(backward);
         }
     }
 

@@ -1,0 +1,68 @@
+//! Transformer rules through the real binary, on the graph-only exports of
+//! the measured models (fixtures/measured): the attention kernel, KV-cache
+//! decoding, tied embeddings.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn measured(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/measured").join(name)
+}
+
+fn report(model: &str, args: &[&str]) -> Value {
+    let out = Command::cargo_bin("nnmem").unwrap().arg("inspect").arg(measured(model)).args(["--json", "-q"]).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The inference figures of the first node of this op type whose name contains `part`.
+fn node_inference<'a>(r: &'a Value, op: &str, part: &str) -> &'a Value {
+    r["nodes"].as_array().unwrap().iter().find(|n| n["op"] == op && n["name"].as_str().unwrap().contains(part)).map(|n| &n["inference"]).unwrap()
+}
+
+#[test]
+fn attention_runs_fused_by_default_and_as_math_when_asked() {
+    // BERT at 2×512, 4 heads: one score matrix is 2·4·512² f32 = 8 MiB.
+    let fused = report("bert.train.onnx", &["--input", "input_ids=2x512"]);
+    let inf = &fused["scenarios"]["inference"]["settings"]["attention"];
+    assert_eq!((inf["kernel"].as_str(), inf["fused"].as_u64(), inf["math"].as_u64()), (Some("fused"), Some(4), Some(0)));
+    // Training: the CPU kernel takes no dropout, so the calls run the math path.
+    let tr = &fused["scenarios"]["training"]["settings"]["attention"];
+    assert_eq!((tr["fused"].as_u64(), tr["math"].as_u64()), (Some(0), Some(4)));
+    // Fused, the ·V product holds the log-sum-exp it drops (2·4·512 f32) and
+    // one thread's CPU flash blocks (64·512 + 2·64 + 64·64 floats).
+    let fused_out = node_inference(&fused, "MatMul", "layers.0/MatMul_1");
+    assert_eq!(fused_out["workspace_bytes"], 16_384 + 147_968);
+    let math = report("bert.train.onnx", &["--input", "input_ids=2x512", "--attention", "math"]);
+    assert_eq!(math["scenarios"]["inference"]["settings"]["attention"]["kernel"], "math");
+    assert_eq!(math["scenarios"]["inference"]["settings"]["attention"]["math"], 4);
+    // Math: `_safe_softmax`'s one-byte test per score and flag per row; after
+    // it the probabilities (8 MiB) live, while Q and K (1 MiB each) are gone,
+    // copied by their scales — fused, the kernel still has them to read.
+    let softmax = node_inference(&math, "Softmax", "layers.0");
+    assert_eq!(softmax["workspace_bytes"], (8 << 20) / 4 + 2 * 4 * 512);
+    let after = |r: &Value| node_inference(r, "Softmax", "layers.0")["live_bytes_after"].as_u64().unwrap();
+    assert_eq!(after(&math), after(&fused) + (8 << 20) - (2 << 20));
+    // The cudnn profile's kernels apply dropout: fused in training too.
+    let cuda = report("bert.train.onnx", &["--input", "input_ids=2x512", "--profile", "cudnn", "--scenario", "training"]);
+    assert_eq!(cuda["scenarios"]["training"]["settings"]["attention"]["fused"], 4);
+}
+
+#[test]
+fn written_out_attention_is_counted_as_written() {
+    // T5 writes its attention out (no scale before the product): as the ops say.
+    let r = report("t5.train.onnx", &["--input", "input_ids=2x128", "--input", "decoder_input_ids=2x32", "--scenario", "inference"]);
+    let a = &r["scenarios"]["inference"]["settings"]["attention"];
+    assert_eq!((a["fused"].as_u64(), a["as_written"].as_u64()), (Some(0), Some(6)));
+}
+
+#[test]
+fn dynamo_exports_give_sdpa_dropout_from_the_traced_call() {
+    // dynamo writes no Dropout node inside SDPA; its dropout_p (0.1), read
+    // from the node metadata, sends the CPU training step down the math path.
+    let args = ["--input", "input_ids=2x128", "--scenario", "training"];
+    let dynamo = report("bert.dynamo.train.onnx", &args);
+    assert_eq!(dynamo["scenarios"]["training"]["settings"]["attention"]["math"], 4);
+}
