@@ -410,3 +410,21 @@ fn fused_attention_keeps_no_score_matrix() {
     assert_eq!(r.peak_bytes, 1024 + 16384 + 16384 + 4096 + 64);
     assert_eq!(r.peak_node_name.as_deref(), Some("softmax"));
 }
+
+#[test]
+fn a_bias_add_hands_its_gradient_through() {
+    // x → MatMul(W) → + b (in place, one addmm). Backward of the add: autograd
+    // returns the output gradient itself for the product's result (no new
+    // buffer) and sums it into b's gradient. Weights 64 + 16, input 16, y 16,
+    // dy 16, db 16: 144 during that step (a copy of dy would make it 160).
+    let mut g = G::new();
+    let x = g.x();
+    let w = weight(&mut g, "w", vec![4, 4]);
+    let b = weight(&mut g, "b", vec![4]);
+    let mm = g.node("mm", Op::Dense(DenseOp::MatMul), &[x], &[w], vec![1, 4], false);
+    let add = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true });
+    let y = g.node("bias", add, &[mm], &[b], vec![1, 4], false);
+    let r = training(&g.done(&[y]));
+    let step = r.timeline.iter().find(|s| s.node == Some(1) && s.phase == Phase::Backward).unwrap();
+    assert_eq!(step.during.total(), 144);
+}

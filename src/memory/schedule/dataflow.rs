@@ -202,6 +202,20 @@ impl<'a> Dataflow<'a> {
         }
     }
 
+    /// Node `i` adds constants or weights to one data operand of its own
+    /// shape (a bias, a mask): autograd hands its output gradient to that
+    /// operand as it is (`AddBackward` returns `grad`), no new buffer.
+    pub fn passes_gradient(&self, i: usize) -> bool {
+        let nd = &self.graph.nodes[i];
+        let shape = |t: &TensorId| self.graph.tensor(*t).shape.as_ref();
+        nd.op.schedule_facts().fusion.bias_add()
+            && !self.rewired(i)
+            && self.data_inputs[i].len() == 1
+            && nd.outputs.len() == 1
+            && shape(&self.data_inputs[i][0]).is_some()
+            && shape(&self.data_inputs[i][0]) == shape(&nd.outputs[0])
+    }
+
     /// How many attention computations run each way.
     pub fn attention_calls(&self) -> crate::memory::AttentionCalls {
         let mut n = crate::memory::AttentionCalls::default();
