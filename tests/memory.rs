@@ -355,3 +355,22 @@ fn a_folded_decomposition_allocates_its_result() {
     assert_eq!(r.peak_bytes, 48);
     assert_eq!(r.peak_node_name.as_deref(), Some("m"));
 }
+
+#[test]
+fn a_product_keeps_an_operand_only_for_another_operands_gradient() {
+    // d = dense(x) needs a gradient (its weight is trainable); k is a constant
+    // (a dropout or stochastic-depth mask, a scale). m = d·k: dm/dd = k, so
+    // autograd keeps k (4 bytes) and not d (16); p = d·d2 keeps both.
+    let mut g = G::new();
+    let x = g.x();
+    let d = g.dense("d", x);
+    let k = g.0.add_tensor(tensor("k", vec![1], TensorKind::Constant, None));
+    let mul = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
+    let m = g.node("m", mul.clone(), &[d, k], &[], vec![1, 4], false);
+    let d2 = g.dense("d2", x);
+    let p = g.node("p", mul, &[m, d2], &[], vec![1, 4], false);
+    let g = g.done(&[p]);
+    let r = training(&g);
+    assert_eq!(r.nodes[1].saved_bytes, 4);
+    assert_eq!(r.nodes[3].saved_bytes, 32);
+}

@@ -186,7 +186,8 @@ pub fn dense_memory(p: &DenseParams, input: Option<&Shape>, output: Option<&Shap
 
 /// Memory facts of a product of two data inputs: each gradient needs the other operand.
 pub fn matmul_memory(inputs: &[&Shape], output: Option<&Shape>) -> MemoryFacts {
-    let mut f = MemoryFacts { saves_inputs: vec![0, 1], ..Default::default() };
+    // dA = dY·Bᵀ needs B, dB = Aᵀ·dY needs A.
+    let mut f = MemoryFacts { saves_inputs: vec![0, 1], saves_for_other_operands: true, ..Default::default() };
     if let Some(o) = output {
         f.macs = matmul_macs(inputs, o).unwrap_or(0);
     }

@@ -366,7 +366,9 @@ pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
 pub fn eltwise_memory(kind: EltwiseKind, n_inputs: usize) -> MemoryFacts {
     match kind {
         EltwiseKind::Sum | EltwiseKind::Sub => MemoryFacts::default(),
-        EltwiseKind::Prod | EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
+        // d(a·b)/da = b: each operand is kept for the others' gradients.
+        EltwiseKind::Prod => MemoryFacts { saves_inputs: (0..n_inputs).collect(), saves_for_other_operands: true, ..Default::default() },
+        EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
             MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() }
         }
     }

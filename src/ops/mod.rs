@@ -135,6 +135,10 @@ pub struct ExtraSaved {
 pub struct MemoryFacts {
     /// Indices of data inputs whose values backward needs.
     pub saves_inputs: Vec<usize>,
+    /// Each saved input serves only the other operands' gradients (a product:
+    /// d(a·b)/da = b), so it is kept only when another operand or a trainable
+    /// weight of the node needs a gradient (autograd saves conditionally).
+    pub saves_for_other_operands: bool,
     /// Indices of outputs whose values backward needs.
     pub saves_outputs: Vec<usize>,
     /// Whether backward needs the weights (always resident, listed for the report).

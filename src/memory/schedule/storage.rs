@@ -197,7 +197,17 @@ impl Storages {
         // Indices in `facts` refer to the node's own input list; map them
         // to data tensors (folded nodes already list just x).
         let own_inputs: &[TensorId] = if df.fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
-        let saved_inputs = f.saves_inputs.iter().filter_map(|&k| own_inputs.get(k));
+        // A product keeps an operand only for the others' gradients: autograd
+        // skips it when no other operand and no trainable weight needs one
+        // (a dropout or stochastic-depth mask, a constant factor).
+        let weights_need_grad = df.style.is_none() && !df.node_weights[i].is_empty();
+        let others_need_grad =
+            |k: usize| weights_need_grad || own_inputs.iter().enumerate().any(|(j, t)| j != k && df.requires_grad[t.0]);
+        let saved_inputs = f
+            .saves_inputs
+            .iter()
+            .filter(|&&k| !f.saves_for_other_operands || others_need_grad(k))
+            .filter_map(|&k| own_inputs.get(k));
         let saved_outputs = f.saves_outputs.iter().filter_map(|&k| nd.outputs.get(k));
         let saved_tensors: Vec<TensorId> = saved_inputs.chain(saved_outputs).copied().collect();
         for t in saved_tensors {
