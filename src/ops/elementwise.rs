@@ -106,6 +106,9 @@ impl Family for ElementwiseOp {
         match self {
             ElementwiseOp::Activation(Activation::Identity) => ScheduleFacts { fusion: Fusion::Function, ..ScheduleFacts::VIEW },
             ElementwiseOp::Activation(_) => fusing(Fusion::Function),
+            // Dropout with p = 0 returns its input in training too (PyTorch's
+            // `dropout`: `if p == 0 || !train` the input itself).
+            ElementwiseOp::Dropout { ratio } if *ratio == 0.0 => ScheduleFacts::VIEW,
             ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
             ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
             ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, .. } => fusing(Fusion::Sum),
@@ -123,7 +126,7 @@ impl Family for ElementwiseOp {
         match self {
             ElementwiseOp::Activation(a) => activation_memory(*a),
             ElementwiseOp::PRelu { .. } => prelu_memory(),
-            ElementwiseOp::Dropout { .. } => dropout_memory(inputs.first().copied()),
+            ElementwiseOp::Dropout { ratio } => dropout_memory(*ratio, inputs.first().copied()),
             ElementwiseOp::Eltwise { kind, .. } => eltwise_memory(*kind, inputs.len()),
             ElementwiseOp::Axpy => axpy_memory(inputs.len()),
             ElementwiseOp::Softmax { .. } => softmax_memory(),
@@ -353,7 +356,11 @@ pub fn prelu_memory() -> MemoryFacts {
 }
 
 /// Memory facts of dropout: the mask, one byte per element (PyTorch's native_dropout).
-pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
+pub fn dropout_memory(ratio: f32, input: Option<&Shape>) -> MemoryFacts {
+    if ratio == 0.0 {
+        // The identity: no mask is drawn.
+        return MemoryFacts::default();
+    }
     let elems = input.and_then(|s| s.elems()).unwrap_or(0);
     MemoryFacts {
         extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::Fixed(DType::Bool) }],
@@ -387,6 +394,17 @@ pub fn softmax_memory() -> MemoryFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropout_with_p_zero_is_the_identity_in_training_too() {
+        let x = Shape::new(vec![2, 8]);
+        let zero = ElementwiseOp::Dropout { ratio: 0.0 };
+        assert_eq!(zero.schedule_facts().storage, Storage::View);
+        assert_eq!(zero.memory_facts(&[&x], &[&x]), MemoryFacts::default());
+        let tenth = ElementwiseOp::Dropout { ratio: 0.1 };
+        assert_eq!(tenth.schedule_facts().storage, Storage::ViewInInference);
+        assert_eq!(tenth.memory_facts(&[&x], &[&x]).extra_saved[0].elems, 16);
+    }
 
     #[test]
     fn caffe_eltwise_rejects_mismatch_onnx_broadcasts() {

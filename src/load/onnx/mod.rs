@@ -184,7 +184,8 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         d.inputs.iter().map(|(v, _)| v).filter(|v| !inits.contains_key(v.name.as_str())).collect();
     let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
     let order = check_structure(path, &nodes, &inits, &real_inputs)?;
-    let ctx = map::MapCtx { opset, initializers: &inits };
+    let scalars = map::scalar_floats(&d.nodes, &d.initializers);
+    let ctx = map::MapCtx { opset, initializers: &inits, scalars: &scalars };
     let mut mapped: Vec<Option<map::Mapped>> = nodes.iter().map(|n| Some(map::map_node(n, &ctx))).collect();
     let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
     let bindings = bind_inputs(&real_inputs, options, &mut g)?;
