@@ -32,7 +32,7 @@ use crate::tensor::{DType, Shape, ShapeError};
 
 pub use constant::ConstantOp;
 pub use conv::{ConvOp, ConvParams};
-pub use dense::{DenseOp, DenseParams, EmbedParams};
+pub use dense::{DenseOp, DenseParams, EmbedParams, MarginParams};
 pub use detection::{DetectionOp, DetectionOutputParams, PriorBoxParams, RoiPoolParams};
 pub use elementwise::{Activation, BinaryKind, CompareKind, EltwiseKind, ElementwiseOp};
 pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceParams};
@@ -41,7 +41,7 @@ pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
 pub use recurrent::{RecurrentKind, RecurrentParams};
 pub use reduce::{ReduceKind, ReduceOp};
-pub use resize::{InterpParams, ResizeOp, UpsampleParams};
+pub use resize::{InterpParams, ResizeOp, UnpoolParams, UnpoolSize, UpsampleParams};
 pub use window::{Rounding, Window};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +88,13 @@ pub enum OutShape {
     /// Sized at run time. The shape given has 1 for the data-dependent
     /// extent, so later layers can still size their weights (which never depend on it).
     RunTime(Shape),
+    /// Known except along `axis`, a count the data decides (the region
+    /// proposals a layer keeps after NMS, the detections, the boxes of a
+    /// batch). `shape` holds 1 there. `symbol` is the capital letter that
+    /// names what is counted (`R` regions, `S` sampled regions, `D`
+    /// detections, `G` ground-truth boxes); the graph builder turns it into
+    /// a free symbol the report shows and `--dim` binds.
+    RunTimeExtent { shape: Shape, axis: usize, symbol: &'static str },
 }
 
 /// A weight blob a layer stores, named by its role ("weight", "bias", "mean").
