@@ -13,7 +13,7 @@ fn bench_densenet(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = root.join("../shared/corpus/onnx/densenet121.ext.onnx");
     if !path.exists() {
-        eprintln!("../shared is absent: nothing to benchmark");
+        eprintln!("SKIPPED bench_densenet: ../shared is absent, nothing to benchmark");
         return;
     }
     let options = LoadOptions {

@@ -6,7 +6,6 @@
 //! questions on it (fit, sweep, diff, explain, audit); `report` renders the result.
 
 pub mod analysis;
-pub mod cli;
 pub mod graph;
 pub mod load;
 pub mod memory;

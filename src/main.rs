@@ -1,7 +1,9 @@
 //! The `nnmem` binary: parse the command line, run, map the outcome to an exit code.
 
+mod cli;
+
 use clap::Parser;
-use nnmem::cli::{self, exit::ExitCode};
+use cli::exit::ExitCode;
 
 fn main() {
     let parsed = match cli::Cli::try_parse() {

@@ -65,7 +65,21 @@ fn the_table_leads_with_a_lower_bound_and_the_flags_that_bind_it() {
     let model = fixture("onnx/dynamic.onnx");
     let r = run(&["inspect", &model]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let lines: Vec<&str> = r.stdout.lines().collect();
+    // A long command wraps with ` \` continuations (how long depends on where the
+    // checkout is): read each command as one logical line.
+    let mut lines: Vec<String> = Vec::new();
+    let mut continued = false;
+    for l in r.stdout.lines() {
+        match lines.last_mut() {
+            Some(last) if continued => last.push_str(l.trim_start()),
+            _ => lines.push(l.to_string()),
+        }
+        continued = l.ends_with(" \\");
+        if continued {
+            let last = lines.last_mut().unwrap();
+            last.truncate(last.len() - 1);
+        }
+    }
     let table_at = lines.iter().position(|l| l.starts_with("layer ")).expect("a table header");
     let peak_at = lines.iter().position(|l| l.starts_with("training peak: ≥ ")).expect("a lower bound");
     let bind_at = lines

@@ -1,48 +1,35 @@
 //! Hostile prototxts: every case ends with a clear error (exit 2) or a report
-//! (exit 0), never a panic or a hang, within 1 s and 100 MB.
+//! (exit 0), never a panic or a hang, under 100 MB (each run measured alone
+//! with `wait4`, see tests/common/mod.rs). Their time (the "< 1 s" promise) is
+//! measured by scripts/hostile_timings.sh, not asserted here; linear time is a
+//! CPU-time ratio of n and 10n.
+
+#![cfg(unix)]
+
+mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::{inspect, takes_linear_time, within_bounds, Outcome};
 
-const TIME_LIMIT: Duration = Duration::from_secs(1);
-const RSS_LIMIT_KB: i64 = 100 * 1024;
-
-struct Outcome {
-    code: i32,
-    stderr: String,
-    elapsed: Duration,
+/// Writes `text` to a temporary `.prototxt` and runs `nnmem inspect` on it.
+fn run_on(text: &[u8], extra: &[&str]) -> Outcome {
+    run_on_with(text, extra, true)
 }
 
-fn run_on(text: &[u8], extra: &[&str]) -> Outcome {
+/// `run_on`; `keep_stdout: false` discards the report.
+fn run_on_with(text: &[u8], extra: &[&str], keep_stdout: bool) -> Outcome {
     let f = tempfile::Builder::new().suffix(".prototxt").tempfile().unwrap();
     std::fs::write(f.path(), text).unwrap();
-    let start = Instant::now();
-    let out = Command::cargo_bin("nnmem").unwrap().arg("inspect").arg(f.path()).args(extra).output().unwrap();
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
-}
-
-/// Largest resident set of any child this test process has waited for.
-fn max_child_rss_kb() -> i64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init().ru_maxrss
-    }
+    common::inspect_with(f.path(), extra, keep_stdout)
 }
 
 fn rejects(text: &str, expected: &str) {
     let o = run_on(text.as_bytes(), &[]);
     assert_eq!(o.code, 2, "expected exit 2 for {text:.80?}: {}", o.stderr);
     assert!(o.stderr.contains(expected), "stderr {:?} lacks {expected:?}", o.stderr);
-    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
-    assert!(max_child_rss_kb() < RSS_LIMIT_KB, "rss {} KiB", max_child_rss_kb());
+    within_bounds(&o, expected);
 }
 
 const NET: &str = "input: 'data'\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n";
@@ -81,7 +68,7 @@ fn truncations_never_panic() {
         let o = run_on(&full[..cut], &[]);
         assert!(o.code == 0 || o.code == 2, "cut at {cut}: exit {} {}", o.code, o.stderr);
         assert!(!o.stderr.contains("panicked"), "cut at {cut}: {}", o.stderr);
-        assert!(o.elapsed < TIME_LIMIT);
+        within_bounds(&o, &format!("cut at {cut}"));
     }
 }
 
@@ -101,7 +88,7 @@ fn random_bytes_never_panic() {
         let o = run_on(&bytes, &["--json"]);
         assert!(o.code == 0 || o.code == 2, "round {round}: exit {} {}", o.code, o.stderr);
         assert!(!o.stderr.contains("panicked"));
-        assert!(o.elapsed < TIME_LIMIT);
+        within_bounds(&o, &format!("round {round}"));
     }
 }
 
@@ -114,11 +101,12 @@ fn many_layers_take_linear_time() {
         }
         s
     };
-    let small = run_on(net(4_000).as_bytes(), &[]);
-    let large = run_on(net(40_000).as_bytes(), &[]);
-    assert_eq!((small.code, large.code), (0, 0), "{}", large.stderr);
     // Ten times the layers: well under a hundred times the time (quadratic would be 100×).
-    assert!(large.elapsed < small.elapsed * 30 + Duration::from_millis(200), "{:?} vs {:?}", large.elapsed, small.elapsed);
+    takes_linear_time("ReLU layers", 4_000, 40_000, 30, |n| {
+        let o = run_on_with(net(n).as_bytes(), &[], false);
+        assert_eq!(o.code, 0, "{n} layers: {}", o.stderr);
+        o
+    });
 }
 
 #[test]
@@ -126,15 +114,13 @@ fn oversized_file_is_refused_before_reading() {
     // A sparse file over the limit: refused by its size, without reading (or allocating) it.
     let f = tempfile::Builder::new().suffix(".prototxt").tempfile().unwrap();
     f.as_file().set_len(65 << 20).unwrap();
-    let start = Instant::now();
-    let out = Command::cargo_bin("nnmem").unwrap().arg("inspect").arg(f.path()).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let o = inspect(f.path(), &[]);
+    let stderr = &o.stderr;
+    assert_eq!(o.code, 2, "{stderr}");
     let limit = format!("is too large for a prototxt (limit {})", nnmem::load::caffe::MAX_PROTOTXT_BYTES);
     assert!(stderr.contains(&limit), "{stderr}");
     assert!(stderr.contains(&*f.path().file_name().unwrap().to_string_lossy()), "{stderr}");
-    assert!(start.elapsed() < TIME_LIMIT);
-    assert!(max_child_rss_kb() < RSS_LIMIT_KB, "rss {} KiB", max_child_rss_kb());
+    within_bounds(&o, "65 MiB sparse file");
 }
 
 #[test]
@@ -144,17 +130,23 @@ fn odd_bytes_and_names() {
     text.extend_from_slice(b"layer { name: 'r\xff\xfe' type: 'ReLU' bottom: 'data' top: 'data' }\n");
     let o = run_on(&text, &["--json"]);
     assert!(o.code == 0 || o.code == 2, "{}", o.stderr);
-    assert!(!o.stderr.contains("panicked") && o.elapsed < TIME_LIMIT);
+    assert!(!o.stderr.contains("panicked"));
+    within_bounds(&o, "invalid UTF-8 in a name");
     let o = run_on(b"input\xc3: 'data'\n", &[]);
     assert!(o.code == 0 || o.code == 2, "{}", o.stderr);
-    assert!(!o.stderr.contains("panicked") && o.elapsed < TIME_LIMIT);
+    assert!(!o.stderr.contains("panicked"));
+    within_bounds(&o, "invalid UTF-8 in a word");
     // A layer whose bottom is its own (never produced) top.
     rejects(&format!("{NET}layer {{ name: 's' type: 'ReLU' bottom: 'loop' top: 'loop' }}"), "bottom \"loop\" is not produced");
-    // A 4 MB comment and a 4 MB string.
-    let long = format!("{NET}# {}\nname: '{}'\n", "c".repeat(4 << 20), "n".repeat(4 << 20));
+    // A 4 MB comment is fine; a 4 MB string is refused (names are copied into
+    // the graph and every report: a 15 MiB one cost 200 MB), as is a 4 MB word.
+    let long = format!("{NET}# {}\nname: 'net'\n", "c".repeat(4 << 20));
     let o = run_on(long.as_bytes(), &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
+    within_bounds(&o, "4 MB comment");
+    rejects(&format!("{NET}name: '{}'\n", "n".repeat(4 << 20)), "a string of more than 65536 bytes");
+    rejects(&format!("{NET}name: 'a' 'b' '{}' 'c'\n", "n".repeat(40 << 10).repeat(2)), "a string of more than 65536 bytes");
+    rejects(&format!("{NET}name: {}\n", "n".repeat(4 << 20)), "a word of more than 65536 bytes");
 }
 
 #[test]
@@ -162,16 +154,18 @@ fn long_lines_take_linear_time_and_keep_exact_columns() {
     // Every field records its column; counting each from the line start made a
     // 40,000-field line quadratic (3.4 s). Now the count resumes where the last one stopped.
     let line = |n: usize| format!("{NET}layer {{ name: 'r' type: 'ReLU' bottom: 'data' top: 'y' {} }}\n", "junk: 1 ".repeat(n));
-    let small = run_on(line(5_000).as_bytes(), &[]);
-    let large = run_on(line(40_000).as_bytes(), &[]);
-    assert_eq!((small.code, large.code), (0, 0), "{}", large.stderr);
-    assert!(large.elapsed < small.elapsed * 20 + Duration::from_millis(200), "{:?} vs {:?}", large.elapsed, small.elapsed);
-    assert!(large.elapsed < TIME_LIMIT, "took {:?}", large.elapsed);
+    // Eight times the fields: quadratic would be 64 times the time.
+    takes_linear_time("fields on one line", 5_000, 40_000, 20, |n| {
+        let o = run_on_with(line(n).as_bytes(), &[], false);
+        assert_eq!(o.code, 0, "{n} fields: {}", o.stderr);
+        within_bounds(&o, &format!("{n} fields on one line"));
+        o
+    });
     // A Slice with 40,000 tops on one line.
     let tops: String = (0..40_000).map(|i| format!("top: 't{i}' ")).collect();
     let o = run_on(format!("input: 'data'\ninput_shape {{ dim: 1 dim: 40000 }}\nlayer {{ name: 's' type: 'Slice' bottom: 'data' {tops}slice_param {{ axis: 1 }} }}\n").as_bytes(), &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
+    within_bounds(&o, "40,000-top Slice");
     // Columns stay exact far into a line, multi-byte characters counting once.
     rejects(&format!("{}é: @", "a: 1 ".repeat(1000)), ":1:5004: unexpected character '@'");
 }
@@ -201,6 +195,5 @@ fn a_million_layers_are_refused_early() {
     let o = run_on(net.as_bytes(), &[]);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("more than 250000 fields"), "{}", o.stderr);
-    assert!(o.elapsed < TIME_LIMIT, "took {:?}", o.elapsed);
-    assert!(max_child_rss_kb() < RSS_LIMIT_KB, "rss {} KiB", max_child_rss_kb());
+    within_bounds(&o, "a million layers");
 }

@@ -78,6 +78,13 @@ fn tensor(name: &str, dims: Vec<u64>, kind: TensorKind, producer: Option<NodeId>
     }
 }
 
+/// A learned tensor of these dims (a weight the node lists in `params`).
+fn weight(g: &mut G, name: &str, dims: Vec<u64>) -> TensorId {
+    let mut w = tensor(name, dims, TensorKind::Param, None);
+    w.trainable = true;
+    g.0.add_tensor(w)
+}
+
 fn inference(g: &Graph) -> nnmem::memory::ScenarioReport {
     let s = MemorySettings { scenarios: vec![Scenario::Inference], ..Default::default() };
     analyse(g, &s).scenarios.remove(0)
@@ -288,31 +295,6 @@ fn unknown_shapes_are_skipped_with_a_warning() {
 }
 
 #[test]
-fn a_product_keeps_a_factor_only_for_the_other_factors_gradient() {
-    // a = D(x), b = D'(x); s = a·c with c a stored constant: ds/da = c, so a
-    // is not kept (only c, 4 B); p = a·b: each factor is kept for the other's
-    // gradient (32 B).
-    let mul = || Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
-    let mut g = G::new();
-    let x = g.x();
-    let a = g.dense("a", x);
-    let c = g.0.add_tensor(tensor("c", vec![1], TensorKind::Constant, None));
-    let s = g.node("s", mul(), &[a, c], &[], vec![1, 4], false);
-    let b = g.dense("b", x);
-    let p = g.node("p", mul(), &[a, b], &[], vec![1, 4], false);
-    let r = training(&g.done(&[s, p]));
-    assert_eq!(r.nodes[1].saved_bytes, 4);
-    assert_eq!(r.nodes[3].saved_bytes, 32);
-}
-
-/// A learned tensor of these dims (a weight the node lists in `params`).
-fn weight(g: &mut G, name: &str, dims: Vec<u64>) -> TensorId {
-    let mut w = tensor(name, dims, TensorKind::Param, None);
-    w.trainable = true;
-    g.0.add_tensor(w)
-}
-
-#[test]
 fn linear_bias_add_writes_into_the_product() {
     // nn.Linear on a [1,1,4] input exports as MatMul(x, W) then Add(·, b) with
     // b a weight vector along the last axis; PyTorch runs one addmm, one
@@ -427,4 +409,23 @@ fn a_bias_add_hands_its_gradient_through() {
     let r = training(&g.done(&[y]));
     let step = r.timeline.iter().find(|s| s.node == Some(1) && s.phase == Phase::Backward).unwrap();
     assert_eq!(step.during.total(), 144);
+}
+
+#[test]
+fn a_product_keeps_an_operand_only_for_another_operands_gradient() {
+    // d = dense(x) needs a gradient (its weight is trainable); k is a constant
+    // (a dropout or stochastic-depth mask, a scale). m = d·k: dm/dd = k, so
+    // autograd keeps k (4 bytes) and not d (16); p = d·d2 keeps both.
+    let mut g = G::new();
+    let x = g.x();
+    let d = g.dense("d", x);
+    let k = g.0.add_tensor(tensor("k", vec![1], TensorKind::Constant, None));
+    let mul = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
+    let m = g.node("m", mul.clone(), &[d, k], &[], vec![1, 4], false);
+    let d2 = g.dense("d2", x);
+    let p = g.node("p", mul, &[m, d2], &[], vec![1, 4], false);
+    let g = g.done(&[p]);
+    let r = training(&g);
+    assert_eq!(r.nodes[1].saved_bytes, 4);
+    assert_eq!(r.nodes[3].saved_bytes, 32);
 }

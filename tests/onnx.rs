@@ -166,10 +166,13 @@ fn hostile_cycle_is_an_error() {
     assert!(e.to_string().contains("cycle"), "{e}");
 }
 
+/// An initializer whose byte size overflows 64 bits is an error naming it
+/// (it was a warning, and the weight counted as 0 bytes).
 #[test]
-fn hostile_huge_dims_warn() {
-    let g = load_fixture("hostile_huge_dims.onnx", &LoadOptions::default());
-    assert!(has_warning(&g, "overflows"), "{:?}", g.warnings);
+fn hostile_huge_dims_are_refused() {
+    let e = load(&fixture("hostile_huge_dims.onnx"), &LoadOptions::default()).unwrap_err();
+    assert!(matches!(e, LoadError::Model { .. }), "{e:?}");
+    assert!(e.to_string().contains("initializer \"huge\"") && e.to_string().contains("overflow 64 bits"), "{e}");
 }
 
 #[test]

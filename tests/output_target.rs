@@ -5,14 +5,13 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn nnmem() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nnmem"))
-}
+use common::{run, Input, HANG_LIMIT};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
@@ -24,36 +23,13 @@ struct Outcome {
     stderr: String,
 }
 
-/// Runs `inspect MODEL --json -o TARGET`, killed if it outlives 10 s (a hang
-/// is a failure, not a stuck test run).
+/// Runs `inspect MODEL --json -o TARGET` through the shared runner, whose
+/// hang guard kills it after 30 s (a hang is a failure, not a stuck test run;
+/// not a performance limit).
 fn report_to(model: &Path, target: &Path) -> Outcome {
-    let mut child = nnmem()
-        .arg("inspect")
-        .arg(model)
-        .arg("--json")
-        .arg("-o")
-        .arg(target)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("nnmem -o {} hung", target.display());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let o = run(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref(), "-o".as_ref(), target.as_os_str()], Input::Null, true);
+    assert!(!o.hung, "nnmem -o {} hung", target.display());
+    Outcome { code: (o.code >= 0).then_some(o.code), stdout: o.stdout, stderr: o.stderr }
 }
 
 fn model_in(dir: &Path) -> PathBuf {
@@ -97,12 +73,12 @@ fn a_fifo_with_a_reader_gets_the_report() {
     let reader_path = fifo.clone();
     // The reader opens first (blocking until nnmem opens the write end).
     let reader = std::thread::spawn(move || std::fs::read(&reader_path).unwrap());
-    // Give the reader time to block in open(); nnmem's non-blocking open needs it there.
+    // Give the reader time to block in open(); nnmem's non-blocking open needs
+    // it there. Retried until the hang guard's limit: a busy machine may be
+    // slow to schedule the reader (a guard, not a performance limit).
+    let start = Instant::now();
     let mut o = report_to(&model, &fifo);
-    for _ in 0..50 {
-        if o.code == Some(0) {
-            break;
-        }
+    while o.code != Some(0) && start.elapsed() < HANG_LIMIT {
         std::thread::sleep(Duration::from_millis(100));
         o = report_to(&model, &fifo);
     }

@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use nnmem::load::onnx::budget;
 use nnmem::load::onnx::proto::{self, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, Wire};
 use prost::Message;
 
@@ -25,6 +26,12 @@ fn walk(buf: &[u8], depth: usize) {
 
 fuzz_target!(|data: &[u8]| {
     walk(data, 0);
+    // The load budget's walk: never panics, and what it accepts is within its limits.
+    if let Ok(t) = budget::walk(data) {
+        assert!(t.nodes <= budget::MAX_NODES && t.kept <= budget::MAX_KEPT_BYTES, "{t:?}");
+        assert!(t.opset_imports <= budget::MAX_OPSET_IMPORTS && t.attribute_string_bytes <= budget::MAX_ATTRIBUTE_STRING_BYTES);
+        assert!(t.external.len() <= budget::MAX_EXTERNAL_LISTED);
+    }
     let _ = ModelProto::decode(data);
     if let Ok(g) = GraphProto::decode(data) {
         for v in g.input.iter().chain(&g.output).chain(&g.value_info) {

@@ -50,8 +50,10 @@ pub fn run(path: &Path, options: &LoadOptions, settings: &MemorySettings) -> Res
     if settings.scenarios.contains(&Scenario::StyleTransfer) {
         memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(|message| LoadError::Usage { message })?;
     }
+    // A figure that could reach 2^64 is refused here, never printed saturated.
+    memory::check_fits(&graph, settings).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
     let memory = memory::analyse(&graph, settings);
-    let mut notes = Vec::new();
+    let mut notes = graph.notes.clone();
     if effective.batch != options.batch {
         for o in graph.batch_overrides.iter().filter(|o| o.stated != Some(o.used)) {
             let stated = o.stated.map_or_else(|| "leaves it free".to_string(), |b| format!("says {b}"));
@@ -72,6 +74,72 @@ pub fn missing_bindings(graph: &Graph) -> Vec<String> {
         flags.push(format!("--input {}=DIMS", graph.tensor(t).name));
     }
     flags
+}
+
+/// A count set at run time and the storage that grows with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunTimeCount {
+    pub name: String,
+    /// The layer that sets it.
+    pub set_by: String,
+    /// Bytes of the activations and inputs whose size is k·count, per unit
+    /// of the count (in-place outputs counted once, as in `activation_bytes`).
+    pub bytes_per_unit: u64,
+    /// How many such tensors.
+    pub tensors: usize,
+}
+
+/// Elements per unit of `symbol` of a shape formula whose dimensions are
+/// numbers except one that is `symbol` or `k*symbol`; `None` otherwise.
+fn elems_per_unit(dims: &[String], symbol: &str) -> Option<u64> {
+    let mut per = 1u64;
+    let mut seen = false;
+    for d in dims {
+        if let Ok(v) = d.parse::<u64>() {
+            per = per.checked_mul(v)?;
+            continue;
+        }
+        let k = match d.strip_suffix(symbol) {
+            Some("") => 1,
+            Some(coef) => coef.strip_suffix('*')?.parse::<u64>().ok()?,
+            None => return None,
+        };
+        if std::mem::replace(&mut seen, true) {
+            return None;
+        }
+        per = per.checked_mul(k)?;
+    }
+    seen.then_some(per)
+}
+
+/// Every count a layer sets at run time (a free symbol with `set_by`) and the
+/// bytes per unit of it: the memory the report can give "per proposal" until
+/// `--dim` binds the count.
+pub fn run_time_counts(graph: &Graph) -> Vec<RunTimeCount> {
+    let mut in_place_out = vec![false; graph.tensors.len()];
+    for n in graph.nodes.iter().filter(|n| n.in_place) {
+        if let Some(&o) = n.outputs.first() {
+            in_place_out[o.0] = true;
+        }
+    }
+    graph
+        .free_symbols
+        .iter()
+        .filter_map(|s| {
+            let set_by = s.set_by.clone()?;
+            let (mut bytes, mut tensors) = (0u64, 0usize);
+            for (i, t) in graph.tensors.iter().enumerate() {
+                let data = matches!(t.kind, crate::graph::TensorKind::Activation | crate::graph::TensorKind::Input);
+                if let (true, false, Some(crate::graph::Unknown::Symbolic(dims))) = (data, in_place_out[i], &t.unknown) {
+                    if let Some(e) = elems_per_unit(dims, &s.name) {
+                        bytes = bytes.saturating_add(e.saturating_mul(t.dtype.size_bytes()));
+                        tensors += 1;
+                    }
+                }
+            }
+            Some(RunTimeCount { name: s.name.clone(), set_by, bytes_per_unit: bytes, tensors })
+        })
+        .collect()
 }
 
 /// Why a figure is incomplete and how to complete it, in one sentence; `None`
@@ -120,6 +188,24 @@ mod tests {
         let a = run(&fixture("caffe/vgg19_neural_style_v2.prototxt"), &options, &settings).unwrap();
         assert_eq!(a.graph.tensor(a.graph.inputs[0]).shape.as_ref().unwrap().dims()[0], 3);
         assert!(a.notes.is_empty());
+    }
+
+    #[test]
+    fn storage_per_unit_of_a_run_time_count() {
+        let f = |d: &[&str]| elems_per_unit(&d.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "R");
+        assert_eq!(f(&["R", "512", "7", "7"]), Some(512 * 49));
+        assert_eq!(f(&["4*R", "5"]), Some(20));
+        assert_eq!(f(&["R+1", "5"]), None);
+        assert_eq!(f(&["R", "R"]), None);
+        assert_eq!(f(&["R2", "5"]), None);
+        assert_eq!(f(&["1", "5"]), None);
+        let a = run(&fixture("caffe/forks/frcnn_roi_test.prototxt"), &LoadOptions::default(), &MemorySettings::default()).unwrap();
+        let counts = run_time_counts(&a.graph);
+        assert_eq!(counts.len(), 1);
+        // rois 5, roi_pool 144, fc6 32 (relu6, drop6 in place), fc7 32, cls_score 3,
+        // bbox_pred 12, cls_prob 3: 231 floats per proposal.
+        assert_eq!((counts[0].name.as_str(), counts[0].set_by.as_str()), ("R", "proposal"));
+        assert_eq!(counts[0].bytes_per_unit, 231 * 4);
     }
 
     #[test]

@@ -9,10 +9,10 @@ use clap::Args;
 
 use super::exit::ExitCode;
 use super::{progress, MemoryArgs, ModelArgs};
-use crate::analysis::audit::{self, AuditRow};
-use crate::report::gate::{Gate, GateFailure};
-use crate::report::json::{audit_model, AuditSummaryJson, SCHEMA_VERSION};
-use crate::units::{format_bytes, format_count};
+use nnmem::analysis::audit::{self, AuditRow};
+use nnmem::report::gate::{Gate, GateFailure};
+use nnmem::report::json::{audit_model, AuditSummaryJson, SCHEMA_VERSION};
+use nnmem::units::{format_bytes, format_count};
 
 /// Most workers `--jobs` starts: more than the machine has cores only adds memory.
 pub const MAX_JOBS: usize = 256;
@@ -28,8 +28,8 @@ pub struct AuditArgs {
 
     /// Input shapes for every model: NAME=DIMS for models with that input, or
     /// DIMS for models with one input (others keep their own). Repeatable.
-    #[arg(long = "input", short = 'i', value_name = "[NAME=]DIMS", value_parser = crate::load::InputSpec::parse)]
-    pub inputs: Vec<crate::load::InputSpec>,
+    #[arg(long = "input", short = 'i', value_name = "[NAME=]DIMS", value_parser = nnmem::load::InputSpec::parse)]
+    pub inputs: Vec<nnmem::load::InputSpec>,
 
     /// Replace the batch (first) dimension of every input of every model.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -97,7 +97,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let rel = |p: &Path| p.strip_prefix(&args.dir).unwrap_or(p).display().to_string();
     let result = if args.json {
         rows.iter()
-            .try_for_each(|r| writeln!(out, "{}", serde_json::to_string(&audit_model(rel(&r.path), r)).unwrap_or_default()))
+            .try_for_each(|r| json_line(&mut out, &audit_model(rel(&r.path), r)))
             .and_then(|_| {
                 let summary = AuditSummaryJson {
                     schema_version: SCHEMA_VERSION,
@@ -108,11 +108,11 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
                     gate_failures: broken + unavailable,
                     seconds: start.elapsed().as_secs_f64(),
                 };
-                writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default())
+                json_line(&mut out, &summary)
             })
     } else {
         // The table goes to a terminal: file names and messages are escaped there (JSON escapes by itself).
-        let shown = |p: &Path| crate::units::printable(&rel(p)).into_owned();
+        let shown = |p: &Path| nnmem::units::printable(&rel(p)).into_owned();
         write_table(&mut out, &rows, &settings, &shown).and_then(|_| {
             writeln!(
                 out,
@@ -133,7 +133,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         for r in &rows {
             for f in &r.gate_failures {
                 let (GateFailure::Failed(s) | GateFailure::Unavailable(s)) = f;
-                eprintln!("nnmem: {}: {}", crate::units::printable(&rel(&r.path)), crate::units::printable(s));
+                eprintln!("nnmem: {}: {}", nnmem::units::printable(&rel(&r.path)), nnmem::units::printable(s));
             }
         }
     }
@@ -146,7 +146,14 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
     })
 }
 
-fn write_table(out: &mut dyn Write, rows: &[AuditRow], settings: &crate::memory::MemorySettings, rel: &dyn Fn(&Path) -> String) -> std::io::Result<()> {
+/// One JSON line, escaped as every JSON nnmem writes (controls and bidi marks as \uXXXX).
+fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let text = nnmem::report::escape::json(serde_json::to_vec(value).map_err(std::io::Error::other)?);
+    out.write_all(&text)?;
+    writeln!(out)
+}
+
+fn write_table(out: &mut dyn Write, rows: &[AuditRow], settings: &nnmem::memory::MemorySettings, rel: &dyn Fn(&Path) -> String) -> std::io::Result<()> {
     let mut header: Vec<String> = vec!["model".into(), "format".into(), "params".into()];
     header.extend(settings.scenarios.iter().map(|s| format!("{} peak", s.as_str())));
     header.extend(["warnings".to_string(), "gates".to_string()]);
@@ -177,7 +184,7 @@ fn write_table(out: &mut dyn Write, rows: &[AuditRow], settings: &crate::memory:
                 Err(e) => {
                     let mut row = vec![rel(&r.path), "error".into()];
                     row.resize(n - 2, String::new());
-                    row.push(crate::units::printable(e).into_owned());
+                    row.push(nnmem::units::printable(e).into_owned());
                     row.push(gates);
                     row
                 }

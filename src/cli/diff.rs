@@ -9,9 +9,9 @@ use clap::{Args, Parser};
 
 use super::exit::ExitCode;
 use super::{MemoryArgs, ModelArgs};
-use crate::analysis::Analysed;
-use crate::report::gate::{DeltaGate, Figure, GateFailure, Subject};
-use crate::units::{format_bytes, format_count};
+use nnmem::analysis::Analysed;
+use nnmem::report::gate::{DeltaGate, Figure, GateFailure, Subject};
+use nnmem::units::{format_bytes, format_count};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
@@ -91,7 +91,7 @@ fn analyse_side(text: &str) -> Result<Analysed> {
 pub fn run(args: DiffArgs) -> Result<ExitCode> {
     let a = analyse_side(&args.a).context("side A")?;
     let b = analyse_side(&args.b).context("side B")?;
-    let d = crate::analysis::diff::diff(&a, &b, args.top);
+    let d = nnmem::analysis::diff::diff(&a, &b, args.top);
     let mut failures = Vec::new();
     let mut code = ExitCode::Success;
     for g in &args.gates {
@@ -112,18 +112,20 @@ pub fn run(args: DiffArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {
-        let v = crate::report::json::diff(&args.a, &args.b, &d, failures.clone());
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        let v = nnmem::report::json::diff(&args.a, &args.b, &d, failures.clone());
+        let text = nnmem::report::escape::json(serde_json::to_vec_pretty(&v)?);
+        out.write_all(&text)?;
+        writeln!(out)?;
     } else {
         write_table(&mut out, &args, &d)?;
     }
     for f in &failures {
-        eprintln!("nnmem: {}", crate::units::printable(f));
+        eprintln!("nnmem: {}", nnmem::units::printable(f));
     }
     Ok(code)
 }
 
-fn write_table(out: &mut dyn Write, args: &DiffArgs, d: &crate::analysis::diff::DiffResult) -> Result<()> {
+fn write_table(out: &mut dyn Write, args: &DiffArgs, d: &nnmem::analysis::diff::DiffResult) -> Result<()> {
     writeln!(out, "A: {}\nB: {}\n", args.a, args.b)?;
     writeln!(out, "{:<36} {:>18} {:>18} {:>10}", "", "A", "B", "B/A")?;
     for f in &d.figures {
@@ -149,7 +151,7 @@ fn write_table(out: &mut dyn Write, args: &DiffArgs, d: &crate::analysis::diff::
     writeln!(out, "\nlayers whose memory (output + saved + workspace, {scenario}) changed most:")?;
     for l in &d.layers {
         let show = |v: Option<u64>| v.map(format_bytes).unwrap_or_else(|| "absent".into());
-        writeln!(out, "  {:<32} {:>12} -> {:>12}", crate::units::printable(&l.layer), show(l.a_bytes), show(l.b_bytes))?;
+        writeln!(out, "  {:<32} {:>12} -> {:>12}", nnmem::units::printable(&l.layer), show(l.a_bytes), show(l.b_bytes))?;
     }
     if d.layers.is_empty() {
         writeln!(out, "  none")?;

@@ -10,9 +10,9 @@ use clap::Args;
 
 use super::exit::ExitCode;
 use super::{MemoryArgs, ModelArgs};
-use crate::analysis::explain::{chosen, steps};
-use crate::report::json::{ExplainJson, ExplainStepJson, SCHEMA_VERSION};
-use crate::units::format_bytes;
+use nnmem::analysis::explain::{chosen, steps};
+use nnmem::report::json::{ExplainJson, ExplainStepJson, SCHEMA_VERSION};
+use nnmem::units::format_bytes;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
@@ -46,7 +46,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
     }
     let complete = report.completeness.is_complete();
     if !complete && !args.quiet {
-        if let Some(why) = crate::analysis::incompleteness(graph, &report) {
+        if let Some(why) = nnmem::analysis::incompleteness(graph, &report) {
             super::print_warnings(&[format!("the peak is only a lower bound: {why}")]);
         }
     }
@@ -72,11 +72,12 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
         };
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
+        out = nnmem::report::escape::json(out);
     } else {
         writeln!(
             out,
             "{}: {} peak, profile {}, {}, {} thread(s)",
-            args.model.model.display(),
+            nnmem::units::printable(&args.model.model.display().to_string()),
             scenario.as_str(),
             settings.profile.name,
             settings.dtype.name(),
@@ -92,11 +93,12 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
                 out,
                 "{:>2}. {:<width$}  {sign}{:>11}  = {:>11}  {:>6}  {}",
                 k + 1,
-                s.what,
+                // Step texts name layers of the model: escaped for the terminal.
+                nnmem::units::printable(&s.what),
                 amount,
                 format_bytes(s.total),
                 factor,
-                s.why
+                nnmem::units::printable(&s.why)
             )?;
             prev = s.total;
         }
@@ -106,7 +108,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
             if complete { "" } else { "≥ " },
             format_bytes(peak),
             peak,
-            report.peak_node_name.as_deref().unwrap_or("-"),
+            nnmem::units::printable(report.peak_node_name.as_deref().unwrap_or("-")),
             report.peak_phase.as_str(),
             peak as f64 / steps.get(1).map(|s| s.total.max(1)).unwrap_or(1) as f64,
             steps.get(1).map(|s| format_bytes(s.total)).unwrap_or_default()

@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::exit::ExitCode;
 use super::{MemoryArgs, ModelArgs};
-use crate::analysis::fit::{self, Axis, FitRequest, Knob};
-use crate::report::json::{FitJson, ProbeJson, SCHEMA_VERSION};
-use crate::units::format_bytes;
+use nnmem::analysis::fit::{self, Axis, FitRequest, Knob};
+use nnmem::report::json::{FitJson, ProbeJson, SCHEMA_VERSION};
+use nnmem::units::format_bytes;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
@@ -21,7 +21,7 @@ pub struct FitArgs {
     pub model: ModelArgs,
 
     /// Memory available, e.g. 8GiB, 12GB (KB/MB/GB powers of 10, KiB/MiB/GiB of 2).
-    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_bytes)]
+    #[arg(long, value_name = "SIZE", value_parser = nnmem::units::parse_bytes)]
     pub budget: u64,
 
     /// What to grow: `resolution` (image height, width following --aspect),
@@ -35,7 +35,7 @@ pub struct FitArgs {
     pub aspect: Option<(u64, u64)>,
 
     /// Memory the runtime takes before the model (CUDA context, framework), left out of the budget.
-    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = crate::units::parse_bytes)]
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = nnmem::units::parse_bytes)]
     pub reserve: u64,
 
     /// Largest size (or batch) to consider.
@@ -55,10 +55,10 @@ pub struct FitArgs {
 }
 
 /// The knob of `--vary` (and `--aspect`), resolved on the model as loaded with the flags.
-pub(crate) fn axis(model: &ModelArgs, settings: &crate::memory::MemorySettings, knob: Knob) -> Result<(Axis, crate::load::LoadOptions, Vec<String>)> {
+pub(crate) fn axis(model: &ModelArgs, settings: &nnmem::memory::MemorySettings, knob: Knob) -> Result<(Axis, nnmem::load::LoadOptions, Vec<String>)> {
     let base = model.load_options()?;
     let first = super::analyse(model, settings)?;
-    let options = crate::analysis::scenario_options(&base, settings);
+    let options = nnmem::analysis::scenario_options(&base, settings);
     let axis = Axis::resolve(&first.graph, &options, &knob)?;
     Ok((axis, base, first.notes))
 }
@@ -107,6 +107,7 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
         };
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
+        out = nnmem::report::escape::json(out);
     } else {
         let scen: Vec<&str> = settings.scenarios.iter().map(|s| s.as_str()).collect();
         writeln!(
@@ -121,11 +122,11 @@ pub fn run(args: FitArgs) -> Result<ExitCode> {
             axis.knob.label()
         )?;
         match &result.fits {
-            Some(p) => writeln!(out, "fits:      {}  peak {} ({} bytes, {})", p.flags.join(" "), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?,
+            Some(p) => writeln!(out, "fits:      {}  peak {} ({} bytes, {})", nnmem::units::printable(&p.flags.join(" ")), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?,
             None => writeln!(out, "fits:      nothing: even the smallest {} tried does not fit", axis.knob.label())?,
         }
         if let Some(p) = &result.next {
-            writeln!(out, "next step: {}  peak {} ({} bytes, {}): does not fit", p.flags.join(" "), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?;
+            writeln!(out, "next step: {}  peak {} ({} bytes, {}): does not fit", nnmem::units::printable(&p.flags.join(" ")), format_bytes(p.peak_bytes), p.peak_bytes, p.scenario)?;
         } else if result.fits.is_some() {
             writeln!(out, "next step: none below --max {}", args.max)?;
         }

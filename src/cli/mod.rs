@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::load::{CaffePhase, DimBinding, InputSpec, LoadError, LoadOptions};
-use crate::report::{self, Source};
+use nnmem::load::{CaffePhase, DimBinding, InputSpec, LoadError, LoadOptions};
+use nnmem::report::{self, Source};
 use exit::ExitCode;
 
 
@@ -95,7 +95,8 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: Option<u64>,
 
-    /// Bind a free (symbolic) input dimension, e.g. --dim batch=8 --dim height=1024.
+    /// Bind a free (symbolic) dimension: an input's, e.g. --dim batch=8 --dim height=1024, or a
+    /// count a Caffe layer sets at run time, e.g. --dim R=300 (region proposals).
     /// `sweep` also takes a list for one symbol: --dim seq=128,256,512.
     #[arg(long = "dim", value_name = "SYMBOL=N", value_parser = parse_dim)]
     pub dims: Vec<DimArg>,
@@ -177,11 +178,11 @@ pub struct MemoryArgs {
     /// [default: sgd for training; lbfgs:100 for style-transfer, as the PyTorch
     /// neural-transfer tutorial and neural-style run it].
     #[arg(long, value_name = "NAME", value_parser = parse_optimizer)]
-    pub optimizer: Option<crate::memory::Optimizer>,
+    pub optimizer: Option<nnmem::memory::Optimizer>,
 
     /// Element type of weights and activations: f32, f16, bf16 or f64.
     #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = parse_dtype())]
-    pub dtype: crate::graph::DType,
+    pub dtype: nnmem::graph::DType,
 
     /// Half-precision activations with f32 master weights, gradients and optimizer state.
     #[arg(long)]
@@ -191,7 +192,7 @@ pub struct MemoryArgs {
     /// CPU, oneDNN), caffe (BVLC Caffe), torch-nn (Lua Torch nn, neural-style's
     /// default), cudnn (PyTorch on a CUDA GPU), tiny-dnn (per-worker copies).
     #[arg(long, value_name = "NAME", default_value = "pytorch", value_parser = parse_profile())]
-    pub profile: crate::memory::Profile,
+    pub profile: nnmem::memory::Profile,
 
     /// Worker threads, for backends whose buffers are per worker (default 1;
     /// 8 for --profile tiny-dnn, its CNN_TASK_SIZE).
@@ -250,9 +251,9 @@ pub enum ScenarioArg {
 }
 
 impl MemoryArgs {
-    pub fn settings(&self) -> crate::memory::MemorySettings {
-        use crate::memory::Scenario;
-        crate::memory::MemorySettings {
+    pub fn settings(&self) -> nnmem::memory::MemorySettings {
+        use nnmem::memory::Scenario;
+        nnmem::memory::MemorySettings {
             scenarios: match self.scenario {
                 ScenarioArg::Inference => vec![Scenario::Inference],
                 ScenarioArg::Training => vec![Scenario::Training],
@@ -260,8 +261,8 @@ impl MemoryArgs {
                 ScenarioArg::All => vec![Scenario::Inference, Scenario::Training],
             },
             optimizer: self.optimizer.unwrap_or(match self.scenario {
-                ScenarioArg::StyleTransfer => crate::memory::Optimizer::Lbfgs { history: 100 },
-                _ => crate::memory::Optimizer::Sgd,
+                ScenarioArg::StyleTransfer => nnmem::memory::Optimizer::Lbfgs { history: 100 },
+                _ => nnmem::memory::Optimizer::Sgd,
             }),
             dtype: self.dtype,
             mixed_precision: self.mixed_precision,
@@ -269,42 +270,42 @@ impl MemoryArgs {
                 let mut p = self.profile.clone();
                 if let Some(a) = self.attention {
                     p.attention.kernel = match a {
-                        AttentionArg::Fused => crate::memory::AttentionKernel::Fused,
-                        AttentionArg::Math => crate::memory::AttentionKernel::Math,
+                        AttentionArg::Fused => nnmem::memory::AttentionKernel::Fused,
+                        AttentionArg::Math => nnmem::memory::AttentionKernel::Math,
                     };
                 }
                 p
             },
             threads: self.threads.unwrap_or(self.profile.default_threads),
-            loss_layers: crate::memory::LossLayers {
+            loss_layers: nnmem::memory::LossLayers {
                 style: self.style_layers.clone(),
                 content: self.content_layers.clone(),
                 placement: self.loss_placement.map(|p| match p {
-                    PlacementArg::InNet => crate::memory::LossPlacement::InNet,
-                    PlacementArg::AfterForward => crate::memory::LossPlacement::AfterForward,
+                    PlacementArg::InNet => nnmem::memory::LossPlacement::InNet,
+                    PlacementArg::AfterForward => nnmem::memory::LossPlacement::AfterForward,
                 }),
             },
         }
     }
 }
 
-fn parse_optimizer(s: &str) -> Result<crate::memory::Optimizer, String> {
-    crate::memory::Optimizer::parse(s)
+fn parse_optimizer(s: &str) -> Result<nnmem::memory::Optimizer, String> {
+    nnmem::memory::Optimizer::parse(s)
         .ok_or_else(|| format!("unknown optimizer \"{s}\": use sgd, momentum, adam, adamw or lbfgs[:HISTORY]"))
 }
 
 /// `--dtype`: the four names, listed by `--help`.
-fn parse_dtype() -> impl clap::builder::TypedValueParser<Value = crate::graph::DType> {
+fn parse_dtype() -> impl clap::builder::TypedValueParser<Value = nnmem::graph::DType> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(["f32", "f16", "bf16", "f64"])
-        .map(|s| crate::memory::parse_dtype(&s).unwrap_or(crate::graph::DType::F32))
+        .map(|s| nnmem::memory::parse_dtype(&s).unwrap_or(nnmem::graph::DType::F32))
 }
 
 /// `--profile`: exactly the names in `Profile::NAMES`, listed by `--help`.
-fn parse_profile() -> impl clap::builder::TypedValueParser<Value = crate::memory::Profile> {
+fn parse_profile() -> impl clap::builder::TypedValueParser<Value = nnmem::memory::Profile> {
     use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(crate::memory::Profile::NAMES)
-        .map(|s| crate::memory::Profile::by_name(&s).unwrap_or_default())
+    clap::builder::PossibleValuesParser::new(nnmem::memory::Profile::NAMES)
+        .map(|s| nnmem::memory::Profile::by_name(&s).unwrap_or_default())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -438,8 +439,8 @@ pub(crate) fn load_error(e: LoadError) -> anyhow::Error {
 }
 
 /// Loads and analyses the model as the flags say.
-pub(crate) fn analyse(args: &ModelArgs, settings: &crate::memory::MemorySettings) -> Result<crate::analysis::Analysed> {
-    crate::analysis::run(&args.model, &args.load_options()?, settings).map_err(load_error)
+pub(crate) fn analyse(args: &ModelArgs, settings: &nnmem::memory::MemorySettings) -> Result<nnmem::analysis::Analysed> {
+    nnmem::analysis::run(&args.model, &args.load_options()?, settings).map_err(load_error)
 }
 
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
@@ -465,6 +466,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
         Format::Json => {
             serde_json::to_writer_pretty(&mut buffer, &report::json::inspect(&a, &source)).context("serialising the JSON report")?;
             buffer.push(b'\n');
+            buffer = report::escape::json(buffer);
         }
         Format::Table | Format::Markdown => {
             let style = if format == Format::Markdown {
@@ -499,7 +501,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
 /// Checks every gate, printing one line per failure; the exit code: 2 when a
 /// figure could not be checked (incomplete or not computed), else 1 when one
 /// failed, else 0.
-pub(crate) fn check_gates(gates: &[report::gate::Gate], a: &crate::analysis::Analysed) -> ExitCode {
+pub(crate) fn check_gates(gates: &[report::gate::Gate], a: &nnmem::analysis::Analysed) -> ExitCode {
     use report::gate::GateFailure;
     let mut code = ExitCode::Success;
     for gate in gates {
@@ -512,7 +514,7 @@ pub(crate) fn check_gates(gates: &[report::gate::Gate], a: &crate::analysis::Ana
                 }
             }
             Err(GateFailure::Unavailable(reason)) => {
-                eprintln!("nnmem: error: {}", crate::units::printable(&reason));
+                eprintln!("nnmem: error: {}", nnmem::units::printable(&reason));
                 code = ExitCode::Error;
             }
         }
@@ -525,7 +527,7 @@ pub(crate) fn print_notes(notes: &[String]) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     for n in notes {
-        let _ = writeln!(err, "nnmem: note: {}", crate::units::printable(n));
+        let _ = writeln!(err, "nnmem: note: {}", nnmem::units::printable(n));
     }
 }
 
@@ -534,6 +536,6 @@ pub(crate) fn print_warnings(warnings: &[String]) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     for w in warnings {
-        let _ = writeln!(err, "nnmem: warning: {}", crate::units::printable(w));
+        let _ = writeln!(err, "nnmem: warning: {}", nnmem::units::printable(w));
     }
 }

@@ -8,9 +8,9 @@ use clap::Args;
 
 use super::exit::ExitCode;
 use super::{MemoryArgs, ModelArgs};
-use crate::analysis::fit::Knob;
-use crate::report::json::{sweep_row, SweepJson, SCHEMA_VERSION};
-use crate::units::format_bytes;
+use nnmem::analysis::fit::Knob;
+use nnmem::report::json::{sweep_row, SweepJson, SCHEMA_VERSION};
+use nnmem::units::format_bytes;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
@@ -67,7 +67,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
     let settings = args.memory.settings();
     let (axis, base, notes) = super::fit::axis(&model, &settings, knob)?;
     let bar = super::progress::bar(points.len() as u64, "values", args.quiet || args.json);
-    let rows = crate::analysis::sweep::sweep(&model.model, &base, &settings, &axis, &points, || bar.inc(1))?;
+    let rows = nnmem::analysis::sweep::sweep(&model.model, &base, &settings, &axis, &points, || bar.inc(1))?;
     bar.finish_and_clear();
     if !args.quiet {
         if let Some(p) = rows.first() {
@@ -89,6 +89,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
         };
         serde_json::to_writer_pretty(&mut out, &value).context("serialising JSON")?;
         out.push(b'\n');
+        out = nnmem::report::escape::json(out);
     } else {
         // One line per value and scenario: the peak and its non-zero categories.
         let mut table: Vec<[String; 4]> = vec![["flags".into(), "scenario".into(), "peak".into(), "at the peak".into()]];
@@ -96,7 +97,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
             for s in &p.analysed.memory.scenarios {
                 let parts: Vec<String> =
                     s.peak_breakdown.iter().filter(|(_, b)| *b > 0).map(|(c, b)| format!("{} {}", c.as_str(), format_bytes(b))).collect();
-                table.push([p.flags.join(" "), s.scenario.as_str().into(), format_bytes(s.peak_bytes), parts.join(", ")]);
+                table.push([nnmem::units::printable(&p.flags.join(" ")).into_owned(), s.scenario.as_str().into(), format_bytes(s.peak_bytes), parts.join(", ")]);
             }
         }
         let w: Vec<usize> = (0..3).map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();

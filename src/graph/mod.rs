@@ -169,6 +169,12 @@ pub struct Graph {
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
     pub warnings: Vec<String>,
+    /// Each distinct warning's index in `warnings` and how often it was given,
+    /// so that a million identical warnings are one line with a count.
+    warning_repeats: std::collections::HashMap<String, (usize, u64)>,
+    /// What the loader did at the user's request that changes the figures
+    /// (an `--input` that replaced a data layer's top), printed as notes.
+    pub notes: Vec<String>,
     /// Files the model names but nnmem never opens (ONNX external data), so
     /// that nothing is ever written over them.
     pub linked_files: Vec<std::path::PathBuf>,
@@ -181,17 +187,22 @@ pub struct Graph {
     pub batch_overrides: Vec<BatchOverride>,
 }
 
-/// A dimension of a graph input that the file leaves free (an ONNX
-/// `dim_param` such as `batch`, or a dimension with neither value nor name)
-/// and that nothing bound. Every shape computed from it stays symbolic.
+/// A dimension that the file leaves free and that nothing bound: a graph
+/// input's (an ONNX `dim_param` such as `batch`, or a dimension with neither
+/// value nor name), or a count a layer sets at run time (the region proposals
+/// a Caffe proposal layer keeps, named `R`). Every shape computed from it
+/// stays symbolic until `--dim NAME=N` binds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreeSymbol {
     pub name: String,
-    /// Where it appears: (input name, axis).
+    /// Where it appears: (input name, axis); for a run-time count, the tops
+    /// of the layer that sets it.
     pub uses: Vec<(String, usize)>,
     /// True for a name the file gives; false for a name nnmem made up for an
-    /// unnamed dimension (`INPUT_dAXIS`).
+    /// unnamed dimension (`INPUT_dAXIS`) or a run-time count.
     pub named_in_file: bool,
+    /// The layer that sets the count at run time; `None` for an input dimension.
+    pub set_by: Option<String>,
 }
 
 /// The first dimension of an input, as the file states it and as used.
@@ -221,6 +232,8 @@ impl Graph {
             inputs: Vec::new(),
             outputs: Vec::new(),
             warnings: Vec::new(),
+            warning_repeats: std::collections::HashMap::new(),
+            notes: Vec::new(),
             linked_files: Vec::new(),
             free_symbols: Vec::new(),
             uncounted_weights: Vec::new(),
@@ -241,8 +254,22 @@ impl Graph {
         TensorId(self.tensors.len() - 1)
     }
 
+    /// Adds a warning; one given again is not repeated but counted: the
+    /// first one then ends with `(×N)`.
     pub fn warn(&mut self, message: impl Into<String>) {
-        self.warnings.push(message.into());
+        let message = message.into();
+        match self.warning_repeats.get_mut(&message) {
+            Some((index, count)) => {
+                *count += 1;
+                if let Some(w) = self.warnings.get_mut(*index) {
+                    *w = format!("{message} (\u{d7}{count})");
+                }
+            }
+            None => {
+                self.warning_repeats.insert(message.clone(), (self.warnings.len(), 1));
+                self.warnings.push(message);
+            }
+        }
     }
 
     /// Every weight tensor once, with the index of the first node that reads it
@@ -304,5 +331,21 @@ impl Graph {
             }
         }
         users
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_warnings_are_counted_once() {
+        let mut g = Graph::new("g", ModelFormat::Onnx);
+        for _ in 0..1000 {
+            g.warn("an initializer has no name; it is ignored");
+        }
+        g.warn("something else");
+        g.warn("an initializer has no name; it is ignored");
+        assert_eq!(g.warnings, ["an initializer has no name; it is ignored (\u{d7}1001)", "something else"]);
     }
 }

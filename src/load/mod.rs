@@ -6,6 +6,7 @@
 //! not as warnings on the graph.
 
 pub mod caffe;
+pub mod input;
 pub mod onnx;
 
 use std::path::{Path, PathBuf};
@@ -161,26 +162,22 @@ pub fn sniff_file_kind(path: &Path, head: &[u8]) -> FileKind {
     }
 }
 
-/// Load any supported model file into a graph.
+/// Load any supported model file into a graph. The file is opened once
+/// (regular files only, or standard input as `-`; see `input`), its format
+/// sniffed from the name and first bytes, then read: a prototxt whole (up to
+/// its size cap, checked while reading), an ONNX model or a caffemodel mapped.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let head = read_head(path)?;
-    match sniff_file_kind(path, &head) {
-        FileKind::Prototxt => caffe::load_prototxt(path, options),
-        FileKind::Onnx => onnx::load_onnx(path, options),
-        FileKind::CaffeModel => caffe::load_caffemodel(path, options),
+    let opened = input::open_model(path)?;
+    let name = opened.name.clone();
+    let head = opened.head()?;
+    match sniff_file_kind(&name, &head) {
+        FileKind::Prototxt => {
+            let bytes = opened.read_all(caffe::MAX_PROTOTXT_BYTES, "a prototxt")?;
+            caffe::load_prototxt_bytes(&name, &bytes, options)
+        }
+        FileKind::Onnx => onnx::load_onnx_bytes(&name, &opened.data()?, options),
+        FileKind::CaffeModel => caffe::load_caffemodel_bytes(&name, &opened.data()?, options),
     }
-}
-
-fn read_head(path: &Path) -> Result<Vec<u8>, LoadError> {
-    use std::io::Read;
-    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
-    let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.is_dir() {
-        return Err(LoadError::Format { path: path.to_path_buf(), message: "is a directory, not a model file".into() });
-    }
-    let mut head = Vec::with_capacity(256);
-    file.take(256).read_to_end(&mut head).map_err(io)?;
-    Ok(head)
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@
 //! precision. What each op's backward keeps, and how its result is stored, the
 //! pass asks the op (`Op::memory_facts`, `Op::schedule_facts` in `src/ops/`).
 
+mod fits;
 mod liveness;
 pub mod profiles;
 mod schedule;
 pub mod training;
 
+pub use fits::check_fits;
 pub use profiles::{AttentionKernel, ConvWorkspace, DropoutMask, Profile};
 pub use schedule::ResolvedLoss;
 pub use training::{parse_dtype, Optimizer, Precision};

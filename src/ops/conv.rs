@@ -259,7 +259,10 @@ pub fn deconv_macs(p: &ConvParams, input: &Shape) -> Option<u64> {
 pub fn conv_memory(p: &ConvParams, input: Option<&Shape>, output: Option<&Shape>) -> MemoryFacts {
     let mut f = MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() };
     if let (Some(i), Some(o)) = (input, output) {
-        f.column_elems_per_image = column_elems(p, i, o).unwrap_or(0);
+        // An overflow is 2^64 − 1, never 0: `memory::check_fits` then refuses the
+        // graph. Shapes without the axes the rule reads have no column.
+        let shaped = i.axis(p.axis).ok().and_then(|a| i.dim(a).ok().and(o.dims().get(a + 1..))).is_some();
+        f.column_elems_per_image = column_elems(p, i, o).unwrap_or(if shaped { u64::MAX } else { 0 });
         f.macs = conv_macs(p, i, o).unwrap_or(0);
     }
     f
@@ -272,8 +275,10 @@ pub fn deconv_memory(p: &ConvParams, input: Option<&Shape>) -> MemoryFacts {
     if let Some(i) = input {
         f.macs = deconv_macs(p, i).unwrap_or(0);
         let c_out = p.out_channels / p.groups(i.dims().get(1).copied().unwrap_or(1)).max(1);
-        let spatial = i.dims().get(2..).map(|d| d.iter().product::<u64>()).unwrap_or(1);
-        f.column_elems_per_image = c_out.saturating_mul(p.window.kernel.iter().product::<u64>()).saturating_mul(spatial);
+        // Checked: an empty input may have huge spatial dims, and the kernel comes from the file.
+        let spatial = i.dims().get(2..).map(|d| checked_product(d).unwrap_or(u64::MAX)).unwrap_or(1);
+        let kernel = checked_product(&p.window.kernel).unwrap_or(u64::MAX);
+        f.column_elems_per_image = c_out.saturating_mul(kernel).saturating_mul(spatial);
     }
     f
 }

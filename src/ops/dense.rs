@@ -4,7 +4,10 @@
 //! Dense: the input is flattened from `axis` on, `K = ∏ shape[axis..]`, output
 //! `shape[..axis] + [out]`; weights (out, K) or (K, out) when transposed, bias (out).
 
-use super::{first, known, nth, overflow, ConvGeometry, Family, Fusion, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};
+use super::{
+    first, known, nth, overflow, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape, ParamSpec, SavedType,
+    ScheduleFacts,
+};
 use crate::tensor::{checked_product, Shape, ShapeError};
 
 /// The dense family.
@@ -16,6 +19,10 @@ pub enum DenseOp {
     MatMul,
     /// A learned table looked up by index (Caffe Embed).
     Embed(EmbedParams),
+    /// A fully connected layer whose logit for the label gets an angular
+    /// margin (SphereFace's A-Softmax): input 1 is the label; weight (out, K),
+    /// no bias; an optional second output holds the current λ, shape (1).
+    MarginLinear(MarginParams),
 }
 
 impl Family for DenseOp {
@@ -24,6 +31,7 @@ impl Family for DenseOp {
             DenseOp::Linear(_) => "Dense",
             DenseOp::MatMul => "MatMul",
             DenseOp::Embed(_) => "Embed",
+            DenseOp::MarginLinear(_) => "MarginDense",
         }
     }
 
@@ -32,13 +40,23 @@ impl Family for DenseOp {
             DenseOp::Linear(p) => dense_shape(p, first(inputs)?)?,
             DenseOp::MatMul => matmul_shape(inputs)?,
             DenseOp::Embed(p) => embed_shape(p, first(inputs)?)?,
+            DenseOp::MarginLinear(p) => {
+                let mut outs = vec![OutShape::Known(dense_shape(&p.linear, first(inputs)?)?)];
+                if n_outputs > 2 {
+                    return Err(ShapeError::new("a margin layer writes at most 2 tops (logits, λ)"));
+                }
+                if n_outputs == 2 {
+                    outs.push(OutShape::Known(Shape(vec![1])));
+                }
+                return Ok(outs);
+            }
         };
         known(shape, n_outputs)
     }
 
     fn has_weights(&self) -> bool {
         match self {
-            DenseOp::Linear(_) | DenseOp::Embed(_) => true,
+            DenseOp::Linear(_) | DenseOp::Embed(_) | DenseOp::MarginLinear(_) => true,
             DenseOp::MatMul => false,
         }
     }
@@ -48,6 +66,7 @@ impl Family for DenseOp {
             DenseOp::Linear(p) => dense_params(p, first(inputs)?),
             DenseOp::MatMul => Ok(Vec::new()),
             DenseOp::Embed(p) => Ok(embed_params(p)),
+            DenseOp::MarginLinear(p) => dense_params(&p.linear, first(inputs)?),
         }
     }
 
@@ -55,7 +74,7 @@ impl Family for DenseOp {
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
             DenseOp::MatMul => ScheduleFacts { fusion: Fusion::MatrixProduct, ..ScheduleFacts::COMPUTES },
-            DenseOp::Linear(_) | DenseOp::Embed(_) => ScheduleFacts::COMPUTES,
+            DenseOp::Linear(_) | DenseOp::Embed(_) | DenseOp::MarginLinear(_) => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -65,6 +84,7 @@ impl Family for DenseOp {
             DenseOp::Linear(p) => dense_memory(p, inputs.first().copied(), out0),
             DenseOp::MatMul => matmul_memory(inputs, out0),
             DenseOp::Embed(_) => embed_memory(),
+            DenseOp::MarginLinear(p) => margin_memory(p, inputs.first().copied(), out0),
         }
     }
 
@@ -80,6 +100,28 @@ pub struct DenseParams {
     pub bias: bool,
     /// Weights stored as (K, out) instead of (out, K).
     pub transpose: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarginParams {
+    /// The product itself (never a bias).
+    pub linear: DenseParams,
+    /// The margin m: 1 (SINGLE) to 4 (QUADRUPLE).
+    pub margin: u64,
+}
+
+impl MarginParams {
+    /// Output-sized buffers the layer keeps: sign(cos θ) and cos θ, then for
+    /// m = 2 cos²θ, for m = 3 two more signs, cos²θ and cos³θ, for m = 4 two
+    /// signs and cos²θ, cos³θ, cos⁴θ (margin_inner_product_layer.cpp Reshape).
+    pub fn output_sized_buffers(&self) -> u64 {
+        match self.margin {
+            0 | 1 => 2,
+            2 => 3,
+            3 => 6,
+            _ => 7,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -184,10 +226,27 @@ pub fn dense_memory(p: &DenseParams, input: Option<&Shape>, output: Option<&Shap
     f
 }
 
+/// Memory facts of a margin layer: a dense layer's, plus its output-sized
+/// buffers and the norm of each input row, and the label.
+pub fn margin_memory(p: &MarginParams, input: Option<&Shape>, output: Option<&Shape>) -> MemoryFacts {
+    let mut f = dense_memory(&p.linear, input, output);
+    f.saves_inputs = vec![0, 1];
+    let out = output.and_then(|s| s.elems()).unwrap_or(0);
+    let rows = match (input, output) {
+        (Some(i), Some(o)) => i.axis(p.linear.axis).ok().and_then(|a| checked_product(&o.dims()[..a.min(o.rank())])).unwrap_or(0),
+        _ => 0,
+    };
+    f.extra_saved = vec![
+        ExtraSaved { what: "cos θ, signs and powers", elems: out.saturating_mul(p.output_sized_buffers()), dtype: SavedType::Compute },
+        ExtraSaved { what: "input row norms", elems: rows, dtype: SavedType::Compute },
+    ];
+    f
+}
+
 /// Memory facts of a product of two data inputs: each gradient needs the other operand.
 pub fn matmul_memory(inputs: &[&Shape], output: Option<&Shape>) -> MemoryFacts {
-    // A product: each operand is kept for the other's gradient.
-    let mut f = MemoryFacts { saves_inputs: vec![0, 1], kept_for: vec![(0, 1), (1, 0)], ..Default::default() };
+    // dA = dY·Bᵀ needs B, dB = Aᵀ·dY needs A.
+    let mut f = MemoryFacts { saves_inputs: vec![0, 1], saves_for_other_operands: true, ..Default::default() };
     if let Some(o) = output {
         f.macs = matmul_macs(inputs, o).unwrap_or(0);
     }
@@ -210,6 +269,20 @@ mod tests {
         assert_eq!(dense_shape(&p, &input).unwrap().dims(), &[1, 4096]);
         let n: u64 = dense_params(&p, &input).unwrap().iter().map(|s| s.shape.elems().unwrap()).sum();
         assert_eq!(n, 102_764_544);
+    }
+
+    #[test]
+    fn margin_layer_is_a_dense_layer_without_bias_and_a_lambda_top() {
+        let p = MarginParams { linear: DenseParams { out_features: 10572, axis: 1, bias: false, transpose: false }, margin: 4 };
+        let op = DenseOp::MarginLinear(p.clone());
+        let (x, label) = (Shape::new(vec![256, 512]), Shape::new(vec![256]));
+        let outs = op.infer_shapes(&[&x, &label], 2).unwrap();
+        assert_eq!(outs, vec![OutShape::Known(Shape::new(vec![256, 10572])), OutShape::Known(Shape::new(vec![1]))]);
+        let w = op.param_specs(&[&x, &label]).unwrap();
+        assert_eq!((w.len(), w[0].shape.elems()), (1, Some(5_412_864)));
+        let f = op.memory_facts(&[&x, &label], &[&Shape::new(vec![256, 10572])]);
+        assert_eq!(f.extra_saved[0].elems, 7 * 256 * 10572);
+        assert_eq!(f.extra_saved[1].elems, 256);
     }
 
     #[test]

@@ -133,8 +133,7 @@ impl Family for ElementwiseOp {
         match self {
             ElementwiseOp::Activation(a) => activation_memory(*a),
             ElementwiseOp::PRelu { .. } => prelu_memory(),
-            ElementwiseOp::Dropout { ratio } if *ratio == 0.0 => MemoryFacts::default(),
-            ElementwiseOp::Dropout { .. } => dropout_memory(inputs.first().copied()),
+            ElementwiseOp::Dropout { ratio } => dropout_memory(*ratio, inputs.first().copied()),
             ElementwiseOp::Eltwise { kind, .. } => eltwise_memory(*kind, inputs.len()),
             ElementwiseOp::Axpy => axpy_memory(inputs.len()),
             ElementwiseOp::Softmax { .. } => softmax_memory(),
@@ -364,8 +363,12 @@ pub fn prelu_memory() -> MemoryFacts {
 }
 
 /// Memory facts of dropout: one mask element per input element, in the
-/// backend's mask type (a boolean, or the scaled noise itself).
-pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
+/// backend's mask type (a boolean, or the scaled noise itself); none for p = 0.
+pub fn dropout_memory(ratio: f32, input: Option<&Shape>) -> MemoryFacts {
+    if ratio == 0.0 {
+        // The identity: no mask is drawn.
+        return MemoryFacts::default();
+    }
     let elems = input.and_then(|s| s.elems()).unwrap_or(0);
     MemoryFacts {
         extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::DropoutMask }],
@@ -378,15 +381,9 @@ pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
 pub fn eltwise_memory(kind: EltwiseKind, n_inputs: usize) -> MemoryFacts {
     match kind {
         EltwiseKind::Sum | EltwiseKind::Sub => MemoryFacts::default(),
-        // d(a·b)/da = b, d(a·b)/db = a: each factor only for the other's gradient.
-        EltwiseKind::Prod if n_inputs <= 2 => {
-            MemoryFacts { saves_inputs: (0..n_inputs).collect(), kept_for: vec![(0, 1), (1, 0)], ..Default::default() }
-        }
-        // d(a/b)/da = 1/b, d(a/b)/db = −a/b²: the dividend only for the divisor's gradient.
-        EltwiseKind::Div if n_inputs <= 2 => {
-            MemoryFacts { saves_inputs: (0..n_inputs).collect(), kept_for: vec![(0, 1)], ..Default::default() }
-        }
-        EltwiseKind::Prod | EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
+        // d(a·b)/da = b: each operand is kept for the others' gradients.
+        EltwiseKind::Prod => MemoryFacts { saves_inputs: (0..n_inputs).collect(), saves_for_other_operands: true, ..Default::default() },
+        EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
             MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() }
         }
     }

@@ -34,6 +34,11 @@ pub enum LayoutOp {
     Expand,
     /// Picks slices along `axis` by an index tensor (embedding lookups, token selection).
     Gather { axis: i64 },
+    /// Space to depth (YOLOv2's passthrough): (N, C·s², H/s, W/s); `reverse`
+    /// goes back, (N, C/s², H·s, W·s). A copy.
+    Reorg { stride: u64, reverse: bool },
+    /// The input with its order along `axis` reversed (a sequence run backwards). A copy.
+    Reverse { axis: i64 },
 }
 
 impl Family for LayoutOp {
@@ -54,6 +59,8 @@ impl Family for LayoutOp {
             LayoutOp::Pad => "Pad",
             LayoutOp::Expand => "Expand",
             LayoutOp::Gather { .. } => "Gather",
+            LayoutOp::Reorg { .. } => "Reorg",
+            LayoutOp::Reverse { .. } => "Reverse",
         }
     }
 
@@ -72,6 +79,12 @@ impl Family for LayoutOp {
             LayoutOp::Squeeze { axes } => squeeze_shape(x()?, axes)?,
             LayoutOp::Unsqueeze { axes } => unsqueeze_shape(x()?, axes)?,
             LayoutOp::Gather { axis } => gather_shape(x()?, nth(inputs, 1, "indices input")?, *axis)?,
+            LayoutOp::Reorg { stride, reverse } => reorg_shape(*stride, *reverse, first(inputs)?)?,
+            LayoutOp::Reverse { axis } => {
+                let x = first(inputs)?;
+                x.axis(*axis)?;
+                x.clone()
+            }
             LayoutOp::StridedSlice | LayoutOp::Pad | LayoutOp::Expand => {
                 return Err(ShapeError::new(format!(
                     "{}: the output shape depends on input values (taken from the ONNX shape analysis)",
@@ -108,7 +121,9 @@ impl Family for LayoutOp {
             | LayoutOp::ShuffleChannel { .. }
             | LayoutOp::Tile { .. }
             | LayoutOp::Pad
-            | LayoutOp::Gather { .. } => ScheduleFacts::COMPUTES,
+            | LayoutOp::Gather { .. }
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -129,7 +144,9 @@ impl Family for LayoutOp {
             | LayoutOp::Unsqueeze { .. }
             | LayoutOp::StridedSlice
             | LayoutOp::Pad
-            | LayoutOp::Expand => MemoryFacts::default(),
+            | LayoutOp::Expand
+            | LayoutOp::Reorg { .. }
+            | LayoutOp::Reverse { .. } => MemoryFacts::default(),
         }
     }
 
@@ -337,6 +354,25 @@ pub fn shuffle_shape(group: u64, input: &Shape) -> Result<Shape, ShapeError> {
     Ok(input.clone())
 }
 
+/// Reorg with stride s: channels times s², height and width divided by s
+/// (integer division, as the forks compute it); reversed, the other way.
+pub fn reorg_shape(stride: u64, reverse: bool, input: &Shape) -> Result<Shape, ShapeError> {
+    let [n, c, h, w] = input.dims() else {
+        return Err(ShapeError::new(format!("Reorg needs an N×C×H×W input, got {input}")));
+    };
+    let s2 = stride.checked_mul(stride).filter(|&v| v > 0).ok_or_else(|| ShapeError::new(format!("Reorg stride {stride}")))?;
+    let grow = |v: u64, by: u64| v.checked_mul(by).ok_or_else(|| overflow("Reorg output"));
+    let dims = if reverse {
+        vec![*n, c / s2, grow(*h, stride)?, grow(*w, stride)?]
+    } else {
+        vec![*n, grow(*c, s2)?, h / stride, w / stride]
+    };
+    if dims.contains(&0) {
+        return Err(ShapeError::new(format!("Reorg with stride {stride} leaves nothing of {input}")));
+    }
+    Ok(Shape(dims))
+}
+
 pub fn gather_shape(data: &Shape, indices: &Shape, axis: i64) -> Result<Shape, ShapeError> {
     let axis = data.axis(axis)?;
     let mut dims = data.dims()[..axis].to_vec();
@@ -372,6 +408,17 @@ mod tests {
 
     fn s(d: &[u64]) -> Shape {
         Shape::new(d.to_vec())
+    }
+
+    #[test]
+    fn reorg_moves_space_into_channels_and_back() {
+        // YOLOv2: 26×26×64, stride 2 → 13×13×256.
+        assert_eq!(reorg_shape(2, false, &s(&[1, 64, 26, 26])).unwrap(), s(&[1, 256, 13, 13]));
+        assert_eq!(reorg_shape(2, true, &s(&[1, 256, 13, 13])).unwrap(), s(&[1, 64, 26, 26]));
+        // Integer division, as the forks do it: 27 → 13.
+        assert_eq!(reorg_shape(2, false, &s(&[1, 4, 27, 27])).unwrap(), s(&[1, 16, 13, 13]));
+        assert!(reorg_shape(2, true, &s(&[1, 3, 4, 4])).is_err());
+        assert!(reorg_shape(0, false, &s(&[1, 3, 4, 4])).is_err());
     }
 
     #[test]

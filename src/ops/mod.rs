@@ -32,7 +32,7 @@ use crate::tensor::{DType, Shape, ShapeError};
 
 pub use constant::ConstantOp;
 pub use conv::{ConvOp, ConvParams};
-pub use dense::{DenseOp, DenseParams, EmbedParams};
+pub use dense::{DenseOp, DenseParams, EmbedParams, MarginParams};
 pub use detection::{DetectionOp, DetectionOutputParams, PriorBoxParams, RoiPoolParams};
 pub use elementwise::{Activation, BinaryKind, CompareKind, EltwiseKind, ElementwiseOp};
 pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceParams};
@@ -41,7 +41,7 @@ pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
 pub use recurrent::{RecurrentKind, RecurrentParams};
 pub use reduce::{ReduceKind, ReduceOp};
-pub use resize::{InterpParams, ResizeOp, UpsampleParams};
+pub use resize::{InterpParams, ResizeOp, UnpoolParams, UnpoolSize, UpsampleParams};
 pub use window::{Rounding, Window};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +88,13 @@ pub enum OutShape {
     /// Sized at run time. The shape given has 1 for the data-dependent
     /// extent, so later layers can still size their weights (which never depend on it).
     RunTime(Shape),
+    /// Known except along `axis`, a count the data decides (the region
+    /// proposals a layer keeps after NMS, the detections, the boxes of a
+    /// batch). `shape` holds 1 there. `symbol` is the capital letter that
+    /// names what is counted (`R` regions, `S` sampled regions, `D`
+    /// detections, `G` ground-truth boxes); the graph builder turns it into
+    /// a free symbol the report shows and `--dim` binds.
+    RunTimeExtent { shape: Shape, axis: usize, symbol: &'static str },
 }
 
 /// A weight blob a layer stores, named by its role ("weight", "bias", "mean").
@@ -138,11 +145,10 @@ pub struct ExtraSaved {
 pub struct MemoryFacts {
     /// Indices of data inputs whose values backward needs.
     pub saves_inputs: Vec<usize>,
-    /// (kept, operand): input `kept` is needed only for the gradient of input
-    /// `operand` (a product keeps each factor for the other's gradient,
-    /// d(a·b)/da = b), so it is not saved when `operand` needs no gradient. An
-    /// `operand` index past the data inputs is the node's stored weight.
-    pub kept_for: Vec<(usize, usize)>,
+    /// Each saved input serves only the other operands' gradients (a product:
+    /// d(a·b)/da = b), so it is kept only when another operand or a trainable
+    /// weight of the node needs a gradient (autograd saves conditionally).
+    pub saves_for_other_operands: bool,
     /// Indices of outputs whose values backward needs.
     pub saves_outputs: Vec<usize>,
     /// Whether backward needs the weights (always resident, listed for the report).

@@ -24,6 +24,8 @@ pub enum NormOp {
     LayerNorm { axis: i64, eps: f32 },
     /// Normalises per group of channels; `None` groups: one per channel (InstanceNorm).
     GroupNorm { groups: Option<u64>, eps: f32 },
+    /// x / ‖x‖₂ over the axes from `axis` on, no weights (Python normalisers).
+    L2Normalize { axis: i64 },
 }
 
 impl Family for NormOp {
@@ -38,6 +40,7 @@ impl Family for NormOp {
             NormOp::LayerNorm { .. } => "LayerNorm",
             NormOp::GroupNorm { groups: None, .. } => "InstanceNorm",
             NormOp::GroupNorm { groups: Some(_), .. } => "GroupNorm",
+            NormOp::L2Normalize { .. } => "L2Normalize",
         }
     }
 
@@ -48,13 +51,18 @@ impl Family for NormOp {
             }
             NormOp::Scale(p) | NormOp::Bias(p) => scale_shape(p, inputs)?,
             NormOp::LayerNorm { .. } | NormOp::GroupNorm { .. } => nth(inputs, 0, "data input")?.clone(),
+            NormOp::L2Normalize { axis } => {
+                let x = first(inputs)?;
+                x.axis(*axis)?;
+                x.clone()
+            }
         };
         known(shape, n_outputs)
     }
 
     fn has_weights(&self) -> bool {
         match self {
-            NormOp::Lrn(_) => false,
+            NormOp::Lrn(_) | NormOp::L2Normalize { .. } => false,
             NormOp::BatchNorm { .. }
             | NormOp::Scale(_)
             | NormOp::Bias(_)
@@ -67,7 +75,7 @@ impl Family for NormOp {
 
     fn param_specs(&self, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
         match self {
-            NormOp::Lrn(_) => Ok(Vec::new()),
+            NormOp::Lrn(_) | NormOp::L2Normalize { .. } => Ok(Vec::new()),
             NormOp::BatchNorm { caffe_factor, .. } => batch_norm_params(*caffe_factor, first(inputs)?),
             NormOp::Scale(p) => scale_params(p, inputs, true),
             NormOp::Bias(p) => scale_params(p, inputs, false),
@@ -84,7 +92,9 @@ impl Family for NormOp {
     /// Batch, layer and group normalisation hold an input-sized temporary in backward.
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            NormOp::Lrn(_) | NormOp::Scale(_) | NormOp::Bias(_) | NormOp::Normalize { .. } => ScheduleFacts::COMPUTES,
+            NormOp::Lrn(_) | NormOp::Scale(_) | NormOp::Bias(_) | NormOp::Normalize { .. } | NormOp::L2Normalize { .. } => {
+                ScheduleFacts::COMPUTES
+            }
             NormOp::BatchNorm { .. } | NormOp::BnFork { .. } | NormOp::LayerNorm { .. } | NormOp::GroupNorm { .. } => {
                 ScheduleFacts { backward_input_temporary: true, ..ScheduleFacts::COMPUTES }
             }
@@ -101,6 +111,8 @@ impl Family for NormOp {
             NormOp::Normalize { .. } => normalize_memory(in0),
             NormOp::LayerNorm { axis, .. } => layer_norm_memory(*axis, in0),
             NormOp::GroupNorm { groups, .. } => group_norm_memory(*groups, in0),
+            // The gradient (dy − y·(y·dy)) / ‖x‖ is computed from the input.
+            NormOp::L2Normalize { .. } => MemoryFacts { saves_inputs: vec![0], ..Default::default() },
         }
     }
 

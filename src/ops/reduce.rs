@@ -1,5 +1,6 @@
 //! Reductions and scans along axes: Caffe's Reduction (every axis from `axis`
-//! on) and ArgMax, ONNX's Reduce* over listed axes and CumSum.
+//! on) and ArgMax, ONNX's Reduce* over listed axes and CumSum, and a CTC
+//! greedy decoder (the best class per time step, repeats and blanks removed).
 //!
 //! What backward keeps: sums and means nothing but shapes; max and min the
 //! input and output (the positions of the extreme); products, norms and
@@ -22,6 +23,10 @@ pub enum ReduceOp {
     Axes { kind: ReduceKind, axes: Vec<i64>, keep_dims: bool },
     /// Running sum along an axis given as an input (ONNX CumSum): same shape.
     CumSum,
+    /// CTC greedy decoding of (T, N, C) scores: the labels, padded, as
+    /// (N, T, 1, 1); with a second input (the true labels), the accuracy as
+    /// (1, 2, 1, 1). No gradient.
+    CtcGreedyDecode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +65,7 @@ impl Family for ReduceOp {
             ReduceOp::ArgMax { .. } => "ArgMax",
             ReduceOp::Axes { kind, .. } => kind.name(),
             ReduceOp::CumSum => "CumSum",
+            ReduceOp::CtcGreedyDecode => "CtcGreedyDecode",
         }
     }
 
@@ -69,6 +75,7 @@ impl Family for ReduceOp {
             ReduceOp::ArgMax { top_k, out_max_val, axis } => argmax_shape(*top_k, *out_max_val, *axis, first(inputs)?)?,
             ReduceOp::Axes { axes, keep_dims, .. } => reduce_shape(nth(inputs, 0, "data input")?, axes, *keep_dims)?,
             ReduceOp::CumSum => nth(inputs, 0, "data input")?.clone(),
+            ReduceOp::CtcGreedyDecode => ctc_decode_shape(inputs)?,
         };
         known(shape, n_outputs)
     }
@@ -83,9 +90,11 @@ impl Family for ReduceOp {
 
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            ReduceOp::Reduction { .. } | ReduceOp::ArgMax { .. } | ReduceOp::Axes { .. } | ReduceOp::CumSum => {
-                ScheduleFacts::COMPUTES
-            }
+            ReduceOp::Reduction { .. }
+            | ReduceOp::ArgMax { .. }
+            | ReduceOp::Axes { .. }
+            | ReduceOp::CumSum
+            | ReduceOp::CtcGreedyDecode => ScheduleFacts::COMPUTES,
         }
     }
 
@@ -94,7 +103,7 @@ impl Family for ReduceOp {
         let saves_input = MemoryFacts { saves_inputs: vec![0], ..Default::default() };
         match self {
             ReduceOp::Reduction { .. } => saves_input,
-            ReduceOp::ArgMax { .. } => no_grad(),
+            ReduceOp::ArgMax { .. } | ReduceOp::CtcGreedyDecode => no_grad(),
             ReduceOp::Axes { kind, .. } => match kind {
                 ReduceKind::Mean | ReduceKind::Sum => MemoryFacts::default(),
                 ReduceKind::Max | ReduceKind::Min => {
@@ -149,12 +158,29 @@ pub fn reduce_shape(x: &Shape, axes: &[i64], keep_dims: bool) -> Result<Shape, S
     Ok(Shape(dims))
 }
 
+/// (T, N, C) scores → (N, T, 1, 1) labels; with the true labels as a second
+/// input, (1, 2, 1, 1) (sequence and character accuracy).
+pub fn ctc_decode_shape(inputs: &[&Shape]) -> Result<Shape, ShapeError> {
+    let scores = first(inputs)?;
+    let [t, n, _] = scores.dims() else {
+        return Err(ShapeError::new(format!("CTC decoding needs T×N×C scores, got {scores}")));
+    };
+    Ok(Shape(if inputs.len() > 1 { vec![1, 2, 1, 1] } else { vec![*n, *t, 1, 1] }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(d: &[u64]) -> Shape {
         Shape::new(d.to_vec())
+    }
+
+    #[test]
+    fn ctc_greedy_decoder_writes_one_label_per_step() {
+        let scores = Shape::new(vec![35, 2, 5990]);
+        assert_eq!(ctc_decode_shape(&[&scores]).unwrap().dims(), &[2, 35, 1, 1]);
+        assert_eq!(ctc_decode_shape(&[&scores, &Shape::new(vec![2, 20])]).unwrap().dims(), &[1, 2, 1, 1]);
     }
 
     #[test]

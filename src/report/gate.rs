@@ -14,13 +14,14 @@
 //! - VALUE: bytes with a unit (`8GiB`, `500MB`; KB/MB/GB are powers of 10,
 //!   KiB/MiB/GiB powers of 2) for byte figures; a count (`25000000`, `25M`,
 //!   `1.5G`) for `params` and `non_trainable`. A delta may be negative, or a
-//!   percentage of side A's figure (`5%`).
+//!   percentage of side A's figure (`5%`). A value of 2^64 or more is refused,
+//!   never saturated (`units::parse_bytes`, `units::parse_count`).
 
 use std::fmt;
 
 use crate::analysis::Analysed;
 use crate::memory::{Category, Scenario};
-use crate::units::{format_bytes, format_count, parse_bytes};
+use crate::units::{format_bytes, format_count, parse_bytes, parse_count};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Comparison {
@@ -236,23 +237,6 @@ impl fmt::Display for Subject {
             Subject::Scenario(s, figure) => write!(f, "{}.{}", s.as_str(), figure.as_str()),
         }
     }
-}
-
-fn parse_count(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (number, factor) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('M') => (&t[..t.len() - 1], 1e6),
-        Some('G') => (&t[..t.len() - 1], 1e9),
-        _ => (t, 1.0),
-    };
-    let v: f64 = number.trim().parse().map_err(|_| format!("\"{text}\" is not a count (e.g. 25000000 or 25M)"))?;
-    let v = (v * factor).round();
-    // 2^64 itself is not a u64: the comparison is strict.
-    if !v.is_finite() || !(0.0..18_446_744_073_709_551_616.0).contains(&v) {
-        return Err(format!("\"{text}\" is out of range (0 to 2^64 - 1)"));
-    }
-    Ok(v as u64)
 }
 
 /// A limit on one figure.

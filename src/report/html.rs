@@ -11,19 +11,9 @@ use crate::graph::Graph;
 use crate::memory::{Category, MemoryReport, ScenarioReport};
 use crate::units::{format_bytes, format_count};
 
+/// Every name from the model goes through the HTML escape (markup and controls).
 fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape::html(text)
 }
 
 /// A colour per category, shared by the breakdown bar and the legend.

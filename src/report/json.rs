@@ -167,7 +167,7 @@ pub struct ScenarioJson {
     pub unknown_tensors: usize,
     /// Nodes the scenario runs whose weights have an unknown size.
     pub unsized_weight_nodes: usize,
-    /// Input dimensions nothing bound (bind with `--dim NAME=N`).
+    /// Input dimensions and run-time counts nothing bound (bind with `--dim NAME=N`).
     pub free_symbols: Vec<FreeSymbolJson>,
     /// Inputs the file does not size (give with `--input NAME=DIMS`).
     pub unsized_inputs: Vec<String>,
@@ -181,6 +181,13 @@ pub struct FreeSymbolJson {
     pub uses: Vec<SymbolUse>,
     /// True for a `dim_param` the file names; false for a name nnmem gave an unnamed dimension.
     pub named_in_file: bool,
+    /// A count set at run time: the layer that sets it (`uses` then names its tops).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_by: Option<String>,
+    /// A count set at run time: bytes of the activations and inputs whose size
+    /// is k·count, per unit of it (docs/memory-model.md, "Run-time counts").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_unit: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -195,6 +202,8 @@ impl From<&FreeSymbol> for FreeSymbolJson {
             name: s.name.clone(),
             uses: s.uses.iter().map(|(input, axis)| SymbolUse { input: input.clone(), axis: *axis }).collect(),
             named_in_file: s.named_in_file,
+            set_by: s.set_by.clone(),
+            bytes_per_unit: None,
         }
     }
 }
@@ -396,7 +405,17 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
         complete: sc.completeness.is_complete(),
         unknown_tensors: sc.completeness.unknown_tensors,
         unsized_weight_nodes: sc.completeness.unsized_weight_nodes,
-        free_symbols: graph.free_symbols.iter().map(FreeSymbolJson::from).collect(),
+        free_symbols: {
+            let counts = analysis::run_time_counts(graph);
+            graph
+                .free_symbols
+                .iter()
+                .map(|s| FreeSymbolJson {
+                    bytes_per_unit: counts.iter().find(|c| c.name == s.name).map(|c| c.bytes_per_unit),
+                    ..FreeSymbolJson::from(s)
+                })
+                .collect()
+        },
         unsized_inputs: graph.unsized_inputs().into_iter().map(|t| graph.tensor(t).name.clone()).collect(),
         naive: NaiveJson {
             activations_bytes: sc.naive.activations_bytes,

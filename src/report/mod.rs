@@ -2,6 +2,7 @@
 //! (`json`). A renderer takes the graph and the analyses and writes into any
 //! `io::Write`; only `json.rs` knows the wire format.
 
+pub mod escape;
 pub mod gate;
 pub mod html;
 pub mod json;

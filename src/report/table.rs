@@ -288,13 +288,15 @@ fn params_cell(p: Option<(u64, u64)>) -> String {
 pub fn write_inspect(out: &mut dyn Write, a: &Analysed, source: &Source<'_>, style: Style, options: &TableOptions) -> io::Result<()> {
     let graph = &a.graph;
     let (bullet, heading) = if style == Style::Markdown { ("- ", "## ") } else { ("", "") };
-    writeln!(out, "{heading}{} ({}, {})", printable(&graph.name), graph.format.as_str(), printable(source.path))?;
+    // Names from the file through the escape of the format they are written in.
+    let esc = |text: &str| if style == Style::Markdown { md_inline(text) } else { printable(text).into_owned() };
+    writeln!(out, "{heading}{} ({}, {})", esc(&graph.name), graph.format.as_str(), esc(source.path))?;
     if style == Style::Markdown {
         writeln!(out)?;
     }
     for &t in &graph.inputs {
         let tensor = graph.tensor(t);
-        writeln!(out, "{bullet}input {} {} {}", printable(&tensor.name), printable(&shape_text(graph, t)), tensor.dtype.name())?;
+        writeln!(out, "{bullet}input {} {} {}", esc(&tensor.name), esc(&shape_text(graph, t)), tensor.dtype.name())?;
     }
     for line in summary_lines(a, source) {
         match style {
@@ -345,16 +347,10 @@ pub fn wrap(line: &str, width: usize) -> Vec<String> {
 }
 
 /// Text for a Markdown line: control characters escaped, and the characters
-/// CommonMark would read as markup (`*`, `_`, `` ` ``, `<`, `[`, `|`, `\`) backslashed.
+/// CommonMark would read as markup (`*`, `_`, `` ` ``, `<`, `[`, `|`, `\`, …)
+/// backslashed — `report::escape::markdown`, the one Markdown escape.
 pub fn md_inline(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in printable(text).chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '<' | '>' | '[' | ']' | '|' | '#') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    super::escape::markdown(text)
 }
 
 /// The totals block that ends the table (torchinfo-like).
@@ -486,6 +482,18 @@ pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<SummaryLine> {
             lines.push(SummaryLine::new(format!("incomplete ({}): {why}", sc.scenario.as_str())).sub().flag());
         }
     }
+    for c in crate::analysis::run_time_counts(graph) {
+        lines.push(
+            SummaryLine::new(format!(
+                "per unit of {} (a count layer \"{}\" sets at run time): {} of activations in {} tensor(s)",
+                c.name,
+                c.set_by,
+                format_bytes(c.bytes_per_unit),
+                c.tensors
+            ))
+            .flag(),
+        );
+    }
     if !bind.is_empty() && a.memory.scenarios.iter().any(|s| !s.completeness.is_complete()) {
         lines.push(SummaryLine::new("to complete the figures, bind what is free:".to_string()).flag());
         lines.push(SummaryLine::new(format!("nnmem inspect {} {}", source.path, bind.join(" "))).sub().flag());
@@ -613,13 +621,8 @@ fn fit_widths(widths: &mut [usize], header: &[String], max_width: usize) {
 /// Comma-separated values for spreadsheets: one row per node, exact integers
 /// (bytes, elements), per scenario saved / workspace / live-after bytes.
 pub fn write_csv(out: &mut dyn Write, graph: &Graph, memory: &crate::memory::MemoryReport) -> io::Result<()> {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
+    // Names from the file: quoted, no raw control characters, no formulas.
+    let quote = super::escape::csv;
     let mut header: Vec<String> =
         ["layer", "op", "concept", "output_shape", "params", "non_trainable", "output_bytes", "in_place"].map(String::from).to_vec();
     for sc in &memory.scenarios {

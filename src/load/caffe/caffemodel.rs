@@ -155,21 +155,114 @@ fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
 }
 
 fn read_layers(path: &Path) -> Result<Vec<StoredLayer>, LoadError> {
-    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
-    let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.len() == 0 {
-        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not a caffemodel".into() });
+    let opened = crate::load::input::open_file(path)?;
+    decode_layers(path, &opened.data()?)
+}
+
+/// Layers of a caffemodel, V1 and V2 together (the largest real net,
+/// Inception-ResNet-v2, has 987; each layer with blobs becomes a node).
+pub const MAX_LAYERS: u64 = 25_000;
+/// Blobs of a caffemodel, all layers together (each becomes a weight tensor).
+pub const MAX_BLOBS: u64 = 100_000;
+/// Dims of one blob shape.
+pub const MAX_RANK: u64 = 64;
+/// One name or type string.
+pub const MAX_STRING_BYTES: usize = 64 << 10;
+/// Estimated memory of every message and string the decoder keeps.
+pub const MAX_KEPT_BYTES: u64 = 40 << 20;
+
+/// Counts, before prost decodes anything, what decoding would keep (layers,
+/// blobs, dims, strings; payloads are stepped over) and refuses a file over
+/// the limits — a small file of millions of empty layers or blobs, or one
+/// 200 MiB name, decoded into gigabytes. The walk stops quietly where the wire
+/// data goes wrong; the decoder then reports it, and decodes nothing past it.
+fn check_budget(bytes: &[u8]) -> Result<usize, String> {
+    use crate::load::onnx::proto::{field_iter, Field, Wire};
+    use std::mem::size_of;
+    let (mut layers, mut blobs, mut kept) = (0u64, 0u64, 0u64);
+    let over = |what: String| format!("{what}; nnmem refuses caffemodels this large (docs/security.md)");
+    let string = |f: &Field<'_>, kept: &mut u64| -> Result<(), String> {
+        if f.bytes.len() > MAX_STRING_BYTES {
+            return Err(over(format!("a name or type of {} bytes, more than nnmem's limit of {MAX_STRING_BYTES}", f.bytes.len())));
+        }
+        *kept += f.bytes.len() as u64 + size_of::<String>() as u64;
+        Ok(())
+    };
+    let blob = |b: &[u8], kept: &mut u64, blobs: &mut u64| -> Result<(), String> {
+        *blobs += 1;
+        if *blobs > MAX_BLOBS {
+            return Err(over(format!("more than {MAX_BLOBS} weight blobs")));
+        }
+        *kept += size_of::<BlobProto>() as u64 + 16;
+        for f in field_iter(b).map_while(Result::ok).filter(|f| f.number == 7 && f.wire == Wire::Len) {
+            let mut rank = 0u64;
+            for d in field_iter(f.bytes).map_while(Result::ok).filter(|d| d.number == 1) {
+                rank += match d.wire {
+                    Wire::Len => d.bytes.iter().filter(|&&x| x < 0x80).count() as u64,
+                    _ => 1,
+                };
+            }
+            if rank > MAX_RANK {
+                return Err(over(format!("a blob shape of more than {MAX_RANK} dims")));
+            }
+            *kept += 8 * rank;
+        }
+        Ok(())
+    };
+    for net_field in field_iter(bytes).map_while(Result::ok) {
+        let layer_fields = match (net_field.number, net_field.wire) {
+            (1, Wire::Len) => {
+                string(&net_field, &mut kept)?;
+                continue;
+            }
+            (2 | 100, Wire::Len) => net_field.bytes,
+            _ => continue,
+        };
+        layers += 1;
+        if layers > MAX_LAYERS {
+            return Err(over(format!("more than {MAX_LAYERS} layers")));
+        }
+        kept += size_of::<LayerParameter>().max(size_of::<V1LayerParameter>()) as u64;
+        let v1 = net_field.number == 2;
+        for f in field_iter(layer_fields).map_while(Result::ok).filter(|f| f.wire == Wire::Len) {
+            match (v1, f.number) {
+                (false, 1..=4) | (true, 2..=4) => string(&f, &mut kept)?,
+                (false, 7) | (true, 6) => blob(f.bytes, &mut kept, &mut blobs)?,
+                (true, 1) => {
+                    // A V0 layer inside: name 1, type 2, blobs 50.
+                    kept += size_of::<V0LayerParameter>() as u64;
+                    for g in field_iter(f.bytes).map_while(Result::ok).filter(|g| g.wire == Wire::Len) {
+                        match g.number {
+                            1 | 2 => string(&g, &mut kept)?,
+                            50 => blob(g.bytes, &mut kept, &mut blobs)?,
+                            _ => {}
+                        }
+                        if kept > MAX_KEPT_BYTES {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if kept > MAX_KEPT_BYTES {
+                break;
+            }
+        }
+        if kept > MAX_KEPT_BYTES {
+            return Err(over(format!(
+                "decoding would keep more than {} MiB of layers, blobs and names (after {layers} layers)",
+                MAX_KEPT_BYTES >> 20
+            )));
+        }
     }
-    // SAFETY: read-only map, dropped before returning; see the ONNX loader for
-    // the truncation caveat that every memory-mapped reader shares.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    decode_layers(path, &map)
+    Ok(layers as usize)
 }
 
 fn decode_layers(path: &Path, bytes: &[u8]) -> Result<Vec<StoredLayer>, LoadError> {
     if bytes.is_empty() {
         return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not a caffemodel".into() });
     }
+    check_budget(bytes).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
     let net = NetParameter::decode(bytes).map_err(|e| LoadError::Format {
         path: path.to_path_buf(),
         message: format!("not a valid caffemodel (binary NetParameter): {e}"),

@@ -9,8 +9,9 @@ use crate::ops::recurrent::{RecurrentKind, RecurrentParams};
 use crate::ops::window::per_axis;
 use crate::ops::{
     Activation, ConvOp, ConvParams, CropParams, DenseOp, DenseParams, DetectionOp, EltwiseKind, ElementwiseOp as E,
-    EmbedParams, FlattenParams, InterpParams, LayoutOp, LossOp, LrnParams, NormOp, Op, PoolMethod, PoolParams,
-    ReduceOp, ReshapeParams, ResizeOp, Rounding, ScaleParams, SliceParams, UnknownOp, UpsampleParams, Window,
+    EmbedParams, FlattenParams, InterpParams, LayoutOp, MarginParams, LossOp, LrnParams, NormOp, Op, PoolMethod, PoolParams,
+    ReduceOp, ReshapeParams, ResizeOp, Rounding, ScaleParams, SliceParams, UnknownOp, UnpoolParams, UnpoolSize,
+    UpsampleParams, Window,
 };
 
 /// A field value that does not fit: where it is and what was expected.
@@ -68,7 +69,8 @@ pub fn canonical_type(spelled: &str) -> &str {
     }
 }
 
-/// Layers that produce the net's inputs rather than compute on them.
+/// Layers that produce the net's inputs rather than compute on them (also any
+/// Python layer or unknown type without bottoms: see the loader).
 pub fn is_data_layer(canonical: &str) -> bool {
     matches!(
         canonical,
@@ -82,6 +84,8 @@ pub fn is_data_layer(canonical: &str) -> bool {
             | "DenseImageData"
             | "AnnotatedData"
             | "VideoData"
+            | "VIDEO_DATA"
+            | "ImageLabelmapData"
     )
 }
 
@@ -213,6 +217,26 @@ impl<'a> Block<'a> {
     }
 }
 
+/// The value after `key:` in a Python layer's `param_str` (`'num_classes': 21`).
+fn yaml_value<'t>(text: &'t str, key: &str) -> Option<&'t str> {
+    let at = ["'", "\"", ""].iter().find_map(|q| text.find(&format!("{q}{key}{q}:")).map(|i| i + 2 * q.len() + key.len() + 1))?;
+    Some(text[at..].trim_start())
+}
+
+fn yaml_int(text: &str, key: &str) -> Option<u64> {
+    let v = yaml_value(text, key)?;
+    let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// Items of a list value (`'scales': !!python/tuple [4, 8, 16, 32]` or `(8, 16)`).
+fn yaml_list_len(text: &str, key: &str) -> Option<u64> {
+    let v = yaml_value(text, key)?;
+    let open = v.find(['[', '('])?;
+    let close = v[open..].find([']', ')'])? + open;
+    Some(v[open + 1..close].split(',').filter(|x| !x.trim().is_empty()).count() as u64)
+}
+
 fn parse_u64(text: &str) -> Option<u64> {
     let t = text.trim();
     t.parse::<u64>().ok().or_else(|| {
@@ -334,23 +358,86 @@ fn pool_params(p: &Params<'_>) -> Result<PoolParams, FieldError> {
     })
 }
 
+/// C3D's 3-D window over (L, H, W): `kernel_depth`/`kernel_size`,
+/// `temporal_stride`/`stride`, `temporal_pad`/`pad` (none on L for pooling).
+fn window3d(b: Block<'_>, temporal_pad: bool) -> Result<Window, FieldError> {
+    let err = |message: String| FieldError { line: 0, column: 0, message };
+    let required = |name: &str| -> Result<u64, FieldError> {
+        b.opt_u64(name)?.filter(|&v| v > 0).ok_or_else(|| err(format!("{name} is required and must be positive")))
+    };
+    let (kd, k) = (required("kernel_depth")?, required("kernel_size")?);
+    let (ts, s) = (b.u64_or("temporal_stride", 1)?, b.u64_or("stride", 1)?);
+    if ts == 0 || s == 0 {
+        return Err(err("stride and temporal_stride must be positive".into()));
+    }
+    let p = b.u64_or("pad", 0)?;
+    let tp = if temporal_pad { b.u64_or("temporal_pad", 0)? } else { 0 };
+    Ok(Window::symmetric(vec![kd, k, k], vec![ts, s, s], vec![tp, p, p], vec![1, 1, 1]))
+}
+
+/// C3D's Convolution3D/Deconvolution3D: one filter group whatever
+/// `filter_group` says (it only splits the GEMM), floor rounding.
+fn conv3d_params(b: Block<'_>, bias: bool) -> Result<ConvParams, FieldError> {
+    let out = b.opt_u64("num_output")?.filter(|&n| n > 0).ok_or_else(|| FieldError {
+        line: 0,
+        column: 0,
+        message: "num_output is required and must be positive".into(),
+    })?;
+    Ok(ConvParams { out_channels: out, window: window3d(b, true)?, group: 1, depthwise: false, bias, axis: 1, output_pad: Vec::new() })
+}
+
+/// C3D's Pooling3D: CEIL on every axis and no clipping of a last window that
+/// starts in the padding; padding (on H and W only) only for AVE.
+fn pool3d_params(b: Block<'_>) -> Result<PoolParams, FieldError> {
+    let method = match b.enum_or("pool", &["MAX", "AVE", "STOCHASTIC"], "MAX")? {
+        "AVE" => PoolMethod::Average,
+        "STOCHASTIC" => PoolMethod::Stochastic,
+        _ => PoolMethod::Max,
+    };
+    if method != PoolMethod::Average && b.u64_or("pad", 0)? > 0 {
+        return Err(FieldError { line: 0, column: 0, message: "3-D pooling pads only with pool: AVE".into() });
+    }
+    Ok(PoolParams { method, window: window3d(b, false)?, rounding: Rounding::Ceil, global: false, clip_last_window: false })
+}
+
 fn scale_params(b: Block<'_>, bias_default: bool) -> Result<ScaleParams, FieldError> {
     Ok(ScaleParams { axis: b.i64_or("axis", 1)?, num_axes: b.i64_or("num_axes", 1)?, bias: b.bool_or("bias_term", bias_default)? })
 }
 
+/// Loss layers by name: `…Loss`, and fork variants with a suffix
+/// (R-FCN's `SmoothL1LossOHEM`).
 fn loss_kind(canonical: &str) -> bool {
-    canonical.ends_with("Loss")
+    canonical.contains("Loss")
 }
 
-/// Map a canonical compute-layer type to an op. `n_bottoms` decides between
-/// layer forms (Scale by a second input). Unknown types become `Op::Unknown`.
-pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op, FieldError> {
+/// Map a canonical compute-layer type to an op. `n_bottoms` and `n_tops`
+/// decide between layer forms (Scale by a second input, a one-top Region).
+/// Unknown types become `Op::Unknown`.
+pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize) -> Result<Op, FieldError> {
     let act = |a: Activation| Ok(Op::Elementwise(E::Activation(a)));
     match canonical {
         "Convolution" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, false)?))),
         "ConvolutionDepthwise" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, true)?))),
         "Deconvolution" => Ok(Op::Conv(ConvOp::Transposed(conv_params(p, false)?))),
         "Pooling" => Ok(Op::Pool(pool_params(p)?)),
+        // C3D v1.1 (V2) reads its own blocks, v1.0 (V1 enums) the extended
+        // convolution_param/pooling_param. Deconvolution3D takes bias_term from
+        // convolution_param in both (deconvolution3d_layer.cpp:79).
+        "Convolution3D" => {
+            let b = p.block("convolution3d_param");
+            Ok(Op::Conv(ConvOp::Forward(conv3d_params(b, b.bool_or("bias_term", true)?)?)))
+        }
+        "CONVOLUTION3D" => {
+            let b = p.block("convolution_param");
+            Ok(Op::Conv(ConvOp::Forward(conv3d_params(b, b.bool_or("bias_term", true)?)?)))
+        }
+        "Deconvolution3D" | "DECONVOLUTION3D" => {
+            let bias = p.block("convolution_param").bool_or("bias_term", true)?;
+            let geometry = p.block(if canonical == "Deconvolution3D" { "convolution3d_param" } else { "convolution_param" });
+            Ok(Op::Conv(ConvOp::Transposed(conv3d_params(geometry, bias)?)))
+        }
+        "Pooling3D" => Ok(Op::Pool(pool3d_params(p.block("pooling3d_param"))?)),
+        "POOLING3D" => Ok(Op::Pool(pool3d_params(p.block("pooling_param"))?)),
         "InnerProduct" => {
             let b = p.block("inner_product_param");
             let out = b.opt_u64("num_output")?.ok_or_else(|| FieldError {
@@ -380,6 +467,12 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
         "Power" => act(Activation::Power),
         "Threshold" => act(Activation::Threshold),
         "Clip" => act(Activation::Clip),
+        // min(max(x, 0), 6) (chuanqi305/ssd relu6_layer.cpp); eric612's fork adds
+        // a negative slope below 0, which changes no shape.
+        "ReLU6" => {
+            p.block("relu6_param").f64_or("negative_slope", 0.0)?;
+            act(Activation::Clip)
+        }
         "Swish" => act(Activation::Silu),
         "MVN" => act(Activation::Identity),
         "Dropout" => Ok(Op::Elementwise(E::Dropout { ratio: p.block("dropout_param").f64_or("dropout_ratio", 0.5)? as f32 })),
@@ -443,6 +536,15 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
             let order = p.block("permute_param").u64s("order")?;
             Ok(Op::Layout(LayoutOp::Permute { order: order.into_iter().map(|o| o as usize).collect() }))
         }
+        "Reorg" => {
+            let b = p.block("reorg_param");
+            let stride = b.opt_u64("stride")?.filter(|&s| s > 0).ok_or_else(|| FieldError {
+                line: 0,
+                column: 0,
+                message: "reorg_param.stride is required and must be positive".into(),
+            })?;
+            Ok(Op::Layout(LayoutOp::Reorg { stride, reverse: b.bool_or("reverse", false)? }))
+        }
         "ShuffleChannel" => Ok(Op::Layout(LayoutOp::ShuffleChannel { group: p.block("shuffle_channel_param").u64_or("group", 1)? })),
         "Tile" => {
             let b = p.block("tile_param");
@@ -466,6 +568,31 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 pad_out_w: b.bool_or("pad_out_w", false)?,
             })))
         }
+        "UNPOOLING" | "Unpooling" => unpooling_op(p, n_bottoms, None),
+        // extended-caffe's UnPooling: no mask, a window rule, or fitted to a second bottom.
+        "UnPooling" => {
+            if n_bottoms >= 2 {
+                return Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size: UnpoolSize::FitInput(1), mask_input: false })));
+            }
+            let b = p.block("unpooling_param");
+            let pair = |h: &str, w: &str, one: &str, default: Option<u64>| -> Result<[u64; 2], FieldError> {
+                let v = match (b.opt_u64(h)?, b.opt_u64(w)?) {
+                    (Some(vh), Some(vw)) => Some([vh, vw]),
+                    _ => b.opt_u64(one)?.or(default).map(|v| [v, v]),
+                };
+                v.ok_or_else(|| FieldError { line: 0, column: 0, message: format!("unpooling_param.{one} (or {h} and {w}) is required") })
+            };
+            let kernel = pair("out_kernel_h", "out_kernel_w", "out_kernel_size", None)?;
+            if kernel.contains(&0) {
+                return Err(FieldError { line: 0, column: 0, message: "unpooling_param.out_kernel_size must be positive".into() });
+            }
+            let size = UnpoolSize::Window {
+                kernel,
+                stride: pair("out_stride_h", "out_stride_w", "out_stride", Some(1))?,
+                pad: pair("out_pad_h", "out_pad_w", "out_pad", Some(0))?,
+            };
+            Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size, mask_input: false })))
+        }
         "Interp" => {
             let b = p.block("interp_param");
             Ok(Op::Resize(ResizeOp::Interp(InterpParams {
@@ -486,14 +613,52 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 flip: b.bool_or("flip", true)?,
             })))
         }
+        // YOLO forks: one row per kept detection, like SSD's DetectionOutput.
+        "YoloDetectionOutput" | "Yolov3DetectionOutput" => {
+            Ok(Op::Detection(DetectionOp::DetectionOutput(DetectionOutputParams { keep_top_k: None })))
+        }
+        // The one-top Region of the YOLOv2 forks; a two-top Region (boxes and
+        // probabilities from region_loss_param) has no rule.
+        "Region" if n_tops <= 1 => Ok(Op::Detection(DetectionOp::Region)),
         "DetectionOutput" => {
             Ok(Op::Detection(DetectionOp::DetectionOutput(DetectionOutputParams {
                 keep_top_k: p.block("detection_output_param").opt_u64("keep_top_k")?,
             })))
         }
+        "PSROIPooling" => {
+            let b = p.block("psroi_pooling_param");
+            let required = |name: &str| -> Result<u64, FieldError> {
+                b.opt_u64(name)?.filter(|&v| v > 0).ok_or_else(|| FieldError {
+                    line: 0,
+                    column: 0,
+                    message: format!("psroi_pooling_param.{name} is required and must be positive"),
+                })
+            };
+            Ok(Op::Detection(DetectionOp::PsRoiPool { output_dim: required("output_dim")?, group_size: required("group_size")? }))
+        }
         "ROIPooling" => {
             let b = p.block("roi_pooling_param");
             Ok(Op::Detection(DetectionOp::RoiPool(RoiPoolParams { pooled_h: b.u64_or("pooled_h", 0)?, pooled_w: b.u64_or("pooled_w", 0)? })))
+        }
+        // SphereFace: an InnerProduct without bias whose logit for the label
+        // (bottom 1) gets the angular margin; a second top holds λ.
+        "MarginInnerProduct" => {
+            let b = p.block("margin_inner_product_param");
+            let out = b.opt_u64("num_output")?.filter(|&n| n > 0).ok_or_else(|| FieldError {
+                line: 0,
+                column: 0,
+                message: "margin_inner_product_param.num_output is required and must be positive".into(),
+            })?;
+            let margin = match b.enum_or("type", &["SINGLE", "DOUBLE", "TRIPLE", "QUADRUPLE"], "SINGLE")? {
+                "SINGLE" => 1,
+                "DOUBLE" => 2,
+                "TRIPLE" => 3,
+                _ => 4,
+            };
+            Ok(Op::Dense(DenseOp::MarginLinear(MarginParams {
+                linear: DenseParams { out_features: out, axis: b.i64_or("axis", 1)?, bias: false, transpose: false },
+                margin,
+            })))
         }
         "Embed" => {
             let b = p.block("embed_param");
@@ -503,6 +668,23 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
                 bias: b.bool_or("bias_term", true)?,
             })))
         }
+        // caffe_ocr (senlinuc): Transpose (top axis i = bottom axis dim(i)),
+        // its own Lstm (W_ih, W_hh, b), Reverse along an axis, CTC decoding.
+        "Transpose" => {
+            let order = p.block("transpose_param").u64s("dim")?;
+            Ok(Op::Layout(LayoutOp::Permute { order: order.into_iter().map(|o| o as usize).collect() }))
+        }
+        "Lstm" => Ok(Op::Recurrent(RecurrentParams {
+            kind: RecurrentKind::LstmIhHh,
+            num_output: p.block("lstm_param").opt_u64("num_output")?.filter(|&n| n > 0).ok_or_else(|| FieldError {
+                line: 0,
+                column: 0,
+                message: "lstm_param.num_output is required and must be positive".into(),
+            })?,
+            expose_hidden: false,
+        })),
+        "Reverse" => Ok(Op::Layout(LayoutOp::Reverse { axis: p.block("reverse_param").i64_or("axis", 0)? })),
+        "CTCGreedyDecoder" => Ok(Op::Reduce(ReduceOp::CtcGreedyDecode)),
         "LSTM" | "RNN" => {
             let b = p.block("recurrent_param");
             Ok(Op::Recurrent(RecurrentParams {
@@ -519,11 +701,58 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize) -> Result<Op,
     }
 }
 
-/// Python layers run user code; a few well-known ones have a known shape.
+/// DeconvNet's unpooling (V1 `UNPOOLING`, V2 `Unpooling`): to `unpool_size`, or
+/// `unpool_h` and `unpool_w`; without them, to the height and width of a third
+/// bottom (the blob before pooling), else to `paired`: those of the blob the
+/// max pooling that wrote the mask (bottom 1) read, which the loader looks up.
+pub fn unpooling_op(p: &Params<'_>, n_bottoms: usize, paired: Option<(u64, u64)>) -> Result<Op, FieldError> {
+    let b = p.block("unpooling_param");
+    let max = b.enum_or("unpool", &["MAX", "AVE", "TILE"], "MAX")? == "MAX";
+    let mask_input = max && n_bottoms >= 2;
+    let err = |message: &str| FieldError { line: 0, column: 0, message: message.into() };
+    let size = match (b.opt_u64("unpool_size")?, b.opt_u64("unpool_h")?, b.opt_u64("unpool_w")?) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(err("give unpooling_param.unpool_size or unpool_h and unpool_w, not both"))
+        }
+        (Some(v), None, None) => UnpoolSize::Fixed { h: v, w: v },
+        (None, Some(h), Some(w)) => UnpoolSize::Fixed { h, w },
+        (None, Some(_), None) | (None, None, Some(_)) => return Err(err("unpooling_param needs both unpool_h and unpool_w")),
+        (None, None, None) if n_bottoms >= 3 => UnpoolSize::LikeInput(n_bottoms - 1),
+        (None, None, None) => match paired {
+            Some((h, w)) => UnpoolSize::Fixed { h, w },
+            None => {
+                return Err(err(
+                    "unpooling needs unpooling_param.unpool_size (or unpool_h and unpool_w), or a mask from a max pooling whose input is sized",
+                ))
+            }
+        },
+    };
+    if let UnpoolSize::Fixed { h: 0, .. } | UnpoolSize::Fixed { w: 0, .. } = size {
+        return Err(err("the unpooled size must be positive"));
+    }
+    Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size, mask_input })))
+}
+
+/// Python layers run user code; a few well-known ones have a known shape:
+/// py-faster-rcnn's region proposals and training targets (their settings in
+/// `param_str`, a YAML dict), ENet's spatial dropout, an L2 normaliser.
 fn python_op(p: &Params<'_>, _n_bottoms: usize) -> Op {
-    let layer = p.block("python_param").msg.text("layer").unwrap_or_default();
+    let python = p.block("python_param").msg;
+    let layer = python.text("layer").unwrap_or_default();
+    let param_str = python.text("param_str").unwrap_or_default();
     match layer {
         "ProposalLayer" => Op::Detection(DetectionOp::Proposal),
+        "ProposalTargetLayer" => match yaml_int(param_str, "num_classes") {
+            Some(num_classes) if num_classes > 0 => Op::Detection(DetectionOp::ProposalTarget { num_classes }),
+            _ => Op::Unknown(UnknownOp { type_name: "Python (ProposalTargetLayer without num_classes in param_str)".into() }),
+        },
+        // A = 3 aspect ratios × the anchor scales (8, 16, 32 unless param_str says).
+        "AnchorTargetLayer" => {
+            let scales = yaml_list_len(param_str, "scales").unwrap_or(3);
+            Op::Detection(DetectionOp::AnchorTarget { anchors: 3 * scales })
+        }
+        // x / ‖x‖₂ over the channels; its reshape copies the bottom's shape.
+        "Norm2Layer" => Op::Norm(NormOp::L2Normalize { axis: 1 }),
         // ENet's spatial dropout (SpatialDropoutLayer) keeps the shape.
         l if l.starts_with("SpatialDropout") => Op::Elementwise(E::Dropout { ratio: 0.5 }),
         other => Op::Unknown(UnknownOp { type_name: format!("Python ({other})") }),
@@ -537,7 +766,7 @@ mod tests {
 
     fn op_of(canonical: &str, text: &str) -> Result<Op, FieldError> {
         let m = parse(text.as_bytes()).unwrap();
-        layer_op(canonical, &Params::new(&m, false), 1)
+        layer_op(canonical, &Params::new(&m, false), 1, 1)
     }
 
     #[test]
@@ -572,8 +801,47 @@ mod tests {
     #[test]
     fn v0_reads_flat_legacy_names() {
         let m = parse(b"name: 'conv1' type: 'conv' num_output: 96 kernelsize: 11 stride: 4 biasterm: false").unwrap();
-        let Op::Conv(ConvOp::Forward(c)) = layer_op("Convolution", &Params::new(&m, true), 1).unwrap() else { panic!() };
+        let Op::Conv(ConvOp::Forward(c)) = layer_op("Convolution", &Params::new(&m, true), 1, 1).unwrap() else { panic!() };
         assert_eq!((c.out_channels, c.window.kernel.clone(), c.bias), (96, vec![11, 11], false));
+    }
+
+    #[test]
+    fn python_param_str_values() {
+        assert_eq!(yaml_int("'num_classes': 21", "num_classes"), Some(21));
+        assert_eq!(yaml_int("'feat_stride': 16", "num_classes"), None);
+        assert_eq!(yaml_list_len("'feat_stride': 16 \\n'scales': !!python/tuple [4, 8, 16, 32]", "scales"), Some(4));
+        assert_eq!(yaml_list_len("\"scales\": (8, 16)", "scales"), Some(2));
+        let m = parse(b"python_param { layer: 'AnchorTargetLayer' param_str: \"'feat_stride': 16\" }").unwrap();
+        assert_eq!(python_op(&Params::new(&m, false), 1), Op::Detection(DetectionOp::AnchorTarget { anchors: 9 }));
+    }
+
+    #[test]
+    fn c3d_layers_are_three_axis_windows() {
+        let Op::Conv(ConvOp::Forward(c)) =
+            op_of("Convolution3D", "convolution3d_param { num_output: 64 kernel_size: 3 kernel_depth: 3 pad: 1 temporal_pad: 1 temporal_stride: 2 filter_group: 4 }").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((c.window.kernel.clone(), c.window.stride.clone(), c.window.pad_begin.clone(), c.group), (vec![3, 3, 3], vec![2, 1, 1], vec![1, 1, 1], 1));
+        // Deconvolution3D's bias comes from convolution_param (default true).
+        let Op::Conv(ConvOp::Transposed(d)) =
+            op_of("Deconvolution3D", "convolution3d_param { num_output: 4 kernel_size: 3 kernel_depth: 1 bias_term: false }").unwrap()
+        else {
+            panic!()
+        };
+        assert!(d.bias);
+        let Op::Pool(p) = op_of("POOLING3D", "pooling_param { pool: MAX kernel_size: 2 kernel_depth: 2 stride: 2 temporal_stride: 2 }").unwrap() else {
+            panic!()
+        };
+        assert_eq!((p.rounding, p.clip_last_window, p.window.kernel.clone()), (Rounding::Ceil, false, vec![2, 2, 2]));
+        assert!(op_of("Pooling3D", "pooling3d_param { pool: MAX kernel_size: 2 kernel_depth: 2 pad: 1 }").is_err());
+        assert!(op_of("Convolution3D", "convolution3d_param { num_output: 4 kernel_size: 3 }").is_err());
+    }
+
+    #[test]
+    fn loss_types_with_a_suffix() {
+        assert!(matches!(op_of("SmoothL1LossOHEM", "").unwrap(), Op::Loss(LossOp::Loss { .. })));
+        assert!(matches!(op_of("MultiBoxLoss", "").unwrap(), Op::Loss(LossOp::Loss { .. })));
     }
 
     #[test]

@@ -17,21 +17,15 @@ use self::text::{Field, Message};
 use super::{CaffePhase, LoadError, LoadOptions};
 use crate::graph::build::{GraphBuilder, NodeSpec};
 use crate::graph::{checked_product, AttrValue, DType, Graph, ModelFormat, Shape, TensorId, Unknown};
+use crate::ops::{Op, PoolMethod};
 
 /// Prototxts larger than this are refused before reading (the largest real
 /// one, Inception-ResNet-v2, is 236 KB).
 pub const MAX_PROTOTXT_BYTES: u64 = 16 << 20;
 
 pub fn load_prototxt(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_PROTOTXT_BYTES {
-        return Err(LoadError::Format {
-            path: path.to_path_buf(),
-            message: format!("{len} bytes is too large for a prototxt (limit {MAX_PROTOTXT_BYTES})"),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let opened = crate::load::input::open_file(path)?;
+    let bytes = opened.read_all(MAX_PROTOTXT_BYTES, "a prototxt")?;
     load_prototxt_bytes(path, &bytes, options)
 }
 
@@ -237,6 +231,7 @@ impl<'p> NetBuilder<'p> {
     fn build(mut self, net: &Message, fallback_name: &str) -> Result<Graph, LoadError> {
         let name = net.text("name").filter(|n| !n.is_empty()).unwrap_or(fallback_name).to_string();
         self.builder = GraphBuilder::new(name, ModelFormat::Caffe, DType::F32);
+        self.builder.bind_dims(self.options.dims.iter().map(|b| (b.symbol.clone(), b.value)));
 
         let state_msg = net.message("state");
         let file_phase = state_msg.and_then(|s| s.text("phase"));
@@ -273,6 +268,14 @@ impl<'p> NetBuilder<'p> {
                 });
             }
         }
+        for b in &self.options.dims {
+            if !self.builder.used_bindings().contains(&b.symbol) {
+                self.builder.warn(format!(
+                    "--dim {}={}: no count set at run time is named \"{}\" (a Caffe net's free dimensions are the run-time counts it reports, e.g. R)",
+                    b.symbol, b.value, b.symbol
+                ));
+            }
+        }
         Ok(self.builder.finish())
     }
 
@@ -302,13 +305,14 @@ impl<'p> NetBuilder<'p> {
                 dims.get(4 * k..4 * k + 4).map(<[u64]>::to_vec).unwrap_or_default()
             };
             let shape = if stated.is_empty() { Err(Unknown::Unstated) } else { Ok(Shape(stated)) };
-            self.add_input(name, shape)?;
+            self.add_input(name, shape.map_or_else(DataTop::Unsized, DataTop::Sized), None)?;
         }
         Ok(())
     }
 
-    /// Declare an input, applying --input and --batch.
-    fn add_input(&mut self, name: &str, stated: Result<Shape, Unknown>) -> Result<(), LoadError> {
+    /// Declare an input, applying --input and --batch. `source` is the data
+    /// layer whose top it is (its name and type), for the messages.
+    fn add_input(&mut self, name: &str, stated: DataTop, source: Option<(&str, &str)>) -> Result<(), LoadError> {
         let first_input = self.builder.graph().inputs.is_empty();
         let override_idx = self.options.inputs.iter().enumerate().position(|(i, spec)| {
             !self.used_overrides[i]
@@ -318,12 +322,27 @@ impl<'p> NetBuilder<'p> {
                     None => first_input,
                 }
         });
-        let mut shape = match override_idx {
-            Some(i) => {
+        let mut shape = match (override_idx, stated) {
+            (Some(i), stated) => {
                 self.used_overrides[i] = true;
-                Ok(Shape(self.options.inputs[i].dims.clone()))
+                let given = Shape(self.options.inputs[i].dims.clone());
+                if let Some((layer, kind)) = source {
+                    let file = match &stated {
+                        DataTop::Sized(s) => format!("the file states {s}"),
+                        DataTop::RunTime { .. } => "sized at run time".to_string(),
+                        DataTop::Unsized(_) => "the file does not size it".to_string(),
+                    };
+                    self.builder.note(format!("--input {name}={}: sets top \"{name}\" of layer \"{layer}\" ({kind}; {file})", dims_text(&given)));
+                }
+                Ok(given)
             }
-            None => stated,
+            (None, DataTop::Sized(s)) => Ok(s),
+            (None, DataTop::Unsized(why)) => Err(why),
+            (None, DataTop::RunTime { shape, axis, symbol }) => {
+                let id = self.builder.add_run_time_input(name, shape, axis, symbol, source.map_or(name, |(layer, _)| layer));
+                self.blobs.insert(name.to_string(), id);
+                return Ok(());
+            }
         };
         if let (Some(batch), Ok(s)) = (self.options.batch, shape.as_mut()) {
             if let Some(first) = s.0.first_mut() {
@@ -354,8 +373,14 @@ impl<'p> NetBuilder<'p> {
             }
         }
         if shape.is_err() {
+            // Say which layer when nnmem does not know its type (snapshots keep the
+            // message of known data layers).
+            let of = source
+                .filter(|(_, kind)| !is_data_layer(canonical_type(kind)) && !kind.starts_with("Python"))
+                .map(|(layer, kind)| format!(" (a top of layer \"{layer}\", type {kind}, which nnmem reads as a data source)"))
+                .unwrap_or_default();
             self.builder.warn(format!(
-                "input \"{name}\": the file does not state its shape; give it with --input {name}=NxCxHxW"
+                "input \"{name}\": the file does not state its shape{of}; give it with --input {name}=NxCxHxW"
             ));
         }
         let id = self.builder.add_input(name, shape);
@@ -369,11 +394,22 @@ impl<'p> NetBuilder<'p> {
             return Err(self.model_error(layer, "the layer has no type"));
         }
         let params = Params::new(layer.params, layer.v0);
-        let is_python_source = canonical == "Python" && layer.bottoms.is_empty();
-        if is_data_layer(&canonical) || is_python_source {
-            let shapes = data_layer_shapes(&canonical, &params, layer.tops.len()).map_err(|e| self.field_error(layer, e))?;
-            for (top, shape) in layer.tops.iter().zip(shapes) {
-                self.add_input(top, shape)?;
+        // A layer with no bottoms is a source of the net: a data layer, a
+        // Python data layer, or a type nnmem does not know (its tops are
+        // inputs that --input sizes). Not BVLC's Parameter, which stores a weight.
+        let unknown_source = layer.bottoms.is_empty()
+            && (canonical == "Python"
+                || canonical != "Parameter" && matches!(layer_op(&canonical, &params, 0, layer.tops.len()), Ok(Op::Unknown(_))));
+        if is_data_layer(&canonical) || unknown_source {
+            let tops = data_layer_shapes(&canonical, &params, layer.tops.len()).map_err(|e| self.field_error(layer, e))?;
+            let kind = if canonical == "Python" {
+                format!("Python {}", params.block("python_param").msg.text("layer").unwrap_or_default())
+            } else {
+                layer.spelled_type.clone()
+            };
+            let name = if layer.name.is_empty() { layer.tops.first().cloned().unwrap_or_default() } else { layer.name.clone() };
+            for (top, shape) in layer.tops.iter().zip(tops) {
+                self.add_input(top, shape, Some((&name, &kind)))?;
             }
             return Ok(());
         }
@@ -386,14 +422,14 @@ impl<'p> NetBuilder<'p> {
                 !self.used_overrides[i] && s.name.as_deref() == Some(bottom.as_str())
             });
             if !self.blobs.contains_key(bottom) && user_sized {
-                self.add_input(bottom, Err(Unknown::Unstated))?;
+                self.add_input(bottom, DataTop::Unsized(Unknown::Unstated), None)?;
             } else if !self.blobs.contains_key(bottom) && self.excluded_tops.contains(bottom) {
                 // Caffe would stop here; a report is more useful: say which
                 // blob only another phase or stage produces, and go on.
                 self.builder.warn(format!(
                     "blob \"{bottom}\" is produced only by layers of another phase or stage (see --phase); treating it as an input"
                 ));
-                self.add_input(bottom, Err(Unknown::Unstated))?;
+                self.add_input(bottom, DataTop::Unsized(Unknown::Unstated), None)?;
             }
             match self.blobs.get(bottom) {
                 Some(&id) => inputs.push(id),
@@ -405,7 +441,11 @@ impl<'p> NetBuilder<'p> {
                 }
             }
         }
-        let op = layer_op(&canonical, &params, inputs.len()).map_err(|e| self.field_error(layer, e))?;
+        let op = match canonical.as_str() {
+            "UNPOOLING" | "Unpooling" => layers::unpooling_op(&params, inputs.len(), self.paired_pool_input(&inputs)),
+            _ => layer_op(&canonical, &params, inputs.len(), layer.tops.len()),
+        }
+        .map_err(|e| self.field_error(layer, e))?;
         let in_place = !layer.tops.is_empty() && layer.bottoms.first() == layer.tops.first();
         let name = if layer.name.is_empty() {
             layer.tops.first().cloned().unwrap_or_else(|| format!("{canonical}@{}", layer.line))
@@ -430,12 +470,53 @@ impl<'p> NetBuilder<'p> {
     }
 }
 
+impl NetBuilder<'_> {
+    /// The height and width of the blob read by the max pooling that wrote
+    /// an unpooling's mask (its second bottom), when known.
+    fn paired_pool_input(&self, inputs: &[TensorId]) -> Option<(u64, u64)> {
+        let g = self.builder.graph();
+        let producer = g.tensor(*inputs.get(1)?).producer?;
+        let node = g.node(producer);
+        if !matches!(&node.op, Op::Pool(p) if p.method == PoolMethod::Max) {
+            return None;
+        }
+        match g.tensor(*node.inputs.first()?).shape.as_ref()?.dims() {
+            [.., h, w] => Some((*h, *w)),
+            _ => None,
+        }
+    }
+}
+
 fn layer_location(layer: &LayerRecord<'_>) -> String {
     format!("layer \"{}\" (type {}, line {})", layer.name, layer.spelled_type, layer.line)
 }
 
+/// What a data layer's file says about one of its tops.
+enum DataTop {
+    Sized(Shape),
+    /// Not sized by the file (`Unstated`).
+    Unsized(Unknown),
+    /// Known except along `axis`, a count set per batch at run time.
+    RunTime { shape: Shape, axis: usize, symbol: &'static str },
+}
+
+fn dims_text(s: &Shape) -> String {
+    s.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+}
+
 /// Shapes of a data layer's tops from what the file states; `Unstated` where it does not.
-fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<Vec<Result<Shape, Unknown>>, FieldError> {
+fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<Vec<DataTop>, FieldError> {
+    let mut out: Vec<Result<Shape, Unknown>> = data_layer_sizes(canonical, p, n_tops)?;
+    let mut tops: Vec<DataTop> = out.drain(..).map(|s| s.map_or_else(DataTop::Unsized, DataTop::Sized)).collect();
+    // SSD's annotated data: every box of the batch, one row each of [item,
+    // label, instance, xmin, ymin, xmax, ymax, difficult] (annotated_data_layer.cpp:78-96).
+    if canonical == "AnnotatedData" && n_tops > 1 {
+        tops[1] = DataTop::RunTime { shape: Shape(vec![1, 1, 1, 8]), axis: 2, symbol: "G" };
+    }
+    Ok(tops)
+}
+
+fn data_layer_sizes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<Vec<Result<Shape, Unknown>>, FieldError> {
     let shape_of = |m: &Message| -> Result<Shape, FieldError> { Ok(Shape(Block { msg: m }.u64s("dim")?)) };
     let mut out: Vec<Result<Shape, Unknown>> = vec![Err(Unknown::Unstated); n_tops];
     let crop = p.block("transform_param").opt_u64("crop_size")?;
@@ -472,8 +553,8 @@ fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<V
                 out[1] = label(n);
             }
         }
-        "ImageData" | "DenseImageData" => {
-            let b = p.block(if canonical == "ImageData" { "image_data_param" } else { "dense_image_data_param" });
+        "ImageData" | "DenseImageData" | "ImageLabelmapData" => {
+            let b = p.block(if canonical == "DenseImageData" { "dense_image_data_param" } else { "image_data_param" });
             let n = b.opt_u64("batch_size")?;
             let c = if b.bool_or("is_color", true)? { 3 } else { 1 };
             let hw = match (crop, b.opt_u64("new_height")?, b.opt_u64("new_width")?) {
@@ -485,7 +566,7 @@ fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<V
                 out[0] = Ok(Shape(vec![n, c, h, w]));
                 if n_tops > 1 {
                     // Segmentation labels are per pixel; classification labels per image.
-                    out[1] = Ok(if canonical == "DenseImageData" { Shape(vec![n, 1, h, w]) } else { Shape(vec![n]) });
+                    out[1] = Ok(if canonical == "ImageData" { Shape(vec![n]) } else { Shape(vec![n, 1, h, w]) });
                 }
             } else if n_tops > 1 && canonical == "ImageData" {
                 out[1] = label(n);
@@ -502,7 +583,44 @@ fn data_layer_shapes(canonical: &str, p: &Params<'_>, n_tops: usize) -> Result<V
                 out[1] = label(n);
             }
         }
-        "Data" | "AnnotatedData" | "VideoData" => {
+        // C3D v1.1: (batch, 3, new_length, crop, crop), crop from transform_param
+        // or new_height × new_width; label (batch) or (batch, num_of_labels).
+        "VideoData" => {
+            let b = p.block("video_data_param");
+            let n = b.u64_or("batch_size", 1)?;
+            let hw = match (crop, b.u64_or("new_height", 0)?, b.u64_or("new_width", 0)?) {
+                (Some(cs), _, _) if cs > 0 => Some((cs, cs)),
+                (_, h, w) if h > 0 && w > 0 => Some((h, w)),
+                _ => None,
+            };
+            if let (Some(l), Some((h, w))) = (b.opt_u64("new_length")?.filter(|&l| l > 0), hw) {
+                out[0] = Ok(Shape(vec![n, 3, l, h, w]));
+            }
+            if n_tops > 1 {
+                out[1] = Ok(if b.bool_or("use_multiple_label", false)? {
+                    Shape(vec![n, b.u64_or("num_of_labels", 1)?])
+                } else {
+                    Shape(vec![n])
+                });
+            }
+        }
+        // C3D v1.0 reads image_data_param: crop_size there, label (batch, 1, 1, 1, 1).
+        "VIDEO_DATA" => {
+            let b = p.block("image_data_param");
+            let n = b.opt_u64("batch_size")?;
+            let hw = match (b.opt_u64("crop_size")?.or(crop), b.u64_or("new_height", 0)?, b.u64_or("new_width", 0)?) {
+                (Some(cs), _, _) if cs > 0 => Some((cs, cs)),
+                (_, h, w) if h > 0 && w > 0 => Some((h, w)),
+                _ => None,
+            };
+            if let (Some(n), Some(l), Some((h, w))) = (n, b.opt_u64("new_length")?.filter(|&l| l > 0), hw) {
+                out[0] = Ok(Shape(vec![n, 3, l, h, w]));
+            }
+            if let (Some(n), true) = (n, n_tops > 1) {
+                out[1] = Ok(Shape(vec![n, 1, 1, 1, 1]));
+            }
+        }
+        "Data" | "AnnotatedData" => {
             // Channels and image size live in the database: only the label is known.
             let n = p.block("data_param").opt_u64("batch_size")?;
             if n_tops > 1 {

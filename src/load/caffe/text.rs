@@ -13,6 +13,11 @@ pub const MAX_DEPTH: usize = 64;
 /// net (Inception-ResNet-v2, 987 layers) has about 15,000.
 pub const MAX_FIELDS: usize = 250_000;
 
+/// A longer string or word is refused: names end up copied into the graph,
+/// the tensors and every report (a 15 MiB name cost 200 MB). Real ones are
+/// short; comments may be any length.
+pub const MAX_TOKEN_BYTES: usize = 64 << 10;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// The literal text of a number, enum or bool; the decoded text of a string.
@@ -166,7 +171,12 @@ impl<'a> Lexer<'a> {
                     let save = (self.pos, self.line, self.line_start);
                     self.skip_space();
                     match self.src.get(self.pos) {
-                        Some(&q @ (b'"' | b'\'')) => text.push_str(&self.string(q)?),
+                        Some(&q @ (b'"' | b'\'')) => {
+                            text.push_str(&self.string(q)?);
+                            if text.len() > MAX_TOKEN_BYTES {
+                                return self.error(start, format!("a string of more than {MAX_TOKEN_BYTES} bytes; nnmem refuses strings this long"));
+                            }
+                        }
                         _ => {
                             (self.pos, self.line, self.line_start) = save;
                             break;
@@ -178,6 +188,9 @@ impl<'a> Lexer<'a> {
             b if is_word_byte(b) => {
                 while self.src.get(self.pos).is_some_and(|&c| is_word_byte(c)) {
                     self.pos += 1;
+                }
+                if self.pos - start > MAX_TOKEN_BYTES {
+                    return self.error(start, format!("a word of more than {MAX_TOKEN_BYTES} bytes; nnmem refuses words this long"));
                 }
                 let word = String::from_utf8_lossy(&self.src[start..self.pos]).into_owned();
                 Ok((Token::Ident(word), start))
@@ -200,6 +213,9 @@ impl<'a> Lexer<'a> {
                 return self.error(open, "unterminated string: expected a closing quote before the end of the file");
             };
             self.pos += 1;
+            if out.len() > MAX_TOKEN_BYTES {
+                return self.error(open, format!("a string of more than {MAX_TOKEN_BYTES} bytes; nnmem refuses strings this long"));
+            }
             match b {
                 b'\n' => return self.error(open, "unterminated string: expected a closing quote before the end of the line"),
                 b if b == quote => break,

@@ -9,33 +9,39 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
-use super::proto::TensorProto;
+use super::budget::External;
 
-/// Warnings about the external-data references of `initializers`, one per
-/// distinct location.
-pub fn check_locations(model_dir: &Path, initializers: &[&TensorProto]) -> Vec<String> {
+/// Warnings about external-data references, wherever their tensors sit (the
+/// budget walk finds them all: initializers, attribute tensors of Constant and
+/// other nodes, sparse tensors, subgraphs, training graphs, functions), one
+/// per distinct location; `unlisted` more were only counted.
+pub fn check_locations(model_dir: &Path, external: &[External], unlisted: u64) -> Vec<String> {
     // location -> (tensors, example tensor name)
     let mut by_location: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
     let mut missing_location = Vec::new();
-    for t in initializers.iter().filter(|t| t.is_external()) {
-        match t.external_location() {
-            Some(loc) => by_location.entry(loc).or_insert((0, &t.name)).0 += 1,
-            None => missing_location.push(t.name.as_str()),
+    for e in external {
+        match &e.location {
+            Some(loc) => by_location.entry(loc).or_insert((0, &e.tensor)).0 += 1,
+            None => missing_location.push(e.tensor.as_str()),
         }
     }
     let mut warnings = Vec::new();
     if let Some(first) = missing_location.first() {
         warnings.push(format!(
-            "{} external initializer(s) have no data location (e.g. \"{first}\")",
+            "{} external tensor(s) have no data location (e.g. \"{first}\")",
             missing_location.len()
         ));
     }
     for (loc, (count, example)) in by_location {
         if let Some(why) = escapes(model_dir, loc) {
+            let example = if example.is_empty() { String::new() } else { format!(", e.g. \"{example}\"") };
             warnings.push(format!(
-                "external data location \"{loc}\" ({count} tensor(s), e.g. \"{example}\") {why}; not followed (only dims and dtype are used)"
+                "external data location \"{loc}\" ({count} tensor(s){example}) {why}; not followed (only dims and dtype are used)"
             ));
         }
+    }
+    if unlisted > 0 {
+        warnings.push(format!("{unlisted} more external tensor(s) were not checked (nnmem lists at most {})", super::budget::MAX_EXTERNAL_LISTED));
     }
     warnings
 }

@@ -6,6 +6,11 @@
 //! large or exotic-typed one becomes a typed graph input of the same shape;
 //! small internal constants (reshape targets, Shape/Gather/Concat chains, Resize
 //! scales, BatchNorm vectors) stay as values because shapes can depend on them.
+//! "Small" is judged by elements *and* by stored bytes (dims of [4] may sit on
+//! 150 MiB of `raw_data`), within a total. A Constant node stored in more than
+//! 1 MiB becomes a typed input of its value's shape; any other node that large,
+//! or holding subgraphs when those hold more than 5,000 nodes in all, is a
+//! stand-in whose outputs tract leaves unknown (a warning names them).
 //! The copy is built from the byte slices the decoder found, decoded with
 //! tract's own protobuf types, so no weight payload is ever read.
 //!
@@ -33,6 +38,28 @@ use super::{Decoded, DimSpec, InputBinding, ValueFact, ValueShape};
 /// Internal initializers with fewer elements than this stay real values in the
 /// copy (feasibility note: 65,536 kept every torchvision model analysable).
 const KEEP_BELOW_ELEMS: u64 = 65_536;
+
+/// A tensor kept as a value must also be at most this large as stored: its
+/// dims may claim 4 elements over 150 MiB of `raw_data`. Judged by payload
+/// size, never by dims alone. (65,535 doubles stored unpacked take 640 KiB.)
+const MAX_KEPT_TENSOR_BYTES: usize = 1 << 20;
+
+/// All kept initializers together, smallest first (shape constants are tiny).
+const MAX_KEPT_INITIALIZER_BYTES: usize = 16 << 20;
+
+/// A node stored in more than this many bytes (a Constant's payload, a large
+/// subgraph, long strings) is not given to tract: a Constant becomes a typed
+/// input of its value's shape, any other node a stand-in whose outputs tract
+/// leaves unknown.
+const MAX_NODE_BYTES: usize = 1 << 20;
+
+/// Nodes inside subgraphs (If/Loop/Scan bodies) tract is given at most; above,
+/// nodes holding subgraphs are stand-ins (tract's model costs about 1.5 KB a
+/// node, and nnmem counts control-flow outputs as run-time sized anyway).
+const MAX_SUBGRAPH_NODES: u64 = 5_000;
+
+/// All nodes given to tract together, as stored.
+const MAX_NODE_BYTES_TOTAL: usize = 32 << 20;
 
 /// ONNX op types tract lacks whose outputs have the shape and type of input 0.
 const SAME_AS_INPUT: &[&str] = &[
@@ -103,7 +130,7 @@ fn quiet_panics_in_tract() {
 
 fn analyse_inner(decoded: &Decoded<'_>, inputs: &[InputBinding]) -> Result<Analysis, String> {
     let mut warnings = Vec::new();
-    let (proto, bn_training) = weightless_proto(decoded, inputs)?;
+    let (proto, bn_training) = weightless_proto(decoded, inputs, &mut warnings)?;
     let framework = tract_onnx::onnx().with_ignore_value_info(true).with_ignore_output_shapes(true);
     // No model folder: nothing kept in the copy refers to external data, and tract
     // must never open a data file on nnmem's behalf.
@@ -222,24 +249,47 @@ fn tract_can_load(t: i32) -> bool {
 
 /// Builds the weightless ModelProto; also returns, for every training-mode
 /// BatchNormalization, its statistics outputs and the name of its scale input.
+/// What is not given to tract, and why, goes to `warnings`.
 fn weightless_proto(
     decoded: &Decoded<'_>,
     inputs: &[InputBinding],
+    warnings: &mut Vec<String>,
 ) -> Result<(pb::ModelProto, Vec<(Vec<String>, String)>), String> {
     let dec = |what: &str, e: prost::DecodeError| format!("{what}: {e}");
     let mut graph = pb::GraphProto { name: decoded.graph_name.clone(), ..Default::default() };
 
-    // Initializers: keep small internal ones whose type tract loads, turn the rest into facts.
+    // Initializers: keep small internal ones whose type tract loads (judged by
+    // their stored size too), smallest first within a total; the rest become facts.
+    let mut candidates: Vec<usize> = Vec::new();
     let mut as_fact = HashSet::new();
-    for (t, bytes) in &decoded.initializers {
+    let fact = |t: &proto::TensorProto, graph: &mut pb::GraphProto, as_fact: &mut HashSet<String>| {
+        as_fact.insert(t.name.clone());
         let elems = super::elems_of(&t.dims);
-        let keep = !t.is_external() && tract_can_load(t.data_type) && elems.is_some_and(|e| e < KEEP_BELOW_ELEMS);
-        if keep {
+        graph.input.push(fact_input(&t.name, tract_elem(t.data_type), &t.dims, elems.is_some()));
+    };
+    for (i, (t, bytes)) in decoded.initializers.iter().enumerate() {
+        let elems = super::elems_of(&t.dims);
+        let small = elems.is_some_and(|e| e < KEEP_BELOW_ELEMS) && bytes.len() <= MAX_KEPT_TENSOR_BYTES;
+        if !t.is_external() && tract_can_load(t.data_type) && small {
+            candidates.push(i);
+        } else {
+            fact(t, &mut graph, &mut as_fact);
+        }
+    }
+    candidates.sort_by_key(|&i| decoded.initializers[i].1.len());
+    let mut kept_bytes = 0usize;
+    for i in candidates {
+        let (t, bytes) = &decoded.initializers[i];
+        kept_bytes += bytes.len();
+        if kept_bytes <= MAX_KEPT_INITIALIZER_BYTES {
             graph.initializer.push(pb::TensorProto::decode(*bytes).map_err(|e| dec("initializer", e))?);
         } else {
-            as_fact.insert(t.name.as_str());
-            graph.input.push(fact_input(&t.name, tract_elem(t.data_type), &t.dims, elems.is_some()));
+            fact(t, &mut graph, &mut as_fact);
         }
+    }
+    // Sparse initializers: typed inputs of their dense shape.
+    for t in &decoded.sparse_dense {
+        fact(t, &mut graph, &mut as_fact);
     }
     // Declared inputs, with the dims the user bound.
     let bound: HashMap<&str, &InputBinding> = inputs.iter().map(|b| (b.name.as_str(), b)).collect();
@@ -260,7 +310,34 @@ fn weightless_proto(
         graph.output.push(v);
     }
     let mut bn_training = Vec::new();
+    let subgraphs_too_large = decoded.subgraph_nodes > MAX_SUBGRAPH_NODES;
+    let mut stand_ins: Vec<&str> = Vec::new();
+    let mut node_bytes = 0usize;
     for (node, bytes) in &decoded.nodes {
+        let holds_graph = node.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty());
+        if bytes.len() > MAX_NODE_BYTES || (holds_graph && subgraphs_too_large) {
+            if node.op_type == "Constant" && bytes.len() > MAX_NODE_BYTES {
+                // Its value's shape and type are in the header nnmem decoded; the payload stays unread.
+                if let (Some(out), Some((dims, elem))) = (node.output.first(), constant_shape(node)) {
+                    let sane = super::elems_of(&dims).is_some();
+                    graph.input.push(fact_input(out, tract_elem(elem), &dims, sane));
+                    continue;
+                }
+            }
+            stand_ins.push(if node.name.is_empty() { node.op_type.as_str() } else { node.name.as_str() });
+            // Typed (tract needs a type; f32 as for any unknown value), with no shape.
+            for out in node.output.iter().filter(|o| !o.is_empty()) {
+                graph.input.push(fact_input(out, elem::FLOAT, &[], false));
+            }
+            continue;
+        }
+        node_bytes += bytes.len();
+        if node_bytes > MAX_NODE_BYTES_TOTAL {
+            return Err(format!(
+                "the graph's nodes take more than {} MiB as stored; tract is not run on graphs this large",
+                MAX_NODE_BYTES_TOTAL >> 20
+            ));
+        }
         let mut n = pb::NodeProto::decode(*bytes).map_err(|e| dec("node", e))?;
         if n.op_type == "BatchNormalization" && n.output.len() > 1 {
             // Inference form for tract; the extra outputs are filled by rule.
@@ -278,6 +355,21 @@ fn weightless_proto(
         }
         graph.node.push(n);
     }
+    if let Some(first) = stand_ins.first() {
+        let why = if subgraphs_too_large {
+            format!(
+                "they are stored in more than {} MiB, or hold subgraphs of {} nodes in all (more than {MAX_SUBGRAPH_NODES})",
+                MAX_NODE_BYTES >> 20,
+                decoded.subgraph_nodes
+            )
+        } else {
+            format!("they are stored in more than {} MiB each", MAX_NODE_BYTES >> 20)
+        };
+        warnings.push(format!(
+            "{} node(s), first \"{first}\", are not given to tract's shape analysis ({why}); their outputs' shapes are unknown",
+            stand_ins.len()
+        ));
+    }
     let opset_import = decoded
         .header
         .opset_import
@@ -291,6 +383,17 @@ fn weightless_proto(
         ..Default::default()
     };
     Ok((model, bn_training))
+}
+
+/// Dims and element type of a Constant's value, from the decoded header.
+fn constant_shape(node: &proto::NodeProto) -> Option<(Vec<i64>, i32)> {
+    node.attribute.iter().find_map(|a| match a.name.as_str() {
+        "value" => a.t.as_ref().map(|t| (t.dims.clone(), t.data_type)),
+        "value_floats" => Some((vec![a.floats.len() as i64], elem::FLOAT)),
+        "value_ints" => Some((vec![a.ints.len() as i64], elem::INT64)),
+        "value_strings" => Some((vec![a.strings.len() as i64], elem::STRING)),
+        _ => None,
+    })
 }
 
 /// A typed graph input standing in for an initializer. An initializer whose

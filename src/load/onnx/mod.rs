@@ -12,13 +12,14 @@
 //! `Graph` tensors and nodes in execution order, module scopes read from the
 //! exporter's node names → shapes (own rules or tract) → warnings.
 
-mod external;
+pub mod budget;
+mod check;
+pub mod external;
 #[cfg(feature = "tract")]
 mod infer;
 mod map;
 pub mod proto;
 mod rules;
-mod scalars;
 mod torch_meta;
 
 use std::cmp::Reverse;
@@ -42,7 +43,16 @@ pub(crate) struct Decoded<'a> {
     pub inputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub value_info: Vec<(ValueInfoProto, &'a [u8])>,
-    pub sparse_initializers: usize,
+    pub sparse_initializers: Vec<proto::SparseTensorProto>,
+    /// The dense tensor each usable sparse initializer stands for (`sparse_as_dense`).
+    pub sparse_dense: Vec<TensorProto>,
+    /// Sparse initializers without named values or dims (ignored, with a warning).
+    pub sparse_unusable: usize,
+    /// Nodes inside subgraphs (If/Loop/Scan bodies, attribute graphs), at every depth.
+    pub subgraph_nodes: u64,
+    /// Every external-data reference in the model, wherever its tensor sits.
+    pub external: Vec<budget::External>,
+    pub external_unlisted: u64,
 }
 
 /// One dim of a graph input as handed to shape inference.
@@ -76,9 +86,10 @@ pub(crate) enum ValueShape {
     Unknown,
 }
 
-/// Graphs with more nodes than this are refused (memory stays bounded); real
-/// exports, transformers included, have tens of thousands at most.
-pub const MAX_NODES: usize = 200_000;
+/// Graphs with more nodes than this (counted in every subgraph) are refused
+/// (memory stays bounded); real exports, transformers included, have tens of
+/// thousands at most. The other limits of a load are in `budget`.
+pub const MAX_NODES: usize = budget::MAX_NODES as usize;
 
 /// Elements of an initializer, `None` for a negative dim or an overflow.
 pub(crate) fn elems_of(dims: &[i64]) -> Option<u64> {
@@ -87,30 +98,26 @@ pub(crate) fn elems_of(dims: &[i64]) -> Option<u64> {
 
 /// Loads an ONNX model file.
 pub fn load_onnx(path: &Path, options: &LoadOptions) -> Result<Graph, LoadError> {
-    let io = |cause| LoadError::Io { path: path.to_path_buf(), cause };
-    let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.len() == 0 {
-        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not an ONNX model".into() });
-    }
-    // SAFETY: the map is read-only and dropped before returning. A process that
-    // truncates the file while nnmem reads it could make a read fault; that is
-    // the accepted cost of never reading (or copying) the weights at all.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    load_onnx_bytes(path, &map, options)
+    let opened = crate::load::input::open_file(path)?;
+    load_onnx_bytes(path, &opened.data()?, options)
 }
 
 /// Loads an ONNX model held in memory; `path` names it in messages and locates
 /// its folder for external-data checks.
 pub fn load_onnx_bytes(path: &Path, buf: &[u8], options: &LoadOptions) -> Result<Graph, LoadError> {
+    if buf.is_empty() {
+        return Err(LoadError::Format { path: path.to_path_buf(), message: "the file is empty, not an ONNX model".into() });
+    }
     let decoded = decode(buf).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
     build(path, &decoded, options)
 }
 
 fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
-    let top = proto::fields(buf).map_err(|e| format!("not a valid ONNX protobuf: {e}"))?;
-    let header = proto::ModelProto::decode(buf).map_err(|e| format!("not a valid ONNX model: {e}"))?;
+    // Count what decoding keeps, at every depth, before anything is decoded.
+    let tally = budget::walk(buf)?;
     let mut graph_bytes = None;
-    for f in &top {
+    for f in proto::field_iter(buf) {
+        let f = f.map_err(|e| format!("not a valid ONNX protobuf: {e}"))?;
         if f.number == 7 {
             if f.wire != proto::Wire::Len {
                 return Err("ModelProto.graph (field 7) has the wrong wire type".into());
@@ -120,24 +127,26 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
             }
         }
     }
+    let header = proto::ModelProto::decode(buf).map_err(|e| format!("not a valid ONNX model: {e}"))?;
     let graph_bytes = graph_bytes.ok_or("the file holds no graph (ModelProto field 7): not an ONNX model")?;
+    let top = tally.top;
     let mut d = Decoded {
         header,
         graph_name: String::new(),
-        nodes: Vec::new(),
-        initializers: Vec::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        value_info: Vec::new(),
-        sparse_initializers: 0,
+        nodes: Vec::with_capacity(top.nodes),
+        initializers: Vec::with_capacity(top.initializers),
+        inputs: Vec::with_capacity(top.inputs),
+        outputs: Vec::with_capacity(top.outputs),
+        value_info: Vec::with_capacity(top.value_info),
+        sparse_initializers: Vec::with_capacity(top.sparse_initializers),
+        sparse_dense: Vec::new(),
+        sparse_unusable: 0,
+        subgraph_nodes: tally.nodes.saturating_sub(top.nodes as u64),
+        external: tally.external,
+        external_unlisted: tally.external_unlisted,
     };
-    let fields = proto::fields(graph_bytes).map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
-    // Count before decoding, so a hostile file is refused before it costs memory.
-    let n_nodes = fields.iter().filter(|f| f.number == 1).count();
-    if n_nodes > MAX_NODES {
-        return Err(format!("the graph has {n_nodes} nodes, more than nnmem's limit of {MAX_NODES}"));
-    }
-    for f in fields {
+    for f in proto::field_iter(graph_bytes) {
+        let f = f.map_err(|e| format!("the graph is not valid protobuf: {e}"))?;
         let expect_len = matches!(f.number, 1 | 2 | 5 | 11 | 12 | 13 | 15);
         if expect_len && f.wire != proto::Wire::Len {
             return Err(format!("GraphProto field {} has the wrong wire type", f.number));
@@ -150,11 +159,29 @@ fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
             11 => d.inputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("input", e))?, f.bytes)),
             12 => d.outputs.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("output", e))?, f.bytes)),
             13 => d.value_info.push((ValueInfoProto::decode(f.bytes).map_err(|e| err("value_info", e))?, f.bytes)),
-            15 => d.sparse_initializers += 1,
+            15 => d.sparse_initializers.push(
+                proto::SparseTensorProto::decode(f.bytes).map_err(|e| err("sparse_initializer", e))?,
+            ),
             _ => {}
         }
     }
+    (d.sparse_dense, d.sparse_unusable) = sparse_as_dense(&d.sparse_initializers);
     Ok(d)
+}
+
+/// The dense tensor each sparse initializer stands for (what a runtime holds
+/// once it densifies it): dims from its `dims`, name, type and data location
+/// from its `values`; and how many had no named values or no dims.
+fn sparse_as_dense(sparse: &[proto::SparseTensorProto]) -> (Vec<TensorProto>, usize) {
+    let mut dense = Vec::with_capacity(sparse.len());
+    let mut unusable = 0;
+    for s in sparse {
+        match &s.values {
+            Some(v) if !s.dims.is_empty() && !v.name.is_empty() => dense.push(TensorProto { dims: s.dims.clone(), ..v.clone() }),
+            _ => unusable += 1,
+        }
+    }
+    (dense, unusable)
 }
 
 /// How a node is named in messages.
@@ -186,9 +213,9 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         d.inputs.iter().map(|(v, _)| v).filter(|v| !inits.contains_key(v.name.as_str())).collect();
     let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
     let order = check_structure(path, &nodes, &inits, &real_inputs)?;
-    let ctx = map::MapCtx { opset, initializers: &inits };
+    let scalars = map::scalar_floats(&d.nodes, &d.initializers);
+    let ctx = map::MapCtx { opset, initializers: &inits, scalars: &scalars };
     let mut mapped: Vec<Option<map::Mapped>> = nodes.iter().map(|n| Some(map::map_node(n, &ctx))).collect();
-    scalars::dropout_ratios(d, &mut mapped);
     let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
     let bindings = bind_inputs(&real_inputs, options, &mut g)?;
 
@@ -209,12 +236,14 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
         }
     }
     fill_shapes(d, &bindings, options, &facts, &mut g);
+    check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(path, location, message))?;
     check_byte_sizes(path, &g)?;
     Ok(g)
 }
 
 /// The default-domain opset the model imports (0 when none), with a warning
-/// for opsets older than nnmem knows, and one for sparse initializers.
+/// for opsets older than nnmem knows, and one for sparse initializers
+/// (counted at their dense size).
 fn opset_of(d: &Decoded<'_>, g: &mut Graph) -> i64 {
     let opset = d
         .header
@@ -226,17 +255,26 @@ fn opset_of(d: &Decoded<'_>, g: &mut Graph) -> i64 {
     if (1..7).contains(&opset) {
         g.warn(format!("opset {opset} is older than 7, the oldest nnmem knows; shapes may be wrong"));
     }
-    if d.sparse_initializers > 0 {
-        g.warn(format!("{} sparse initializer(s) are not counted as parameters", d.sparse_initializers));
+    if let Some(first) = d.sparse_dense.first() {
+        g.warn(format!(
+            "{} sparse initializer(s) (e.g. \"{}\") are counted at their dense size, as a runtime holds them once densified",
+            d.sparse_dense.len(),
+            first.name
+        ));
+    }
+    for _ in 0..d.sparse_unusable {
+        g.warn("a sparse initializer has no named values or no dims; it is ignored");
     }
     opset
 }
 
-/// Initializers by name, with checked dims; their external-data locations are
-/// vetted (never opened) and recorded as the graph's linked files.
+/// Initializers by name (sparse ones at their dense shape), with checked dims;
+/// every external-data location in the model is vetted (never opened) and
+/// recorded as the graph's linked files.
 fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<HashMap<&'a str, &'a TensorProto>, LoadError> {
-    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len());
-    for (t, _) in &d.initializers {
+    let mut inits: HashMap<&str, &TensorProto> = HashMap::with_capacity(d.initializers.len() + d.sparse_dense.len());
+    // Sparse initializers count as initializers of their dense shape.
+    for t in d.initializers.iter().map(|(t, _)| t).chain(&d.sparse_dense) {
         if t.name.is_empty() {
             g.warn("an initializer has no name; it is ignored");
             continue;
@@ -244,10 +282,13 @@ fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<Ha
         if let Some(bad) = t.dims.iter().find(|&&x| x < 0) {
             return Err(model_err(path, format!("initializer \"{}\"", t.name), format!("dimension {bad} is negative")));
         }
-        if elems_of(&t.dims).is_none() {
-            g.warn(format!(
-                "initializer \"{}\" claims {:?} elements, which overflows 64 bits; it is counted as 0",
-                t.name, t.dims
+        // A weight whose size cannot be counted is refused, never counted as 0.
+        let dtype = proto::dtype_of(t.data_type).unwrap_or(DType::F32);
+        if elems_of(&t.dims).and_then(|e| e.checked_mul(dtype.size_bytes())).is_none() {
+            return Err(model_err(
+                path,
+                format!("initializer \"{}\"", t.name),
+                format!("dims {:?} of {} overflow 64 bits of bytes", t.dims, dtype.name()),
             ));
         }
         if inits.insert(&t.name, t).is_some() {
@@ -256,11 +297,11 @@ fn initializers<'a>(path: &Path, d: &'a Decoded<'_>, g: &mut Graph) -> Result<Ha
     }
     // `model.onnx` has the empty parent "": that is the current folder.
     let model_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let refs: Vec<&TensorProto> = inits.values().copied().collect();
-    for w in external::check_locations(model_dir, &refs) {
+    // Every external reference, not only the top-level initializers': warned about, never opened.
+    for w in external::check_locations(model_dir, &d.external, d.external_unlisted) {
         g.warn(w);
     }
-    let mut linked: Vec<&str> = refs.iter().filter(|t| t.is_external()).filter_map(|t| t.external_location()).collect();
+    let mut linked: Vec<&str> = d.external.iter().filter_map(|e| e.location.as_deref()).collect();
     linked.sort_unstable();
     linked.dedup();
     g.linked_files = linked.into_iter().map(|loc| model_dir.join(loc)).collect();
@@ -669,6 +710,7 @@ fn bind_inputs(
                         name: name.clone(),
                         uses: vec![(v.name.clone(), axis)],
                         named_in_file: matches!(declared_dims.as_ref().and_then(|ds| ds.get(axis)), Some(Dim::Param(_))),
+                        set_by: None,
                         })
                     }
                 }

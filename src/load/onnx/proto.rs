@@ -132,6 +132,18 @@ impl TensorProto {
     }
 }
 
+/// SparseTensorProto: values 1 (a tensor named like the sparse tensor, holding
+/// its non-zero values), indices 2, dims 3 (the dense shape).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SparseTensorProto {
+    #[prost(message, optional, tag = "1")]
+    pub values: Option<TensorProto>,
+    #[prost(message, optional, tag = "2")]
+    pub indices: Option<TensorProto>,
+    #[prost(int64, repeated, tag = "3")]
+    pub dims: Vec<i64>,
+}
+
 /// StringStringEntryProto: key 1, value 2.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StringStringEntryProto {
@@ -320,33 +332,57 @@ impl fmt::Display for WireError {
 /// Every length is checked against the buffer, so nothing is allocated from a
 /// length the file states.
 pub fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, WireError> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while pos < buf.len() {
-        let start = pos;
-        let key = read_varint(buf, &mut pos)?;
-        let number = u32::try_from(key >> 3).map_err(|_| WireError { offset: start, message: "field number out of range" })?;
-        if number == 0 {
-            return Err(WireError { offset: start, message: "field number 0" });
+    field_iter(buf).collect()
+}
+
+/// The top-level fields of a message one by one (nothing is collected: a
+/// message of millions of fields costs no memory to walk).
+pub fn field_iter(buf: &[u8]) -> FieldIter<'_> {
+    FieldIter { buf, pos: 0, failed: false }
+}
+
+pub struct FieldIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    failed: bool,
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = Result<Field<'a>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.buf.len() {
+            return None;
         }
-        let (wire, bytes) = match key & 7 {
-            0 => {
-                let s = pos;
-                read_varint(buf, &mut pos)?;
-                (Wire::Varint, &buf[s..pos])
-            }
-            1 => (Wire::Fixed64, take(buf, &mut pos, 8)?),
-            2 => {
-                let len = read_varint(buf, &mut pos)?;
-                let len = usize::try_from(len).map_err(|_| WireError { offset: pos, message: "length too large" })?;
-                (Wire::Len, take(buf, &mut pos, len)?)
-            }
-            5 => (Wire::Fixed32, take(buf, &mut pos, 4)?),
-            _ => return Err(WireError { offset: start, message: "unsupported wire type (groups or invalid)" }),
-        };
-        out.push(Field { number, wire, bytes });
+        let r = next_field(self.buf, &mut self.pos);
+        self.failed = r.is_err();
+        Some(r)
     }
-    Ok(out)
+}
+
+fn next_field<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Field<'a>, WireError> {
+    let start = *pos;
+    let key = read_varint(buf, pos)?;
+    let number = u32::try_from(key >> 3).map_err(|_| WireError { offset: start, message: "field number out of range" })?;
+    if number == 0 {
+        return Err(WireError { offset: start, message: "field number 0" });
+    }
+    let (wire, bytes) = match key & 7 {
+        0 => {
+            let s = *pos;
+            read_varint(buf, pos)?;
+            (Wire::Varint, &buf[s..*pos])
+        }
+        1 => (Wire::Fixed64, take(buf, pos, 8)?),
+        2 => {
+            let len = read_varint(buf, pos)?;
+            let len = usize::try_from(len).map_err(|_| WireError { offset: *pos, message: "length too large" })?;
+            (Wire::Len, take(buf, pos, len)?)
+        }
+        5 => (Wire::Fixed32, take(buf, pos, 4)?),
+        _ => return Err(WireError { offset: start, message: "unsupported wire type (groups or invalid)" }),
+    };
+    Ok(Field { number, wire, bytes })
 }
 
 fn take<'a>(buf: &'a [u8], pos: &mut usize, len: usize) -> Result<&'a [u8], WireError> {

@@ -41,9 +41,6 @@ pub(super) struct Dataflow<'a> {
     pub facts: Vec<MemoryFacts>,
     /// Per node: the trainable weights its backward step makes gradients for.
     pub node_weights: Vec<Vec<TensorId>>,
-    /// Per tensor: a trainable weight, or computed from weights only and from
-    /// at least one trainable weight (an ONNX Linear's transposed weight).
-    pub from_weights: Vec<bool>,
     /// Per node: not run (style transfer stops at the deepest loss).
     pub skipped: Vec<bool>,
     /// Per tensor: training needs its gradient.
@@ -97,7 +94,6 @@ impl<'a> Dataflow<'a> {
             fold_root: vec![None; n_nodes],
             facts: Vec::new(),
             node_weights: Vec::new(),
-            from_weights: Vec::new(),
             skipped: vec![false; n_nodes],
             requires_grad: vec![false; graph.tensors.len()],
             needs_backward: vec![false; n_nodes],
@@ -120,7 +116,7 @@ impl<'a> Dataflow<'a> {
         df.attend();
         df.facts = node_facts(graph, &df.fold_root);
         df.attention_facts();
-        (df.node_weights, df.from_weights) = node_weights(graph, &df.data);
+        df.node_weights = node_weights(graph, &df.data);
         df.skip_unused();
         df.count_unknown();
         df.mark_gradients();
@@ -381,9 +377,8 @@ fn node_facts(graph: &Graph, fold_root: &[Option<TensorId>]) -> Vec<MemoryFacts>
 
 /// The trainable weights each node reads, directly or through weight-only
 /// nodes (an ONNX Linear is MatMul(x, Transpose(W)): W's gradient is made by
-/// the MatMul's backward step); and per tensor, whether it is such a weight or
-/// computed from weights only.
-fn node_weights(graph: &Graph, data: &[bool]) -> (Vec<Vec<TensorId>>, Vec<bool>) {
+/// the MatMul's backward step).
+fn node_weights(graph: &Graph, data: &[bool]) -> Vec<Vec<TensorId>> {
     let mut weight_sources: Vec<Vec<TensorId>> = vec![Vec::new(); graph.tensors.len()];
     let mut node_weights: Vec<Vec<TensorId>> = Vec::with_capacity(graph.nodes.len());
     for nd in &graph.nodes {
@@ -404,11 +399,5 @@ fn node_weights(graph: &Graph, data: &[bool]) -> (Vec<Vec<TensorId>>, Vec<bool>)
         }
         node_weights.push(ws);
     }
-    let from_weights = graph
-        .tensors
-        .iter()
-        .enumerate()
-        .map(|(t, x)| (x.kind == TensorKind::Param && x.trainable) || !weight_sources[t].is_empty())
-        .collect();
-    (node_weights, from_weights)
+    node_weights
 }

@@ -197,17 +197,16 @@ impl Storages {
         // Indices in `facts` refer to the node's own input list; map them
         // to data tensors (folded nodes already list just x).
         let own_inputs: &[TensorId] = if df.rewired(i) { &plan.inputs } else { &nd.inputs };
-        // An input kept only for another operand's gradient is not saved when
-        // that operand needs none (a product with a constant keeps nothing).
-        let needs_grad = |j: usize| match own_inputs.get(j) {
-            Some(t) => df.requires_grad[t.0] || (!df.data[t.0] && df.style.is_none() && df.from_weights[t.0]),
-            // Past the data inputs: the node's stored weights.
-            None => df.style.is_none() && !df.node_weights[i].is_empty(),
-        };
+        // A product keeps an operand only for the others' gradients: autograd
+        // skips it when no other operand and no trainable weight needs one
+        // (a dropout or stochastic-depth mask, a constant factor).
+        let weights_need_grad = df.style.is_none() && !df.node_weights[i].is_empty();
+        let others_need_grad =
+            |k: usize| weights_need_grad || own_inputs.iter().enumerate().any(|(j, t)| j != k && df.requires_grad[t.0]);
         let saved_inputs = f
             .saves_inputs
             .iter()
-            .filter(|&&k| f.kept_for.iter().filter(|&&(kept, _)| kept == k).all(|&(_, other)| needs_grad(other)))
+            .filter(|&&k| !f.saves_for_other_operands || others_need_grad(k))
             .filter_map(|&k| own_inputs.get(k));
         let saved_outputs = f.saves_outputs.iter().filter_map(|&k| nd.outputs.get(k));
         let saved_tensors: Vec<TensorId> = saved_inputs.chain(saved_outputs).copied().collect();

@@ -16,7 +16,7 @@ fn report(model: &Path, extra: &[&str]) -> Value {
 /// Fixtures that load (the hostile ONNX files are meant to fail).
 fn fixtures() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for dir in ["fixtures/caffe", "fixtures/onnx"] {
+    for dir in ["fixtures/caffe", "fixtures/caffe/forks", "fixtures/onnx"] {
         for entry in std::fs::read_dir(repo().join(dir)).expect("fixtures folder") {
             let path = entry.expect("a directory entry").path();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
