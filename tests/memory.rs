@@ -429,3 +429,22 @@ fn a_product_keeps_an_operand_only_for_another_operands_gradient() {
     assert_eq!(r.nodes[1].saved_bytes, 4);
     assert_eq!(r.nodes[3].saved_bytes, 32);
 }
+
+#[test]
+fn reshaping_a_broadcast_copies_it() {
+    // x [1,1,4] (16 B) expanded to [1,3,4] (a view) and reshaped to [3,4]:
+    // PyTorch's reshape cannot view a broadcast axis merged with another, so
+    // it copies (48 B) — grouped-query attention's K/V expansion. At σ:
+    // x + copy + σ = 112 (64 were the reshape a view).
+    let mut g = G::new();
+    let x = g.0.add_tensor(tensor("x3", vec![1, 1, 4], TensorKind::Input, None));
+    g.0.inputs = vec![x];
+    let shape = g.0.add_tensor(tensor("shape", vec![3], TensorKind::Constant, None));
+    let e = g.node("expand", Op::Layout(LayoutOp::Expand), &[x, shape], &[], vec![1, 3, 4], false);
+    let reshape = Op::Layout(LayoutOp::Reshape(nnmem::ops::ReshapeParams { axis: 0, num_axes: -1, dims: vec![3, 4] }));
+    let r = g.node("reshape", reshape, &[e, shape], &[], vec![3, 4], false);
+    let s = g.sig("s", r);
+    let rep = inference(&g.done(&[s]));
+    assert_eq!(rep.peak_bytes, 112);
+    assert_eq!(rep.nodes[1].live_bytes_after, 16 + 48);
+}

@@ -66,3 +66,30 @@ fn dynamo_exports_give_sdpa_dropout_from_the_traced_call() {
     let dynamo = report("bert.dynamo.train.onnx", &args);
     assert_eq!(dynamo["scenarios"]["training"]["settings"]["attention"]["math"], 4);
 }
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torch").join(name)
+}
+
+#[test]
+fn grouped_kv_is_a_view_for_the_fused_kernel_and_a_copy_for_the_math_path() {
+    // SDPA with enable_gqa (fixtures/torch/export.py): 4 query heads on 2 K/V
+    // heads of 8, x [2,16,32]; dynamo expands K and V inside the call
+    // (Unsqueeze, Expand, Reshape). The fused kernel reads the grouped K/V:
+    // the expansion allocates nothing. The math path copies both to 4 heads
+    // (4,096 B each) and the grouped projections (2,048 B each) die.
+    let live = |kernel: &str, node: &str| {
+        let out = Command::cargo_bin("nnmem")
+            .unwrap()
+            .arg("inspect")
+            .arg(fixture("sdpa_gqa.dynamo.onnx"))
+            .args(["--json", "-q", "--scenario", "inference", "--input", "x=2x16x32", "--attention", kernel])
+            .output()
+            .unwrap();
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let n = r["nodes"].as_array().unwrap().iter().find(|n| n["name"] == node).unwrap();
+        n["inference"]["live_bytes_after"].as_u64().unwrap()
+    };
+    assert_eq!(live("fused", "node_Reshape_66"), live("fused", "node_Unsqueeze_57"));
+    assert_eq!(live("math", "node_Reshape_66"), live("fused", "node_Reshape_66") + 2 * 4096 - 2 * 2048);
+}

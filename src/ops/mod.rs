@@ -183,6 +183,20 @@ pub enum Storage {
     View,
     /// A view only in inference, where the op is the identity (dropout).
     ViewInInference,
+    /// A reshape: a view of input 0 when its strides allow one (PyTorch's
+    /// `reshape`), a copy when the input is broadcast (an expanded axis merged
+    /// with another one, as grouped-query attention's K/V expansion does).
+    Reshape,
+}
+
+impl Storage {
+    /// May share its input's storage.
+    pub fn view_like(self) -> bool {
+        match self {
+            Storage::View | Storage::Reshape => true,
+            Storage::Allocates | Storage::ViewInInference => false,
+        }
+    }
 }
 
 /// How an op may be folded with its neighbours when an exporter split one
@@ -532,7 +546,8 @@ mod tests {
     #[test]
     fn views_dropout_and_constants() {
         let reshape = Op::Layout(LayoutOp::Reshape(ReshapeParams { dims: vec![-1], axis: 0, num_axes: -1 }));
-        assert_eq!(reshape.schedule_facts().storage, Storage::View);
+        assert_eq!(reshape.schedule_facts().storage, Storage::Reshape);
+        assert!(Storage::Reshape.view_like());
         assert_eq!(Op::Layout(LayoutOp::Concat { axis: 1 }).schedule_facts().storage, Storage::Allocates);
         let dropout = Op::Elementwise(ElementwiseOp::Dropout { ratio: 0.5 });
         assert_eq!(dropout.schedule_facts().storage, Storage::ViewInInference);

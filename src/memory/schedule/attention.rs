@@ -20,7 +20,7 @@
 
 use crate::graph::{DType, Graph, TensorId};
 use crate::memory::profiles::{AttentionKernel, Profile};
-use crate::ops::{AttentionPart, ExtraSaved, MemoryFacts, SavedType, Storage};
+use crate::ops::{AttentionPart, ExtraSaved, MemoryFacts, Produces, SavedType};
 
 /// The traced function a dynamo export names for these nodes.
 const SDPA: &str = "aten.scaled_dot_product_attention";
@@ -134,6 +134,10 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
     let producer = |t: TensorId| graph.tensor(t).producer.map(|p| p.0).filter(|&p| !folded[p]);
     let is_product = |i: usize| graph.nodes[i].op.schedule_facts().fusion.takes_bias();
     let dims = |t: TensorId| graph.tensor(t).shape.as_ref().map(|s| s.dims().to_vec());
+    // Readers that compute data (a Shape node reading a tensor is not a use).
+    let users = |t: TensorId| -> Vec<usize> {
+        readers[t.0].iter().copied().filter(|&r| graph.nodes[r].op.schedule_facts().produces == Produces::Data).collect()
+    };
     let mut calls = Vec::new();
     for s in 0..graph.nodes.len() {
         if folded[s] || part(s) != AttentionPart::Softmax || data_inputs[s].len() != 1 {
@@ -144,11 +148,11 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
         // Back from the softmax: mask adds and scales applied to the scores.
         let mut x = data_inputs[s][0];
         let scores = loop {
-            let Some(p) = producer(x).filter(|_| readers[x.0].len() == 1) else { break None };
+            let Some(p) = producer(x).filter(|_| users(x).len() == 1) else { break None };
             let facts = graph.nodes[p].op.schedule_facts();
             if is_product(p) {
                 break Some(p);
-            } else if (facts.attention == AttentionPart::Scale || facts.storage == Storage::View) && data_inputs[p].len() == 1 {
+            } else if (facts.attention == AttentionPart::Scale || facts.storage.view_like()) && data_inputs[p].len() == 1 {
                 inner.push(p);
                 x = data_inputs[p][0];
             } else if facts.fusion.bias_add() && (1..=2).contains(&data_inputs[p].len()) {
@@ -172,14 +176,14 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
         // ratio is 0), then the ·V product.
         let mut probs = graph.nodes[s].outputs[0];
         let mut dropout_node = None;
-        let next = |t: TensorId| match readers[t.0].as_slice() {
+        let next = |t: TensorId| match users(t).as_slice() {
             [r] => Some(*r),
             _ => None,
         };
         let Some(mut o) = next(probs) else { continue };
         for _ in 0..4 {
             let facts = graph.nodes[o].op.schedule_facts();
-            let pass = facts.attention == AttentionPart::Dropout || (facts.storage == Storage::View && data_inputs[o].len() == 1);
+            let pass = facts.attention == AttentionPart::Dropout || (facts.storage.view_like() && data_inputs[o].len() == 1);
             if !pass || is_product(o) {
                 break;
             }
@@ -197,7 +201,7 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
         // Operands: Q and Kᵀ, each scaled by a constant first in an SDPA call.
         let scaled = |t: TensorId| {
             producer(t)
-                .filter(|&p| readers[t.0].len() == 1 && part(p) == AttentionPart::Scale && data_inputs[p].len() == 1)
+                .filter(|&p| users(t).len() == 1 && part(p) == AttentionPart::Scale && data_inputs[p].len() == 1)
                 .map(|p| (p, data_inputs[p][0]))
         };
         let (a, b) = (data_inputs[sc][0], data_inputs[sc][1]);
@@ -212,7 +216,23 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
         };
         let traced = [sc, s, o].iter().any(|&i| graph.nodes[i].call.as_ref().is_some_and(|c| c.function == SDPA));
         let sdpa = traced || matches!(pre, (Some(_), Some(_)));
-        let v = data_inputs[o][1];
+        let (mut k, mut v) = (k, data_inputs[o][1]);
+        // Views the call itself applies to K and V (with enable_gqa, the
+        // expansion of grouped K/V to every head) belong to the kernel: a
+        // fused kernel reads the grouped tensors where they lie.
+        if let Some(id) = graph.nodes[o].call.as_ref().filter(|c| c.function == SDPA).map(|c| c.id.as_str()) {
+            for operand in [&mut k, &mut v] {
+                while let Some(p) = producer(*operand).filter(|&p| {
+                    users(*operand).len() == 1
+                        && data_inputs[p].len() == 1
+                        && graph.nodes[p].op.schedule_facts().storage.view_like()
+                        && graph.nodes[p].call.as_ref().is_some_and(|c| c.id == id)
+                }) {
+                    inner.push(p);
+                    *operand = data_inputs[p][0];
+                }
+            }
+        }
         // dynamo writes no Dropout node for the call: its argument says.
         let traced_p = graph.nodes[o]
             .call

@@ -10,7 +10,7 @@ use crate::graph::{Graph, TensorId, TensorKind};
 use crate::memory::profiles::Profile;
 use crate::memory::LossPlacement;
 use crate::memory::training::Precision;
-use crate::ops::{ExtraSaved, MemoryFacts, Produces, SavedType};
+use crate::ops::{ExtraSaved, MemoryFacts, Produces, SavedType, Storage};
 
 pub(super) struct Dataflow<'a> {
     pub graph: &'a Graph,
@@ -210,6 +210,26 @@ impl<'a> Dataflow<'a> {
             && nd.outputs.len() == 1
             && shape(&self.data_inputs[i][0]).is_some()
             && shape(&self.data_inputs[i][0]) == shape(&nd.outputs[0])
+    }
+
+    /// `t` is a broadcast: a view (through views) of a tensor with fewer
+    /// elements, as `expand` makes one.
+    pub fn broadcast(&self, t: TensorId) -> bool {
+        let elems = |t: TensorId| self.graph.tensor(t).elems();
+        let mut t = t;
+        for _ in 0..64 {
+            let Some(p) = self.graph.tensor(t).producer.map(|p| p.0) else { return false };
+            let storage = self.graph.nodes[p].op.schedule_facts().storage;
+            let [x] = self.data_inputs[p].as_slice() else { return false };
+            if !(storage.view_like() || (storage == Storage::ViewInInference && !self.training)) {
+                return false;
+            }
+            if matches!((elems(t), elems(*x)), (Some(a), Some(b)) if a > b) {
+                return true;
+            }
+            t = *x;
+        }
+        false
     }
 
     /// How many attention computations run each way.

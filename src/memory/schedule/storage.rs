@@ -107,6 +107,8 @@ impl Storages {
         let view = match facts.storage {
             Storage::Allocates => false,
             Storage::View => true,
+            // A broadcast input cannot be reshaped in place: PyTorch copies it.
+            Storage::Reshape => !first_in.is_some_and(|t| df.broadcast(t)),
             // Dropout is the identity in evaluation mode.
             Storage::ViewInInference => !training,
         };
