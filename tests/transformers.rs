@@ -93,3 +93,29 @@ fn grouped_kv_is_a_view_for_the_fused_kernel_and_a_copy_for_the_math_path() {
     assert_eq!(live("fused", "node_Reshape_66"), live("fused", "node_Unsqueeze_57"));
     assert_eq!(live("math", "node_Reshape_66"), live("fused", "node_Reshape_66") + 2 * 4096 - 2 * 2048);
 }
+
+#[test]
+fn float_constants_are_not_parameters() {
+    // Every training export of the measured family counts the parameters
+    // PyTorch reports: T5's relative-position bias (a table plus a causal mask)
+    // stays learned, while dynamo's rotary frequencies (`unsqueeze_2`, 32
+    // floats) and lifted scalars are constants.
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/measurements/cpu_transformer.json")).unwrap(),
+    )
+    .unwrap();
+    let param_count = |model: &str| {
+        data["cases"].as_object().unwrap().values().find(|c| c["model"] == model).unwrap()["param_count"].as_u64().unwrap()
+    };
+    for model in ["bert", "gpt2", "llama", "t5"] {
+        let mut args = vec!["--scenario", "inference", "--input", "input_ids=2x128"];
+        if model == "t5" {
+            args.extend(["--input", "decoder_input_ids=2x32"]);
+        }
+        let r = report(&format!("{model}.train.onnx"), &args);
+        assert_eq!(r["totals"]["params"].as_u64(), Some(param_count(model)), "{model}");
+    }
+    let r = report("llama.dynamo.train.onnx", &["--scenario", "inference", "--input", "input_ids=2x128"]);
+    let t = r["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "unsqueeze_2").unwrap();
+    assert_eq!((t["kind"].as_str(), t["shape"].clone()), (Some("constant"), serde_json::json!([1, 32, 1])));
+}

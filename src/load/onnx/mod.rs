@@ -19,6 +19,7 @@ pub mod external;
 mod infer;
 mod map;
 pub mod proto;
+mod constants;
 mod rules;
 mod torch_meta;
 
@@ -238,6 +239,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     fill_shapes(d, &bindings, options, &facts, &mut g);
     check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(path, location, message))?;
     check_byte_sizes(path, &g)?;
+    constants::reclassify(&mut g, |j| nodes[order[j]].input.iter().filter_map(|x| ids.get(x.as_str()).copied()).collect());
     Ok(g)
 }
 
