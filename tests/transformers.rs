@@ -119,3 +119,25 @@ fn float_constants_are_not_parameters() {
     let t = r["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "unsqueeze_2").unwrap();
     assert_eq!((t["kind"].as_str(), t["shape"].clone()), (Some("constant"), serde_json::json!([1, 32, 1])));
 }
+
+#[test]
+fn tied_embeddings_are_noted_and_counted_once_when_asked() {
+    // The TorchScript exporter with constant folding writes BERT's tied MLM
+    // head as a transposed copy of the 16,384 × 256 table.
+    let args = ["--input", "input_ids=2x128", "--scenario", "training", "--optimizer", "adam"];
+    let twice = report("bert.onnx", &args);
+    let notes = twice["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n.as_str().unwrap().contains("\"word.weight\" [16384, 256] and the weight \"onnx::MatMul_549\" [256, 16384]")), "{notes:?}");
+    let mut tied_args = args.to_vec();
+    tied_args.push("--tie-embeddings");
+    let once = report("bert.onnx", &tied_args);
+    let table = 16_384 * 256;
+    assert_eq!(twice["totals"]["params"].as_u64().unwrap() - once["totals"]["params"].as_u64().unwrap(), table);
+    // Adam's two moments of one table fewer, from the first step.
+    let state = |r: &Value| r["scenarios"]["training"]["peak_breakdown"]["optimizer_state"].as_u64().unwrap();
+    assert_eq!(state(&twice) - state(&once), 2 * 4 * table);
+    // The training export already shares one tensor (Transpose of the table): nothing to note.
+    let shared = report("bert.train.onnx", &args);
+    assert!(shared["notes"].as_array().unwrap().is_empty());
+    assert_eq!(shared["totals"]["params"], report("bert.train.onnx", &tied_args)["totals"]["params"]);
+}

@@ -109,6 +109,13 @@ pub struct ModelArgs {
     /// Caffe: a .caffemodel whose blob shapes are checked against the prototxt.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+
+    /// ONNX: count an embedding table and an output projection weight of the same dims (a note
+    /// names them: the TorchScript exporter writes a tied embedding twice) as one weight —
+    /// parameters, gradient and optimizer state once. Default: count what the file holds (an
+    /// untied model such as Llama has the same two shapes).
+    #[arg(long)]
+    pub tie_embeddings: bool,
 }
 
 #[derive(Args, Debug)]
@@ -403,6 +410,7 @@ impl ModelArgs {
             weights: self.weights.clone(),
             onnx_shapes: Default::default(),
             lenient_inputs: false,
+            tie_embeddings: self.tie_embeddings,
         })
     }
 }

@@ -20,6 +20,7 @@ mod infer;
 mod map;
 pub mod proto;
 mod constants;
+mod tied;
 mod rules;
 mod torch_meta;
 
@@ -240,6 +241,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(path, location, message))?;
     check_byte_sizes(path, &g)?;
     constants::reclassify(&mut g, |j| nodes[order[j]].input.iter().filter_map(|x| ids.get(x.as_str()).copied()).collect());
+    tied::tie_embeddings(&mut g, options.tie_embeddings);
     Ok(g)
 }
 
