@@ -141,3 +141,36 @@ fn tied_embeddings_are_noted_and_counted_once_when_asked() {
     assert!(shared["notes"].as_array().unwrap().is_empty());
     assert_eq!(shared["totals"]["params"], report("bert.train.onnx", &tied_args)["totals"]["params"]);
 }
+
+#[test]
+fn kv_cache_decoding_is_noted_per_token_and_fit_varies_the_past_length() {
+    // Llama decode: 4 layers × (K, V) of batch 2 × 2 K/V heads × 64 f32 per
+    // token of context = 8,192 B per token; 8,388,608 B at past 1,024.
+    let args = ["--scenario", "inference", "--dim", "batch=2", "--dim", "past=1024"];
+    for model in ["llama_decode.onnx", "llama_decode.dynamo.onnx"] {
+        let r = report(model, &args);
+        let notes = r["notes"].as_array().unwrap();
+        assert!(
+            notes.iter().any(|n| n.as_str().unwrap().contains("8,388,608 B at past length 1,024, 8,192 B more per generated token")),
+            "{model}: {notes:?}"
+        );
+    }
+    // Models without a cache get no such note.
+    assert!(!report("llama.train.onnx", &["--input", "input_ids=2x128"])["notes"].to_string().contains("KV cache"));
+    // The longest context that fits in a budget: fit varies the past length.
+    // One token more grows at least the past inputs and the present outputs
+    // (8,192 B each).
+    let out = Command::cargo_bin("nnmem")
+        .unwrap()
+        .arg("fit")
+        .arg(measured("llama_decode.onnx"))
+        .args(["--json", "-q", "--scenario", "inference", "--dim", "batch=2", "--vary", "past", "--budget", "200MiB"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (fits, next) = (r["fits"]["peak_bytes"].as_u64().unwrap(), r["next"]["peak_bytes"].as_u64().unwrap());
+    assert_eq!(r["next"]["size"].as_u64().unwrap(), r["fits"]["size"].as_u64().unwrap() + 1);
+    assert!(fits <= 200 << 20 && next > 200 << 20, "{r}");
+    assert!(next - fits >= 2 * 8192, "{r}");
+}

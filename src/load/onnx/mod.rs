@@ -21,6 +21,7 @@ mod map;
 pub mod proto;
 mod constants;
 mod tied;
+mod kv_cache;
 mod rules;
 mod torch_meta;
 
@@ -242,6 +243,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     check_byte_sizes(path, &g)?;
     constants::reclassify(&mut g, |j| nodes[order[j]].input.iter().filter_map(|x| ids.get(x.as_str()).copied()).collect());
     tied::tie_embeddings(&mut g, options.tie_embeddings);
+    kv_cache::note_kv_cache(&mut g);
     Ok(g)
 }
 
