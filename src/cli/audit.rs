@@ -43,6 +43,11 @@ pub struct AuditArgs {
     #[arg(long, value_enum)]
     pub phase: Option<super::PhaseArg>,
 
+    /// ONNX: count a probably tied embedding table and output projection (see `inspect --help`)
+    /// as one weight in every model.
+    #[arg(long)]
+    pub tie_embeddings: bool,
+
     /// Fail (exit 1) when any model breaks this budget; a model whose figure
     /// is incomplete cannot be checked (exit 2). Repeatable; see `inspect --help`.
     #[arg(long = "assert", value_name = "GATE", value_parser = Gate::parse)]
@@ -75,6 +80,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         dims: args.dims.clone(),
         phase: args.phase,
         weights: None,
+        tie_embeddings: args.tie_embeddings,
     }
     .load_options()?;
     let bar = progress::bar(files.len() as u64, "models", args.quiet || args.json);

@@ -109,6 +109,13 @@ pub struct ModelArgs {
     /// Caffe: a .caffemodel whose blob shapes are checked against the prototxt.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+
+    /// ONNX: count an embedding table and an output projection weight of the same dims (a note
+    /// names them: the TorchScript exporter writes a tied embedding twice) as one weight —
+    /// parameters, gradient and optimizer state once. Default: count what the file holds (an
+    /// untied model such as Llama has the same two shapes).
+    #[arg(long)]
+    pub tie_embeddings: bool,
 }
 
 #[derive(Args, Debug)]
@@ -216,6 +223,22 @@ pub struct MemoryArgs {
     /// graph output, else in-net.
     #[arg(long, value_enum, value_name = "WHERE")]
     pub loss_placement: Option<PlacementArg>,
+
+    /// Kernel for scaled_dot_product_attention calls (found by their export
+    /// spelling): fused keeps no seq×seq scores (PyTorch's flash kernels),
+    /// math runs the products, softmax and dropout the ops spell. Default: the
+    /// profile's (fused for pytorch and cudnn; pytorch on CPU still runs the
+    /// math path for a call with dropout in training). Attention a model writes
+    /// out itself always runs as written.
+    #[arg(long, value_enum, value_name = "KERNEL")]
+    pub attention: Option<AttentionArg>,
+}
+
+/// `--attention`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttentionArg {
+    Fused,
+    Math,
 }
 
 /// `--loss-placement`.
@@ -250,7 +273,16 @@ impl MemoryArgs {
             }),
             dtype: self.dtype,
             mixed_precision: self.mixed_precision,
-            profile: self.profile.clone(),
+            profile: {
+                let mut p = self.profile.clone();
+                if let Some(a) = self.attention {
+                    p.attention.kernel = match a {
+                        AttentionArg::Fused => nnmem::memory::AttentionKernel::Fused,
+                        AttentionArg::Math => nnmem::memory::AttentionKernel::Math,
+                    };
+                }
+                p
+            },
             threads: self.threads.unwrap_or(self.profile.default_threads),
             loss_layers: nnmem::memory::LossLayers {
                 style: self.style_layers.clone(),
@@ -378,6 +410,7 @@ impl ModelArgs {
             weights: self.weights.clone(),
             onnx_shapes: Default::default(),
             lenient_inputs: false,
+            tie_embeddings: self.tie_embeddings,
         })
     }
 }

@@ -99,6 +99,9 @@ pub struct LoadOptions {
     /// unnamed spec for a model with several inputs) are skipped instead of
     /// refused: `audit` applies one set of flags to many models.
     pub lenient_inputs: bool,
+    /// ONNX: count a probably tied embedding table and output projection
+    /// (src/load/onnx/tied.rs) as one weight.
+    pub tie_embeddings: bool,
 }
 
 /// How ONNX shapes are inferred.

@@ -10,9 +10,12 @@ pub enum ConvWorkspace {
     None,
     /// oneDNN through PyTorch on CPU (f32): the input is copied into a blocked
     /// layout (when it has more than 3 channels), the weights are reordered, the
-    /// result is written blocked and then copied to the plain output. A 3×3 (or
-    /// larger) kernel releases the blocked input before the plain output is
-    /// allocated; a 1×1 kernel still holds it then.
+    /// result is written blocked, the weight and blocked input are released,
+    /// and the result is copied to a new plain output (every kernel size).
+    /// Blocked copies pad channels to a multiple of `ONEDNN_CHANNEL_BLOCK`; a
+    /// strided 1×1 kernel also gathers its input at the output positions first.
+    /// Convolutions PyTorch keeps from oneDNN (`ConvSizes::runs_onednn`) run
+    /// the native kernel: its unrolled input, the plain output, nothing else.
     OneDnnBlocked,
     /// An im2col column buffer for one image at a time, reused across the batch
     /// (Caffe): `C_in/groups × ∏k × ∏out_spatial` elements.
@@ -40,6 +43,68 @@ pub enum ConvWorkspace {
     /// Direct convolution over a zero-padded copy of the input (forward) and
     /// of the input gradient (backward), per worker (tiny-dnn).
     PaddedCopies,
+}
+
+/// What a dropout layer keeps for its backward step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropoutMask {
+    /// One byte per element: a boolean mask (PyTorch's fused `native_dropout`
+    /// on CUDA).
+    Bool,
+    /// The noise tensor itself, in the compute dtype: PyTorch's CPU dropout
+    /// draws `empty_like(x).bernoulli_(1 − p)`, divides it by 1 − p and
+    /// multiplies it in, and the product keeps it for backward.
+    Noise,
+}
+
+/// Which kernel runs `scaled_dot_product_attention` (`--attention`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// The backend's fused kernel: no batch × heads × seq × seq tensor.
+    Fused,
+    /// The composition of products, softmax and dropout, as the ops say.
+    Math,
+}
+
+impl AttentionKernel {
+    pub const NAMES: &'static [&'static str] = &["fused", "math"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttentionKernel::Fused => "fused",
+            AttentionKernel::Math => "math",
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "fused" => Some(AttentionKernel::Fused),
+            "math" => Some(AttentionKernel::Math),
+            _ => None,
+        }
+    }
+}
+
+/// How a backend runs `scaled_dot_product_attention`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionBackend {
+    pub kernel: AttentionKernel,
+    /// The fused kernel applies dropout itself (CUDA's flash and
+    /// memory-efficient kernels); without it a call with dropout in training
+    /// falls back to the math path (PyTorch on CPU).
+    pub fused_dropout: bool,
+    /// The fused kernel gives every thread blocked f32 scratch (PyTorch's CPU
+    /// flash kernel; `Call::cpu_flash_scratch`).
+    pub cpu_flash_scratch: bool,
+    /// The math path's softmax is `_safe_softmax`: a one-byte "row is all
+    /// −inf" test per score and one flag per row, freed as it returns.
+    pub safe_softmax: bool,
+}
+
+impl AttentionBackend {
+    /// Frameworks without a fused kernel run attention as the ops say.
+    pub const AS_WRITTEN: AttentionBackend =
+        AttentionBackend { kernel: AttentionKernel::Math, fused_dropout: false, cpu_flash_scratch: false, safe_softmax: false };
 }
 
 /// A backend's allocation behaviour.
@@ -83,6 +148,10 @@ pub struct Profile {
     /// Layers the model file writes in place (Caffe top == bottom) share storage.
     /// False where activations are fused into the layer and keep both values.
     pub honours_in_place: bool,
+    /// Dropout's saved mask.
+    pub dropout_mask: DropoutMask,
+    /// `scaled_dot_product_attention`'s kernel and its habits.
+    pub attention: AttentionBackend,
     /// Bytes per max-pooling index (int64 in PyTorch and Torch, int32 in Caffe,
     /// size_t in tiny-dnn); 0 when backward recomputes the argmax (cuDNN).
     pub pool_index_bytes: u64,
@@ -126,6 +195,12 @@ impl Profile {
             persistent: false,
             in_place_grads: false,
             honours_in_place: true,
+            // CPU dropout keeps its f32 noise (docs/measurements: `aten::dropout`
+            // allocates an input-sized `empty_strided` that lives to backward).
+            dropout_mask: DropoutMask::Noise,
+            // CPU PyTorch runs SDPA through `_scaled_dot_product_flash_attention_for_cpu`
+            // unless dropout is on in training (docs/measurements).
+            attention: AttentionBackend { kernel: AttentionKernel::Fused, fused_dropout: false, cpu_flash_scratch: true, safe_softmax: true },
             pool_index_bytes: 8,
             per_thread_copies: false,
             default_threads: 1,
@@ -156,6 +231,8 @@ impl Profile {
             persistent: true,
             in_place_grads: true,
             honours_in_place: true,
+            dropout_mask: DropoutMask::Bool,
+            attention: AttentionBackend::AS_WRITTEN,
             pool_index_bytes: 4,
             per_thread_copies: false,
             default_threads: 1,
@@ -177,6 +254,7 @@ impl Profile {
             fuse_pointwise_decompositions: false,
             persistent: true,
             in_place_grads: true,
+            attention: AttentionBackend::AS_WRITTEN,
             // Lua Torch's own process is not measured here.
             runtime_baseline: None,
             ..Self::pytorch()
@@ -192,6 +270,10 @@ impl Profile {
             conv_workspace: ConvWorkspace::CudnnCapped { limit: CUDNN_WORKSPACE_LIMIT },
             conv_backward_blocked: false,
             norm_backward_temporary: true,
+            // CUDA runs the fused native_dropout: a boolean mask.
+            dropout_mask: DropoutMask::Bool,
+            // The flash and memory-efficient CUDA kernels apply dropout themselves.
+            attention: AttentionBackend { kernel: AttentionKernel::Fused, fused_dropout: true, cpu_flash_scratch: false, safe_softmax: true },
             // The CUDA context and library handles are not measured here (issue: a GPU profile).
             runtime_baseline: None,
             ..Self::pytorch()
@@ -216,6 +298,8 @@ impl Profile {
             persistent: true,
             in_place_grads: false,
             honours_in_place: false,
+            dropout_mask: DropoutMask::Bool,
+            attention: AttentionBackend::AS_WRITTEN,
             pool_index_bytes: 8,
             per_thread_copies: true,
             default_threads: 8,
@@ -265,6 +349,55 @@ pub struct ConvSizes {
     pub batch: u64,
     /// Input padded by the convolution's pads (bytes), for direct convolution.
     pub padded_input: u64,
+    /// Bytes per element of the run.
+    pub elem_bytes: u64,
+    pub out_channels: u64,
+    pub groups: u64,
+    /// Elements of one image's output spatial axes.
+    pub out_spatial: u64,
+    /// N·C·H·W of the input (N·C·T·H for 3-D, N·C·1·L for 1-D): what
+    /// PyTorch's backend choice reads.
+    pub lead4_elems: u64,
+    /// Both of the kernel's last two extents exceed 3.
+    pub large_kernel: bool,
+    /// Some stride exceeds 1.
+    pub strided: bool,
+    /// 1×1 kernel, stride 1, no padding: the unrolled input is the input.
+    pub unit_window: bool,
+}
+
+/// oneDNN's blocked layouts hold channels in blocks of this many (f32 with
+/// AVX-512, the measured CPU): a copy of a tensor with C channels has
+/// ⌈C/16⌉·16 of them. ShuffleNetV2's first convolution (3→24 at 448 px)
+/// writes a 6,422,528 B blocked output for a 4,816,896 B plain one; its
+/// 58-channel maps get 64-channel copies (200,704 B for 181,888 B).
+pub const ONEDNN_CHANNEL_BLOCK: u64 = 16;
+
+/// PyTorch hands an f32 convolution to oneDNN only above this many input
+/// elements N·C·H·W (N·C·T·H for 3-D), unless it is grouped, has a kernel
+/// larger than 3 in both of its last two extents, or a batch above 1
+/// (`ConvParams::use_mkldnn`, aten/src/ATen/native/Convolution.cpp: "for
+/// some case, native is faster"); below it the native kernel runs.
+pub const ONEDNN_MIN_INPUT_ELEMS: u64 = 20_480;
+
+/// Bytes of a copy of `bytes` (a tensor with `c` channels) in a blocked
+/// layout: channels rounded up to the block.
+fn channel_blocked(bytes: u64, c: u64) -> u64 {
+    if c == 0 {
+        return bytes;
+    }
+    let padded = c.div_ceil(ONEDNN_CHANNEL_BLOCK).saturating_mul(ONEDNN_CHANNEL_BLOCK);
+    (bytes / c).saturating_mul(padded)
+}
+
+impl ConvSizes {
+    /// PyTorch's choice for an f32 CPU convolution (`ConvParams::use_mkldnn`
+    /// with more than one thread, PyTorch's default on a multi-core CPU):
+    /// oneDNN for grouped convolutions, kernels larger than 3×3, batches
+    /// above 1 and inputs above `ONEDNN_MIN_INPUT_ELEMS`; else the native kernel.
+    pub fn runs_onednn(&self) -> bool {
+        self.groups > 1 || self.large_kernel || self.batch > 1 || self.lead4_elems > ONEDNN_MIN_INPUT_ELEMS
+    }
 }
 
 impl Profile {
@@ -273,19 +406,43 @@ impl Profile {
     pub fn conv_forward_workspace(&self, s: &ConvSizes, threads: u32) -> u64 {
         match self.conv_workspace {
             ConvWorkspace::None => 0,
+            ConvWorkspace::OneDnnBlocked if !s.runs_onednn() => {
+                // The native kernel writes the plain output directly; it
+                // unrolls the input for the whole batch first unless the
+                // window is 1×1 with stride 1 and no padding (R3D-18's vol2col
+                // buffer at 8 frames: 43,352,064 B for 128 channels, 3×3×3, 4×28×28).
+                if s.unit_window {
+                    0
+                } else {
+                    s.column_per_image.saturating_mul(s.batch.max(1))
+                }
+            }
             ConvWorkspace::OneDnnBlocked => {
                 // Blocked input copy only when the channels fill a block (the
-                // 3-channel image is consumed as is).
-                let in_blk = if s.in_channels > 3 { s.input } else { 0 };
-                let out_blk = s.output;
-                if s.pointwise {
-                    // All of in_blk, reordered weight, out_blk coexist with the plain output.
-                    in_blk.saturating_add(s.weight).saturating_add(out_blk)
-                } else {
-                    // Peak is in + max(in_blk + w + out_blk, out_blk + out); the
-                    // plain output is counted by the caller, so subtract it.
-                    in_blk.saturating_add(s.weight).saturating_add(out_blk).saturating_sub(s.output).max(out_blk)
+                // 3-channel image is consumed as is); every blocked copy has its
+                // channels padded to the block.
+                let blocked_in = s.in_channels > 3;
+                let in_blk = if blocked_in { channel_blocked(s.input, s.in_channels) } else { 0 };
+                let out_blk = channel_blocked(s.output, s.out_channels);
+                let mut weight = channel_blocked(s.weight, s.out_channels);
+                if s.groups == 1 && blocked_in {
+                    weight = channel_blocked(weight, s.in_channels);
                 }
+                // A strided 1×1 kernel first gathers the strided input
+                // positions (oneDNN's reduce-to-unit-stride scratch), twice
+                // C_in × the output positions, alive with the blocked input.
+                let reduced = if s.pointwise && s.strided {
+                    let c = s.in_channels.div_ceil(ONEDNN_CHANNEL_BLOCK).saturating_mul(ONEDNN_CHANNEL_BLOCK);
+                    c.saturating_mul(s.out_spatial).saturating_mul(s.batch.max(1)).saturating_mul(s.elem_bytes).saturating_mul(2)
+                } else {
+                    0
+                };
+                // The weight and the blocked input are freed before the plain
+                // output is allocated, whatever the kernel: the op peaks at
+                // in + max(reduced + in_blk + w + out_blk, out_blk + out); the
+                // plain output is counted by the caller, so subtract it.
+                let before = reduced.saturating_add(in_blk).saturating_add(weight).saturating_add(out_blk);
+                before.saturating_sub(s.output).max(out_blk)
             }
             ConvWorkspace::Im2colPerImage => s.column_per_image,
             ConvWorkspace::Im2colPerThread => {
@@ -320,7 +477,16 @@ impl Profile {
 
     /// Transient bytes of a convolution's backward step beyond the gradients it returns.
     pub fn conv_backward_workspace(&self, s: &ConvSizes, threads: u32) -> u64 {
-        if self.conv_backward_blocked {
+        if self.conv_workspace == ConvWorkspace::OneDnnBlocked && !s.runs_onednn() {
+            // The native kernel unrolls again for each gradient, one column
+            // buffer at a time (R3D-18 at 8 frames: the input gradient, then
+            // 43,352,064 B of columns, freed, the weight gradient, 43,352,064 B again).
+            if s.unit_window {
+                0
+            } else {
+                s.column_per_image.saturating_mul(s.batch.max(1))
+            }
+        } else if self.conv_backward_blocked {
             // Blocked copies of the input and of the output gradient, and the weights.
             s.input.saturating_add(s.output).saturating_add(s.weight)
         } else {
@@ -340,19 +506,93 @@ impl Profile {
 mod tests {
     use super::*;
 
+    /// A 2-D f32 convolution of batch 1 from these channels and extents.
+    fn conv(c_in: u64, hw_in: u64, c_out: u64, hw_out: u64) -> ConvSizes {
+        ConvSizes {
+            input: 4 * c_in * hw_in * hw_in,
+            output: 4 * c_out * hw_out * hw_out,
+            in_channels: c_in,
+            out_channels: c_out,
+            groups: 1,
+            batch: 1,
+            elem_bytes: 4,
+            out_spatial: hw_out * hw_out,
+            lead4_elems: c_in * hw_in * hw_in,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn onednn_3x3_conv_peaks_on_blocked_copies() {
         // VGG conv1_2 at 224: in = out = 12,845,056 B, w = 147,456 B.
         // Peak above the input: max(in_blk + w + out_blk, out_blk + out) = 25,837,568,
         // i.e. 12,992,512 beyond the plain output.
-        let s = ConvSizes { input: 12_845_056, output: 12_845_056, weight: 147_456, in_channels: 64, ..Default::default() };
+        let s = ConvSizes { weight: 147_456, ..conv(64, 224, 64, 224) };
         assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 12_992_512);
     }
 
     #[test]
     fn image_conv_has_no_blocked_input() {
-        let s = ConvSizes { input: 602_112, output: 3_211_264, weight: 37_632, in_channels: 3, ..Default::default() };
+        let s = ConvSizes { weight: 37_632, ..conv(3, 224, 64, 112) };
         assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 3_211_264);
+    }
+
+    #[test]
+    fn pointwise_conv_frees_its_blocked_input_first() {
+        // ResNeXt-50 layer1.1.conv3 (1×1, 128→256 at 56²), measured: +1,605,632 (in_blk),
+        // +131,072 (w), +3,211,264 (out_blk), −w, −in_blk, +3,211,264 (out), −out_blk.
+        // Above the input: max(4,947,968, 6,422,528) = out_blk + out.
+        let s = ConvSizes { weight: 131_072, pointwise: true, unit_window: true, ..conv(128, 56, 256, 56) };
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 3_211_264);
+    }
+
+    #[test]
+    fn strided_pointwise_conv_gathers_its_input() {
+        // ResNeXt-50 layer2.0.downsample.0 (1×1 stride 2, 256→512, 56²→28²), measured:
+        // +1,605,760 (the gathered input: 2 × 256 × 28² f32, + 128 B), +3,211,264 (in_blk),
+        // +524,288 (w), +1,605,632 (out_blk); ResNet-50's inference peak is there too.
+        let s = ConvSizes { weight: 524_288, pointwise: true, strided: true, ..conv(256, 56, 512, 28) };
+        let ws = Profile::pytorch().conv_forward_workspace(&s, 1);
+        assert_eq!(ws + s.output, 1_605_632 + 3_211_264 + 524_288 + 1_605_632);
+    }
+
+    #[test]
+    fn blocked_copies_pad_channels_to_sixteen() {
+        // ShuffleNetV2 conv1 (3→24, 3×3 s2, 448 → 224): blocked output 6,422,528 B
+        // (32 channels) for a 4,816,896 B plain one; weight 32×3×9 f32 = 3,456 B.
+        // The op peaks when out_blk and the plain output coexist: 6,422,528 B of scratch
+        // (the measured inference peak, 11,239,424 B, is there).
+        let s = ConvSizes { weight: 2_592, strided: true, ..conv(3, 448, 24, 224) };
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 6_422_528);
+        // Before the plain output exists: weight and out_blk, both padded.
+        let small_out = ConvSizes { output: 0, ..s };
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&small_out, 1), 3_456);
+        assert_eq!(channel_blocked(181_888, 58), 200_704);
+    }
+
+    #[test]
+    fn small_convolutions_run_the_native_kernel() {
+        // ShuffleNetV2 stage4 (1×1, 232 channels at 7²: 11,368 input elements):
+        // the output is written directly, nothing else.
+        let s = ConvSizes { weight: 215_296, pointwise: true, unit_window: true, ..conv(232, 7, 232, 7) };
+        assert!(!s.runs_onednn());
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 0);
+        // R3D-18 at 8 frames, layer2 (3×3×3, 128 channels, 4×28×28: N·C·T·H = 14,336):
+        // the vol2col buffer 128·27 × 4·28·28 f32 = 43,352,064 B is the inference peak.
+        let s = ConvSizes {
+            column_per_image: 4 * 128 * 27 * 4 * 28 * 28,
+            lead4_elems: 128 * 4 * 28,
+            ..conv(128, 28, 128, 28)
+        };
+        assert!(!s.runs_onednn());
+        assert_eq!(Profile::pytorch().conv_forward_workspace(&s, 1), 43_352_064);
+        // The same layer at 16 frames (N·C·T·H = 28,672), grouped or batched ones: oneDNN.
+        assert!(ConvSizes { lead4_elems: 128 * 8 * 28, ..s }.runs_onednn());
+        assert!(ConvSizes { groups: 2, ..s }.runs_onednn());
+        assert!(ConvSizes { batch: 2, ..s }.runs_onednn());
+        assert!(ConvSizes { large_kernel: true, ..s }.runs_onednn());
+        // Its backward holds one column buffer beside the gradients.
+        assert_eq!(Profile::pytorch().conv_backward_workspace(&s, 1), 43_352_064);
     }
 
     #[test]

@@ -83,16 +83,36 @@ impl Family for ConvOp {
             return None;
         }
         let p = self.params();
+        let w = &p.window;
+        let in_channels = input.and_then(|s| s.dims().get(1).copied()).unwrap_or(0);
+        let output = input.and_then(|s| match self {
+            ConvOp::Forward(_) => conv_shape(p, s).ok(),
+            ConvOp::Transposed(_) => deconv_shape(p, s).ok(),
+            ConvOp::Deformable(_) => None,
+        });
+        let pointwise_kernel = w.kernel.iter().all(|&k| k == 1);
+        let strided = w.stride.iter().any(|&s| s > 1);
+        let padded = w.pad_begin.iter().chain(w.pad_end.iter()).any(|&x| x > 0);
+        let last_two: Vec<u64> = w.kernel.iter().rev().take(2).copied().collect();
         Some(ConvGeometry {
             padded_input_elems: input.map(|s| padded_elems(p, s)).unwrap_or(0),
-            in_channels: input.and_then(|s| s.dims().get(1).copied()).unwrap_or(0),
-            pointwise_kernel: p.window.kernel.iter().all(|&k| k == 1),
+            in_channels,
+            pointwise_kernel,
             weight_elems: weights
                 .iter()
                 .filter(|w| w.rank() > 1)
                 .filter_map(|w| w.elems())
                 .fold(0u64, |a, e| a.saturating_add(e)),
             batch: input.and_then(|s| s.dims().first().copied()).unwrap_or(1),
+            out_channels: p.out_channels,
+            groups: p.groups(in_channels).max(1),
+            out_spatial_elems: output.and_then(|o| checked_product(o.dims().get(2..).unwrap_or(&[]))).unwrap_or(0),
+            lead4_elems: input.map(lead4_elems).unwrap_or(0),
+            large_kernel: last_two.len() == 2 && last_two.iter().all(|&k| k > 3),
+            strided,
+            dilated: w.dilation.iter().any(|&d| d > 1),
+            unit_window: pointwise_kernel && !strided && !padded,
+            transposed: matches!(self, ConvOp::Transposed(_)),
         })
     }
 
@@ -131,6 +151,15 @@ impl Family for ConvOp {
         };
         known(shape, n_outputs)
     }
+}
+
+/// The product of the first four extents of the input as PyTorch's backend
+/// choice reads it (`input.size(0) · … · input.size(3)`), a 1-D input being
+/// viewed as N×C×1×L first.
+fn lead4_elems(input: &Shape) -> u64 {
+    let d = input.dims();
+    let four: Vec<u64> = if d.len() == 3 { vec![d[0], d[1], 1, d[2]] } else { d.iter().take(4).copied().collect() };
+    four.iter().fold(1u64, |a, &x| a.saturating_mul(x))
 }
 
 /// N·C·∏(x + pad_begin + pad_end) over the spatial axes after the first two.

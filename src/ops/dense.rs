@@ -10,7 +10,7 @@
 
 use super::value::{shape_arg, Input};
 use super::{
-    first, known, nth, overflow, saves_all, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType,
+    first, known, nth, overflow, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape, ParamSpec, SavedType,
     ScheduleFacts,
 };
 use crate::tensor::{checked_product, Shape, ShapeError};
@@ -83,9 +83,11 @@ impl Family for DenseOp {
         }
     }
 
+    /// A MatMul may be the product of a linear layer whose bias add follows.
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            DenseOp::Linear(_) | DenseOp::MatMul | DenseOp::Embed(_) | DenseOp::MarginLinear(_) | DenseOp::Einsum { .. } | DenseOp::Det => {
+            DenseOp::MatMul => ScheduleFacts { fusion: Fusion::MatrixProduct, ..ScheduleFacts::COMPUTES },
+            DenseOp::Linear(_) | DenseOp::Embed(_) | DenseOp::MarginLinear(_) | DenseOp::Einsum { .. } | DenseOp::Det => {
                 ScheduleFacts::COMPUTES
             }
         }
@@ -371,7 +373,8 @@ pub fn margin_memory(p: &MarginParams, input: Option<&Shape>, output: Option<&Sh
 
 /// Memory facts of a product of two data inputs: each gradient needs the other operand.
 pub fn matmul_memory(inputs: &[&Shape], output: Option<&Shape>) -> MemoryFacts {
-    let mut f = MemoryFacts { saves_inputs: vec![0, 1], ..Default::default() };
+    // dA = dY·Bᵀ needs B, dB = Aᵀ·dY needs A.
+    let mut f = MemoryFacts { saves_inputs: vec![0, 1], saves_for_other_operands: true, ..Default::default() };
     if let Some(o) = output {
         f.macs = matmul_macs(inputs, o).unwrap_or(0);
     }

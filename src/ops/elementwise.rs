@@ -15,7 +15,7 @@
 use super::dense::broadcast;
 use super::value::{self, arg, broadcast_map, Input, Value};
 use super::{
-    channels, first, known, no_grad, nth, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
+    channels, first, known, no_grad, nth, saves_all, AttentionPart, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
     ParamSpec, SavedType, ScheduleFacts, Storage,
 };
 use crate::tensor::{DType, Shape, ShapeError};
@@ -129,9 +129,20 @@ impl Family for ElementwiseOp {
                 ScheduleFacts { fusion: Fusion::Function, ..ScheduleFacts::VIEW }
             }
             ElementwiseOp::Activation(_) => fusing(Fusion::Function),
-            ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
-            ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
+            // p = 0: the identity in training too (PyTorch returns the input).
+            ElementwiseOp::Dropout { ratio } if *ratio == 0.0 => ScheduleFacts::VIEW,
+            ElementwiseOp::Dropout { .. } => {
+                ScheduleFacts { storage: Storage::ViewInInference, attention: AttentionPart::Dropout, ..ScheduleFacts::COMPUTES }
+            }
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => {
+                ScheduleFacts { fusion: Fusion::Product, attention: AttentionPart::Scale, ..ScheduleFacts::COMPUTES }
+            }
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Div, .. } => {
+                ScheduleFacts { fusion: Fusion::Arithmetic, attention: AttentionPart::Scale, ..ScheduleFacts::COMPUTES }
+            }
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, .. } => fusing(Fusion::Sum),
             ElementwiseOp::Eltwise { .. } | ElementwiseOp::Binary(_) => fusing(Fusion::Arithmetic),
+            ElementwiseOp::Softmax { axis: -1 } => ScheduleFacts { attention: AttentionPart::Softmax, ..ScheduleFacts::COMPUTES },
             ElementwiseOp::PRelu { .. }
             | ElementwiseOp::Axpy
             | ElementwiseOp::Softmax { .. }
@@ -146,7 +157,7 @@ impl Family for ElementwiseOp {
         match self {
             ElementwiseOp::Activation(a) => activation_memory(*a),
             ElementwiseOp::PRelu { .. } => prelu_memory(),
-            ElementwiseOp::Dropout { .. } => dropout_memory(inputs.first().copied()),
+            ElementwiseOp::Dropout { ratio } => dropout_memory(*ratio, inputs.first().copied()),
             ElementwiseOp::Eltwise { kind, .. } => eltwise_memory(*kind, inputs.len()),
             ElementwiseOp::Axpy => axpy_memory(inputs.len()),
             ElementwiseOp::Softmax { .. } => softmax_memory(),
@@ -722,11 +733,16 @@ pub fn prelu_memory() -> MemoryFacts {
     MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() }
 }
 
-/// Memory facts of dropout: the mask, one byte per element (PyTorch's native_dropout).
-pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
+/// Memory facts of dropout: one mask element per input element, in the
+/// backend's mask type (a boolean, or the scaled noise itself); none for p = 0.
+pub fn dropout_memory(ratio: f32, input: Option<&Shape>) -> MemoryFacts {
+    if ratio == 0.0 {
+        // The identity: no mask is drawn.
+        return MemoryFacts::default();
+    }
     let elems = input.and_then(|s| s.elems()).unwrap_or(0);
     MemoryFacts {
-        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::Fixed(DType::Bool) }],
+        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::DropoutMask }],
         ..Default::default()
     }
 }
@@ -736,7 +752,9 @@ pub fn dropout_memory(input: Option<&Shape>) -> MemoryFacts {
 pub fn eltwise_memory(kind: EltwiseKind, n_inputs: usize) -> MemoryFacts {
     match kind {
         EltwiseKind::Sum | EltwiseKind::Sub | EltwiseKind::Mean => MemoryFacts::default(),
-        EltwiseKind::Prod | EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
+        // d(a·b)/da = b: each operand is kept for the others' gradients.
+        EltwiseKind::Prod => MemoryFacts { saves_inputs: (0..n_inputs).collect(), saves_for_other_operands: true, ..Default::default() },
+        EltwiseKind::Div | EltwiseKind::Max | EltwiseKind::Min => {
             MemoryFacts { saves_inputs: (0..n_inputs).collect(), ..Default::default() }
         }
     }
@@ -755,6 +773,19 @@ pub fn softmax_memory() -> MemoryFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropout_keeps_a_mask_unless_its_ratio_is_zero() {
+        let x = Shape::new(vec![2, 8]);
+        let d = ElementwiseOp::Dropout { ratio: 0.1 };
+        assert_eq!(d.schedule_facts().storage, Storage::ViewInInference);
+        let f = d.memory_facts(&[&x], &[&x]);
+        assert_eq!((f.extra_saved[0].elems, f.extra_saved[0].dtype), (16, SavedType::DropoutMask));
+        // p = 0 is the identity, in training too.
+        let z = ElementwiseOp::Dropout { ratio: 0.0 };
+        assert_eq!(z.schedule_facts().storage, Storage::View);
+        assert!(z.memory_facts(&[&x], &[&x]).extra_saved.is_empty());
+    }
 
     #[test]
     fn caffe_eltwise_rejects_mismatch_onnx_broadcasts() {

@@ -15,6 +15,7 @@
 use super::value::{self, arg, ints_arg, select_index, shape_arg, Input, Value};
 use super::{
     channels, first, known, nth, overflow, resolve_axes, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts,
+    Storage,
 };
 use crate::tensor::{checked_product, Shape, ShapeError};
 
@@ -158,9 +159,11 @@ impl Family for LayoutOp {
     /// frameworks; joining, cropping, tiling, padding and gathering copy.
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            LayoutOp::Reshape(_)
-            | LayoutOp::Flatten(_)
-            | LayoutOp::Squeeze { .. }
+            // A reshape is a view only where the strides allow (a broadcast does not).
+            LayoutOp::Reshape(_) | LayoutOp::Flatten(_) | LayoutOp::ReshapeTo { .. } | LayoutOp::Flatten2d { .. } => {
+                ScheduleFacts { storage: Storage::Reshape, ..ScheduleFacts::COMPUTES }
+            }
+            LayoutOp::Squeeze { .. }
             | LayoutOp::Unsqueeze { .. }
             | LayoutOp::Permute { .. }
             | LayoutOp::StridedSlice { .. }
@@ -168,8 +171,6 @@ impl Family for LayoutOp {
             | LayoutOp::Split
             | LayoutOp::Expand
             | LayoutOp::Transpose { .. }
-            | LayoutOp::ReshapeTo { .. }
-            | LayoutOp::Flatten2d { .. }
             | LayoutOp::SplitParts { .. } => ScheduleFacts::VIEW,
             LayoutOp::Concat { .. }
             | LayoutOp::Crop(_)

@@ -131,6 +131,9 @@ pub enum SavedType {
     /// Max-pooling positions, in the backend's index type (`Profile::pool_index_bytes`);
     /// some backends write them even when no backward runs.
     PoolIndex,
+    /// Dropout's mask, as the backend keeps it (`Profile::dropout_mask`): a
+    /// boolean per element, or the scaled noise in the compute dtype.
+    DropoutMask,
 }
 
 /// A tensor an op keeps for its backward pass that is not one of its inputs,
@@ -148,6 +151,10 @@ pub struct ExtraSaved {
 pub struct MemoryFacts {
     /// Indices of data inputs whose values backward needs.
     pub saves_inputs: Vec<usize>,
+    /// Each saved input serves only the other operands' gradients (a product:
+    /// d(a·b)/da = b), so it is kept only when another operand or a trainable
+    /// weight of the node needs a gradient (autograd saves conditionally).
+    pub saves_for_other_operands: bool,
     /// Indices of outputs whose values backward needs.
     pub saves_outputs: Vec<usize>,
     /// Whether backward needs the weights (always resident, listed for the report).
@@ -182,6 +189,20 @@ pub enum Storage {
     View,
     /// A view only in inference, where the op is the identity (dropout).
     ViewInInference,
+    /// A reshape: a view of input 0 when its strides allow one (PyTorch's
+    /// `reshape`), a copy when the input is broadcast (an expanded axis merged
+    /// with another one, as grouped-query attention's K/V expansion does).
+    Reshape,
+}
+
+impl Storage {
+    /// May share its input's storage.
+    pub fn view_like(self) -> bool {
+        match self {
+            Storage::View | Storage::Reshape => true,
+            Storage::Allocates | Storage::ViewInInference => false,
+        }
+    }
 }
 
 /// How an op may be folded with its neighbours when an exporter split one
@@ -192,35 +213,51 @@ pub enum Fusion {
     None,
     /// A pointwise function of one value (σ, erf, …): a link of a decomposition chain.
     Function,
-    /// Pointwise arithmetic on operands (add, divide, power …): a link of a
-    /// chain, or an epilogue (Linear's bias add, GELU's ½) when exactly one
-    /// operand is data.
+    /// Pointwise arithmetic on operands (subtract, divide, power …): a link
+    /// of a chain, or an epilogue (GELU's ½) when exactly one operand is data.
     Arithmetic,
+    /// Addition: as `Arithmetic`, and the bias add of a linear layer when its
+    /// other operand is a weight and its data operand a `MatrixProduct`'s result.
+    Sum,
     /// A pointwise product: as `Arithmetic`, and the root of a decomposition
     /// x·f(x) (SiLU = x·σ(x), GELU = x·Φ(x)).
     Product,
+    /// A matrix product (MatMul): never a link; a bias add that follows it is
+    /// part of the same framework op (`nn.Linear` on a 3-D input is one
+    /// `addmm` writing one tensor).
+    MatrixProduct,
 }
 
 impl Fusion {
     /// May be a link of a decomposition chain.
     pub fn pointwise(self) -> bool {
         match self {
-            Fusion::None => false,
-            Fusion::Function | Fusion::Arithmetic | Fusion::Product => true,
+            Fusion::None | Fusion::MatrixProduct => false,
+            Fusion::Function | Fusion::Arithmetic | Fusion::Sum | Fusion::Product => true,
         }
     }
 
     /// May update its data operand where it lies when the other operands are constants.
     pub fn epilogue(self) -> bool {
         match self {
-            Fusion::None | Fusion::Function => false,
-            Fusion::Arithmetic | Fusion::Product => true,
+            Fusion::None | Fusion::Function | Fusion::MatrixProduct => false,
+            Fusion::Arithmetic | Fusion::Sum | Fusion::Product => true,
         }
     }
 
     /// May close a decomposition x·f(x).
     pub fn product(self) -> bool {
         self == Fusion::Product
+    }
+
+    /// May be the bias add of a linear layer (its other operand a weight).
+    pub fn bias_add(self) -> bool {
+        self == Fusion::Sum
+    }
+
+    /// A matrix product a bias add may complete (`addmm`).
+    pub fn takes_bias(self) -> bool {
+        self == Fusion::MatrixProduct
     }
 }
 
@@ -234,6 +271,23 @@ pub struct ScheduleFacts {
     /// Backward holds one input-sized temporary (batch, layer and group
     /// normalisation), in profiles with `norm_backward_temporary`.
     pub backward_input_temporary: bool,
+    /// The part the op may play in attention written out as ops (scores =
+    /// Q·Kᵀ, scaled, masked, softmax, dropout, ·V), which the memory pass
+    /// recognises to apply the backend's attention kernel.
+    pub attention: AttentionPart,
+}
+
+/// A piece of attention spelled as separate ops. The matrix products are
+/// `Fusion::MatrixProduct`, the mask add `Fusion::Sum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionPart {
+    None,
+    /// Multiplies or divides its one data operand by constants (a scale).
+    Scale,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Dropout with a ratio above 0.
+    Dropout,
 }
 
 impl ScheduleFacts {
@@ -243,6 +297,7 @@ impl ScheduleFacts {
         storage: Storage::Allocates,
         fusion: Fusion::None,
         backward_input_temporary: false,
+        attention: AttentionPart::None,
     };
     /// A view of input 0.
     pub const VIEW: ScheduleFacts = ScheduleFacts { storage: Storage::View, ..ScheduleFacts::COMPUTES };
@@ -262,6 +317,25 @@ pub struct ConvGeometry {
     pub weight_elems: u64,
     /// Extent of the input's axis 0.
     pub batch: u64,
+    /// Output channels and groups (the group count for this input).
+    pub out_channels: u64,
+    pub groups: u64,
+    /// Elements of the output's spatial axes, one image.
+    pub out_spatial_elems: u64,
+    /// Product of the input's first four extents as a framework that views a
+    /// 1-D convolution as 2-D sees them: N·C·H·W, N·C·T·H (3-D), N·C·1·L (1-D).
+    pub lead4_elems: u64,
+    /// Both of the kernel's last two extents exceed 3.
+    pub large_kernel: bool,
+    /// Some stride exceeds 1.
+    pub strided: bool,
+    /// Some dilation exceeds 1.
+    pub dilated: bool,
+    /// Every kernel extent and stride is 1 and nothing is padded: the
+    /// unrolled input is the input itself.
+    pub unit_window: bool,
+    /// A transposed convolution.
+    pub transposed: bool,
 }
 
 /// What every operator family answers. Implementations match their own
@@ -517,7 +591,8 @@ mod tests {
     #[test]
     fn views_dropout_and_constants() {
         let reshape = Op::Layout(LayoutOp::Reshape(ReshapeParams { dims: vec![-1], axis: 0, num_axes: -1 }));
-        assert_eq!(reshape.schedule_facts().storage, Storage::View);
+        assert_eq!(reshape.schedule_facts().storage, Storage::Reshape);
+        assert!(Storage::Reshape.view_like());
         assert_eq!(Op::Layout(LayoutOp::Concat { axis: 1 }).schedule_facts().storage, Storage::Allocates);
         let dropout = Op::Elementwise(ElementwiseOp::Dropout { ratio: 0.5 });
         assert_eq!(dropout.schedule_facts().storage, Storage::ViewInInference);
@@ -532,7 +607,10 @@ mod tests {
         let sigmoid = Op::Elementwise(ElementwiseOp::Activation(Activation::Sigmoid));
         let f = |op: &Op| op.schedule_facts().fusion;
         assert!(f(&mul).product() && f(&mul).epilogue() && f(&mul).pointwise());
-        assert!(!f(&add).product() && f(&add).epilogue());
+        assert!(!f(&add).product() && f(&add).epilogue() && f(&add).bias_add() && !f(&mul).bias_add());
+        let matmul = Op::Dense(DenseOp::MatMul);
+        assert!(f(&matmul).takes_bias() && !f(&matmul).pointwise() && !f(&matmul).epilogue());
+        assert!(!f(&Op::Dense(DenseOp::Embed(EmbedParams { out_features: 4, vocabulary: 8, bias: false }))).takes_bias());
         assert!(f(&sigmoid).pointwise() && !f(&sigmoid).epilogue());
         assert!(!f(&Op::Elementwise(ElementwiseOp::Compare(CompareKind::Less))).pointwise());
     }
@@ -562,10 +640,23 @@ mod tests {
         };
         let x = s(&[2, 4, 10, 10]);
         let (w, b) = (s(&[8, 4, 3, 3]), s(&[8]));
-        let g = Op::Conv(ConvOp::Forward(p)).conv_geometry(Some(&x), &[&w, &b]).unwrap();
+        let g = Op::Conv(ConvOp::Forward(p.clone())).conv_geometry(Some(&x), &[&w, &b]).unwrap();
         assert_eq!(g.padded_input_elems, 2 * 4 * 12 * 12);
         assert_eq!((g.in_channels, g.batch, g.weight_elems), (4, 2, 8 * 4 * 9));
-        assert!(!g.pointwise_kernel);
+        assert_eq!((g.out_channels, g.groups, g.out_spatial_elems, g.lead4_elems), (8, 1, 100, 2 * 4 * 10 * 10));
+        assert!(!g.pointwise_kernel && !g.large_kernel && !g.strided && !g.dilated && !g.unit_window && !g.transposed);
+        // A 3-D input counts N·C·T·H (PyTorch's size(0..3)); a 1-D one N·C·1·L.
+        let p3 = ConvParams { window: Window::symmetric(vec![1, 1, 1], vec![2, 2, 2], vec![0, 0, 0], vec![1, 1, 1]), ..p.clone() };
+        let g3 = Op::Conv(ConvOp::Forward(p3)).conv_geometry(Some(&s(&[1, 4, 6, 8, 10])), &[]).unwrap();
+        assert_eq!((g3.lead4_elems, g3.out_spatial_elems), (4 * 6 * 8, 3 * 4 * 5));
+        assert!(g3.strided && g3.pointwise_kernel && !g3.unit_window);
+        let p1 = ConvParams { window: Window::symmetric(vec![5], vec![1], vec![0], vec![1]), ..p.clone() };
+        let g1 = Op::Conv(ConvOp::Forward(p1)).conv_geometry(Some(&s(&[2, 4, 30])), &[]).unwrap();
+        assert_eq!((g1.lead4_elems, g1.out_spatial_elems), (2 * 4 * 30, 26));
+        assert!(!g1.large_kernel);
+        let p7 = ConvParams { window: Window::symmetric(vec![7, 7], vec![1, 1], vec![3, 3], vec![1, 1]), group: 4, out_channels: 4, ..p.clone() };
+        let g7 = Op::Conv(ConvOp::Forward(p7)).conv_geometry(Some(&x), &[]).unwrap();
+        assert!(g7.large_kernel && g7.groups == 4);
         assert_eq!(Op::Dense(DenseOp::MatMul).conv_geometry(Some(&x), &[]), None);
     }
 }

@@ -17,7 +17,9 @@
 //! tensors (a Constant's value, ConstantOfShape's fill) are read from the
 //! node's bytes.
 
-use super::proto::{AttributeProto, NodeProto, TensorProto};
+use std::collections::HashMap;
+
+use super::proto::{AttributeProto, NodeProto, TensorProto, Wire};
 use crate::graph::{AttrValue, DType};
 use crate::ops::detection::{DetectionOp, RoiPoolParams};
 use crate::ops::{
@@ -32,6 +34,9 @@ pub struct MapCtx<'a> {
     /// Default-domain opset the model imports.
     pub opset: i64,
     pub initializers: &'a super::names::NameMap<'a, &'a TensorProto>,
+    /// One-element float values stored in the file, by value name
+    /// (`scalar_floats`): operator arguments such as Dropout's ratio.
+    pub scalars: &'a HashMap<String, f64>,
 }
 
 impl MapCtx<'_> {
@@ -273,8 +278,20 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             let shared = ctx.init_dims(node, 1).and_then(|d| crate::tensor::checked_product(&d)) == Some(1);
             (Op::Elementwise(E::PRelu { channel_shared: shared }), exact)
         }
-        // ratio and training_mode are inputs from opset 12; output 1 is the mask.
-        "Dropout" => (Op::Elementwise(E::Dropout { ratio: a.float("ratio", 0.5) }), TypeFacts::args(1)),
+        // ratio and training_mode are inputs from opset 12 (ratio absent:
+        // 0.5; stored elsewhere than in the file: taken as non-zero, the mask
+        // kept); output 1 is the mask.
+        "Dropout" => {
+            let ratio = if ctx.opset >= 12 {
+                match node.input.get(1).filter(|n| !n.is_empty()) {
+                    Some(n) => ctx.scalars.get(n.as_str()).map_or(0.5, |&v| v as f32),
+                    None => 0.5,
+                }
+            } else {
+                a.float("ratio", 0.5)
+            };
+            (Op::Elementwise(E::Dropout { ratio }), TypeFacts::args(1))
+        }
         "Add" | "Sum" => (eltwise(EltwiseKind::Sum), exact),
         "Mean" => (eltwise(EltwiseKind::Mean), exact),
         "Sub" => (eltwise(EltwiseKind::Sub), exact),
@@ -592,6 +609,107 @@ fn window(a: &Attrs<'_>, kernel_fallback: &[u64]) -> (Window, bool) {
     (Window { kernel, stride, pad_begin, pad_end, dilation, auto_pad }, ok)
 }
 
+/// One-element float values held in the file, by value name: Constant nodes
+/// (`value` with one FLOAT or DOUBLE element, or `value_float`) and
+/// one-element float initializers stored inside the file. Only these tiny
+/// payloads are read (from each node's or initializer's own bytes); weights
+/// never are.
+pub fn scalar_floats<'b>(
+    nodes: impl Iterator<Item = (&'b NodeProto, &'b [u8])>,
+    initializers: &[(TensorProto, &[u8])],
+) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for (t, bytes) in initializers {
+        if t.dims.iter().all(|&d| d == 1) {
+            if let Some(v) = one_float(bytes) {
+                out.insert(t.name.clone(), v);
+            }
+        }
+    }
+    for (n, bytes) in nodes {
+        let Some(name) = n.output.first() else { continue };
+        if n.op_type != "Constant" || !n.domain.is_empty() {
+            continue;
+        }
+        if let Some(a) = n.attribute.iter().find(|a| a.name == "value_float") {
+            out.insert(name.clone(), f64::from(a.f));
+            continue;
+        }
+        let value_tensor = super::proto::fields(bytes).ok().and_then(|fs| {
+            fs.into_iter().filter(|f| f.number == 5 && f.wire == Wire::Len).find_map(|attr| {
+                let afs = super::proto::fields(attr.bytes).ok()?;
+                let named_value = afs.iter().any(|f| f.number == 1 && f.bytes == b"value");
+                afs.iter().find(|f| named_value && f.number == 5 && f.wire == Wire::Len).map(|f| f.bytes)
+            })
+        });
+        if let Some(v) = value_tensor.and_then(one_float) {
+            out.insert(name.clone(), v);
+        }
+    }
+    out
+}
+
+/// The value of a serialized TensorProto holding exactly one FLOAT or DOUBLE
+/// element inside the file (raw_data, float_data or double_data).
+fn one_float(tensor: &[u8]) -> Option<f64> {
+    use super::proto::elem;
+    let fs = super::proto::fields(tensor).ok()?;
+    let mut data_type = 0u64;
+    let mut n_elems = 1u64;
+    for f in &fs {
+        match (f.number, f.wire) {
+            (1, Wire::Varint) => n_elems = n_elems.checked_mul(varint(f.bytes)?)?,
+            (1, Wire::Len) => {
+                let mut rest = f.bytes;
+                while !rest.is_empty() {
+                    let (d, used) = varint_prefix(rest)?;
+                    n_elems = n_elems.checked_mul(d)?;
+                    rest = &rest[used..];
+                }
+            }
+            (2, Wire::Varint) => data_type = varint(f.bytes)?,
+            // Stored outside the file.
+            (14, Wire::Varint) if varint(f.bytes)? == 1 => return None,
+            _ => {}
+        }
+    }
+    if n_elems != 1 {
+        return None;
+    }
+    let width = match i32::try_from(data_type).ok()? {
+        elem::FLOAT => 4,
+        elem::DOUBLE => 8,
+        _ => return None,
+    };
+    let payload = fs.iter().find_map(|f| match (f.number, f.wire) {
+        (9, Wire::Len) | (4, Wire::Len) | (10, Wire::Len) => Some(f.bytes),
+        (4, Wire::Fixed32) | (10, Wire::Fixed64) => Some(f.bytes),
+        _ => None,
+    })?;
+    match (width, payload.len()) {
+        (4, 4) => Some(f64::from(f32::from_le_bytes(payload.try_into().ok()?))),
+        (8, 8) => Some(f64::from_le_bytes(payload.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// A varint that is the whole of `bytes`.
+fn varint(bytes: &[u8]) -> Option<u64> {
+    varint_prefix(bytes).filter(|&(_, used)| used == bytes.len()).map(|(v, _)| v)
+}
+
+/// The varint at the start of `bytes` and how many bytes it took.
+fn varint_prefix(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
 /// A Constant's value, as dims and element type (`value_dims`, `value_dtype`),
 /// from whichever `value*` attribute it carries.
 fn constant_value_shape(node: &NodeProto) -> Vec<(String, AttrValue)> {
@@ -669,7 +787,7 @@ mod tests {
     fn mapped(op_type: &str, opset: i64, attrs: Vec<AttributeProto>) -> Mapped {
         let inits = super::super::names::name_map(0);
         let node = NodeProto { op_type: op_type.into(), attribute: attrs, ..Default::default() };
-        map_node(&node, &[], &MapCtx { opset, initializers: &inits })
+        map_node(&node, &[], &MapCtx { opset, initializers: &inits, scalars: &HashMap::new() })
     }
 
     fn facts(op_type: &str) -> TypeFacts {
@@ -700,11 +818,67 @@ mod tests {
         assert_eq!(facts("SomethingNew"), TypeFacts::TRACT);
     }
 
+    /// A Constant node's bytes: output `out`, its `value` a TensorProto of
+    /// `dims` and `data_type` with `payload` in field `field`.
+    fn constant_node(out: &str, dims: &[u64], data_type: u64, field: u32, payload: &[u8]) -> Vec<u8> {
+        use super::super::proto::{put_len_field, put_varint};
+        let mut t = Vec::new();
+        for &d in dims {
+            put_varint(&mut t, 1 << 3);
+            put_varint(&mut t, d);
+        }
+        put_varint(&mut t, 2 << 3);
+        put_varint(&mut t, data_type);
+        put_len_field(&mut t, field, payload);
+        let mut attr = Vec::new();
+        put_len_field(&mut attr, 1, b"value");
+        put_len_field(&mut attr, 5, &t);
+        let mut node = Vec::new();
+        put_len_field(&mut node, 2, out.as_bytes());
+        put_len_field(&mut node, 4, b"Constant");
+        put_len_field(&mut node, 5, &attr);
+        node
+    }
+
+    #[test]
+    fn dropout_ratio_is_read_from_a_stored_scalar() {
+        use prost::Message;
+        // ratio 0.0 as raw_data (PyTorch's export), 0.1 as float_data, a
+        // two-element tensor (not a scalar) and a double.
+        let zero = constant_node("r0", &[], 1, 9, &0f32.to_le_bytes());
+        let tenth = constant_node("r1", &[1], 1, 4, &0.1f32.to_le_bytes());
+        let pair = constant_node("r2", &[2], 1, 9, &[0u8; 8]);
+        let double = constant_node("r3", &[], 11, 9, &0.25f64.to_le_bytes());
+        let decoded: Vec<(NodeProto, &[u8])> =
+            [&zero, &tenth, &pair, &double].iter().map(|b| (NodeProto::decode(b.as_slice()).unwrap(), b.as_slice())).collect();
+        let scalars = scalar_floats(decoded.iter().map(|(n, b)| (n, *b)), &[]);
+        assert_eq!(scalars.get("r0"), Some(&0.0));
+        assert_eq!(scalars.get("r1"), Some(&f64::from(0.1f32)));
+        assert_eq!(scalars.get("r2"), None);
+        assert_eq!(scalars.get("r3"), Some(&0.25));
+
+        let inits = super::super::names::name_map(0);
+        let dropout = |ratio: &str, opset: i64| {
+            let node = NodeProto {
+                op_type: "Dropout".into(),
+                input: vec!["x".into(), ratio.into()],
+                output: vec!["y".into()],
+                ..Default::default()
+            };
+            map_node(&node, &[], &MapCtx { opset, initializers: &inits, scalars: &scalars }).op
+        };
+        assert_eq!(dropout("r0", 17), Op::Elementwise(E::Dropout { ratio: 0.0 }));
+        assert_eq!(dropout("r1", 17), Op::Elementwise(E::Dropout { ratio: 0.1 }));
+        // A ratio the file does not hold is taken as non-zero; before opset 12 the attribute rules.
+        assert_eq!(dropout("elsewhere", 17), Op::Elementwise(E::Dropout { ratio: 0.5 }));
+        assert_eq!(dropout("r0", 11), Op::Elementwise(E::Dropout { ratio: 0.5 }));
+    }
+
     #[test]
     fn other_domains_are_outside_the_vocabulary() {
         let inits = super::super::names::name_map(0);
         let node = NodeProto { op_type: "Gelu".into(), domain: "com.microsoft".into(), ..Default::default() };
-        let m = map_node(&node, &[], &MapCtx { opset: 17, initializers: &inits });
+        let m = map_node(&node, &[], &MapCtx { opset: 17, initializers: &inits, scalars: &HashMap::new() });
         assert_eq!(m.op, Op::Unknown(UnknownOp { type_name: "com.microsoft:Gelu".into() }));
         assert_eq!(m.facts, TypeFacts::TRACT);
     }
@@ -760,7 +934,7 @@ mod tests {
             output: vec!["y".into()],
             ..Default::default()
         };
-        let m = map_node(&node, &[], &MapCtx { opset: 14, initializers: &inits });
+        let m = map_node(&node, &[], &MapCtx { opset: 14, initializers: &inits, scalars: &HashMap::new() });
         assert_eq!(m.op, Op::Reduce(ReduceOp::CumSum));
         assert_eq!(m.op.name(), "CumSum");
         assert_eq!(m.facts.arguments_from, Some(1));

@@ -24,7 +24,11 @@ mod infer;
 mod map;
 mod names;
 pub mod proto;
+mod constants;
+mod tied;
+mod kv_cache;
 mod rules;
+mod torch_meta;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -243,7 +247,8 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
         d.inputs.iter().map(|(v, _)| v).filter(|v| !inits.contains_key(v.name.as_str())).collect();
     let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
     let order = check_structure(path, &nodes, &inits, &real_inputs)?;
-    let ctx = map::MapCtx { opset, initializers: &inits };
+    let scalars = map::scalar_floats(d.nodes.iter().map(|(n, b)| (n, b.as_ref())), &d.initializers);
+    let ctx = map::MapCtx { opset, initializers: &inits, scalars: &scalars };
     let mut mapped: Vec<Option<map::Mapped>> =
         nodes.iter().zip(&d.nodes).map(|(n, (_, bytes))| Some(map::map_node(n, bytes, &ctx))).collect();
     let roles = InitializerRoles::classify(&nodes, &mapped, &inits);
@@ -280,6 +285,9 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
     let decided = fill_shapes(d, &bindings, options, settle, &sources, &values, &mut g);
     check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(path, location, message))?;
     check_byte_sizes(path, &g)?;
+    constants::reclassify(&mut g, |j| nodes[order[j]].input.iter().filter_map(|x| ids.get(x.as_str()).copied()).collect());
+    tied::tie_embeddings(&mut g, options.tie_embeddings);
+    kv_cache::note_kv_cache(&mut g);
     // Graph nodes are in execution order: node k is the file's node order[k].
     let decided = decided.into_iter().map(|(k, then_branch)| control::Decision { node: order[k], then_branch }).collect();
     Ok((g, decided))
@@ -590,7 +598,11 @@ impl<'a> NodeAdder<'a> {
         } else {
             n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
         };
-        let scope = module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[]));
+        // The dynamo exporter records the module path in the node's metadata;
+        // the TorchScript exporter writes it into the name.
+        let scope = torch_meta::module_scope(&n.metadata_props)
+            .unwrap_or_else(|| module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[])));
+        let call = torch_meta::framework_call(&n.metadata_props);
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
         }
@@ -605,6 +617,7 @@ impl<'a> NodeAdder<'a> {
             in_place: false,
             attrs: m.attrs,
             scope,
+            call,
         });
     }
 }

@@ -277,6 +277,7 @@ mod tests {
             in_place: false,
             attrs: vec![],
             scope: vec![],
+            call: None,
         }
     }
 

@@ -79,7 +79,9 @@ impl Gradients {
                     self.grad_accum_bytes[i] = self.grad_accum_bytes[i].saturating_add(gb);
                     continue;
                 }
-                let shares = plan.role == Role::View || (plan.role == Role::InPlace && df.profile.in_place_grads);
+                let shares = plan.role == Role::View
+                    || (plan.role == Role::InPlace && df.profile.in_place_grads)
+                    || df.passes_gradient(i);
                 if shares && k == 0 && out_grads.len() == 1 && df.readers[t.0].len() == 1 {
                     self.grad_of[t.0] = Some(out_grads[0]);
                     passes_through = true;

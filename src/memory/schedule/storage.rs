@@ -5,8 +5,27 @@
 use super::dataflow::Dataflow;
 use super::{NodePlan, Role, StoragePlan};
 use crate::graph::{Shape, TensorId, TensorKind};
-use crate::memory::profiles::ConvSizes;
+use crate::memory::profiles::{ConvSizes, DropoutMask};
 use crate::ops::{SavedType, Storage};
+
+/// Node `i` adds one weight vector along the last axis to the result of a
+/// matrix product: the export's split of `nn.Linear` on an input of rank > 2,
+/// which the framework runs as one `addmm` writing one tensor.
+fn linear_bias_add(df: &Dataflow<'_>, i: usize) -> bool {
+    let graph = df.graph;
+    let nd = &graph.nodes[i];
+    if !nd.op.schedule_facts().fusion.bias_add() || nd.inputs.len() != 1 || nd.params.len() != 1 {
+        return false;
+    }
+    let from_product = graph.tensor(nd.inputs[0]).producer.is_some_and(|p| graph.nodes[p.0].op.schedule_facts().fusion.takes_bias());
+    let out_last = nd.outputs.first().and_then(|&o| graph.tensor(o).shape.as_ref()).and_then(|s| s.dims().last().copied());
+    let bias = graph.tensor(nd.params[0]).shape.as_ref().map(|s| s.dims().to_vec());
+    let along_last = match (bias, out_last) {
+        (Some(b), Some(n)) => b.last() == Some(&n) && b.iter().rev().skip(1).all(|&d| d == 1),
+        _ => false,
+    };
+    from_product && along_last
+}
 
 /// The storage phase's result.
 pub(super) struct Storages {
@@ -88,11 +107,19 @@ impl Storages {
         let view = match facts.storage {
             Storage::Allocates => false,
             Storage::View => true,
+            // A broadcast input cannot be reshaped in place: PyTorch copies it.
+            Storage::Reshape => !first_in.is_some_and(|t| df.broadcast(t)),
             // Dropout is the identity in evaluation mode.
             Storage::ViewInInference => !training,
         };
-        // A pointwise op with exactly one data operand and at least one constant one.
-        let epilogue = facts.fusion.epilogue() && df.data_inputs[i].len() == 1 && nd.inputs.len() >= 2;
+        // A pointwise op with exactly one data operand and at least one
+        // constant one, or a linear layer's bias add into its product.
+        // A decomposition's closing product is the whole framework op
+        // (GELU, SiLU), never an update of its input.
+        let epilogue = facts.fusion.epilogue()
+            && df.fold_root[i].is_none()
+            && df.data_inputs[i].len() == 1
+            && (nd.inputs.len() >= 2 || linear_bias_add(df, i));
         let has_outputs = nd.outputs.iter().any(|t| df.data[t.0]);
         if df.folded[i] || df.skipped[i] || !has_outputs {
             Role::Skip
@@ -171,8 +198,18 @@ impl Storages {
         let node_batch = nd.outputs.first().map(|&o| df.batch_of(o)).unwrap_or(1);
         // Indices in `facts` refer to the node's own input list; map them
         // to data tensors (folded nodes already list just x).
-        let own_inputs: &[TensorId] = if df.fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
-        let saved_inputs = f.saves_inputs.iter().filter_map(|&k| own_inputs.get(k));
+        let own_inputs: &[TensorId] = if df.rewired(i) { &plan.inputs } else { &nd.inputs };
+        // A product keeps an operand only for the others' gradients: autograd
+        // skips it when no other operand and no trainable weight needs one
+        // (a dropout or stochastic-depth mask, a constant factor).
+        let weights_need_grad = df.style.is_none() && !df.node_weights[i].is_empty();
+        let others_need_grad =
+            |k: usize| weights_need_grad || own_inputs.iter().enumerate().any(|(j, t)| j != k && df.requires_grad[t.0]);
+        let saved_inputs = f
+            .saves_inputs
+            .iter()
+            .filter(|&&k| !f.saves_for_other_operands || others_need_grad(k))
+            .filter_map(|&k| own_inputs.get(k));
         let saved_outputs = f.saves_outputs.iter().filter_map(|&k| nd.outputs.get(k));
         let saved_tensors: Vec<TensorId> = saved_inputs.chain(saved_outputs).copied().collect();
         for t in saved_tensors {
@@ -189,6 +226,10 @@ impl Storages {
             let b = match e.dtype {
                 // The backend's index type.
                 SavedType::PoolIndex => e.elems.saturating_mul(df.profile.pool_index_bytes),
+                SavedType::DropoutMask => match df.profile.dropout_mask {
+                    DropoutMask::Bool => e.elems,
+                    DropoutMask::Noise => e.elems.saturating_mul(df.prec.compute),
+                },
                 SavedType::Fixed(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
                 // Statistics are kept in f32 whatever the compute type.
                 SavedType::Fixed(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(df.prec.compute)),
@@ -239,6 +280,14 @@ impl Storages {
                 pointwise: geo.pointwise_kernel,
                 column_per_image: f.column_elems_per_image.saturating_mul(prec.compute),
                 batch: geo.batch,
+                elem_bytes: prec.compute,
+                out_channels: geo.out_channels,
+                groups: geo.groups,
+                out_spatial: geo.out_spatial_elems,
+                lead4_elems: geo.lead4_elems,
+                large_kernel: geo.large_kernel,
+                strided: geo.strided,
+                unit_window: geo.unit_window,
             };
             let ws = df.worker(profile.conv_forward_workspace(&sizes, df.threads), node_batch);
             plan.workspace_train = ws;
@@ -253,6 +302,11 @@ impl Storages {
         }
         if profile.norm_backward_temporary && nd.op.schedule_facts().backward_input_temporary {
             plan.workspace_backward = in_bytes;
+        }
+        if let Some((train, infer, backward)) = df.attention_workspace(i) {
+            plan.workspace_train = plan.workspace_train.saturating_add(train);
+            plan.workspace_infer = plan.workspace_infer.saturating_add(infer);
+            plan.workspace_backward = plan.workspace_backward.saturating_add(backward);
         }
     }
 
