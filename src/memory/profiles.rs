@@ -3,6 +3,8 @@
 //! backend (Caffe, torch-nn, cuDNN, tiny-dnn) is one more constructor here and
 //! one more name in `Profile::NAMES`, not a change to the liveness engine.
 
+use crate::ops::{Recurrence, RnnCell};
+
 /// How a backend finds scratch memory for a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvWorkspace {
@@ -39,6 +41,30 @@ pub enum ConvWorkspace {
     PaddedCopies,
 }
 
+/// How a backend runs ONNX's LSTM, GRU and RNN (ops with `MemoryFacts::recurrence`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceKernels {
+    /// What the op facts say: the gates (and cell states) of every step
+    /// kept, no scratch.
+    AsOpsSay,
+    /// PyTorch on CPU: an LSTM layer is one oneDNN call per direction
+    /// (`mkldnn_rnn_layer`) keeping a workspace; GRU and RNN run their cell
+    /// step by step and autograd keeps each step's tensors.
+    PyTorchCpu,
+}
+
+/// A recurrent op's memory under a backend, bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SequenceCosts {
+    /// Kept for backward besides the input (replaces the op's `extra_saved`).
+    pub saved: u64,
+    /// Whether backward keeps the op's output sequence Y.
+    pub keeps_output: bool,
+    /// Transient scratch of the forward step and of the backward step.
+    pub forward: u64,
+    pub backward: u64,
+}
+
 /// A backend's allocation behaviour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -56,6 +82,7 @@ pub struct Profile {
     /// then freed as soon as the op returns).
     pub pool_indices_in_inference: bool,
     pub conv_workspace: ConvWorkspace,
+    pub sequence_kernels: SequenceKernels,
     /// Convolution backward reorders the input and the output gradient into
     /// blocked layouts and the weights once (transient).
     pub conv_backward_blocked: bool,
@@ -112,6 +139,7 @@ impl Profile {
             fuse_pointwise_decompositions: true,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::OneDnnBlocked,
+            sequence_kernels: SequenceKernels::PyTorchCpu,
             conv_backward_blocked: true,
             norm_backward_temporary: true,
             accumulate_grads_in_place: true,
@@ -142,6 +170,7 @@ impl Profile {
             fuse_pointwise_decompositions: false,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::SharedColumn,
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: false,
             accumulate_grads_in_place: false,
@@ -164,6 +193,7 @@ impl Profile {
             name: "torch-nn",
             in_place_activations: true,
             conv_workspace: ConvWorkspace::PerModuleColumns { backward_column: false },
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: false,
             module_scope_hold: false,
@@ -183,6 +213,8 @@ impl Profile {
         Profile {
             name: "cudnn",
             conv_workspace: ConvWorkspace::CudnnCapped { limit: CUDNN_WORKSPACE_LIMIT },
+            // cuDNN's RNN reserve space is not measured here.
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: true,
             // The CUDA context and library handles are not measured here (issue: a GPU profile).
@@ -202,6 +234,7 @@ impl Profile {
             fuse_pointwise_decompositions: false,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::PaddedCopies,
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: false,
             accumulate_grads_in_place: false,
@@ -293,6 +326,59 @@ fn channel_blocked(bytes: u64, c: u64) -> u64 {
     (bytes / c).saturating_mul(padded)
 }
 
+/// oneDNN's LSTM training workspace (f32) per layer and direction, bytes per
+/// hidden unit: for each step and batch row, and once. Measured at hidden 512
+/// (docs/measurements/cpu_recurrent.json, lstm_lm): 8,048,640 B at 256 steps ×
+/// batch and 32,034,816 B at 1,024 — 31,232 B per step·row and 53,248 B, i.e.
+/// 61·H and 104·H; the proportionality to H is assumed (one hidden size measured).
+const ONEDNN_LSTM_WORKSPACE_PER_STEP_ROW: u64 = 61;
+const ONEDNN_LSTM_WORKSPACE_ONCE: u64 = 104;
+
+/// PyTorch on CPU, per layer (the ONNX op is one layer) and direction, one
+/// direction after the other.
+fn pytorch_cpu_sequence(r: &Recurrence, elem: u64) -> SequenceCosts {
+    let tn = r.steps_x_batch();
+    let d = r.directions.max(1);
+    // The input projections of every step at once: T·N·G·H.
+    let gates_all_steps = tn.saturating_mul(r.gate_width()).saturating_mul(elem);
+    match r.cell {
+        Some(RnnCell::Lstm) => {
+            // mkldnn_rnn_layer: W and R reordered, the gate scratch; backward
+            // reorders them again and fills diff-weight buffers of their size.
+            let weights = r.weight_elems().saturating_mul(elem);
+            let workspace = tn
+                .saturating_mul(ONEDNN_LSTM_WORKSPACE_PER_STEP_ROW)
+                .saturating_add(ONEDNN_LSTM_WORKSPACE_ONCE)
+                .saturating_mul(r.hidden)
+                .saturating_mul(elem)
+                / 4;
+            SequenceCosts {
+                saved: workspace.saturating_mul(d),
+                keeps_output: true,
+                forward: weights.saturating_add(gates_all_steps),
+                backward: weights.saturating_mul(2).saturating_add(gates_all_steps),
+            }
+        }
+        Some(RnnCell::Gru) => SequenceCosts {
+            // Per step autograd keeps the hidden projection (3H) and four
+            // H-sized tensors of the cell: 28,672 B per step at batch 2,
+            // hidden 512 (gru_lm, 5 storages per step and layer).
+            saved: tn.saturating_mul(7).saturating_mul(r.hidden).saturating_mul(elem).saturating_mul(d),
+            keeps_output: false,
+            forward: gates_all_steps,
+            backward: gates_all_steps,
+        },
+        // tanh(x W + h R + b) per step: the activation's output is kept.
+        Some(RnnCell::Rnn) => SequenceCosts {
+            saved: tn.saturating_mul(r.hidden).saturating_mul(elem).saturating_mul(d),
+            keeps_output: false,
+            forward: gates_all_steps,
+            backward: gates_all_steps,
+        },
+        None => SequenceCosts::default(),
+    }
+}
+
 impl ConvSizes {
     /// PyTorch's choice for an f32 CPU convolution (`ConvParams::use_mkldnn`
     /// with more than one thread, PyTorch's default on a multi-core CPU):
@@ -367,6 +453,15 @@ impl Profile {
             }
             // Per worker copies are applied by the caller.
             ConvWorkspace::PaddedCopies => s.padded_input,
+        }
+    }
+
+    /// What a recurrent op keeps and its scratch under this backend, for
+    /// `elem` bytes per element; `None`: the op facts hold.
+    pub fn sequence_costs(&self, r: &Recurrence, elem: u64) -> Option<SequenceCosts> {
+        match self.sequence_kernels {
+            SequenceKernels::AsOpsSay => None,
+            SequenceKernels::PyTorchCpu => Some(pytorch_cpu_sequence(r, elem)),
         }
     }
 
@@ -496,6 +591,31 @@ mod tests {
         assert!(ConvSizes { large_kernel: true, ..s }.runs_onednn());
         // Its backward holds one column buffer beside the gradients.
         assert_eq!(Profile::pytorch().conv_backward_workspace(&s, 1), 43_352_064);
+    }
+
+    #[test]
+    fn pytorch_cpu_recurrent_kernels() {
+        use crate::ops::{Recurrence, RnnCell};
+        // lstm_lm layer 2 (512 → 512) at batch 2 × 128 steps: the measured
+        // oneDNN workspace 8,048,640 B; at 2 × 512, 32,034,816 B.
+        let lstm = |steps| Recurrence { cell: Some(RnnCell::Lstm), hidden: 512, directions: 1, steps, batch: 2, input_width: 512 };
+        let p = Profile::pytorch();
+        let c = p.sequence_costs(&lstm(128), 4).unwrap();
+        assert_eq!(c.saved, 8_048_640);
+        assert_eq!(p.sequence_costs(&lstm(512), 4).unwrap().saved, 32_034_816);
+        // W and R reordered (2048 × 1024 f32) and the gates of 256 steps·rows.
+        assert_eq!(c.forward, 2048 * 1024 * 4 + 256 * 2048 * 4);
+        assert_eq!(c.backward, 2 * 2048 * 1024 * 4 + 256 * 2048 * 4);
+        assert!(c.keeps_output);
+        // GRU: 5 tensors per step, 28,672 B at batch 2, hidden 512; the output stack is not kept.
+        let gru = Recurrence { cell: Some(RnnCell::Gru), ..lstm(1) };
+        let g = p.sequence_costs(&gru, 4).unwrap();
+        assert_eq!((g.saved, g.keeps_output), (28_672, false));
+        // Two directions keep twice as much; other backends keep what the op facts say.
+        assert_eq!(p.sequence_costs(&Recurrence { directions: 2, ..gru }, 4).unwrap().saved, 2 * 28_672);
+        for other in [Profile::caffe(), Profile::torch_nn(), Profile::cudnn(), Profile::tiny_dnn()] {
+            assert_eq!(other.sequence_costs(&gru, 4), None);
+        }
     }
 
     #[test]

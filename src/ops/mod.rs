@@ -39,7 +39,7 @@ pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceParams
 pub use loss::LossOp;
 pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
-pub use recurrent::{RecurrentKind, RecurrentParams};
+pub use recurrent::{RecurrentKind, RecurrentParams, Recurrence, RnnCell, SequenceParams};
 pub use reduce::{ReduceKind, ReduceOp};
 pub use resize::{InterpParams, ResizeOp, UnpoolParams, UnpoolSize, UpsampleParams};
 pub use window::{Rounding, Window};
@@ -67,6 +67,8 @@ pub enum Op {
     Detection(DetectionOp),
     /// Caffe's unrolled LSTM and RNN (recurrent.rs).
     Recurrent(RecurrentParams),
+    /// ONNX's LSTM, GRU and RNN over a whole sequence (recurrent.rs).
+    Sequence(SequenceParams),
     /// Losses, accuracy, silence: the ends of a training net (loss.rs).
     Loss(LossOp),
     /// Values that are not data: shapes and stored constants (constant.rs).
@@ -159,6 +161,9 @@ pub struct MemoryFacts {
     pub macs: u64,
     /// The op has no backward (losses' labels, shape-only ops still propagate).
     pub no_grad: bool,
+    /// A recurrent op over a sequence: what backends' recurrent-kernel rules
+    /// read (their workspaces and what they keep instead of `extra_saved`).
+    pub recurrence: Option<Recurrence>,
 }
 
 /// Whether an op's outputs are data computed from its inputs.
@@ -330,6 +335,7 @@ impl Op {
             Op::Resize(f) => f,
             Op::Detection(f) => f,
             Op::Recurrent(f) => f,
+            Op::Sequence(f) => f,
             Op::Loss(f) => f,
             Op::Constant(f) => f,
             Op::Unknown(f) => f,

@@ -18,7 +18,7 @@ use crate::graph::AttrValue;
 use crate::ops::{
     Activation, BinaryKind, CompareKind, ConstantOp, ConvOp, ConvParams, DenseOp, DenseParams, EltwiseKind,
     ElementwiseOp as E, FlattenParams, LayoutOp as L, LrnParams, NormOp, Op, PoolMethod, PoolParams, ReduceKind,
-    ReduceOp, ReshapeParams, ResizeOp, Rounding, SliceParams, UnknownOp, Window,
+    ReduceOp, ReshapeParams, ResizeOp, RnnCell, Rounding, SequenceParams, SliceParams, UnknownOp, Window,
 };
 
 /// What the mapper may look at besides the node itself.
@@ -282,6 +282,10 @@ pub fn map_node(node: &NodeProto, ctx: &MapCtx<'_>) -> Mapped {
         "ArgMax" => (Op::Reduce(ReduceOp::ArgMax { top_k: 1, out_max_val: false, axis: Some(a.int("axis", 0)) }), tract),
         // The axis is input 1; exclusive and reverse leave the shape alone.
         "CumSum" => (Op::Reduce(ReduceOp::CumSum), TypeFacts { arguments_from: Some(1), ..exact }),
+        // Sizes from tract for now (an output left unnamed would shift ours).
+        "LSTM" => (Op::Sequence(sequence_params(&a, node, ctx, RnnCell::Lstm)), tract),
+        "GRU" => (Op::Sequence(sequence_params(&a, node, ctx, RnnCell::Gru)), tract),
+        "RNN" => (Op::Sequence(sequence_params(&a, node, ctx, RnnCell::Rnn)), tract),
         "Equal" => (compare(CompareKind::Equal), tract),
         "Less" => (compare(CompareKind::Less), tract),
         "LessOrEqual" => (compare(CompareKind::LessOrEqual), tract),
@@ -347,6 +351,15 @@ fn window(a: &Attrs<'_>, kernel_fallback: &[u64]) -> Window {
         pad_end,
         kernel,
     }
+}
+
+/// An ONNX LSTM, GRU or RNN: `hidden_size` (else R's second dim over the gates,
+/// when R is stored), `direction`, `layout`.
+fn sequence_params(a: &Attrs<'_>, node: &NodeProto, ctx: &MapCtx<'_>, cell: RnnCell) -> SequenceParams {
+    let from_r = || ctx.init_dims(node, 2).and_then(|d| d.get(1).copied()).map_or(0, |gh| gh / cell.gates());
+    let hidden = u64::try_from(a.int("hidden_size", 0)).ok().filter(|&h| h > 0).unwrap_or_else(from_r);
+    let directions = if a.string("direction").as_deref() == Some("bidirectional") { 2 } else { 1 };
+    SequenceParams { cell, hidden, directions, batch_first: a.int("layout", 0) == 1 }
 }
 
 /// One-element float values held in the file, by value name: Constant nodes
@@ -595,6 +608,27 @@ mod tests {
         // A ratio the file does not hold is taken as non-zero; before opset 12 the attribute rules.
         assert_eq!(dropout("elsewhere", 17), Op::Elementwise(E::Dropout { ratio: 0.5 }));
         assert_eq!(dropout("r0", 11), Op::Elementwise(E::Dropout { ratio: 0.5 }));
+    }
+
+    #[test]
+    fn recurrent_ops_map_with_their_attributes() {
+        let inits = HashMap::new();
+        let scalars = HashMap::new();
+        let map = |op_type: &str, attribute: Vec<AttributeProto>| {
+            let node = NodeProto { op_type: op_type.into(), attribute, ..Default::default() };
+            map_node(&node, &MapCtx { opset: 14, initializers: &inits, scalars: &scalars }).op
+        };
+        let int = |name: &str, i| AttributeProto { name: name.into(), i, r#type: 2, ..Default::default() };
+        let string = |name: &str, s: &str| AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: 3, ..Default::default() };
+        assert_eq!(
+            map("LSTM", vec![int("hidden_size", 512)]),
+            Op::Sequence(SequenceParams { cell: RnnCell::Lstm, hidden: 512, directions: 1, batch_first: false })
+        );
+        assert_eq!(
+            map("GRU", vec![int("hidden_size", 64), string("direction", "bidirectional"), int("layout", 1)]),
+            Op::Sequence(SequenceParams { cell: RnnCell::Gru, hidden: 64, directions: 2, batch_first: true })
+        );
+        assert_eq!(map("RNN", vec![int("hidden_size", 8), string("direction", "reverse")]).name(), "RNN");
     }
 
     #[test]

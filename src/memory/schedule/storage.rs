@@ -208,7 +208,13 @@ impl Storages {
             .iter()
             .filter(|&&k| !f.saves_for_other_operands || others_need_grad(k))
             .filter_map(|&k| own_inputs.get(k));
-        let saved_outputs = f.saves_outputs.iter().filter_map(|&k| nd.outputs.get(k));
+        // A recurrent op keeps what its backend's kernel keeps.
+        let sequence = f.recurrence.as_ref().and_then(|r| df.profile.sequence_costs(r, df.prec.compute));
+        let saved_outputs = f
+            .saves_outputs
+            .iter()
+            .filter(|_| sequence.is_none_or(|c| c.keeps_output))
+            .filter_map(|&k| nd.outputs.get(k));
         let saved_tensors: Vec<TensorId> = saved_inputs.chain(saved_outputs).copied().collect();
         for t in saved_tensors {
             plan.saved_bytes = plan.saved_bytes.saturating_add(df.bytes[t.0]);
@@ -220,7 +226,10 @@ impl Storages {
                 *until = Some(until.map_or(i, |u| u.min(i)));
             }
         }
-        for e in &f.extra_saved {
+        if let Some(c) = sequence {
+            plan.extra_saved_bytes = df.worker(c.saved, node_batch);
+        }
+        for e in f.extra_saved.iter().filter(|_| sequence.is_none()) {
             let b = match e.dtype {
                 // The backend's index type.
                 SavedType::PoolIndex => e.elems.saturating_mul(df.profile.pool_index_bytes),
@@ -293,6 +302,11 @@ impl Storages {
             // Written even without backward, freed when the op returns.
             let b = pool_indices.iter().map(|e| e.saturating_mul(profile.pool_index_bytes)).fold(0, u64::saturating_add);
             plan.workspace_infer = df.worker(b, node_batch);
+        }
+        if let Some(c) = f.recurrence.as_ref().and_then(|r| profile.sequence_costs(r, prec.compute)) {
+            plan.workspace_train = df.worker(c.forward, node_batch);
+            plan.workspace_infer = plan.workspace_train;
+            plan.workspace_backward = df.worker(c.backward, node_batch);
         }
         if profile.norm_backward_temporary && nd.op.schedule_facts().backward_input_temporary {
             plan.workspace_backward = in_bytes;
