@@ -102,6 +102,9 @@ pub struct Profile {
     /// An in-place op's input gradient is its output gradient, overwritten
     /// (Caffe's shared diff of in-place tops, Torch's in-place ReLU).
     pub in_place_grads: bool,
+    /// An addition's gradient for its one data operand is the incoming
+    /// gradient itself (autograd's AddBackward returns it), not a new buffer.
+    pub sum_grads_pass_through: bool,
     /// Layers the model file writes in place (Caffe top == bottom) share storage.
     /// False where activations are fused into the layer and keep both values.
     pub honours_in_place: bool,
@@ -146,6 +149,7 @@ impl Profile {
             module_scope_hold: true,
             persistent: false,
             in_place_grads: false,
+            sum_grads_pass_through: true,
             honours_in_place: true,
             pool_index_bytes: 8,
             per_thread_copies: false,
@@ -177,6 +181,7 @@ impl Profile {
             module_scope_hold: false,
             persistent: true,
             in_place_grads: true,
+            sum_grads_pass_through: false,
             honours_in_place: true,
             pool_index_bytes: 4,
             per_thread_copies: false,
@@ -200,6 +205,7 @@ impl Profile {
             fuse_pointwise_decompositions: false,
             persistent: true,
             in_place_grads: true,
+            sum_grads_pass_through: false,
             // Lua Torch's own process is not measured here.
             runtime_baseline: None,
             ..Self::pytorch()
@@ -241,6 +247,7 @@ impl Profile {
             module_scope_hold: false,
             persistent: true,
             in_place_grads: false,
+            sum_grads_pass_through: false,
             honours_in_place: false,
             pool_index_bytes: 8,
             per_thread_copies: true,

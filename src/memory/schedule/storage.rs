@@ -117,6 +117,7 @@ impl Storages {
         let epilogue = facts.fusion.epilogue()
             && df.fold_root[i].is_none()
             && df.data_inputs[i].len() == 1
+            && first_in.is_some_and(|t| nd.outputs.first().is_some_and(|&o| df.bytes[o.0] == df.bytes[t.0]))
             && (nd.inputs.len() >= 2 || linear_bias_add(df, i));
         let has_outputs = nd.outputs.iter().any(|t| df.data[t.0]);
         if df.folded[i] || df.skipped[i] || !has_outputs {
