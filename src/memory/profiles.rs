@@ -75,6 +75,10 @@ pub struct Profile {
     /// Reshape-like ops (reshape, flatten, squeeze, permute, slicing, eval-mode
     /// dropout, identity) return views that share their input's storage.
     pub views_share_storage: bool,
+    /// Views keep their input's strides (PyTorch): a reshape the strides
+    /// cannot express copies, and kernels that need contiguous rows copy
+    /// their input (schedule/layout.rs).
+    pub views_keep_strides: bool,
     /// Fold the ONNX decompositions of one framework op back into it (SiLU as
     /// Sigmoid·Mul, GELU through Erf): the intermediate results never exist.
     pub fuse_pointwise_decompositions: bool,
@@ -139,6 +143,7 @@ impl Profile {
             name: "pytorch",
             in_place_activations: true,
             views_share_storage: true,
+            views_keep_strides: true,
             fuse_pointwise_decompositions: true,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::OneDnnBlocked,
@@ -171,6 +176,7 @@ impl Profile {
             name: "caffe",
             in_place_activations: false,
             views_share_storage: true,
+            views_keep_strides: false,
             fuse_pointwise_decompositions: false,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::SharedColumn,
@@ -203,6 +209,7 @@ impl Profile {
             norm_backward_temporary: false,
             module_scope_hold: false,
             fuse_pointwise_decompositions: false,
+            views_keep_strides: false,
             persistent: true,
             in_place_grads: true,
             sum_grads_pass_through: false,
@@ -237,6 +244,7 @@ impl Profile {
             name: "tiny-dnn",
             in_place_activations: false,
             views_share_storage: true,
+            views_keep_strides: false,
             fuse_pointwise_decompositions: false,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::PaddedCopies,
@@ -307,6 +315,8 @@ pub struct ConvSizes {
     pub strided: bool,
     /// 1×1 kernel, stride 1, no padding: the unrolled input is the input.
     pub unit_window: bool,
+    /// The input is stored channels-last (N, spatial…, C).
+    pub channels_last: bool,
 }
 
 /// oneDNN's blocked layouts hold channels in blocks of this many (f32 with
@@ -322,6 +332,13 @@ pub const ONEDNN_CHANNEL_BLOCK: u64 = 16;
 /// (`ConvParams::use_mkldnn`, aten/src/ATen/native/Convolution.cpp: "for
 /// some case, native is faster"); below it the native kernel runs.
 pub const ONEDNN_MIN_INPUT_ELEMS: u64 = 20_480;
+
+/// oneDNN's depthwise convolution backward over a channels-last input holds
+/// a scratch of this many times its weight bytes: measured in every one of
+/// ConvNeXt-T's 18 depthwise 7×7 convolutions (96 to 768 channels) at 224 and
+/// 512 px alike, 2 threads (4,816,896 B for the 18,816 B weight of 96
+/// channels; 38,535,168 B for 768) — the training peak at 224 px.
+pub const ONEDNN_DEPTHWISE_CHANNELS_LAST_BACKWARD_SCRATCH: u64 = 256;
 
 /// Bytes of a copy of `bytes` (a tensor with `c` channels) in a blocked
 /// layout: channels rounded up to the block.
@@ -413,6 +430,10 @@ impl Profile {
                     s.column_per_image.saturating_mul(s.batch.max(1))
                 }
             }
+            // oneDNN reads and writes channels-last tensors as they are: only
+            // the weights are reordered (ConvNeXt's convolutions: the output
+            // written in place, one weight-sized reorder).
+            ConvWorkspace::OneDnnBlocked if s.channels_last => channel_blocked(s.weight, s.out_channels),
             ConvWorkspace::OneDnnBlocked => {
                 // Blocked input copy only when the channels fill a block (the
                 // 3-channel image is consumed as is); every blocked copy has its
@@ -491,6 +512,10 @@ impl Profile {
             } else {
                 s.column_per_image.saturating_mul(s.batch.max(1))
             }
+        } else if self.conv_workspace == ConvWorkspace::OneDnnBlocked && s.channels_last && s.groups > 1 && s.groups == s.in_channels {
+            // oneDNN's depthwise backward over a channels-last input: a
+            // scratch of 256 × its weight, whatever the spatial size.
+            s.weight.saturating_mul(ONEDNN_DEPTHWISE_CHANNELS_LAST_BACKWARD_SCRATCH)
         } else if self.conv_backward_blocked {
             // Blocked copies of the input and of the output gradient, and the weights.
             s.input.saturating_add(s.output).saturating_add(s.weight)

@@ -164,6 +164,24 @@ pub struct MemoryFacts {
     /// A recurrent op over a sequence: what backends' recurrent-kernel rules
     /// read (their workspaces and what they keep instead of `extra_saved`).
     pub recurrence: Option<Recurrence>,
+    /// A view whose output axis i is input axis `perm[i]` (a transpose).
+    pub view_permutation: Option<Vec<usize>>,
+    /// The memory layout the op's kernel needs of its first input.
+    pub input_layout: InputLayout,
+}
+
+/// What an op's kernel needs of the layout of its first input (frameworks
+/// whose views keep strides copy an input that does not fit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputLayout {
+    /// Any strides.
+    #[default]
+    Any,
+    /// Contiguous (layer normalisation's kernel).
+    Contiguous,
+    /// Viewable as rows of its last axis: a matrix product by a weight
+    /// flattens the leading axes of an input of rank above 2.
+    Rows,
 }
 
 /// Whether an op's outputs are data computed from its inputs.
