@@ -115,7 +115,6 @@ fn vision_cases_within_limits() {
 }
 
 #[test]
-#[ignore = "enabled when the issue-10 recurrent rules land"]
 fn recurrent_cases_within_limits() {
     check_family("recurrent");
 }
