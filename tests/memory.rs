@@ -33,6 +33,7 @@ impl G {
             in_place,
             attrs: Vec::new(),
             scope: Vec::new(),
+            call: None,
         });
         t
     }
@@ -75,6 +76,13 @@ fn tensor(name: &str, dims: Vec<u64>, kind: TensorKind, producer: Option<NodeId>
         trainable: false,
         producer,
     }
+}
+
+/// A learned tensor of these dims (a weight the node lists in `params`).
+fn weight(g: &mut G, name: &str, dims: Vec<u64>) -> TensorId {
+    let mut w = tensor(name, dims, TensorKind::Param, None);
+    w.trainable = true;
+    g.0.add_tensor(w)
 }
 
 fn inference(g: &Graph) -> nnmem::memory::ScenarioReport {
@@ -286,13 +294,6 @@ fn unknown_shapes_are_skipped_with_a_warning() {
     assert_eq!(r.warnings.len(), 1);
 }
 
-/// A learned tensor of these dims (a weight the node lists in `params`).
-fn weight(g: &mut G, name: &str, dims: Vec<u64>) -> TensorId {
-    let mut w = tensor(name, dims, TensorKind::Param, None);
-    w.trainable = true;
-    g.0.add_tensor(w)
-}
-
 #[test]
 fn linear_bias_add_writes_into_the_product() {
     // nn.Linear on a [1,1,4] input exports as MatMul(x, W) then Add(·, b) with
@@ -356,6 +357,60 @@ fn a_folded_decomposition_allocates_its_result() {
     assert_eq!(r.peak_node_name.as_deref(), Some("m"));
 }
 
+/// softmax((x·√c)·(xᵀ·√c))·x, the way both exporters spell
+/// `scaled_dot_product_attention`; x is [1, 1, 64, 4] (1 KiB).
+fn sdpa_graph() -> Graph {
+    let mut g = Graph::new("t", ModelFormat::Onnx);
+    let x = g.add_tensor(tensor("x", vec![1, 1, 64, 4], TensorKind::Input, None));
+    g.inputs.push(x);
+    let mut g = G(g);
+    let mul = || Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, broadcast: true });
+    let c = g.0.add_tensor(tensor("c", vec![1], TensorKind::Constant, None));
+    let kt = g.node("kt", Op::Layout(LayoutOp::Permute { order: vec![0, 1, 3, 2] }), &[x], &[], vec![1, 1, 4, 64], false);
+    let q = g.node("q_scale", mul(), &[x, c], &[], vec![1, 1, 64, 4], false);
+    let k = g.node("k_scale", mul(), &[kt, c], &[], vec![1, 1, 4, 64], false);
+    let s = g.node("scores", Op::Dense(DenseOp::MatMul), &[q, k], &[], vec![1, 1, 64, 64], false);
+    let p = g.node("softmax", Op::Elementwise(ElementwiseOp::Softmax { axis: -1 }), &[s], &[], vec![1, 1, 64, 64], false);
+    let o = g.node("out", Op::Dense(DenseOp::MatMul), &[p, x], &[], vec![1, 1, 64, 4], false);
+    g.done(&[o])
+}
+
+#[test]
+fn fused_attention_keeps_no_score_matrix() {
+    // Fused (the pytorch profile's default): x + out (1 KiB each), the
+    // log-sum-exp it drops in inference (64 rows × 4 B) and one thread's
+    // blocks of the CPU flash kernel: 32×64 + 2·32 + 32×4 floats = 8,960 B.
+    let g = sdpa_graph();
+    let r = inference(&g);
+    assert_eq!(r.peak_bytes, 1024 + 1024 + 256 + 8960);
+    assert_eq!(r.peak_node_name.as_deref(), Some("out"));
+    // The math path: at the softmax, x + scores + probabilities (16 KiB each)
+    // + `_safe_softmax`'s one-byte test per score and one flag per row.
+    let mut s = MemorySettings { scenarios: vec![Scenario::Inference], ..Default::default() };
+    s.profile.attention.kernel = nnmem::memory::AttentionKernel::Math;
+    let r = analyse(&g, &s).scenarios.remove(0);
+    assert_eq!(r.peak_bytes, 1024 + 16384 + 16384 + 4096 + 64);
+    assert_eq!(r.peak_node_name.as_deref(), Some("softmax"));
+}
+
+#[test]
+fn a_bias_add_hands_its_gradient_through() {
+    // x → MatMul(W) → + b (in place, one addmm). Backward of the add: autograd
+    // returns the output gradient itself for the product's result (no new
+    // buffer) and sums it into b's gradient. Weights 64 + 16, input 16, y 16,
+    // dy 16, db 16: 144 during that step (a copy of dy would make it 160).
+    let mut g = G::new();
+    let x = g.x();
+    let w = weight(&mut g, "w", vec![4, 4]);
+    let b = weight(&mut g, "b", vec![4]);
+    let mm = g.node("mm", Op::Dense(DenseOp::MatMul), &[x], &[w], vec![1, 4], false);
+    let add = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true });
+    let y = g.node("bias", add, &[mm], &[b], vec![1, 4], false);
+    let r = training(&g.done(&[y]));
+    let step = r.timeline.iter().find(|s| s.node == Some(1) && s.phase == Phase::Backward).unwrap();
+    assert_eq!(step.during.total(), 144);
+}
+
 #[test]
 fn a_product_keeps_an_operand_only_for_another_operands_gradient() {
     // d = dense(x) needs a gradient (its weight is trainable); k is a constant
@@ -406,4 +461,23 @@ fn an_added_bias_hands_its_gradient_on() {
     // Forward: e is a new tensor (an add that broadcasts to a larger result is
     // never an update of its operand), y updates e: x + a + e at most.
     assert_eq!(with.nodes[2].output_bytes, 4096);
+}
+
+#[test]
+fn reshaping_a_broadcast_copies_it() {
+    // x [1,1,4] (16 B) expanded to [1,3,4] (a view) and reshaped to [3,4]:
+    // PyTorch's reshape cannot view a broadcast axis merged with another, so
+    // it copies (48 B) — grouped-query attention's K/V expansion. At σ:
+    // x + copy + σ = 112 (64 were the reshape a view).
+    let mut g = G::new();
+    let x = g.0.add_tensor(tensor("x3", vec![1, 1, 4], TensorKind::Input, None));
+    g.0.inputs = vec![x];
+    let shape = g.0.add_tensor(tensor("shape", vec![3], TensorKind::Constant, None));
+    let e = g.node("expand", Op::Layout(LayoutOp::Expand), &[x, shape], &[], vec![1, 3, 4], false);
+    let reshape = Op::Layout(LayoutOp::Reshape(nnmem::ops::ReshapeParams { axis: 0, num_axes: -1, dims: vec![3, 4] }));
+    let r = g.node("reshape", reshape, &[e, shape], &[], vec![3, 4], false);
+    let s = g.sig("s", r);
+    let rep = inference(&g.done(&[s]));
+    assert_eq!(rep.peak_bytes, 112);
+    assert_eq!(rep.nodes[1].live_bytes_after, 16 + 48);
 }

@@ -216,6 +216,22 @@ pub struct MemoryArgs {
     /// graph output, else in-net.
     #[arg(long, value_enum, value_name = "WHERE")]
     pub loss_placement: Option<PlacementArg>,
+
+    /// Kernel for scaled_dot_product_attention calls (found by their export
+    /// spelling): fused keeps no seq×seq scores (PyTorch's flash kernels),
+    /// math runs the products, softmax and dropout the ops spell. Default: the
+    /// profile's (fused for pytorch and cudnn; pytorch on CPU still runs the
+    /// math path for a call with dropout in training). Attention a model writes
+    /// out itself always runs as written.
+    #[arg(long, value_enum, value_name = "KERNEL")]
+    pub attention: Option<AttentionArg>,
+}
+
+/// `--attention`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttentionArg {
+    Fused,
+    Math,
 }
 
 /// `--loss-placement`.
@@ -250,7 +266,16 @@ impl MemoryArgs {
             }),
             dtype: self.dtype,
             mixed_precision: self.mixed_precision,
-            profile: self.profile.clone(),
+            profile: {
+                let mut p = self.profile.clone();
+                if let Some(a) = self.attention {
+                    p.attention.kernel = match a {
+                        AttentionArg::Fused => nnmem::memory::AttentionKernel::Fused,
+                        AttentionArg::Math => nnmem::memory::AttentionKernel::Math,
+                    };
+                }
+                p
+            },
             threads: self.threads.unwrap_or(self.profile.default_threads),
             loss_layers: nnmem::memory::LossLayers {
                 style: self.style_layers.clone(),

@@ -394,6 +394,7 @@ impl GraphBuilder {
             in_place: spec.in_place,
             attrs: spec.attrs,
             scope: Vec::new(),
+            call: None,
         });
         Ok(output_ids)
     }

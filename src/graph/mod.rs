@@ -126,6 +126,37 @@ pub struct Node {
     /// first (`["layer1", "layer1.0", "conv1"]`), as the loader read it from
     /// the file; empty when the file records none (Caffe, hand-made graphs).
     pub scope: Vec<String>,
+    /// The framework function call the node was made from, when the file
+    /// records it (PyTorch's dynamo exporter); `None` otherwise.
+    pub call: Option<FrameworkCall>,
+}
+
+/// One framework function call, as an exporter recorded it: every node the
+/// call was expanded into carries the same `id`. Arguments are kept as the
+/// exporter wrote them (`%transpose`, `None`, `0.1`, `True`); what they mean is
+/// for the rules that read them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameworkCall {
+    /// The function without its namespace prefix and overload:
+    /// `aten.scaled_dot_product_attention`.
+    pub function: String,
+    /// The call's name in the traced program (unique per call).
+    pub id: String,
+    /// Positional arguments.
+    pub args: Vec<String>,
+    /// Keyword arguments, in order.
+    pub kwargs: Vec<(String, String)>,
+}
+
+impl FrameworkCall {
+    /// The keyword argument `name`, else the argument at `position`.
+    pub fn arg(&self, position: usize, name: &str) -> Option<&str> {
+        self.kwargs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .or_else(|| self.args.get(position).map(String::as_str))
+    }
 }
 
 #[derive(Clone, Debug)]

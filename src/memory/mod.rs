@@ -19,7 +19,7 @@ mod schedule;
 pub mod training;
 
 pub use fits::check_fits;
-pub use profiles::{ConvWorkspace, Profile};
+pub use profiles::{AttentionKernel, ConvWorkspace, DropoutMask, Profile};
 pub use schedule::ResolvedLoss;
 pub use training::{parse_dtype, Optimizer, Precision};
 
@@ -353,6 +353,21 @@ pub struct SettingsUsed {
     pub loss_placement: Option<LossPlacement>,
     /// The profile's process baseline, stated beside the figures.
     pub runtime_baseline: Option<profiles::RuntimeBaseline>,
+    /// The kernel `scaled_dot_product_attention` calls run with, and how the
+    /// attention computations found ran in this scenario.
+    pub attention: AttentionKernel,
+    pub attention_calls: AttentionCalls,
+}
+
+/// How many attention computations ran each way (docs/memory-model.md, "Attention").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttentionCalls {
+    /// `scaled_dot_product_attention` calls run by the fused kernel.
+    pub fused: usize,
+    /// Calls run by the math path (`--attention math`, or dropout the fused kernel cannot apply).
+    pub math: usize,
+    /// Attention the model's code writes out, run as the ops say.
+    pub as_written: usize,
 }
 
 /// One step of the schedule: a node's forward or backward step, a loss
@@ -473,6 +488,8 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
                 content_layers: loss.content.iter().map(|(n, _)| n.clone()).collect(),
                 loss_placement: (scenario == Scenario::StyleTransfer).then_some(loss.placement),
                 runtime_baseline: settings.profile.runtime_baseline,
+                attention: settings.profile.attention.kernel,
+                attention_calls: sched.attention_calls,
             },
             nodes: out.nodes,
             timeline: out.timeline,

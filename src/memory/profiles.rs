@@ -65,6 +65,68 @@ pub struct SequenceCosts {
     pub backward: u64,
 }
 
+/// What a dropout layer keeps for its backward step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropoutMask {
+    /// One byte per element: a boolean mask (PyTorch's fused `native_dropout`
+    /// on CUDA).
+    Bool,
+    /// The noise tensor itself, in the compute dtype: PyTorch's CPU dropout
+    /// draws `empty_like(x).bernoulli_(1 − p)`, divides it by 1 − p and
+    /// multiplies it in, and the product keeps it for backward.
+    Noise,
+}
+
+/// Which kernel runs `scaled_dot_product_attention` (`--attention`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// The backend's fused kernel: no batch × heads × seq × seq tensor.
+    Fused,
+    /// The composition of products, softmax and dropout, as the ops say.
+    Math,
+}
+
+impl AttentionKernel {
+    pub const NAMES: &'static [&'static str] = &["fused", "math"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttentionKernel::Fused => "fused",
+            AttentionKernel::Math => "math",
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "fused" => Some(AttentionKernel::Fused),
+            "math" => Some(AttentionKernel::Math),
+            _ => None,
+        }
+    }
+}
+
+/// How a backend runs `scaled_dot_product_attention`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionBackend {
+    pub kernel: AttentionKernel,
+    /// The fused kernel applies dropout itself (CUDA's flash and
+    /// memory-efficient kernels); without it a call with dropout in training
+    /// falls back to the math path (PyTorch on CPU).
+    pub fused_dropout: bool,
+    /// The fused kernel gives every thread blocked f32 scratch (PyTorch's CPU
+    /// flash kernel; `Call::cpu_flash_scratch`).
+    pub cpu_flash_scratch: bool,
+    /// The math path's softmax is `_safe_softmax`: a one-byte "row is all
+    /// −inf" test per score and one flag per row, freed as it returns.
+    pub safe_softmax: bool,
+}
+
+impl AttentionBackend {
+    /// Frameworks without a fused kernel run attention as the ops say.
+    pub const AS_WRITTEN: AttentionBackend =
+        AttentionBackend { kernel: AttentionKernel::Math, fused_dropout: false, cpu_flash_scratch: false, safe_softmax: false };
+}
+
 /// A backend's allocation behaviour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -112,6 +174,10 @@ pub struct Profile {
     /// Layers the model file writes in place (Caffe top == bottom) share storage.
     /// False where activations are fused into the layer and keep both values.
     pub honours_in_place: bool,
+    /// Dropout's saved mask.
+    pub dropout_mask: DropoutMask,
+    /// `scaled_dot_product_attention`'s kernel and its habits.
+    pub attention: AttentionBackend,
     /// Bytes per max-pooling index (int64 in PyTorch and Torch, int32 in Caffe,
     /// size_t in tiny-dnn); 0 when backward recomputes the argmax (cuDNN).
     pub pool_index_bytes: u64,
@@ -156,6 +222,12 @@ impl Profile {
             in_place_grads: false,
             sum_grads_pass_through: true,
             honours_in_place: true,
+            // CPU dropout keeps its f32 noise (docs/measurements: `aten::dropout`
+            // allocates an input-sized `empty_strided` that lives to backward).
+            dropout_mask: DropoutMask::Noise,
+            // CPU PyTorch runs SDPA through `_scaled_dot_product_flash_attention_for_cpu`
+            // unless dropout is on in training (docs/measurements).
+            attention: AttentionBackend { kernel: AttentionKernel::Fused, fused_dropout: false, cpu_flash_scratch: true, safe_softmax: true },
             pool_index_bytes: 8,
             per_thread_copies: false,
             default_threads: 1,
@@ -189,6 +261,8 @@ impl Profile {
             in_place_grads: true,
             sum_grads_pass_through: false,
             honours_in_place: true,
+            dropout_mask: DropoutMask::Bool,
+            attention: AttentionBackend::AS_WRITTEN,
             pool_index_bytes: 4,
             per_thread_copies: false,
             default_threads: 1,
@@ -213,6 +287,7 @@ impl Profile {
             persistent: true,
             in_place_grads: true,
             sum_grads_pass_through: false,
+            attention: AttentionBackend::AS_WRITTEN,
             // Lua Torch's own process is not measured here.
             runtime_baseline: None,
             ..Self::pytorch()
@@ -230,6 +305,10 @@ impl Profile {
             sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: true,
+            // CUDA runs the fused native_dropout: a boolean mask.
+            dropout_mask: DropoutMask::Bool,
+            // The flash and memory-efficient CUDA kernels apply dropout themselves.
+            attention: AttentionBackend { kernel: AttentionKernel::Fused, fused_dropout: true, cpu_flash_scratch: false, safe_softmax: true },
             // The CUDA context and library handles are not measured here (issue: a GPU profile).
             runtime_baseline: None,
             ..Self::pytorch()
@@ -257,6 +336,8 @@ impl Profile {
             in_place_grads: false,
             sum_grads_pass_through: false,
             honours_in_place: false,
+            dropout_mask: DropoutMask::Bool,
+            attention: AttentionBackend::AS_WRITTEN,
             pool_index_bytes: 8,
             per_thread_copies: true,
             default_threads: 8,

@@ -7,10 +7,10 @@
 
 use super::dense::broadcast;
 use super::{
-    channels, first, known, no_grad, nth, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
+    channels, first, known, no_grad, nth, saves_all, AttentionPart, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape,
     ParamSpec, SavedType, ScheduleFacts, Storage,
 };
-use crate::tensor::{DType, Shape, ShapeError};
+use crate::tensor::{Shape, ShapeError};
 
 /// The elementwise family.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,13 +106,20 @@ impl Family for ElementwiseOp {
         match self {
             ElementwiseOp::Activation(Activation::Identity) => ScheduleFacts { fusion: Fusion::Function, ..ScheduleFacts::VIEW },
             ElementwiseOp::Activation(_) => fusing(Fusion::Function),
-            // Dropout with p = 0 returns its input in training too (PyTorch's
-            // `dropout`: `if p == 0 || !train` the input itself).
+            // p = 0: the identity in training too (PyTorch returns the input).
             ElementwiseOp::Dropout { ratio } if *ratio == 0.0 => ScheduleFacts::VIEW,
-            ElementwiseOp::Dropout { .. } => ScheduleFacts { storage: Storage::ViewInInference, ..ScheduleFacts::COMPUTES },
-            ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => fusing(Fusion::Product),
+            ElementwiseOp::Dropout { .. } => {
+                ScheduleFacts { storage: Storage::ViewInInference, attention: AttentionPart::Dropout, ..ScheduleFacts::COMPUTES }
+            }
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Prod, .. } => {
+                ScheduleFacts { fusion: Fusion::Product, attention: AttentionPart::Scale, ..ScheduleFacts::COMPUTES }
+            }
+            ElementwiseOp::Eltwise { kind: EltwiseKind::Div, .. } => {
+                ScheduleFacts { fusion: Fusion::Arithmetic, attention: AttentionPart::Scale, ..ScheduleFacts::COMPUTES }
+            }
             ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, .. } => fusing(Fusion::Sum),
             ElementwiseOp::Eltwise { .. } | ElementwiseOp::Binary(_) => fusing(Fusion::Arithmetic),
+            ElementwiseOp::Softmax { axis: -1 } => ScheduleFacts { attention: AttentionPart::Softmax, ..ScheduleFacts::COMPUTES },
             ElementwiseOp::PRelu { .. }
             | ElementwiseOp::Axpy
             | ElementwiseOp::Softmax { .. }
@@ -355,7 +362,8 @@ pub fn prelu_memory() -> MemoryFacts {
     MemoryFacts { saves_inputs: vec![0], saves_params: true, ..Default::default() }
 }
 
-/// Memory facts of dropout: the mask, one byte per element (PyTorch's native_dropout).
+/// Memory facts of dropout: one mask element per input element, in the
+/// backend's mask type (a boolean, or the scaled noise itself); none for p = 0.
 pub fn dropout_memory(ratio: f32, input: Option<&Shape>) -> MemoryFacts {
     if ratio == 0.0 {
         // The identity: no mask is drawn.
@@ -363,7 +371,7 @@ pub fn dropout_memory(ratio: f32, input: Option<&Shape>) -> MemoryFacts {
     }
     let elems = input.and_then(|s| s.elems()).unwrap_or(0);
     MemoryFacts {
-        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::Fixed(DType::Bool) }],
+        extra_saved: vec![ExtraSaved { what: "dropout mask", elems, dtype: SavedType::DropoutMask }],
         ..Default::default()
     }
 }
@@ -396,14 +404,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dropout_with_p_zero_is_the_identity_in_training_too() {
+    fn dropout_keeps_a_mask_unless_its_ratio_is_zero() {
         let x = Shape::new(vec![2, 8]);
-        let zero = ElementwiseOp::Dropout { ratio: 0.0 };
-        assert_eq!(zero.schedule_facts().storage, Storage::View);
-        assert_eq!(zero.memory_facts(&[&x], &[&x]), MemoryFacts::default());
-        let tenth = ElementwiseOp::Dropout { ratio: 0.1 };
-        assert_eq!(tenth.schedule_facts().storage, Storage::ViewInInference);
-        assert_eq!(tenth.memory_facts(&[&x], &[&x]).extra_saved[0].elems, 16);
+        let d = ElementwiseOp::Dropout { ratio: 0.1 };
+        assert_eq!(d.schedule_facts().storage, Storage::ViewInInference);
+        let f = d.memory_facts(&[&x], &[&x]);
+        assert_eq!((f.extra_saved[0].elems, f.extra_saved[0].dtype), (16, SavedType::DropoutMask));
+        // p = 0 is the identity, in training too.
+        let z = ElementwiseOp::Dropout { ratio: 0.0 };
+        assert_eq!(z.schedule_facts().storage, Storage::View);
+        assert!(z.memory_facts(&[&x], &[&x]).extra_saved.is_empty());
     }
 
     #[test]

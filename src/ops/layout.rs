@@ -9,6 +9,7 @@
 
 use super::{
     channels, first, known, nth, overflow, resolve_axes, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts,
+    Storage,
 };
 use crate::tensor::{checked_product, Shape, ShapeError};
 
@@ -107,9 +108,8 @@ impl Family for LayoutOp {
     /// frameworks; joining, cropping, tiling, padding and gathering copy.
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
-            LayoutOp::Reshape(_)
-            | LayoutOp::Flatten(_)
-            | LayoutOp::Squeeze { .. }
+            LayoutOp::Reshape(_) | LayoutOp::Flatten(_) => ScheduleFacts { storage: Storage::Reshape, ..ScheduleFacts::COMPUTES },
+            LayoutOp::Squeeze { .. }
             | LayoutOp::Unsqueeze { .. }
             | LayoutOp::Permute { .. }
             | LayoutOp::StridedSlice

@@ -127,6 +127,9 @@ pub enum SavedType {
     /// Max-pooling positions, in the backend's index type (`Profile::pool_index_bytes`);
     /// some backends write them even when no backward runs.
     PoolIndex,
+    /// Dropout's mask, as the backend keeps it (`Profile::dropout_mask`): a
+    /// boolean per element, or the scaled noise in the compute dtype.
+    DropoutMask,
 }
 
 /// A tensor an op keeps for its backward pass that is not one of its inputs,
@@ -203,6 +206,20 @@ pub enum Storage {
     View,
     /// A view only in inference, where the op is the identity (dropout).
     ViewInInference,
+    /// A reshape: a view of input 0 when its strides allow one (PyTorch's
+    /// `reshape`), a copy when the input is broadcast (an expanded axis merged
+    /// with another one, as grouped-query attention's K/V expansion does).
+    Reshape,
+}
+
+impl Storage {
+    /// May share its input's storage.
+    pub fn view_like(self) -> bool {
+        match self {
+            Storage::View | Storage::Reshape => true,
+            Storage::Allocates | Storage::ViewInInference => false,
+        }
+    }
 }
 
 /// How an op may be folded with its neighbours when an exporter split one
@@ -271,6 +288,23 @@ pub struct ScheduleFacts {
     /// Backward holds one input-sized temporary (batch, layer and group
     /// normalisation), in profiles with `norm_backward_temporary`.
     pub backward_input_temporary: bool,
+    /// The part the op may play in attention written out as ops (scores =
+    /// Q·Kᵀ, scaled, masked, softmax, dropout, ·V), which the memory pass
+    /// recognises to apply the backend's attention kernel.
+    pub attention: AttentionPart,
+}
+
+/// A piece of attention spelled as separate ops. The matrix products are
+/// `Fusion::MatrixProduct`, the mask add `Fusion::Sum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionPart {
+    None,
+    /// Multiplies or divides its one data operand by constants (a scale).
+    Scale,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Dropout with a ratio above 0.
+    Dropout,
 }
 
 impl ScheduleFacts {
@@ -280,6 +314,7 @@ impl ScheduleFacts {
         storage: Storage::Allocates,
         fusion: Fusion::None,
         backward_input_temporary: false,
+        attention: AttentionPart::None,
     };
     /// A view of input 0.
     pub const VIEW: ScheduleFacts = ScheduleFacts { storage: Storage::View, ..ScheduleFacts::COMPUTES };
@@ -535,7 +570,8 @@ mod tests {
     #[test]
     fn views_dropout_and_constants() {
         let reshape = Op::Layout(LayoutOp::Reshape(ReshapeParams { dims: vec![-1], axis: 0, num_axes: -1 }));
-        assert_eq!(reshape.schedule_facts().storage, Storage::View);
+        assert_eq!(reshape.schedule_facts().storage, Storage::Reshape);
+        assert!(Storage::Reshape.view_like());
         assert_eq!(Op::Layout(LayoutOp::Concat { axis: 1 }).schedule_facts().storage, Storage::Allocates);
         let dropout = Op::Elementwise(ElementwiseOp::Dropout { ratio: 0.5 });
         assert_eq!(dropout.schedule_facts().storage, Storage::ViewInInference);

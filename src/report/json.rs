@@ -242,6 +242,17 @@ pub struct SettingsJson {
     pub content_layers: Option<Vec<String>>,
     /// Style transfer: `in-net` or `after-forward`.
     pub loss_placement: Option<&'static str>,
+    pub attention: AttentionJson,
+}
+
+/// The attention kernel and how the attention computations ran.
+#[derive(Serialize)]
+pub struct AttentionJson {
+    /// `fused` or `math`: what `scaled_dot_product_attention` calls run with.
+    pub kernel: &'static str,
+    pub fused: usize,
+    pub math: usize,
+    pub as_written: usize,
 }
 
 fn unknown_name(u: &Unknown) -> &'static str {
@@ -423,6 +434,12 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
             style_layers: (!s.style_layers.is_empty()).then(|| s.style_layers.clone()),
             content_layers: (!s.content_layers.is_empty()).then(|| s.content_layers.clone()),
             loss_placement: s.loss_placement.map(|p| p.as_str()),
+            attention: AttentionJson {
+                kernel: s.attention.as_str(),
+                fused: s.attention_calls.fused,
+                math: s.attention_calls.math,
+                as_written: s.attention_calls.as_written,
+            },
         },
     }
 }

@@ -459,7 +459,8 @@ pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<SummaryLine> {
             .find_map(|sc| sc.settings.loss_placement)
             .map(|p| format!(", losses {}", p.as_str()))
             .unwrap_or_default();
-        lines.push(SummaryLine::new(format!("settings: profile {}, {}{mixed}{optimizer}{threads}{placement}", s.profile, s.dtype.name())));
+        let attention = attention_summary(&a.memory.scenarios);
+        lines.push(SummaryLine::new(format!("settings: profile {}, {}{mixed}{optimizer}{threads}{placement}{attention}", s.profile, s.dtype.name())));
     }
     for sc in &a.memory.scenarios {
         let complete = sc.completeness.is_complete();
@@ -654,6 +655,28 @@ pub fn write_csv(out: &mut dyn Write, graph: &Graph, memory: &crate::memory::Mem
     Ok(())
 }
 
+
+/// ", attention: 4 fused" — how the attention computations ran, per scenario
+/// when they differ (a call with dropout runs the math path in training on CPU).
+fn attention_summary(scenarios: &[crate::memory::ScenarioReport]) -> String {
+    let one = |c: &crate::memory::AttentionCalls| {
+        [(c.fused, "fused"), (c.math, "math path"), (c.as_written, "as written")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, how)| format!("{n} {how}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let per: Vec<(&str, String)> = scenarios.iter().map(|sc| (sc.scenario.as_str(), one(&sc.settings.attention_calls))).collect();
+    if per.iter().all(|(_, s)| s.is_empty()) {
+        return String::new();
+    }
+    if per.windows(2).all(|w| w[0].1 == w[1].1) {
+        return format!(", attention: {}", per[0].1);
+    }
+    let parts: Vec<String> = per.iter().filter(|(_, s)| !s.is_empty()).map(|(sc, s)| format!("{sc} {s}")).collect();
+    format!(", attention: {}", parts.join("; "))
+}
 
 #[cfg(test)]
 mod tests {

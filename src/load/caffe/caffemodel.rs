@@ -147,6 +147,7 @@ fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
             in_place: false,
             attrs: Vec::new(),
             scope: Vec::new(),
+            call: None,
         });
     }
     g.warn("a .caffemodel holds weights only: activation shapes need the prototxt (load it with --weights FILE)");

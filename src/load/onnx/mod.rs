@@ -19,7 +19,9 @@ pub mod external;
 mod infer;
 mod map;
 pub mod proto;
+mod constants;
 mod rules;
+mod torch_meta;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -237,6 +239,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions) -> Result<Graph, L
     fill_shapes(d, &bindings, options, &facts, &mut g);
     check::contradictions(&nodes, &order, &ids, &g).map_err(|(location, message)| model_err(path, location, message))?;
     check_byte_sizes(path, &g)?;
+    constants::reclassify(&mut g, |j| nodes[order[j]].input.iter().filter_map(|x| ids.get(x.as_str()).copied()).collect());
     Ok(g)
 }
 
@@ -497,7 +500,11 @@ impl NodeAdder<'_> {
         } else {
             n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
         };
-        let scope = module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[]));
+        // The dynamo exporter records the module path in the node's metadata;
+        // the TorchScript exporter writes it into the name.
+        let scope = torch_meta::module_scope(&n.metadata_props)
+            .unwrap_or_else(|| module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[])));
+        let call = torch_meta::framework_call(&n.metadata_props);
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
         }
@@ -512,6 +519,7 @@ impl NodeAdder<'_> {
             in_place: false,
             attrs: m.attrs,
             scope,
+            call,
         });
     }
 }

@@ -52,7 +52,8 @@ pub struct GraphProto {
     pub value_info: Vec<ValueInfoProto>,
 }
 
-/// NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7.
+/// NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7,
+/// metadata_props 9 (what the exporter recorded about the node's origin).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct NodeProto {
     #[prost(string, repeated, tag = "1")]
@@ -67,6 +68,8 @@ pub struct NodeProto {
     pub attribute: Vec<AttributeProto>,
     #[prost(string, tag = "7")]
     pub domain: String,
+    #[prost(message, repeated, tag = "9")]
+    pub metadata_props: Vec<StringStringEntryProto>,
 }
 
 /// AttributeProto: name 1, f 2, i 3, s 4, t 5, g 6, floats 7, ints 8, strings 9,

@@ -3,13 +3,14 @@
 //! trainable weights each node's backward updates, which nodes run, and what
 //! needs a gradient.
 
+use super::attention::{self, Call, Runs};
 use super::folding::fold_decompositions;
 use super::{Mode, ResolvedLoss};
 use crate::graph::{Graph, TensorId, TensorKind};
 use crate::memory::profiles::Profile;
 use crate::memory::LossPlacement;
 use crate::memory::training::Precision;
-use crate::ops::{MemoryFacts, Produces};
+use crate::ops::{ExtraSaved, MemoryFacts, Produces, SavedType, Storage};
 
 pub(super) struct Dataflow<'a> {
     pub graph: &'a Graph,
@@ -53,6 +54,10 @@ pub(super) struct Dataflow<'a> {
     pub tapped: Vec<bool>,
     /// Style transfer with the losses inside the net.
     pub in_net: bool,
+    /// Attention computations, and per node the one whose output it is and
+    /// how the backend runs it (`attention.rs`).
+    pub attention: Vec<Call>,
+    pub attention_at: Vec<Option<(usize, Runs)>>,
 }
 
 impl<'a> Dataflow<'a> {
@@ -99,6 +104,8 @@ impl<'a> Dataflow<'a> {
             },
             tapped: vec![false; graph.tensors.len()],
             in_net: style.is_some_and(|l| l.placement == LossPlacement::InNet),
+            attention: Vec::new(),
+            attention_at: vec![None; n_nodes],
         };
         if let Some(l) = style {
             for (_, t) in l.style.iter().chain(l.content.iter()) {
@@ -106,7 +113,9 @@ impl<'a> Dataflow<'a> {
             }
         }
         df.fold();
+        df.attend();
         df.facts = node_facts(graph, &df.fold_root);
+        df.attention_facts();
         df.node_weights = node_weights(graph, &df.data);
         df.skip_unused();
         df.count_unknown();
@@ -147,6 +156,119 @@ impl<'a> Dataflow<'a> {
         if self.folded.iter().any(|&f| f) {
             self.readers = readers_of(self.graph.tensors.len(), &self.data_inputs, &self.folded);
         }
+    }
+
+    /// Attention: a call the backend runs fused becomes its output product
+    /// reading Q, K, V (and a data mask); the nodes inside it do not run.
+    fn attend(&mut self) {
+        self.attention = attention::find(self.graph, &self.data_inputs, &self.readers, &self.folded);
+        let mut rewired = false;
+        for (c, call) in self.attention.iter().enumerate() {
+            let runs = call.runs(self.profile, self.training);
+            self.attention_at[call.output] = Some((c, runs));
+            if runs == Runs::Fused {
+                for &i in &call.inner {
+                    self.folded[i] = true;
+                }
+                self.data_inputs[call.output] = [call.q, call.k, call.v].into_iter().chain(call.mask).collect();
+                rewired = true;
+            }
+        }
+        if rewired {
+            self.readers = readers_of(self.graph.tensors.len(), &self.data_inputs, &self.folded);
+        }
+    }
+
+    /// The fused kernel's facts on its output node; the math path's dropout
+    /// when the graph has no Dropout node for it (dynamo's exports): the f32
+    /// noise and the dropped probabilities, both kept for backward.
+    fn attention_facts(&mut self) {
+        for (i, at) in self.attention_at.iter().enumerate() {
+            let Some((c, runs)) = *at else { continue };
+            let call = &self.attention[c];
+            match runs {
+                Runs::Fused => self.facts[i] = call.fused_facts(),
+                Runs::Math if call.dropout && call.dropout_node.is_none() => {
+                    let elems = call.scores();
+                    self.facts[i].extra_saved.push(ExtraSaved { what: "dropout mask", elems, dtype: SavedType::DropoutMask });
+                    self.facts[i].extra_saved.push(ExtraSaved { what: "dropped probabilities", elems, dtype: SavedType::Compute });
+                }
+                Runs::Math | Runs::AsWritten => {}
+            }
+        }
+    }
+
+    /// Node `i` adds constants or weights to one data operand of its own
+    /// shape (a bias, a mask): autograd hands its output gradient to that
+    /// operand as it is (`AddBackward` returns `grad`), no new buffer.
+    pub fn passes_gradient(&self, i: usize) -> bool {
+        let nd = &self.graph.nodes[i];
+        let shape = |t: &TensorId| self.graph.tensor(*t).shape.as_ref();
+        nd.op.schedule_facts().fusion.bias_add()
+            && !self.rewired(i)
+            && self.data_inputs[i].len() == 1
+            && nd.outputs.len() == 1
+            && shape(&self.data_inputs[i][0]).is_some()
+            && shape(&self.data_inputs[i][0]) == shape(&nd.outputs[0])
+    }
+
+    /// `t` is a broadcast: a view (through views) of a tensor with fewer
+    /// elements, as `expand` makes one.
+    pub fn broadcast(&self, t: TensorId) -> bool {
+        let elems = |t: TensorId| self.graph.tensor(t).elems();
+        let mut t = t;
+        for _ in 0..64 {
+            let Some(p) = self.graph.tensor(t).producer.map(|p| p.0) else { return false };
+            let storage = self.graph.nodes[p].op.schedule_facts().storage;
+            let [x] = self.data_inputs[p].as_slice() else { return false };
+            if !(storage.view_like() || (storage == Storage::ViewInInference && !self.training)) {
+                return false;
+            }
+            if matches!((elems(t), elems(*x)), (Some(a), Some(b)) if a > b) {
+                return true;
+            }
+            t = *x;
+        }
+        false
+    }
+
+    /// How many attention computations run each way.
+    pub fn attention_calls(&self) -> crate::memory::AttentionCalls {
+        let mut n = crate::memory::AttentionCalls::default();
+        for (_, runs) in self.attention_at.iter().flatten() {
+            match runs {
+                Runs::Fused => n.fused += 1,
+                Runs::Math => n.math += 1,
+                Runs::AsWritten => n.as_written += 1,
+            }
+        }
+        n
+    }
+
+    /// Node `i` reads `data_inputs[i]` rather than its own inputs (a folded
+    /// decomposition's root, a fused attention call).
+    pub fn rewired(&self, i: usize) -> bool {
+        self.fold_root[i].is_some() || matches!(self.attention_at[i], Some((_, Runs::Fused)))
+    }
+
+    /// Transient bytes an attention call adds at node `i`: (training forward,
+    /// inference forward, backward). The fused CPU kernel's per-thread blocks
+    /// (and in inference the log-sum-exp it returns and drops); the math
+    /// path's `_safe_softmax` test bytes at the softmax.
+    pub fn attention_workspace(&self, i: usize) -> Option<(u64, u64, u64)> {
+        let att = &self.profile.attention;
+        if let Some((c, Runs::Fused)) = self.attention_at[i] {
+            let call = &self.attention[c];
+            let (fwd, bwd) = if att.cpu_flash_scratch { call.cpu_flash_scratch(self.threads) } else { (0, 0) };
+            let lse = call.rows().saturating_mul(4);
+            return Some((fwd, fwd.saturating_add(lse), bwd));
+        }
+        let call = self.attention.iter().find(|c| c.softmax == i)?;
+        let runs = self.attention_at[call.output].map(|(_, r)| r)?;
+        (runs == Runs::Math && att.safe_softmax).then(|| {
+            let test = call.scores().saturating_add(call.rows());
+            (test, test, 0)
+        })
     }
 
     /// Style transfer runs only the nodes the loss tensors depend on.

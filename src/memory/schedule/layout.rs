@@ -191,7 +191,7 @@ impl Layouts {
                     None => view_output(in_dims, &in_strides, out),
                 },
                 // A view that had to copy writes a contiguous tensor.
-                Role::Normal if sched.storage == Storage::View => None,
+                Role::Normal if sched.storage.view_like() => None,
                 Role::Normal => {
                     // Dropout (a view only in inference) is pointwise too.
                     let pointwise = sched.fusion.pointwise() || sched.fusion.epilogue() || sched.storage == Storage::ViewInInference;

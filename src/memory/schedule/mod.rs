@@ -17,6 +17,7 @@
 //! `gradients` (activation and weight gradients) → `style` (style transfer's
 //! loss terms) → `weights` (resident weights).
 
+mod attention;
 mod dataflow;
 mod folding;
 mod gradients;
@@ -131,6 +132,8 @@ pub(crate) struct Schedule {
     pub persistent: bool,
     /// Scratch shared by the whole net, resident from the start.
     pub shared_workspace: u64,
+    /// How the attention computations ran.
+    pub attention_calls: crate::memory::AttentionCalls,
 }
 
 /// What the schedule is for.
@@ -200,6 +203,7 @@ impl Schedule {
             optimized_input_bytes: loss.optimized_input_bytes,
             persistent: profile.persistent,
             shared_workspace: profile.shared_workspace(st.largest_column),
+            attention_calls: df.attention_calls(),
         }
     }
 }

@@ -6,7 +6,7 @@ use super::dataflow::Dataflow;
 use super::layout::Layouts;
 use super::{NodePlan, Role, StoragePlan};
 use crate::graph::{Shape, TensorId, TensorKind};
-use crate::memory::profiles::ConvSizes;
+use crate::memory::profiles::{ConvSizes, DropoutMask};
 use crate::ops::{SavedType, Storage};
 
 /// Node `i` adds one weight vector along the last axis to the result of a
@@ -115,6 +115,8 @@ impl Storages {
         let view = match facts.storage {
             Storage::Allocates => false,
             Storage::View => true,
+            // A broadcast input cannot be reshaped in place: PyTorch copies it.
+            Storage::Reshape => !first_in.is_some_and(|t| df.broadcast(t)),
             // Dropout is the identity in evaluation mode.
             Storage::ViewInInference => !training,
         } && !self.layouts.view_copies(df, i);
@@ -206,7 +208,7 @@ impl Storages {
         let node_batch = nd.outputs.first().map(|&o| df.batch_of(o)).unwrap_or(1);
         // Indices in `facts` refer to the node's own input list; map them
         // to data tensors (folded nodes already list just x).
-        let own_inputs: &[TensorId] = if df.fold_root[i].is_some() { &plan.inputs } else { &nd.inputs };
+        let own_inputs: &[TensorId] = if df.rewired(i) { &plan.inputs } else { &nd.inputs };
         // A product keeps an operand only for the others' gradients: autograd
         // skips it when no other operand and no trainable weight needs one
         // (a dropout or stochastic-depth mask, a constant factor).
@@ -250,6 +252,10 @@ impl Storages {
             let b = match e.dtype {
                 // The backend's index type.
                 SavedType::PoolIndex => e.elems.saturating_mul(df.profile.pool_index_bytes),
+                SavedType::DropoutMask => match df.profile.dropout_mask {
+                    DropoutMask::Bool => e.elems,
+                    DropoutMask::Noise => e.elems.saturating_mul(df.prec.compute),
+                },
                 SavedType::Fixed(d) if !d.is_float() => e.elems.saturating_mul(d.size_bytes()),
                 // Statistics are kept in f32 whatever the compute type.
                 SavedType::Fixed(d) => e.elems.saturating_mul(d.size_bytes().min(4).max(df.prec.compute)),
@@ -337,6 +343,11 @@ impl Storages {
         plan.workspace_infer = plan.workspace_infer.saturating_add(copy);
         if !self.kept_copy[i] {
             plan.workspace_train = plan.workspace_train.saturating_add(copy);
+        }
+        if let Some((train, infer, backward)) = df.attention_workspace(i) {
+            plan.workspace_train = plan.workspace_train.saturating_add(train);
+            plan.workspace_infer = plan.workspace_infer.saturating_add(infer);
+            plan.workspace_backward = plan.workspace_backward.saturating_add(backward);
         }
     }
 
