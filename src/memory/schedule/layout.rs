@@ -7,6 +7,7 @@
 //! else is contiguous. A kernel that needs a contiguous input, or rows of the
 //! last axis (a matrix product by a weight), copies an input that does not fit.
 
+use super::attention::Runs;
 use super::dataflow::Dataflow;
 use super::Role;
 use crate::graph::TensorId;
@@ -180,8 +181,17 @@ impl Layouts {
         let (Some(in_dims), Some(in_strides)) = (Self::dims(df, x), self.strides_of(df, x)) else { return };
         let facts = &df.facts[i];
         let sched = nd.op.schedule_facts();
+        // A fused attention call's output: PyTorch's CPU flash kernel writes
+        // [batch, seq, heads, head] and returns it transposed to
+        // [batch, heads, seq, head], so the usual `transpose(1, 2).reshape`
+        // back to [batch, seq, heads·head] is a view.
+        let fused_attention = matches!(df.attention_at[i], Some((_, Runs::Fused)));
         for &o in nd.outputs.iter().filter(|o| df.data[o.0]) {
             let Some(out) = Self::dims(df, o) else { continue };
+            if fused_attention && role != Role::Skip {
+                self.strides[o.0] = (out.len() == 4).then(|| dense_in_order(out, &[0, 2, 1, 3])).filter(|s| !is_contiguous(out, s));
+                continue;
+            }
             let s = match role {
                 Role::Skip => continue,
                 Role::InPlace => Some(in_strides.clone()),
@@ -291,6 +301,16 @@ mod tests {
         assert!(!channels_last(&[1, 96, 56, 56], &contiguous(&[1, 96, 56, 56])));
         // A pointwise result keeps the order.
         assert_eq!(dense_in_order(&[1, 96, 56, 56], &storage_order(&back)), back.to_vec());
+    }
+
+    #[test]
+    fn a_fused_attention_output_reshapes_back_as_a_view() {
+        // [2,6,512,64] stored as [2,512,6,64]: transpose(1, 2) is contiguous,
+        // so the reshape to [2,512,384] needs no copy.
+        let s = dense_in_order(&[2, 6, 512, 64], &[0, 2, 1, 3]);
+        let t = [s[0], s[2], s[1], s[3]];
+        assert!(is_contiguous(&[2, 512, 6, 64], &t));
+        assert_eq!(view_strides(&[2, 512, 6, 64], &t, &[2, 512, 384]), Some(vec![512 * 384, 384, 1]));
     }
 
     #[test]
