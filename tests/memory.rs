@@ -431,6 +431,39 @@ fn a_product_keeps_an_operand_only_for_another_operands_gradient() {
 }
 
 #[test]
+fn an_added_bias_hands_its_gradient_on() {
+    // a = dense(x) [1,4]; e = a + c (c a constant [256,4]: 4,096 bytes, a new
+    // tensor); y = e + b (b a weight vector), the output. Backward's first
+    // step, y's Add, would make e's gradient (4,096 bytes) beside y's; PyTorch's
+    // AddBackward returns y's gradient itself for e. (e's own Add broadcasts:
+    // a's gradient is a reduction, a new 16 bytes either way.)
+    let mut g = G::new();
+    let x = g.x();
+    let a = g.dense("a", x);
+    let c = g.0.add_tensor(tensor("c", vec![256, 4], TensorKind::Constant, None));
+    let add = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true });
+    let e = g.node("e", add.clone(), &[a, c], &[], vec![256, 4], false);
+    let b = weight(&mut g, "b", vec![4]);
+    let y = g.node("y", add, &[e], &[b], vec![256, 4], false);
+    let g = g.done(&[y]);
+    let run = |pass_through: bool| {
+        let profile = nnmem::memory::Profile { sum_grads_pass_through: pass_through, ..nnmem::memory::Profile::pytorch() };
+        let s = MemorySettings { scenarios: vec![Scenario::Training], profile, ..Default::default() };
+        analyse(&g, &s).scenarios.remove(0)
+    };
+    let (with, without) = (run(true), run(false));
+    // Without: at y's step weights 80 + b's gradient 16 + y 4,096 + y's and
+    // e's gradients 8,192 + x 16 = 12,400. With: y's step holds one 4,096-byte
+    // gradient (8,304); e's step, where a's 16-byte gradient is added, is the peak.
+    assert_eq!((without.peak_bytes, with.peak_bytes), (12_400, 8_320));
+    assert_eq!(with.peak_node_name.as_deref(), Some("e"));
+    assert_eq!(without.peak_node_name.as_deref(), Some("y"));
+    // Forward: e is a new tensor (an add that broadcasts to a larger result is
+    // never an update of its operand), y updates e: x + a + e at most.
+    assert_eq!(with.nodes[2].output_bytes, 4096);
+}
+
+#[test]
 fn reshaping_a_broadcast_copies_it() {
     // x [1,1,4] (16 B) expanded to [1,3,4] (a view) and reshaped to [3,4]:
     // PyTorch's reshape cannot view a broadcast axis merged with another, so

@@ -3,6 +3,8 @@
 //! backend (Caffe, torch-nn, cuDNN, tiny-dnn) is one more constructor here and
 //! one more name in `Profile::NAMES`, not a change to the liveness engine.
 
+use crate::ops::{Recurrence, RnnCell};
+
 /// How a backend finds scratch memory for a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvWorkspace {
@@ -43,6 +45,30 @@ pub enum ConvWorkspace {
     /// Direct convolution over a zero-padded copy of the input (forward) and
     /// of the input gradient (backward), per worker (tiny-dnn).
     PaddedCopies,
+}
+
+/// How a backend runs ONNX's LSTM, GRU and RNN (ops with `MemoryFacts::recurrence`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceKernels {
+    /// What the op facts say: the gates (and cell states) of every step
+    /// kept, no scratch.
+    AsOpsSay,
+    /// PyTorch on CPU: an LSTM layer is one oneDNN call per direction
+    /// (`mkldnn_rnn_layer`) keeping a workspace; GRU and RNN run their cell
+    /// step by step and autograd keeps each step's tensors.
+    PyTorchCpu,
+}
+
+/// A recurrent op's memory under a backend, bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SequenceCosts {
+    /// Kept for backward besides the input (replaces the op's `extra_saved`).
+    pub saved: u64,
+    /// Whether backward keeps the op's output sequence Y.
+    pub keeps_output: bool,
+    /// Transient scratch of the forward step and of the backward step.
+    pub forward: u64,
+    pub backward: u64,
 }
 
 /// What a dropout layer keeps for its backward step.
@@ -118,6 +144,10 @@ pub struct Profile {
     /// Reshape-like ops (reshape, flatten, squeeze, permute, slicing, eval-mode
     /// dropout, identity) return views that share their input's storage.
     pub views_share_storage: bool,
+    /// Views keep their input's strides (PyTorch): a reshape the strides
+    /// cannot express copies, and kernels that need contiguous rows copy
+    /// their input (schedule/layout.rs).
+    pub views_keep_strides: bool,
     /// Fold the ONNX decompositions of one framework op back into it (SiLU as
     /// Sigmoid·Mul, GELU through Erf): the intermediate results never exist.
     pub fuse_pointwise_decompositions: bool,
@@ -126,6 +156,7 @@ pub struct Profile {
     pub pool_indices_in_inference: bool,
     /// How convolutions get their scratch.
     pub conv_workspace: ConvWorkspace,
+    pub sequence_kernels: SequenceKernels,
     /// Convolution backward reorders the input and the output gradient into
     /// blocked layouts and the weights once (transient).
     pub conv_backward_blocked: bool,
@@ -145,6 +176,9 @@ pub struct Profile {
     /// An in-place op's input gradient is its output gradient, overwritten
     /// (Caffe's shared diff of in-place tops, Torch's in-place ReLU).
     pub in_place_grads: bool,
+    /// An addition's gradient for its one data operand is the incoming
+    /// gradient itself (autograd's AddBackward returns it), not a new buffer.
+    pub sum_grads_pass_through: bool,
     /// Layers the model file writes in place (Caffe top == bottom) share storage.
     /// False where activations are fused into the layer and keep both values.
     pub honours_in_place: bool,
@@ -185,15 +219,18 @@ impl Profile {
             name: "pytorch",
             in_place_activations: true,
             views_share_storage: true,
+            views_keep_strides: true,
             fuse_pointwise_decompositions: true,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::OneDnnBlocked,
+            sequence_kernels: SequenceKernels::PyTorchCpu,
             conv_backward_blocked: true,
             norm_backward_temporary: true,
             accumulate_grads_in_place: true,
             module_scope_hold: true,
             persistent: false,
             in_place_grads: false,
+            sum_grads_pass_through: true,
             honours_in_place: true,
             // CPU dropout keeps its f32 noise (docs/measurements: `aten::dropout`
             // allocates an input-sized `empty_strided` that lives to backward).
@@ -221,15 +258,18 @@ impl Profile {
             name: "caffe",
             in_place_activations: false,
             views_share_storage: true,
+            views_keep_strides: false,
             fuse_pointwise_decompositions: false,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::SharedColumn,
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: false,
             accumulate_grads_in_place: false,
             module_scope_hold: false,
             persistent: true,
             in_place_grads: true,
+            sum_grads_pass_through: false,
             honours_in_place: true,
             dropout_mask: DropoutMask::Bool,
             attention: AttentionBackend::AS_WRITTEN,
@@ -248,12 +288,15 @@ impl Profile {
             name: "torch-nn",
             in_place_activations: true,
             conv_workspace: ConvWorkspace::PerModuleColumns { backward_column: false },
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: false,
             module_scope_hold: false,
             fuse_pointwise_decompositions: false,
+            views_keep_strides: false,
             persistent: true,
             in_place_grads: true,
+            sum_grads_pass_through: false,
             attention: AttentionBackend::AS_WRITTEN,
             // Lua Torch's own process is not measured here.
             runtime_baseline: None,
@@ -268,6 +311,8 @@ impl Profile {
         Profile {
             name: "cudnn",
             conv_workspace: ConvWorkspace::CudnnCapped { limit: CUDNN_WORKSPACE_LIMIT },
+            // cuDNN's RNN reserve space is not measured here.
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: true,
             // CUDA runs the fused native_dropout: a boolean mask.
@@ -288,15 +333,18 @@ impl Profile {
             name: "tiny-dnn",
             in_place_activations: false,
             views_share_storage: true,
+            views_keep_strides: false,
             fuse_pointwise_decompositions: false,
             pool_indices_in_inference: true,
             conv_workspace: ConvWorkspace::PaddedCopies,
+            sequence_kernels: SequenceKernels::AsOpsSay,
             conv_backward_blocked: false,
             norm_backward_temporary: false,
             accumulate_grads_in_place: false,
             module_scope_hold: false,
             persistent: true,
             in_place_grads: false,
+            sum_grads_pass_through: false,
             honours_in_place: false,
             dropout_mask: DropoutMask::Bool,
             attention: AttentionBackend::AS_WRITTEN,
@@ -364,6 +412,8 @@ pub struct ConvSizes {
     pub strided: bool,
     /// 1×1 kernel, stride 1, no padding: the unrolled input is the input.
     pub unit_window: bool,
+    /// The input is stored channels-last (N, spatial…, C).
+    pub channels_last: bool,
 }
 
 /// oneDNN's blocked layouts hold channels in blocks of this many (f32 with
@@ -380,6 +430,13 @@ pub const ONEDNN_CHANNEL_BLOCK: u64 = 16;
 /// some case, native is faster"); below it the native kernel runs.
 pub const ONEDNN_MIN_INPUT_ELEMS: u64 = 20_480;
 
+/// oneDNN's depthwise convolution backward over a channels-last input holds
+/// a scratch of this many times its weight bytes: measured in every one of
+/// ConvNeXt-T's 18 depthwise 7×7 convolutions (96 to 768 channels) at 224 and
+/// 512 px alike, 2 threads (4,816,896 B for the 18,816 B weight of 96
+/// channels; 38,535,168 B for 768) — the training peak at 224 px.
+pub const ONEDNN_DEPTHWISE_CHANNELS_LAST_BACKWARD_SCRATCH: u64 = 256;
+
 /// Bytes of a copy of `bytes` (a tensor with `c` channels) in a blocked
 /// layout: channels rounded up to the block.
 fn channel_blocked(bytes: u64, c: u64) -> u64 {
@@ -388,6 +445,59 @@ fn channel_blocked(bytes: u64, c: u64) -> u64 {
     }
     let padded = c.div_ceil(ONEDNN_CHANNEL_BLOCK).saturating_mul(ONEDNN_CHANNEL_BLOCK);
     (bytes / c).saturating_mul(padded)
+}
+
+/// oneDNN's LSTM training workspace (f32) per layer and direction, bytes per
+/// hidden unit: for each step and batch row, and once. Measured at hidden 512
+/// (docs/measurements/cpu_recurrent.json, lstm_lm): 8,048,640 B at 256 steps ×
+/// batch and 32,034,816 B at 1,024 — 31,232 B per step·row and 53,248 B, i.e.
+/// 61·H and 104·H; the proportionality to H is assumed (one hidden size measured).
+const ONEDNN_LSTM_WORKSPACE_PER_STEP_ROW: u64 = 61;
+const ONEDNN_LSTM_WORKSPACE_ONCE: u64 = 104;
+
+/// PyTorch on CPU, per layer (the ONNX op is one layer) and direction, one
+/// direction after the other.
+fn pytorch_cpu_sequence(r: &Recurrence, elem: u64) -> SequenceCosts {
+    let tn = r.steps_x_batch();
+    let d = r.directions.max(1);
+    // The input projections of every step at once: T·N·G·H.
+    let gates_all_steps = tn.saturating_mul(r.gate_width()).saturating_mul(elem);
+    match r.cell {
+        Some(RnnCell::Lstm) => {
+            // mkldnn_rnn_layer: W and R reordered, the gate scratch; backward
+            // reorders them again and fills diff-weight buffers of their size.
+            let weights = r.weight_elems().saturating_mul(elem);
+            let workspace = tn
+                .saturating_mul(ONEDNN_LSTM_WORKSPACE_PER_STEP_ROW)
+                .saturating_add(ONEDNN_LSTM_WORKSPACE_ONCE)
+                .saturating_mul(r.hidden)
+                .saturating_mul(elem)
+                / 4;
+            SequenceCosts {
+                saved: workspace.saturating_mul(d),
+                keeps_output: true,
+                forward: weights.saturating_add(gates_all_steps),
+                backward: weights.saturating_mul(2).saturating_add(gates_all_steps),
+            }
+        }
+        Some(RnnCell::Gru) => SequenceCosts {
+            // Per step autograd keeps the hidden projection (3H) and four
+            // H-sized tensors of the cell: 28,672 B per step at batch 2,
+            // hidden 512 (gru_lm, 5 storages per step and layer).
+            saved: tn.saturating_mul(7).saturating_mul(r.hidden).saturating_mul(elem).saturating_mul(d),
+            keeps_output: false,
+            forward: gates_all_steps,
+            backward: gates_all_steps,
+        },
+        // tanh(x W + h R + b) per step: the activation's output is kept.
+        Some(RnnCell::Rnn) => SequenceCosts {
+            saved: tn.saturating_mul(r.hidden).saturating_mul(elem).saturating_mul(d),
+            keeps_output: false,
+            forward: gates_all_steps,
+            backward: gates_all_steps,
+        },
+        None => SequenceCosts::default(),
+    }
 }
 
 impl ConvSizes {
@@ -417,6 +527,10 @@ impl Profile {
                     s.column_per_image.saturating_mul(s.batch.max(1))
                 }
             }
+            // oneDNN reads and writes channels-last tensors as they are: only
+            // the weights are reordered (ConvNeXt's convolutions: the output
+            // written in place, one weight-sized reorder).
+            ConvWorkspace::OneDnnBlocked if s.channels_last => channel_blocked(s.weight, s.out_channels),
             ConvWorkspace::OneDnnBlocked => {
                 // Blocked input copy only when the channels fill a block (the
                 // 3-channel image is consumed as is); every blocked copy has its
@@ -467,6 +581,15 @@ impl Profile {
         }
     }
 
+    /// What a recurrent op keeps and its scratch under this backend, for
+    /// `elem` bytes per element; `None`: the op facts hold.
+    pub fn sequence_costs(&self, r: &Recurrence, elem: u64) -> Option<SequenceCosts> {
+        match self.sequence_kernels {
+            SequenceKernels::AsOpsSay => None,
+            SequenceKernels::PyTorchCpu => Some(pytorch_cpu_sequence(r, elem)),
+        }
+    }
+
     /// Scratch the whole net shares, resident from the start: the largest column buffer.
     pub fn shared_workspace(&self, largest_column_per_image: u64) -> u64 {
         match self.conv_workspace {
@@ -486,6 +609,10 @@ impl Profile {
             } else {
                 s.column_per_image.saturating_mul(s.batch.max(1))
             }
+        } else if self.conv_workspace == ConvWorkspace::OneDnnBlocked && s.channels_last && s.groups > 1 && s.groups == s.in_channels {
+            // oneDNN's depthwise backward over a channels-last input: a
+            // scratch of 256 × its weight, whatever the spatial size.
+            s.weight.saturating_mul(ONEDNN_DEPTHWISE_CHANNELS_LAST_BACKWARD_SCRATCH)
         } else if self.conv_backward_blocked {
             // Blocked copies of the input and of the output gradient, and the weights.
             s.input.saturating_add(s.output).saturating_add(s.weight)
@@ -593,6 +720,31 @@ mod tests {
         assert!(ConvSizes { large_kernel: true, ..s }.runs_onednn());
         // Its backward holds one column buffer beside the gradients.
         assert_eq!(Profile::pytorch().conv_backward_workspace(&s, 1), 43_352_064);
+    }
+
+    #[test]
+    fn pytorch_cpu_recurrent_kernels() {
+        use crate::ops::{Recurrence, RnnCell};
+        // lstm_lm layer 2 (512 → 512) at batch 2 × 128 steps: the measured
+        // oneDNN workspace 8,048,640 B; at 2 × 512, 32,034,816 B.
+        let lstm = |steps| Recurrence { cell: Some(RnnCell::Lstm), hidden: 512, directions: 1, steps, batch: 2, input_width: 512 };
+        let p = Profile::pytorch();
+        let c = p.sequence_costs(&lstm(128), 4).unwrap();
+        assert_eq!(c.saved, 8_048_640);
+        assert_eq!(p.sequence_costs(&lstm(512), 4).unwrap().saved, 32_034_816);
+        // W and R reordered (2048 × 1024 f32) and the gates of 256 steps·rows.
+        assert_eq!(c.forward, 2048 * 1024 * 4 + 256 * 2048 * 4);
+        assert_eq!(c.backward, 2 * 2048 * 1024 * 4 + 256 * 2048 * 4);
+        assert!(c.keeps_output);
+        // GRU: 5 tensors per step, 28,672 B at batch 2, hidden 512; the output stack is not kept.
+        let gru = Recurrence { cell: Some(RnnCell::Gru), ..lstm(1) };
+        let g = p.sequence_costs(&gru, 4).unwrap();
+        assert_eq!((g.saved, g.keeps_output), (28_672, false));
+        // Two directions keep twice as much; other backends keep what the op facts say.
+        assert_eq!(p.sequence_costs(&Recurrence { directions: 2, ..gru }, 4).unwrap().saved, 2 * 28_672);
+        for other in [Profile::caffe(), Profile::torch_nn(), Profile::cudnn(), Profile::tiny_dnn()] {
+            assert_eq!(other.sequence_costs(&gru, 4), None);
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 
 use super::value::{shape_arg, Input};
 use super::{
-    first, known, nth, overflow, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, MemoryFacts, OutShape, ParamSpec, SavedType,
+    first, known, nth, overflow, saves_all, ConvGeometry, ExtraSaved, Family, Fusion, InputLayout, MemoryFacts, OutShape,
+    ParamSpec, SavedType,
     ScheduleFacts,
 };
 use crate::tensor::{checked_product, Shape, ShapeError};
@@ -374,7 +375,13 @@ pub fn margin_memory(p: &MarginParams, input: Option<&Shape>, output: Option<&Sh
 /// Memory facts of a product of two data inputs: each gradient needs the other operand.
 pub fn matmul_memory(inputs: &[&Shape], output: Option<&Shape>) -> MemoryFacts {
     // dA = dY·Bᵀ needs B, dB = Aᵀ·dY needs A.
-    let mut f = MemoryFacts { saves_inputs: vec![0, 1], saves_for_other_operands: true, ..Default::default() };
+    // By a weight, an input of rank > 2 is multiplied as rows of its last axis.
+    let mut f = MemoryFacts {
+        saves_inputs: vec![0, 1],
+        saves_for_other_operands: true,
+        input_layout: InputLayout::Rows,
+        ..Default::default()
+    };
     if let Some(o) = output {
         f.macs = matmul_macs(inputs, o).unwrap_or(0);
     }

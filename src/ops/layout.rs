@@ -188,16 +188,20 @@ impl Family for LayoutOp {
     }
 
     /// A linear map whose backward needs only shapes; Gather keeps its indices.
-    fn memory_facts(&self, _: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+    /// A permute says which input axis each output axis is.
+    fn memory_facts(&self, inputs: &[&Shape], _: &[&Shape]) -> MemoryFacts {
         match self {
             LayoutOp::Gather { .. } => MemoryFacts { saves_inputs: vec![1], ..Default::default() },
+            LayoutOp::Permute { order } => MemoryFacts {
+                view_permutation: inputs.first().and_then(|x| full_permutation(order, x.rank())),
+                ..Default::default()
+            },
             LayoutOp::Concat { .. }
             | LayoutOp::Split
             | LayoutOp::Slice(_)
             | LayoutOp::Flatten(_)
             | LayoutOp::Reshape(_)
             | LayoutOp::Crop(_)
-            | LayoutOp::Permute { .. }
             | LayoutOp::ShuffleChannel { .. }
             | LayoutOp::Tile { .. }
             | LayoutOp::Squeeze { .. }
@@ -796,6 +800,24 @@ pub fn crop_shape(p: &CropParams, inputs: &[&Shape]) -> Result<Shape, ShapeError
 }
 
 /// Listed axes first, in order; unlisted axes keep their order after them.
+/// A permute's order completed to `rank` axes (the unnamed ones follow in
+/// order, as `permute_shape` places them); `None` for an empty or invalid order.
+pub fn full_permutation(order: &[usize], rank: usize) -> Option<Vec<usize>> {
+    if order.is_empty() {
+        return None;
+    }
+    let mut seen = vec![false; rank];
+    let mut perm = Vec::with_capacity(rank);
+    for &a in order {
+        if a >= rank || std::mem::replace(&mut seen[a], true) {
+            return None;
+        }
+        perm.push(a);
+    }
+    perm.extend((0..rank).filter(|&a| !seen[a]));
+    Some(perm)
+}
+
 pub fn permute_shape(order: &[usize], input: &Shape) -> Result<Shape, ShapeError> {
     let mut seen = vec![false; input.rank()];
     let mut dims = Vec::with_capacity(input.rank());

@@ -42,7 +42,7 @@ pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceAttrs,
 pub use loss::LossOp;
 pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
-pub use recurrent::{RecurrentKind, RecurrentParams};
+pub use recurrent::{RecurrentKind, RecurrentParams, Recurrence, RnnCell, SequenceParams};
 pub use reduce::{ReduceKind, ReduceOp};
 pub use resize::{AspectPolicy, InterpParams, ResizeOp, ScaledParams, UnpoolParams, UnpoolSize, UpsampleParams};
 pub use value::{Input, Value, MAX_VALUE_ELEMS};
@@ -73,6 +73,8 @@ pub enum Op {
     Detection(DetectionOp),
     /// Caffe's unrolled LSTM and RNN (recurrent.rs).
     Recurrent(RecurrentParams),
+    /// ONNX's LSTM, GRU and RNN over a whole sequence (recurrent.rs).
+    Sequence(SequenceParams),
     /// Losses, accuracy, silence: the ends of a training net (loss.rs).
     Loss(LossOp),
     /// Values that are not data: shapes and stored constants (constant.rs).
@@ -168,6 +170,27 @@ pub struct MemoryFacts {
     pub macs: u64,
     /// The op has no backward (losses' labels, shape-only ops still propagate).
     pub no_grad: bool,
+    /// A recurrent op over a sequence: what backends' recurrent-kernel rules
+    /// read (their workspaces and what they keep instead of `extra_saved`).
+    pub recurrence: Option<Recurrence>,
+    /// A view whose output axis i is input axis `perm[i]` (a transpose).
+    pub view_permutation: Option<Vec<usize>>,
+    /// The memory layout the op's kernel needs of its first input.
+    pub input_layout: InputLayout,
+}
+
+/// What an op's kernel needs of the layout of its first input (frameworks
+/// whose views keep strides copy an input that does not fit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputLayout {
+    /// Any strides.
+    #[default]
+    Any,
+    /// Contiguous (layer normalisation's kernel).
+    Contiguous,
+    /// Viewable as rows of its last axis: a matrix product by a weight
+    /// flattens the leading axes of an input of rank above 2.
+    Rows,
 }
 
 /// Whether an op's outputs are data computed from its inputs.
@@ -393,6 +416,7 @@ impl Op {
             Op::Resize(f) => f,
             Op::Detection(f) => f,
             Op::Recurrent(f) => f,
+            Op::Sequence(f) => f,
             Op::Loss(f) => f,
             Op::Constant(f) => f,
             Op::Unknown(f) => f,

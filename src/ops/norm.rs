@@ -4,7 +4,10 @@
 //! InstanceNorm over feature axes. All keep the input's shape.
 
 use super::value::{shape_arg, Input};
-use super::{channels, first, known, nth, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
+use super::{
+    channels, first, known, nth, ConvGeometry, ExtraSaved, Family, InputLayout, MemoryFacts, OutShape, ParamSpec, SavedType,
+    ScheduleFacts,
+};
 use crate::tensor::{DType, Shape, ShapeError};
 
 /// The normalisation family.
@@ -187,6 +190,8 @@ pub fn layer_norm_memory(axis: i64, input: Option<&Shape>) -> MemoryFacts {
         saves_inputs: vec![0],
         saves_params: true,
         extra_saved: vec![ExtraSaved { what: "row statistics", elems: rows.saturating_mul(2), dtype: SavedType::Fixed(DType::F32) }],
+        // The kernel normalises contiguous rows.
+        input_layout: InputLayout::Contiguous,
         ..Default::default()
     }
 }

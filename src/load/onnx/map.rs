@@ -25,7 +25,7 @@ use crate::ops::detection::{DetectionOp, RoiPoolParams};
 use crate::ops::{
     Activation, AspectPolicy, AutoPad, BinaryKind, CompareKind, ConstantOp, ConvOp, ConvParams, DenseOp, DenseParams,
     EltwiseKind, ElementwiseOp as E, IndexOp, LayoutOp as L, LrnParams, NormOp, Op, PoolMethod, PoolParams, ReduceKind,
-    ReduceOp, ResizeOp, Rounding, ScaledParams, SliceAttrs, StoredValue, UnaryKind, UnknownOp, Value, Window,
+    ReduceOp, ResizeOp, RnnCell, Rounding, ScaledParams, SequenceParams, SliceAttrs, StoredValue, UnaryKind, UnknownOp, Value, Window,
     MAX_VALUE_ELEMS,
 };
 
@@ -442,6 +442,10 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             (Op::Reduce(op), exact)
         }
         // The axis is input 1; exclusive and reverse leave the shape alone.
+        // Outputs by position: an unnamed Y_h still leaves Y_c third.
+        "LSTM" => (Op::Sequence(sequence_params(&a, node, ctx, RnnCell::Lstm)), exact),
+        "GRU" => (Op::Sequence(sequence_params(&a, node, ctx, RnnCell::Gru)), exact),
+        "RNN" => (Op::Sequence(sequence_params(&a, node, ctx, RnnCell::Rnn)), exact),
         "CumSum" => (Op::Reduce(ReduceOp::CumSum), TypeFacts::args(1)),
         // k is an attribute in opset 1, input 1 from opset 10.
         "TopK" => {
@@ -607,6 +611,15 @@ fn window(a: &Attrs<'_>, kernel_fallback: &[u64]) -> (Window, bool) {
     let dilation = per_axis(u(raw("dilations")), 1, &mut ok);
     let (pad_begin, pad_end) = if zero_pads { (vec![0; pad_begin.len()], vec![0; pad_end.len()]) } else { (pad_begin, pad_end) };
     (Window { kernel, stride, pad_begin, pad_end, dilation, auto_pad }, ok)
+}
+
+/// An ONNX LSTM, GRU or RNN: `hidden_size` (else R's second dim over the gates,
+/// when R is stored), `direction`, `layout`.
+fn sequence_params(a: &Attrs<'_>, node: &NodeProto, ctx: &MapCtx<'_>, cell: RnnCell) -> SequenceParams {
+    let from_r = || ctx.init_dims(node, 2).and_then(|d| d.get(1).copied()).map_or(0, |gh| gh / cell.gates());
+    let hidden = u64::try_from(a.int("hidden_size", 0)).ok().filter(|&h| h > 0).unwrap_or_else(from_r);
+    let directions = if a.string("direction").as_deref() == Some("bidirectional") { 2 } else { 1 };
+    SequenceParams { cell, hidden, directions, batch_first: a.int("layout", 0) == 1 }
 }
 
 /// One-element float values held in the file, by value name: Constant nodes
@@ -923,6 +936,27 @@ mod tests {
             AttributeProto { name: "pads".into(), ints: vec![1, 1], r#type: INTS, ..Default::default() },
         ];
         assert_eq!(mapped("MaxPool", 13, attrs).facts.own_rule, OwnRule::No);
+    }
+
+    #[test]
+    fn recurrent_ops_map_with_their_attributes() {
+        let inits = super::super::names::name_map(0);
+        let scalars = HashMap::new();
+        let map = |op_type: &str, attribute: Vec<AttributeProto>| {
+            let node = NodeProto { op_type: op_type.into(), attribute, ..Default::default() };
+            map_node(&node, &[], &MapCtx { opset: 14, initializers: &inits, scalars: &scalars }).op
+        };
+        let int = |name: &str, i| AttributeProto { name: name.into(), i, r#type: 2, ..Default::default() };
+        let string = |name: &str, s: &str| AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: 3, ..Default::default() };
+        assert_eq!(
+            map("LSTM", vec![int("hidden_size", 512)]),
+            Op::Sequence(SequenceParams { cell: RnnCell::Lstm, hidden: 512, directions: 1, batch_first: false })
+        );
+        assert_eq!(
+            map("GRU", vec![int("hidden_size", 64), string("direction", "bidirectional"), int("layout", 1)]),
+            Op::Sequence(SequenceParams { cell: RnnCell::Gru, hidden: 64, directions: 2, batch_first: true })
+        );
+        assert_eq!(map("RNN", vec![int("hidden_size", 8), string("direction", "reverse")]).name(), "RNN");
     }
 
     #[test]

@@ -79,9 +79,11 @@ impl Gradients {
                     self.grad_accum_bytes[i] = self.grad_accum_bytes[i].saturating_add(gb);
                     continue;
                 }
+                // An add of constants or weights to one data operand (a bias,
+                // a mask) hands its incoming gradient on as that operand's.
                 let shares = plan.role == Role::View
                     || (plan.role == Role::InPlace && df.profile.in_place_grads)
-                    || df.passes_gradient(i);
+                    || (df.profile.sum_grads_pass_through && df.passes_gradient(i));
                 if shares && k == 0 && out_grads.len() == 1 && df.readers[t.0].len() == 1 {
                     self.grad_of[t.0] = Some(out_grads[0]);
                     passes_through = true;

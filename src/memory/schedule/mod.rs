@@ -12,7 +12,8 @@
 //! reading one `Dataflow` (what carries data, what is read by whom, each op's
 //! facts, what needs a gradient):
 //! `dataflow` (with `folding`: decompositions folded back into one op) →
-//! `storage` (roles, storages, saved tensors, workspaces, forward release) →
+//! `storage` (roles, storages, saved tensors, workspaces, forward release;
+//! with `layout`: the strides views keep and the copies they force) →
 //! `gradients` (activation and weight gradients) → `style` (style transfer's
 //! loss terms) → `weights` (resident weights).
 
@@ -20,6 +21,7 @@ mod attention;
 mod dataflow;
 mod folding;
 mod gradients;
+mod layout;
 mod storage;
 mod style;
 mod weights;

@@ -3,6 +3,7 @@
 //! workspaces, and after which node each storage's forward life ends.
 
 use super::dataflow::Dataflow;
+use super::layout::Layouts;
 use super::{NodePlan, Role, StoragePlan};
 use crate::graph::{Shape, TensorId, TensorKind};
 use crate::memory::profiles::{ConvSizes, DropoutMask};
@@ -37,6 +38,10 @@ pub(super) struct Storages {
     pub largest_column: u64,
     /// Per tensor: the storage it lives on.
     pub storage_of: Vec<Option<usize>>,
+    /// Per tensor: its strides, where views keep them.
+    layouts: Layouts,
+    /// Per node: backward keeps the copy its kernel made of its input.
+    kept_copy: Vec<bool>,
 }
 
 pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
@@ -46,6 +51,8 @@ pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
         input_bytes: 0,
         largest_column: 0,
         storage_of: vec![None; df.graph.tensors.len()],
+        layouts: Layouts::new(df.graph.tensors.len()),
+        kept_copy: vec![false; df.graph.nodes.len()],
     };
     for &t in &df.graph.inputs {
         if df.data[t.0] && st.storage_of[t.0].is_none() {
@@ -57,6 +64,7 @@ pub(super) fn plan(df: &Dataflow<'_>) -> Storages {
     for i in 0..df.graph.nodes.len() {
         let role = st.role_of(df, i);
         st.add_node(df, i, role);
+        st.layouts.record(df, i, role);
     }
     // What is held: the graph outputs to the end, or the loss tensors to their loss's backward.
     for &t in &df.held {
@@ -111,7 +119,7 @@ impl Storages {
             Storage::Reshape => !first_in.is_some_and(|t| df.broadcast(t)),
             // Dropout is the identity in evaluation mode.
             Storage::ViewInInference => !training,
-        };
+        } && !self.layouts.view_copies(df, i);
         // A pointwise op with exactly one data operand and at least one
         // constant one, or a linear layer's bias add into its product.
         // A decomposition's closing product is the whole framework op
@@ -119,6 +127,7 @@ impl Storages {
         let epilogue = facts.fusion.epilogue()
             && df.fold_root[i].is_none()
             && df.data_inputs[i].len() == 1
+            && first_in.is_some_and(|t| nd.outputs.first().is_some_and(|&o| df.bytes[o.0] == df.bytes[t.0]))
             && (nd.inputs.len() >= 2 || linear_bias_add(df, i));
         let has_outputs = nd.outputs.iter().any(|t| df.data[t.0]);
         if df.folded[i] || df.skipped[i] || !has_outputs {
@@ -194,6 +203,7 @@ impl Storages {
     fn save_for_backward(&mut self, df: &Dataflow<'_>, i: usize) {
         let nd = &df.graph.nodes[i];
         let f = &df.facts[i];
+        let input_copy = self.layouts.input_copy_bytes(df, i);
         let plan = &mut self.nodes[i];
         let node_batch = nd.outputs.first().map(|&o| df.batch_of(o)).unwrap_or(1);
         // Indices in `facts` refer to the node's own input list; map them
@@ -205,12 +215,21 @@ impl Storages {
         let weights_need_grad = df.style.is_none() && !df.node_weights[i].is_empty();
         let others_need_grad =
             |k: usize| weights_need_grad || own_inputs.iter().enumerate().any(|(j, t)| j != k && df.requires_grad[t.0]);
+        // A kernel that copies its input to fit its layout keeps the copy.
+        let keeps_copy = input_copy > 0 && f.saves_inputs.contains(&0) && (!f.saves_for_other_operands || others_need_grad(0));
         let saved_inputs = f
             .saves_inputs
             .iter()
             .filter(|&&k| !f.saves_for_other_operands || others_need_grad(k))
+            .filter(|&&k| !(keeps_copy && k == 0))
             .filter_map(|&k| own_inputs.get(k));
-        let saved_outputs = f.saves_outputs.iter().filter_map(|&k| nd.outputs.get(k));
+        // A recurrent op keeps what its backend's kernel keeps.
+        let sequence = f.recurrence.as_ref().and_then(|r| df.profile.sequence_costs(r, df.prec.compute));
+        let saved_outputs = f
+            .saves_outputs
+            .iter()
+            .filter(|_| sequence.is_none_or(|c| c.keeps_output))
+            .filter_map(|&k| nd.outputs.get(k));
         let saved_tensors: Vec<TensorId> = saved_inputs.chain(saved_outputs).copied().collect();
         for t in saved_tensors {
             plan.saved_bytes = plan.saved_bytes.saturating_add(df.bytes[t.0]);
@@ -222,7 +241,14 @@ impl Storages {
                 *until = Some(until.map_or(i, |u| u.min(i)));
             }
         }
-        for e in &f.extra_saved {
+        if let Some(c) = sequence {
+            plan.extra_saved_bytes = df.worker(c.saved, node_batch);
+        }
+        if keeps_copy {
+            plan.extra_saved_bytes = plan.extra_saved_bytes.saturating_add(df.worker(input_copy, node_batch));
+            self.kept_copy[i] = true;
+        }
+        for e in f.extra_saved.iter().filter(|_| sequence.is_none()) {
             let b = match e.dtype {
                 // The backend's index type.
                 SavedType::PoolIndex => e.elems.saturating_mul(df.profile.pool_index_bytes),
@@ -264,6 +290,8 @@ impl Storages {
         let (graph, profile, prec) = (df.graph, df.profile, df.prec);
         let nd = &graph.nodes[i];
         let f = &df.facts[i];
+        let input_copy = self.layouts.input_copy_bytes(df, i);
+        let channels_last = df.data_inputs[i].first().is_some_and(|&t| self.layouts.is_channels_last(df, t));
         let plan = &mut self.nodes[i];
         let node_batch = nd.outputs.first().map(|&o| df.batch_of(o)).unwrap_or(1);
         let in_bytes = plan.inputs.first().map(|t| df.bytes[t.0]).unwrap_or(0);
@@ -288,6 +316,7 @@ impl Storages {
                 large_kernel: geo.large_kernel,
                 strided: geo.strided,
                 unit_window: geo.unit_window,
+                channels_last,
             };
             let ws = df.worker(profile.conv_forward_workspace(&sizes, df.threads), node_batch);
             plan.workspace_train = ws;
@@ -300,8 +329,20 @@ impl Storages {
             let b = pool_indices.iter().map(|e| e.saturating_mul(profile.pool_index_bytes)).fold(0, u64::saturating_add);
             plan.workspace_infer = df.worker(b, node_batch);
         }
+        if let Some(c) = f.recurrence.as_ref().and_then(|r| profile.sequence_costs(r, prec.compute)) {
+            plan.workspace_train = df.worker(c.forward, node_batch);
+            plan.workspace_infer = plan.workspace_train;
+            plan.workspace_backward = df.worker(c.backward, node_batch);
+        }
         if profile.norm_backward_temporary && nd.op.schedule_facts().backward_input_temporary {
             plan.workspace_backward = in_bytes;
+        }
+        // The copy a kernel makes of an input whose layout does not fit it:
+        // freed as the op returns unless backward keeps it.
+        let copy = df.worker(input_copy, node_batch);
+        plan.workspace_infer = plan.workspace_infer.saturating_add(copy);
+        if !self.kept_copy[i] {
+            plan.workspace_train = plan.workspace_train.saturating_add(copy);
         }
         if let Some((train, infer, backward)) = df.attention_workspace(i) {
             plan.workspace_train = plan.workspace_train.saturating_add(train);
