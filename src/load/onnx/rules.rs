@@ -282,7 +282,7 @@ mod tests {
 
     fn yes(inputs: Vec<usize>, outputs: Vec<usize>) -> NodeSource {
         NodeSource {
-            facts: TypeFacts { arguments_from: None, statistics: &[], run_time: false, own_rule: OwnRule::Yes },
+            facts: TypeFacts { arguments_from: None, statistics: &[], stored_weights: &[], run_time: false, own_rule: OwnRule::Yes },
             inputs: inputs.into_iter().map(|i| Some(TensorId(i))).collect(),
             outputs: outputs.into_iter().map(|i| Some(TensorId(i))).collect(),
         }
