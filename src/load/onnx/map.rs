@@ -3,8 +3,9 @@
 //! are operator arguments rather than weights, which hold running statistics,
 //! whose outputs are sized at run time, and when nnmem's own shape rule is
 //! exactly ONNX's. This match is the one table of ONNX op types: one arm per
-//! type. Ops of other domains (com.microsoft, ai.onnx.ml) are outside the
-//! vocabulary.
+//! type; ONNX Runtime's contrib ops (domain com.microsoft) have a second
+//! table of the same kind. Ops of other domains (ai.onnx.ml, …) are outside
+//! the vocabulary.
 //!
 //! Attributes are read with the defaults the ONNX operator specification
 //! gives, and by the opset the model imports where ONNX moved an attribute
