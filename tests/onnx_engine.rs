@@ -3,7 +3,9 @@
 //! shape and element type as ONNX's reference evaluator computed them
 //! (expected.json), from the own rules alone; model-local functions and a
 //! settled `If` inlined; narrow element types sized by their storage;
-//! operands made of constants are constants; a generated Llama-2-7B-shaped
+//! operands made of constants are constants; quantised weights counted at
+//! their stored size (ONNX QDQ and ORT's MatMulNBits; the com.microsoft
+//! fixture's values come from onnxruntime); a generated Llama-2-7B-shaped
 //! graph sized whole.
 
 use std::path::{Path, PathBuf};
@@ -121,4 +123,39 @@ fn a_llama_2_7b_shaped_graph_is_sized_whole() {
     assert_eq!(g.param_totals().params, 6_738_415_616);
     assert!(g.tensors.iter().all(|t| t.shape.is_some()), "some tensor is not sized");
     assert_eq!(find(&g, "logits").shape.as_ref().unwrap().0, vec![1, 4096, 32000]);
+}
+
+/// Quantised weights are parameters at their stored size: the int8 and int4
+/// tensors a DequantizeLinear reads with their scales and zero points
+/// (activation scales and zero points are arguments, rotary tables
+/// constants); the dequantized float weight is a constant, not an activation.
+#[test]
+fn quantised_weights_count_their_stored_bytes() {
+    let none = serde_json::Map::new();
+    let mut dims = none.clone();
+    for (k, v) in [("b", 2), ("s", 3), ("p", 5)] {
+        dims.insert(k.into(), v.into());
+    }
+    let g = load(&dir().join("transformer_ops.onnx"), &options(&dims, OnnxShapes::Own)).unwrap();
+    // wq_int 64·64 i8, wq_scale 64 f32, wq_zp 64 i8, w4 64·32 int4, w4_scale 4·32 f32, rms_gamma 64 f32.
+    let t = g.param_totals();
+    assert_eq!(t.param_bytes, 4096 + 256 + 64 + 1024 + 512 + 256);
+    assert_eq!(t.params + t.non_trainable, 4096 + 64 + 64 + 2048 + 128 + 64);
+    for name in ["wq_int", "wq_zp", "w4"] {
+        assert_eq!(find(&g, name).kind, TensorKind::Param, "{name}");
+    }
+    for name in ["act_scale", "act_zp", "cos_cache", "sin_cache", "wq", "w4f"] {
+        assert_eq!(find(&g, name).kind, TensorKind::Constant, "{name}");
+    }
+    assert_eq!(find(&g, "w4").bytes(), Some(1024));
+    // ORT's MatMulNBits: packed 4-bit blocks [32, 4, 8] u8, scales 128 f32,
+    // zero points 64 u8; layer-norm gamma, beta, biases (64, 64, 64, 32 f32).
+    let g = load(&dir().join("ort_contrib.onnx"), &LoadOptions::default()).unwrap();
+    let t = g.param_totals();
+    assert_eq!(t.param_bytes, 1024 + 512 + 64 + (64 + 64 + 64 + 32) * 4);
+    assert_eq!(find(&g, "nb_w").kind, TensorKind::Param);
+    for name in ["cos16", "sin16", "seqlens_k", "total_len", "pos_ids"] {
+        assert_eq!(find(&g, name).kind, TensorKind::Constant, "{name}");
+    }
+    assert!(!g.warnings.iter().any(|w| w.contains("vocabulary")), "{:?}", g.warnings);
 }

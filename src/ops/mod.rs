@@ -14,6 +14,7 @@
 //! family's `Family` methods (the compiler lists them), then the loader
 //! mapping and a test (docs/ARCHITECTURE.md, "Adding an op").
 
+pub mod attention;
 pub mod constant;
 pub mod conv;
 pub mod dense;
@@ -24,6 +25,7 @@ pub mod layout;
 pub mod loss;
 pub mod norm;
 pub mod pool;
+pub mod quant;
 pub mod recurrent;
 pub mod reduce;
 pub mod resize;
@@ -32,6 +34,7 @@ pub mod window;
 
 use crate::tensor::{DType, Shape, ShapeError};
 
+pub use attention::AttentionOp;
 pub use constant::{ConstantOp, StoredValue};
 pub use conv::{ConvOp, ConvParams};
 pub use dense::{DenseOp, DenseParams, EmbedParams, MarginParams};
@@ -42,6 +45,7 @@ pub use layout::{CropParams, FlattenParams, LayoutOp, ReshapeParams, SliceAttrs,
 pub use loss::LossOp;
 pub use norm::{LrnParams, NormOp, ScaleParams};
 pub use pool::{PoolMethod, PoolParams};
+pub use quant::QuantOp;
 pub use recurrent::{RecurrentKind, RecurrentParams, Recurrence, RnnCell, SequenceParams};
 pub use reduce::{ReduceKind, ReduceOp};
 pub use resize::{AspectPolicy, InterpParams, ResizeOp, ScaledParams, UnpoolParams, UnpoolSize, UpsampleParams};
@@ -79,6 +83,10 @@ pub enum Op {
     Loss(LossOp),
     /// Values that are not data: shapes and stored constants (constant.rs).
     Constant(ConstantOp),
+    /// Fused attention and rotary embedding (attention.rs).
+    Attention(AttentionOp),
+    /// Quantisation and quantised matrix products (quant.rs).
+    Quant(QuantOp),
     /// A type nnmem has no rule for: outputs are unknown, the report says so.
     Unknown(UnknownOp),
 }
@@ -419,6 +427,8 @@ impl Op {
             Op::Sequence(f) => f,
             Op::Loss(f) => f,
             Op::Constant(f) => f,
+            Op::Attention(f) => f,
+            Op::Quant(f) => f,
             Op::Unknown(f) => f,
         }
     }

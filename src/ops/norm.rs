@@ -30,6 +30,16 @@ pub enum NormOp {
     GroupNorm { groups: Option<u64>, eps: f32 },
     /// x / ‖x‖₂ over the axes from `axis` on, no weights (Python normalisers).
     L2Normalize { axis: i64 },
+    /// x / √(mean(x²) + ε) · scale over the axes from `axis` on (ONNX
+    /// RMSNormalization; ORT's SimplifiedLayerNormalization, whose optional
+    /// outputs are LayerNorm's row statistics).
+    RmsNorm { axis: i64 },
+    /// ORT's SkipLayerNormalization (`rms` false: inputs x, skip, gamma,
+    /// beta, bias) and SkipSimplifiedLayerNormalization (`rms` true: x, skip,
+    /// gamma, bias): the norm of x + skip (+ bias) over the last axis.
+    /// Outputs: y, mean and inverse deviation per row (the last axis kept as
+    /// 1), and x + skip + bias.
+    SkipNorm { rms: bool },
 }
 
 impl Family for NormOp {
@@ -45,6 +55,9 @@ impl Family for NormOp {
             NormOp::GroupNorm { groups: None, .. } => "InstanceNorm",
             NormOp::GroupNorm { groups: Some(_), .. } => "GroupNorm",
             NormOp::L2Normalize { .. } => "L2Normalize",
+            NormOp::RmsNorm { .. } => "RMSNorm",
+            NormOp::SkipNorm { rms: false } => "SkipLayerNorm",
+            NormOp::SkipNorm { rms: true } => "SkipRMSNorm",
         }
     }
 
@@ -54,7 +67,9 @@ impl Family for NormOp {
                 first(inputs)?.clone()
             }
             NormOp::Scale(p) | NormOp::Bias(p) => scale_shape(p, inputs)?,
-            NormOp::LayerNorm { .. } | NormOp::GroupNorm { .. } => nth(inputs, 0, "data input")?.clone(),
+            NormOp::LayerNorm { .. } | NormOp::GroupNorm { .. } | NormOp::RmsNorm { .. } | NormOp::SkipNorm { .. } => {
+                nth(inputs, 0, "data input")?.clone()
+            }
             NormOp::L2Normalize { axis } => {
                 let x = first(inputs)?;
                 x.axis(*axis)?;
@@ -73,7 +88,9 @@ impl Family for NormOp {
             | NormOp::BnFork { .. }
             | NormOp::Normalize { .. }
             | NormOp::LayerNorm { .. }
-            | NormOp::GroupNorm { .. } => true,
+            | NormOp::GroupNorm { .. }
+            | NormOp::RmsNorm { .. }
+            | NormOp::SkipNorm { .. } => true,
         }
     }
 
@@ -90,6 +107,14 @@ impl Family for NormOp {
                 Ok(affine(x.dims()[x.axis(*axis)?..].to_vec()))
             }
             NormOp::GroupNorm { .. } => Ok(affine(vec![nth(inputs, 0, "data input")?.dim(1)?])),
+            NormOp::RmsNorm { axis } => {
+                let x = nth(inputs, 0, "data input")?;
+                Ok(vec![ParamSpec::learned("scale", x.dims()[x.axis(*axis)?..].to_vec())])
+            }
+            NormOp::SkipNorm { rms } => {
+                let h = nth(inputs, 0, "data input")?.axis(-1).map(|a| inputs[0].dims()[a])?;
+                Ok(if *rms { vec![ParamSpec::learned("scale", vec![h])] } else { affine(vec![h]) })
+            }
         }
     }
 
@@ -99,13 +124,16 @@ impl Family for NormOp {
             NormOp::Lrn(_) | NormOp::Scale(_) | NormOp::Bias(_) | NormOp::Normalize { .. } | NormOp::L2Normalize { .. } => {
                 ScheduleFacts::COMPUTES
             }
-            NormOp::BatchNorm { .. } | NormOp::BnFork { .. } | NormOp::LayerNorm { .. } | NormOp::GroupNorm { .. } => {
-                ScheduleFacts { backward_input_temporary: true, ..ScheduleFacts::COMPUTES }
-            }
+            NormOp::BatchNorm { .. }
+            | NormOp::BnFork { .. }
+            | NormOp::LayerNorm { .. }
+            | NormOp::GroupNorm { .. }
+            | NormOp::RmsNorm { .. }
+            | NormOp::SkipNorm { .. } => ScheduleFacts { backward_input_temporary: true, ..ScheduleFacts::COMPUTES },
         }
     }
 
-    fn memory_facts(&self, inputs: &[&Shape], _: &[&Shape]) -> MemoryFacts {
+    fn memory_facts(&self, inputs: &[&Shape], outputs: &[&Shape]) -> MemoryFacts {
         let in0 = inputs.first().copied();
         match self {
             NormOp::Lrn(_) => lrn_memory(in0),
@@ -117,6 +145,8 @@ impl Family for NormOp {
             NormOp::GroupNorm { groups, .. } => group_norm_memory(*groups, in0),
             // The gradient (dy − y·(y·dy)) / ‖x‖ is computed from the input.
             NormOp::L2Normalize { .. } => MemoryFacts { saves_inputs: vec![0], ..Default::default() },
+            NormOp::RmsNorm { axis } => rms_norm_memory(*axis, in0),
+            NormOp::SkipNorm { rms } => skip_norm_memory(*rms, in0, outputs),
         }
     }
 
@@ -139,12 +169,22 @@ impl Family for NormOp {
                 }
                 Ok(outs)
             }
-            NormOp::LayerNorm { axis, .. } => {
+            NormOp::LayerNorm { axis, .. } | NormOp::RmsNorm { axis } => {
                 let a = x.axis(*axis)?;
                 let mut stats = x.dims()[..a].to_vec();
                 stats.resize(x.rank(), 1);
                 let mut outs = vec![OutShape::Known(x.clone())];
                 outs.extend(std::iter::repeat_n(OutShape::Known(Shape(stats)), n_outputs.saturating_sub(1)));
+                Ok(outs)
+            }
+            NormOp::SkipNorm { .. } => {
+                if n_outputs > 4 {
+                    return Err(ShapeError::new(format!("the layer declares {n_outputs} outputs, at most 4")));
+                }
+                let mut stats = x.dims().to_vec();
+                *stats.last_mut().ok_or_else(|| ShapeError::new("the data input is a scalar"))? = 1;
+                let mut outs = vec![OutShape::Known(x.clone())];
+                outs.extend((1..n_outputs).map(|k| OutShape::Known(if k == 3 { x.clone() } else { Shape(stats.clone()) })));
                 Ok(outs)
             }
             NormOp::Lrn(_)
@@ -165,7 +205,8 @@ impl Family for NormOp {
         }
         match self {
             NormOp::BatchNorm { .. } => ins.get(3).copied().flatten().map(|m| m.dtype),
-            NormOp::LayerNorm { .. } => Some(DType::F32),
+            NormOp::LayerNorm { .. } | NormOp::RmsNorm { .. } => Some(DType::F32),
+            NormOp::SkipNorm { .. } => (index != 3).then_some(DType::F32),
             NormOp::Lrn(_)
             | NormOp::Scale(_)
             | NormOp::Bias(_)
@@ -194,6 +235,44 @@ pub fn layer_norm_memory(axis: i64, input: Option<&Shape>) -> MemoryFacts {
         input_layout: InputLayout::Contiguous,
         ..Default::default()
     }
+}
+
+/// Rows normalised: the product of the dims before `axis`.
+fn norm_rows(axis: i64, input: Option<&Shape>) -> u64 {
+    input.and_then(|s| s.axis(axis).ok().map(|a| s.dims()[..a].iter().product::<u64>())).unwrap_or(0)
+}
+
+/// Memory facts of RMSNorm: the input and one f32 statistic (1/rms) per normalised row.
+pub fn rms_norm_memory(axis: i64, input: Option<&Shape>) -> MemoryFacts {
+    MemoryFacts {
+        saves_inputs: vec![0],
+        saves_params: true,
+        extra_saved: vec![ExtraSaved { what: "row statistics", elems: norm_rows(axis, input), dtype: SavedType::Fixed(DType::F32) }],
+        ..Default::default()
+    }
+}
+
+/// Memory facts of the skip norms: the sum x + skip (+ bias) that is
+/// normalised — output 3 when the node declares it, else a tensor of its
+/// own — and the f32 row statistics (mean and 1/σ; 1/rms alone for RMS).
+pub fn skip_norm_memory(rms: bool, input: Option<&Shape>, outputs: &[&Shape]) -> MemoryFacts {
+    let rows = norm_rows(-1, input);
+    let mut f = MemoryFacts {
+        saves_params: true,
+        extra_saved: vec![ExtraSaved {
+            what: "row statistics",
+            elems: if rms { rows } else { rows.saturating_mul(2) },
+            dtype: SavedType::Fixed(DType::F32),
+        }],
+        ..Default::default()
+    };
+    if outputs.len() > 3 {
+        f.saves_outputs = vec![3];
+    } else {
+        let elems = input.and_then(Shape::elems).unwrap_or(0);
+        f.extra_saved.push(ExtraSaved { what: "input + skip sum", elems, dtype: SavedType::Compute });
+    }
+    f
 }
 
 /// Memory facts of GroupNorm / InstanceNorm: the input and two f32 statistics per group.

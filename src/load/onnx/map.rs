@@ -3,8 +3,9 @@
 //! are operator arguments rather than weights, which hold running statistics,
 //! whose outputs are sized at run time, and when nnmem's own shape rule is
 //! exactly ONNX's. This match is the one table of ONNX op types: one arm per
-//! type. Ops of other domains (com.microsoft, ai.onnx.ml) are outside the
-//! vocabulary.
+//! type; ONNX Runtime's contrib ops (domain com.microsoft) have a second
+//! table of the same kind. Ops of other domains (ai.onnx.ml, …) are outside
+//! the vocabulary.
 //!
 //! Attributes are read with the defaults the ONNX operator specification
 //! gives, and by the opset the model imports where ONNX moved an attribute
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use super::proto::{AttributeProto, NodeProto, TensorProto, Wire};
 use crate::graph::{AttrValue, DType};
 use crate::ops::detection::{DetectionOp, RoiPoolParams};
+use crate::ops::{AttentionOp, LossOp, QuantOp};
 use crate::ops::{
     Activation, AspectPolicy, AutoPad, BinaryKind, CompareKind, ConstantOp, ConvOp, ConvParams, DenseOp, DenseParams,
     EltwiseKind, ElementwiseOp as E, IndexOp, LayoutOp as L, LrnParams, NormOp, Op, PoolMethod, PoolParams, ReduceKind,
@@ -67,6 +69,10 @@ pub struct TypeFacts {
     pub arguments_from: Option<usize>,
     /// Input positions that hold running statistics, not learned weights.
     pub statistics: &'static [usize],
+    /// Input positions where an integer initializer is a stored weight (a
+    /// quantised graph's int8/int4 tensors and zero points), counted as a
+    /// parameter at its stored element size.
+    pub stored_weights: &'static [usize],
     /// Output extents depend on data or control flow.
     pub run_time: bool,
     pub own_rule: OwnRule,
@@ -74,7 +80,8 @@ pub struct TypeFacts {
 
 impl TypeFacts {
     /// Nothing special: every initializer input a weight, shapes from tract.
-    const TRACT: TypeFacts = TypeFacts { arguments_from: None, statistics: &[], run_time: false, own_rule: OwnRule::No };
+    const TRACT: TypeFacts =
+        TypeFacts { arguments_from: None, statistics: &[], stored_weights: &[], run_time: false, own_rule: OwnRule::No };
 
     const fn own(own_rule: OwnRule) -> TypeFacts {
         TypeFacts { own_rule, ..TypeFacts::TRACT }
@@ -106,6 +113,8 @@ pub fn map_node(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> Mapped {
     }
     let (op, facts) = if node.domain.is_empty() || node.domain == "ai.onnx" {
         map_default_domain(node, bytes, ctx)
+    } else if node.domain == "com.microsoft" {
+        map_microsoft_domain(node, ctx)
     } else {
         (unknown(node), TypeFacts::TRACT)
     };
@@ -470,11 +479,93 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             }
             _ => (unknown(node), tract),
         },
+        "RMSNormalization" => {
+            // The statistics are float32 with the default stash_type 1.
+            (Op::Norm(NormOp::RmsNorm { axis: a.int("axis", -1) }), own_if(a.int("stash_type", 1) == 1, exact))
+        }
+        // ORT registers it in the default domain.
+        "SimplifiedLayerNormalization" => (Op::Norm(NormOp::RmsNorm { axis: a.int("axis", -1) }), exact),
+        // Inputs: Q, K, V, attn_mask, past_key, past_value (, nonpad_kv_seqlen).
+        "Attention" => {
+            let heads = |name: &str| a.get(name).and_then(|x| u64::try_from(x.i).ok()).filter(|&h| h > 0);
+            (Op::Attention(AttentionOp::Onnx { q_heads: heads("q_num_heads"), kv_heads: heads("kv_num_heads") }), exact)
+        }
+        // Inputs: X, cos_cache, sin_cache, position_ids: the tables are constants.
+        "RotaryEmbedding" => (Op::Attention(AttentionOp::Rotary), TypeFacts::args(1)),
+        // Class weights (input 2) are arguments, not learned.
+        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => {
+            let softmax = node.op_type == "SoftmaxCrossEntropyLoss";
+            let none = a.string("reduction").as_deref() == Some("none");
+            (Op::Loss(LossOp::ClassLoss { softmax, reduction_none: none }), TypeFacts::args(2))
+        }
+        // An initializer x is a stored (quantised) weight, its scale and zero
+        // point with it; a data x's scale and zero point are arguments.
+        "DequantizeLinear" => {
+            let output = match dtype_attr("output_dtype") {
+                Some(Some(d)) if a.int("output_dtype", 0) != 0 => Some(d),
+                _ => None,
+            };
+            let op = Op::Quant(QuantOp::Dequantize { output });
+            if ctx.initializers.contains_key(node.input.first().map_or("", String::as_str)) {
+                (op, TypeFacts { stored_weights: &[0, 2], ..exact })
+            } else {
+                (op, TypeFacts::args(1))
+            }
+        }
+        "QuantizeLinear" => {
+            let output = match dtype_attr("output_dtype") {
+                Some(Some(d)) if a.int("output_dtype", 0) != 0 => Some(d),
+                _ => None,
+            };
+            (Op::Quant(QuantOp::Quantize { output }), TypeFacts::args(1))
+        }
+        "DynamicQuantizeLinear" => (Op::Quant(QuantOp::DynamicQuantize), exact),
         // Output extents depend on data or control flow.
         "If" | "Loop" | "Scan" | "SequenceAt" | "SplitToSequence" | "ConcatFromSequence" => {
             (unknown(node), TypeFacts { run_time: true, ..tract })
         }
         _ => (unknown(node), tract),
+    }
+}
+
+/// The table of ONNX Runtime's contrib ops (domain com.microsoft), one arm per type.
+fn map_microsoft_domain(node: &NodeProto, ctx: &MapCtx<'_>) -> (Op, TypeFacts) {
+    let a = Attrs(&node.attribute);
+    let exact = TypeFacts::own(OwnRule::Yes);
+    let count = |name: &str| a.get(name).and_then(|x| u64::try_from(x.i).ok()).filter(|&h| h > 0);
+    let gelu = Op::Elementwise(E::Activation(Activation::Gelu));
+    match node.op_type.as_str() {
+        // Inputs: A, B (packed blocks), scales, zero_points, g_idx, bias.
+        // The packed blocks and zero points are the stored weights; g_idx
+        // (an index table) stays a constant.
+        "MatMulNBits" => match (count("K"), count("N")) {
+            (Some(k), Some(n)) => (Op::Quant(QuantOp::MatMulNBits { k, n }), TypeFacts { stored_weights: &[1, 3], ..exact }),
+            _ => (unknown(node), TypeFacts { stored_weights: &[1, 3], ..TypeFacts::TRACT }),
+        },
+        // Inputs: query, key, value, past_key, past_value, then seqlens_k,
+        // total_sequence_length, cos/sin caches, position ids, attention
+        // bias: arguments.
+        "GroupQueryAttention" => match (count("num_heads"), count("kv_num_heads")) {
+            (Some(heads), Some(kv_heads)) => (Op::Attention(AttentionOp::GroupQuery { heads, kv_heads }), TypeFacts::args(5)),
+            _ => (unknown(node), TypeFacts::TRACT),
+        },
+        // Inputs: query, key, value, bias (learned), masks, past K/V, ….
+        "MultiHeadAttention" => match count("num_heads") {
+            Some(heads) => (Op::Attention(AttentionOp::MultiHead { heads }), TypeFacts::args(4)),
+            None => (unknown(node), TypeFacts::TRACT),
+        },
+        // Inputs: input, position_ids, cos_cache, sin_cache.
+        "RotaryEmbedding" => (Op::Attention(AttentionOp::Rotary), TypeFacts::args(1)),
+        "SkipLayerNormalization" => (Op::Norm(NormOp::SkipNorm { rms: false }), exact),
+        "SkipSimplifiedLayerNormalization" => (Op::Norm(NormOp::SkipNorm { rms: true }), exact),
+        "SimplifiedLayerNormalization" => (Op::Norm(NormOp::RmsNorm { axis: a.int("axis", -1) }), exact),
+        // X (+ bias): a GELU of X's shape; x·σ(αx) for QuickGelu.
+        "FastGelu" | "BiasGelu" | "Gelu" => (gelu, exact),
+        "QuickGelu" => (Op::Elementwise(E::Activation(Activation::Silu)), exact),
+        _ => {
+            let _ = ctx;
+            (unknown(node), TypeFacts::TRACT)
+        }
     }
 }
 
@@ -889,10 +980,14 @@ mod tests {
 
     #[test]
     fn other_domains_are_outside_the_vocabulary() {
+        let inits0 = super::super::names::name_map(0);
+        let node = NodeProto { op_type: "NotAnOrtOp".into(), domain: "com.microsoft".into(), ..Default::default() };
+        let m = map_node(&node, &[], &MapCtx { opset: 17, initializers: &inits0, scalars: &HashMap::new() });
+        assert_eq!(m.op, Op::Unknown(UnknownOp { type_name: "com.microsoft:NotAnOrtOp".into() }));
         let inits = super::super::names::name_map(0);
-        let node = NodeProto { op_type: "Gelu".into(), domain: "com.microsoft".into(), ..Default::default() };
+        let node = NodeProto { op_type: "Gelu".into(), domain: "ai.onnx.ml".into(), ..Default::default() };
         let m = map_node(&node, &[], &MapCtx { opset: 17, initializers: &inits, scalars: &HashMap::new() });
-        assert_eq!(m.op, Op::Unknown(UnknownOp { type_name: "com.microsoft:Gelu".into() }));
+        assert_eq!(m.op, Op::Unknown(UnknownOp { type_name: "ai.onnx.ml:Gelu".into() }));
         assert_eq!(m.facts, TypeFacts::TRACT);
     }
 

@@ -426,11 +426,17 @@ fn check_structure(
 struct InitializerRoles<'a> {
     stats_only: names::NameMap<'a, bool>,
     argument_only: names::NameMap<'a, bool>,
+    /// Read by some node at a stored-weight position (`TypeFacts::stored_weights`).
+    stored_weight: names::NameMap<'a, bool>,
 }
 
 impl<'a> InitializerRoles<'a> {
     fn classify(nodes: &[&'a NodeProto], mapped: &[Option<map::Mapped>], inits: &names::NameMap<'_, &TensorProto>) -> Self {
-        let mut roles = InitializerRoles { stats_only: names::name_map(inits.len()), argument_only: names::name_map(inits.len()) };
+        let mut roles = InitializerRoles {
+            stats_only: names::name_map(inits.len()),
+            argument_only: names::name_map(inits.len()),
+            stored_weight: names::name_map(0),
+        };
         for (n, m) in nodes.iter().zip(mapped) {
             let Some(facts) = m.as_ref().map(|m| m.facts) else { continue };
             for (k, x) in n.input.iter().enumerate() {
@@ -439,6 +445,9 @@ impl<'a> InitializerRoles<'a> {
                     *e = *e && facts.statistics.contains(&k);
                     let e = roles.argument_only.entry(x.as_str()).or_insert(true);
                     *e = *e && facts.arguments_from.is_some_and(|from| k >= from);
+                    if facts.stored_weights.contains(&k) {
+                        roles.stored_weight.insert(x.as_str(), true);
+                    }
                 }
             }
         }
@@ -449,7 +458,8 @@ impl<'a> InitializerRoles<'a> {
     fn tensor(&self, t: &TensorProto) -> Tensor {
         let stats = self.stats_only.get(t.name.as_str()).copied().unwrap_or(false);
         let argument = self.argument_only.get(t.name.as_str()).copied().unwrap_or(false);
-        initializer_tensor(t, stats, argument)
+        let stored = self.stored_weight.contains_key(t.name.as_str());
+        initializer_tensor(t, stats, argument, stored)
     }
 }
 
@@ -676,8 +686,9 @@ fn module_scope(name: &str, previous: &[String]) -> Vec<String> {
 
 /// A Param (floating point: what `file_params` counts) or a Constant tensor
 /// for an initializer.
-fn initializer_tensor(t: &TensorProto, stats_only: bool, argument_only: bool) -> Tensor {
-    let is_float = proto::is_float_elem(t.data_type) && !argument_only;
+fn initializer_tensor(t: &TensorProto, stats_only: bool, argument_only: bool, stored_weight: bool) -> Tensor {
+    // A quantised graph's integer weights are parameters at their stored size.
+    let is_float = (proto::is_float_elem(t.data_type) && !argument_only) || stored_weight;
     Tensor {
         name: t.name.clone(),
         // Negative dims were refused before; an overflowing product keeps its dims.

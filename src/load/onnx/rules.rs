@@ -184,6 +184,10 @@ enum Step<'a> {
     Unsized(String),
 }
 
+/// The value of every tensor with no elements.
+static EMPTY_INTS: Value = Value::Int(Vec::new());
+static EMPTY_FLOATS: Value = Value::Float(Vec::new());
+
 /// One node through its op's rules.
 fn own_rule<'a>(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot<'_>]) -> Step<'a> {
     if src.facts.own_rule == OwnRule::No {
@@ -198,7 +202,14 @@ fn own_rule<'a>(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot<'_>]) -> St
         };
         let slot = &slots[id.0];
         match (&slot.shape, slot.dtype) {
-            (Some(shape), Some(dtype)) => ins.push(Some(Input { shape, dtype, value: slot.value.as_deref() })),
+            (Some(shape), Some(dtype)) => {
+                // A tensor of no elements has a known value whatever it is bound to: empty.
+                let value = slot.value.as_deref().or_else(|| {
+                    (shape.elems() == Some(0) && value::evaluable(dtype))
+                        .then_some(if dtype.is_float() { &EMPTY_FLOATS } else { &EMPTY_INTS })
+                });
+                ins.push(Some(Input { shape, dtype, value }))
+            }
             _ if slot.run_time => {
                 run_time = true;
                 ins.push(None);
@@ -283,10 +294,24 @@ mod tests {
 
     fn yes(inputs: Vec<usize>, outputs: Vec<usize>) -> NodeSource {
         NodeSource {
-            facts: TypeFacts { arguments_from: None, statistics: &[], run_time: false, own_rule: OwnRule::Yes },
+            facts: TypeFacts { arguments_from: None, statistics: &[], stored_weights: &[], run_time: false, own_rule: OwnRule::Yes },
             inputs: inputs.into_iter().map(|i| Some(TensorId(i))).collect(),
             outputs: outputs.into_iter().map(|i| Some(TensorId(i))).collect(),
         }
+    }
+
+    /// An empty axes input (a graph input bound to [0]) has a known value:
+    /// ReduceSum over it reduces every axis (noop_with_empty_axes 0).
+    #[test]
+    fn a_tensor_of_no_elements_has_a_known_value() {
+        let mut g = Graph::new("t", ModelFormat::Onnx);
+        g.tensors =
+            vec![tensor("x", None, DType::F32, None), tensor("axes", None, DType::I64, None), tensor("y", None, DType::F32, Some(0))];
+        let op = crate::ops::ReduceOp::Axes { kind: crate::ops::ReduceKind::Sum, axes: vec![], keep_dims: true, noop_with_empty_axes: false };
+        g.nodes = vec![node(Op::Reduce(op))];
+        let out = run(&g, &[yes(vec![0, 1], vec![2])], &[(TensorId(0), vec![3, 2, 2]), (TensorId(1), vec![0])], &[], None);
+        assert!(out.complete(), "{:?}", out.stuck);
+        assert!(matches!(&out.facts[2].as_ref().unwrap().shape, ValueShape::Concrete(d) if d == &vec![1, 1, 1]));
     }
 
     /// x [2,3,4] → Shape → Gather(0) → Unsqueeze → Concat(-1) → Reshape(x): [2, 12].
