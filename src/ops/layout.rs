@@ -196,6 +196,15 @@ impl Family for LayoutOp {
                 view_permutation: inputs.first().and_then(|x| full_permutation(order, x.rank())),
                 ..Default::default()
             },
+            // ONNX Transpose: no perm reverses the axes.
+            LayoutOp::Transpose { perm } => MemoryFacts {
+                view_permutation: inputs.first().and_then(|x| match perm {
+                    Some(p) if p.len() == x.rank() => full_permutation(p, x.rank()),
+                    Some(_) => None,
+                    None => Some((0..x.rank()).rev().collect()),
+                }),
+                ..Default::default()
+            },
             LayoutOp::Concat { .. }
             | LayoutOp::Split
             | LayoutOp::Slice(_)
@@ -209,7 +218,6 @@ impl Family for LayoutOp {
             | LayoutOp::StridedSlice { .. }
             | LayoutOp::Pad { .. }
             | LayoutOp::Expand
-            | LayoutOp::Transpose { .. }
             | LayoutOp::ReshapeTo { .. }
             | LayoutOp::Flatten2d { .. }
             | LayoutOp::SplitParts { .. }
