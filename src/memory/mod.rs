@@ -389,6 +389,7 @@ pub struct SettingsUsed {
     /// The kernel `scaled_dot_product_attention` calls run with, and how the
     /// attention computations found ran in this scenario.
     pub attention: AttentionKernel,
+    /// How many attention computations ran fused, as math, or as written.
     pub attention_calls: AttentionCalls,
 }
 

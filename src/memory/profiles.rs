@@ -68,6 +68,7 @@ pub struct SequenceCosts {
     pub keeps_output: bool,
     /// Transient scratch of the forward step and of the backward step.
     pub forward: u64,
+    /// The same for the backward step.
     pub backward: u64,
 }
 
@@ -93,8 +94,10 @@ pub enum AttentionKernel {
 }
 
 impl AttentionKernel {
+    /// The names `--attention` takes.
     pub const NAMES: &'static [&'static str] = &["fused", "math"];
 
+    /// The name `--attention` and reports use.
     pub fn as_str(self) -> &'static str {
         match self {
             AttentionKernel::Fused => "fused",
@@ -102,6 +105,7 @@ impl AttentionKernel {
         }
     }
 
+    /// The kernel `--attention NAME` names.
     pub fn by_name(name: &str) -> Option<Self> {
         match name {
             "fused" => Some(AttentionKernel::Fused),
@@ -114,6 +118,7 @@ impl AttentionKernel {
 /// How a backend runs `scaled_dot_product_attention`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionBackend {
+    /// The kernel SDPA calls run with.
     pub kernel: AttentionKernel,
     /// The fused kernel applies dropout itself (CUDA's flash and
     /// memory-efficient kernels); without it a call with dropout in training
@@ -156,6 +161,7 @@ pub struct Profile {
     pub pool_indices_in_inference: bool,
     /// How convolutions get their scratch.
     pub conv_workspace: ConvWorkspace,
+    /// How recurrent ops (ONNX LSTM, GRU, RNN) run.
     pub sequence_kernels: SequenceKernels,
     /// Convolution backward reorders the input and the output gradient into
     /// blocked layouts and the weights once (transient).
@@ -399,7 +405,9 @@ pub struct ConvSizes {
     pub padded_input: u64,
     /// Bytes per element of the run.
     pub elem_bytes: u64,
+    /// Output channels.
     pub out_channels: u64,
+    /// Groups.
     pub groups: u64,
     /// Elements of one image's output spatial axes.
     pub out_spatial: u64,

@@ -31,11 +31,24 @@ use crate::tensor::{Shape, ShapeError};
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttentionOp {
     /// ONNX Attention; the head counts are attributes needed for 3-D inputs.
-    Onnx { q_heads: Option<u64>, kv_heads: Option<u64> },
+    Onnx {
+        /// Query heads (`q_num_heads`).
+        q_heads: Option<u64>,
+        /// K/V heads (`kv_num_heads`).
+        kv_heads: Option<u64>,
+    },
     /// ORT GroupQueryAttention.
-    GroupQuery { heads: u64, kv_heads: u64 },
+    GroupQuery {
+        /// Query heads.
+        heads: u64,
+        /// K/V heads.
+        kv_heads: u64,
+    },
     /// ORT MultiHeadAttention.
-    MultiHead { heads: u64 },
+    MultiHead {
+        /// Heads.
+        heads: u64,
+    },
     /// Rotary position embedding (ONNX and ORT): the input's shape.
     Rotary,
 }

@@ -16,26 +16,47 @@ use crate::tensor::{DType, Shape, ShapeError};
 pub enum ConstantOp {
     /// The input's dims `start..end` (negative counts from the end; `None`:
     /// to the end) as a 1-D integer tensor.
-    ShapeOf { start: i64, end: Option<i64> },
+    ShapeOf {
+        /// First dim.
+        start: i64,
+        /// End dim (exclusive; `None`: the last).
+        end: Option<i64>,
+    },
     /// The input's element count, an integer scalar.
     Size,
     /// A value stored in the graph (`None`: the file does not give one nnmem reads).
     Stored(Option<StoredValue>),
     /// A tensor of the shape given as input 0, every element `fill` (one element).
-    Filled { fill: Value, dtype: DType },
+    Filled {
+        /// The fill value.
+        fill: Value,
+        /// Its element type.
+        dtype: DType,
+    },
     /// `start, start + delta, …` below `limit`: inputs 0, 1, 2 (scalars).
     Range,
     /// An identity-like matrix of input 0's shape, of `dtype` (`None`: input 0's).
-    EyeLike { dtype: Option<DType> },
+    EyeLike {
+        /// The element type.
+        dtype: Option<DType>,
+    },
     /// Random values of a stated shape.
-    Random { dims: Vec<u64>, dtype: DType },
+    Random {
+        /// The stated shape.
+        dims: Vec<u64>,
+        /// The element type.
+        dtype: DType,
+    },
 }
 
 /// A constant's dims, element type and, when small, its elements.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredValue {
+    /// Dims.
     pub dims: Vec<u64>,
+    /// Element type.
     pub dtype: DType,
+    /// Elements, when small and read.
     pub value: Option<Value>,
 }
 

@@ -23,6 +23,7 @@ pub enum ConvOp {
 }
 
 impl ConvOp {
+    /// The parameters, whichever form.
     pub fn params(&self) -> &ConvParams {
         match self {
             ConvOp::Forward(p) | ConvOp::Transposed(p) | ConvOp::Deformable(p) => p,
@@ -179,13 +180,18 @@ fn padded_elems(p: &ConvParams, input: &Shape) -> u64 {
     e
 }
 
+/// A convolution's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvParams {
+    /// Output channels.
     pub out_channels: u64,
+    /// The window geometry.
     pub window: Window,
+    /// Groups (1: plain; the input channels: depthwise).
     pub group: u64,
     /// The group equals the input channels, whatever `group` says (depthwise forks).
     pub depthwise: bool,
+    /// Whether it learns a bias.
     pub bias: bool,
     /// The channel axis; spatial axes follow it.
     pub axis: i64,
@@ -225,6 +231,7 @@ fn split_axes(p: &ConvParams, input: &Shape) -> Result<(usize, u64), ShapeError>
     Ok((axis, c_in))
 }
 
+/// Convolution: (N, out_channels, spatial…) with the window rule per axis.
 pub fn conv_shape(p: &ConvParams, input: &Shape) -> Result<Shape, ShapeError> {
     let (axis, _) = split_axes(p, input)?;
     let window = p.window.resolved(&input.dims()[axis + 1..])?;
@@ -236,6 +243,7 @@ pub fn conv_shape(p: &ConvParams, input: &Shape) -> Result<Shape, ShapeError> {
     Ok(Shape(dims))
 }
 
+/// Transposed convolution: stride·(H−1) + dilated kernel − pads (+ output padding).
 pub fn deconv_shape(p: &ConvParams, input: &Shape) -> Result<Shape, ShapeError> {
     if p.window.auto_pad != AutoPad::Explicit {
         return Err(ShapeError::new("transposed convolution with SAME padding has no rule here"));
@@ -274,12 +282,14 @@ fn weight_and_bias(p: &ConvParams, mut dims: Vec<u64>) -> Vec<ParamSpec> {
     specs
 }
 
+/// Convolution weights (out, in/group, kernel…) and bias (out).
 pub fn conv_params(p: &ConvParams, input: &Shape) -> Result<Vec<ParamSpec>, ShapeError> {
     let (_, c_in) = split_axes(p, input)?;
     kernel_elems(p)?;
     Ok(weight_and_bias(p, vec![p.out_channels, c_in / p.groups(c_in)]))
 }
 
+/// Transposed convolution weights (in, out/group, kernel…) and bias (out).
 pub fn deconv_params(p: &ConvParams, input: &Shape) -> Result<Vec<ParamSpec>, ShapeError> {
     let (_, c_in) = split_axes(p, input)?;
     kernel_elems(p)?;

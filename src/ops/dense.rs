@@ -26,7 +26,10 @@ pub enum DenseOp {
     /// A learned table looked up by index (Caffe Embed).
     Embed(EmbedParams),
     /// Einstein summation over the operands (ONNX Einsum), by its equation.
-    Einsum { equation: String },
+    Einsum {
+        /// The equation, as the file states it.
+        equation: String,
+    },
     /// Determinants of the trailing square matrices (ONNX Det).
     Det,
     /// A fully connected layer whose logit for the label gets an angular
@@ -138,7 +141,7 @@ impl Family for DenseOp {
     }
 }
 
-/// [*, M, M] → [*].
+/// `[*, M, M]` → `[*]`.
 pub fn det_shape(x: &Shape) -> Result<Shape, ShapeError> {
     let d = x.dims();
     match d {
@@ -222,15 +225,20 @@ pub fn einsum(equation: &str, inputs: &[&Shape]) -> Result<(Shape, u64), ShapeEr
     Ok((Shape(out), macs))
 }
 
+/// A fully connected layer's parameters (Caffe InnerProduct, ONNX Gemm).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseParams {
+    /// Output features.
     pub out_features: u64,
+    /// Axes from `axis` on are flattened into the input width.
     pub axis: i64,
+    /// Whether it learns a bias.
     pub bias: bool,
     /// Weights stored as (K, out) instead of (out, K).
     pub transpose: bool,
 }
 
+/// Caffe MarginInnerProduct's parameters (SphereFace).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MarginParams {
     /// The product itself (never a bias).
@@ -253,10 +261,14 @@ impl MarginParams {
     }
 }
 
+/// Caffe Embed's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbedParams {
+    /// Output width.
     pub out_features: u64,
+    /// Table rows (input_dim).
     pub vocabulary: u64,
+    /// Whether it learns a bias.
     pub bias: bool,
 }
 
@@ -266,6 +278,7 @@ pub fn dense_fan_in(p: &DenseParams, input: &Shape) -> Result<u64, ShapeError> {
     checked_product(&input.dims()[axis..]).ok_or_else(|| overflow("flattened input"))
 }
 
+/// Dense: the axes before `axis`, then `out_features`.
 pub fn dense_shape(p: &DenseParams, input: &Shape) -> Result<Shape, ShapeError> {
     let axis = input.axis(p.axis)?;
     let mut dims = input.dims()[..axis].to_vec();
@@ -273,6 +286,7 @@ pub fn dense_shape(p: &DenseParams, input: &Shape) -> Result<Shape, ShapeError> 
     Ok(Shape(dims))
 }
 
+/// Dense's weight (out, K) or (K, out), and bias (out).
 pub fn dense_params(p: &DenseParams, input: &Shape) -> Result<Vec<ParamSpec>, ShapeError> {
     let k = dense_fan_in(p, input)?;
     let weight = if p.transpose { vec![k, p.out_features] } else { vec![p.out_features, k] };
@@ -327,17 +341,20 @@ pub fn broadcast(a: &[u64], b: &[u64]) -> Result<Vec<u64>, ShapeError> {
         .collect()
 }
 
+/// MACs of a matrix product: output elements × the inner extent.
 pub fn matmul_macs(inputs: &[&Shape], output: &Shape) -> Option<u64> {
     let a = inputs.first()?;
     output.elems()?.checked_mul(*a.dims().last()?)
 }
 
+/// Embed: the input's shape, then `out_features`.
 pub fn embed_shape(p: &EmbedParams, input: &Shape) -> Result<Shape, ShapeError> {
     let mut dims = input.dims().to_vec();
     dims.push(p.out_features);
     Ok(Shape(dims))
 }
 
+/// Embed's table (vocabulary, out) and bias (out).
 pub fn embed_params(p: &EmbedParams) -> Vec<ParamSpec> {
     let mut specs = vec![ParamSpec::learned("weight", vec![p.vocabulary, p.out_features])];
     if p.bias {

@@ -14,9 +14,11 @@ use crate::tensor::{checked_product, DType, Shape, ShapeError};
 /// The detection family.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DetectionOp {
+    /// SSD PriorBox: the anchor boxes of a feature map, (1, 2, H·W·priors·4).
     PriorBox(PriorBoxParams),
     /// Kept detections: (1, 1, D, 7), D set at run time.
     DetectionOutput(DetectionOutputParams),
+    /// Caffe ROIPooling: (R, C, pooled_h, pooled_w) with R the rois' rows.
     RoiPool(RoiPoolParams),
     /// Bilinear RoI sampling (ONNX RoiAlign): (R, C, h, w) with R the rois' rows.
     RoiAlign(RoiPoolParams),
@@ -24,13 +26,24 @@ pub enum DetectionOp {
     Proposal,
     /// Position-sensitive RoI pooling: (R, output_dim, g, g) from a score map of
     /// output_dim·g² channels.
-    PsRoiPool { output_dim: u64, group_size: u64 },
+    PsRoiPool {
+        /// Output channels.
+        output_dim: u64,
+        /// The g×g grid of positions.
+        group_size: u64,
+    },
     /// Training targets for sampled proposals: rois (S, 5), labels (S) and
     /// three (S, 4·num_classes) regression blobs; S set at run time.
-    ProposalTarget { num_classes: u64 },
+    ProposalTarget {
+        /// Classes (regression blobs hold 4 per class).
+        num_classes: u64,
+    },
     /// Training targets for the anchors of an RPN score map (1, 2A, H, W):
     /// labels (1, 1, A·H, W) and three (1, 4A, H, W) blobs.
-    AnchorTarget { anchors: u64 },
+    AnchorTarget {
+        /// Anchors per position (A).
+        anchors: u64,
+    },
     /// YOLOv2's output activation (logistic on box centres and objectness,
     /// softmax over classes): same shape, no weights, no backward.
     Region,
@@ -144,11 +157,16 @@ fn rows(dims: Vec<u64>, axis: usize, symbol: &'static str) -> OutShape {
     OutShape::RunTimeExtent { shape: Shape(dims), axis, symbol }
 }
 
+/// SSD PriorBox's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PriorBoxParams {
+    /// Number of `min_size` values.
     pub n_min_sizes: u64,
+    /// Number of `max_size` values.
     pub n_max_sizes: u64,
+    /// The `aspect_ratio` values.
     pub aspect_ratios: Vec<f64>,
+    /// Whether each ratio's reciprocal is added.
     pub flip: bool,
 }
 
@@ -171,15 +189,19 @@ impl PriorBoxParams {
     }
 }
 
+/// SSD DetectionOutput's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectionOutputParams {
     /// Upper bound on detections kept per image, when the file states it.
     pub keep_top_k: Option<u64>,
 }
 
+/// RoI pooling's output grid.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoiPoolParams {
+    /// Output height.
     pub pooled_h: u64,
+    /// Output width.
     pub pooled_w: u64,
 }
 

@@ -26,15 +26,30 @@ pub enum ElementwiseOp {
     /// Same-shape pointwise function of one input.
     Activation(Activation),
     /// Parametric ReLU: learned slope per channel or one shared.
-    PRelu { channel_shared: bool },
-    Dropout { ratio: f32 },
+    PRelu {
+        /// Whether one slope is shared by every channel.
+        channel_shared: bool,
+    },
+    /// Dropout: zeroes elements with probability `ratio` in training, the identity in inference.
+    Dropout {
+        /// The drop probability.
+        ratio: f32,
+    },
     /// Pointwise combination of several inputs of the same shape (Caffe Eltwise).
     /// ONNX broadcasts operands numpy-style; Caffe requires equal shapes.
-    Eltwise { kind: EltwiseKind, broadcast: bool },
+    Eltwise {
+        /// How the operands combine.
+        kind: EltwiseKind,
+        /// Whether operands broadcast (ONNX) rather than match (Caffe).
+        broadcast: bool,
+    },
     /// a·x + y with a per-channel `a` (SENet fork).
     Axpy,
     /// Normalised exponentials along `axis` (same shape; couples that axis).
-    Softmax { axis: i64 },
+    Softmax {
+        /// The normalised axis.
+        axis: i64,
+    },
     /// Element-wise predicate or logic (boolean output, no gradient).
     Compare(CompareKind),
     /// Element-wise choice between two inputs by a condition.
@@ -44,7 +59,10 @@ pub enum ElementwiseOp {
     /// Same-shape pointwise math beyond the activations (`UnaryKind`).
     Unary(UnaryKind),
     /// A conversion to `to` (`None`: to input 1's type, ONNX CastLike); same shape.
-    Cast { to: Option<DType> },
+    Cast {
+        /// The target type.
+        to: Option<DType>,
+    },
 }
 
 impl Family for ElementwiseOp {
@@ -353,32 +371,56 @@ fn compare_value(k: CompareKind, all: &[(&Value, &Shape)], out: &Shape) -> Optio
 /// follows each derivative.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryKind {
+    /// Largest integer not above x.
     Floor,
+    /// Smallest integer not below x.
     Ceil,
     /// Halves round to even.
     Round,
+    /// −1, 0 or 1 by the sign of x.
     Sign,
+    /// cos x.
     Cos,
+    /// sin x.
     Sin,
+    /// tan x.
     Tan,
+    /// arccos x.
     Acos,
+    /// arcsin x.
     Asin,
+    /// arctan x.
     Atan,
+    /// sinh x.
     Sinh,
+    /// cosh x.
     Cosh,
+    /// arsinh x.
     Asinh,
+    /// arcosh x.
     Acosh,
+    /// artanh x.
     Atanh,
+    /// Whether x is NaN (boolean).
     IsNaN,
+    /// Whether x is ±∞ (boolean).
     IsInf,
+    /// Bitwise complement of an integer.
     BitwiseNot,
+    /// x / (1 + |x|).
     Softsign,
+    /// x · tanh(softplus(x)).
     Mish,
+    /// x where x > alpha, else 0.
     ThresholdedRelu,
+    /// Soft or hard shrinkage towards zero by lambda.
     Shrink,
     /// The upper (or lower) triangle of the last two axes, the rest zero; the
     /// diagonal offset k is an optional input.
-    Trilu { upper: bool },
+    Trilu {
+        /// The upper triangle (else the lower).
+        upper: bool,
+    },
     /// One-hot of the maximum along an axis.
     Hardmax,
     /// Lp normalisation along an axis.
@@ -387,12 +429,19 @@ pub enum UnaryKind {
     MeanVarianceNorm,
     /// Random values shaped like the input (RandomNormalLike, RandomUniformLike,
     /// Bernoulli), of `dtype` (`None`: the input's).
-    Random { dtype: Option<DType> },
+    Random {
+        /// The output type.
+        dtype: Option<DType>,
+    },
     /// The same bits read as another type of the same width (ONNX BitCast).
-    BitCast { to: DType },
+    BitCast {
+        /// The type the bits are read as.
+        to: DType,
+    },
 }
 
 impl UnaryKind {
+    /// The op's name in reports (the ONNX spelling).
     pub fn name(self) -> &'static str {
         match self {
             UnaryKind::Floor => "Floor",
@@ -506,18 +555,28 @@ fn trilu_value(upper: bool, x: &(&Value, &Shape), ins: &[Option<Input<'_>>], out
 /// Element-wise predicates and logic: boolean outputs, no gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareKind {
+    /// a = b.
     Equal,
+    /// a < b.
     Less,
+    /// a ≤ b.
     LessOrEqual,
+    /// a > b.
     Greater,
+    /// a ≥ b.
     GreaterOrEqual,
+    /// Logical and.
     And,
+    /// Logical or.
     Or,
+    /// Logical exclusive or.
     Xor,
+    /// Logical not (one operand).
     Not,
 }
 
 impl CompareKind {
+    /// The op's name in reports (the ONNX spelling).
     pub fn name(self) -> &'static str {
         match self {
             CompareKind::Equal => "Equal",
@@ -540,17 +599,27 @@ pub enum BinaryKind {
     Pow,
     /// Remainder: the sign of the divisor, or of the dividend with `fmod`;
     /// gradient only through the dividend.
-    Mod { fmod: bool },
+    Mod {
+        /// C's fmod (the dividend's sign) rather than Python's modulo.
+        fmod: bool,
+    },
     /// Integer shifts (no gradient).
-    BitShift { left: bool },
+    BitShift {
+        /// Shift left (else right).
+        left: bool,
+    },
+    /// Bitwise and.
     BitAnd,
+    /// Bitwise or.
     BitOr,
+    /// Bitwise exclusive or.
     BitXor,
     /// Swish(a)·b of two operands of one shape (ONNX SwiGLU).
     SwiGlu,
 }
 
 impl BinaryKind {
+    /// The op's name in reports (the ONNX spelling).
     pub fn name(self) -> &'static str {
         match self {
             BinaryKind::Pow => "Pow",
@@ -568,31 +637,55 @@ impl BinaryKind {
 /// `Activation::backward_uses_output`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
-    Relu { negative_slope: f32 },
+    /// max(x, 0), or a leaky slope below zero.
+    Relu {
+        /// Slope for x < 0 (0: plain ReLU; Caffe's negative_slope, LeakyRelu's alpha).
+        negative_slope: f32,
+    },
+    /// 1 / (1 + e^−x).
     Sigmoid,
+    /// tanh x.
     Tanh,
+    /// The absolute value (Caffe AbsVal, ONNX Abs).
     AbsVal,
+    /// log(1 + e^x) (Caffe BNLL).
     Bnll,
+    /// e^x.
     Exp,
+    /// ln x.
     Log,
+    /// x for x > 0, alpha·(e^x − 1) else (also SELU, CELU).
     Elu,
+    /// (shift + scale·x)^power (Caffe Power).
     Power,
+    /// 1 where x > threshold, else 0 (Caffe Threshold).
     Threshold,
+    /// x clamped to [min, max] (ReLU6 too).
     Clip,
+    /// x·Φ(x), exact or tanh-approximated.
     Gelu,
+    /// x·sigmoid(x) (Swish).
     Silu,
+    /// clamp(alpha·x + beta, 0, 1).
     HardSigmoid,
+    /// x · hard-sigmoid(x).
     HardSwish,
+    /// log(1 + e^x).
     Softplus,
+    /// The error function.
     Erf,
+    /// √x.
     Sqrt,
+    /// 1 / x.
     Reciprocal,
+    /// −x.
     Neg,
     /// A value copy or cast (ONNX Identity, Cast): no compute, same shape.
     Identity,
 }
 
 impl Activation {
+    /// The op's name in reports (Caffe's or ONNX's spelling).
     pub fn name(self) -> &'static str {
         match self {
             Activation::Relu { negative_slope } if negative_slope != 0.0 => "LeakyReLU",
@@ -643,19 +736,27 @@ impl Activation {
     }
 }
 
+/// How Eltwise combines its operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EltwiseKind {
+    /// Their sum.
     Sum,
+    /// Their difference (first minus the others).
     Sub,
+    /// Their product.
     Prod,
+    /// Their quotient.
     Div,
+    /// Their maximum.
     Max,
+    /// Their minimum.
     Min,
     /// The mean of the operands (ONNX Mean).
     Mean,
 }
 
 impl EltwiseKind {
+    /// The name reports use for the combination.
     pub fn name(self) -> &'static str {
         match self {
             EltwiseKind::Sum => "Add",

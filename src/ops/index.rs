@@ -16,20 +16,37 @@ use crate::tensor::{checked_product, DType, Shape, ShapeError};
 #[derive(Clone, Debug, PartialEq)]
 pub enum IndexOp {
     /// `out[i][j]… = data[…index…]` along `axis`: the indices' shape.
-    GatherElements { axis: i64 },
+    GatherElements {
+        /// The axis.
+        axis: i64,
+    },
     /// Slices addressed by the last axis of the indices, after `batch_dims` batch axes.
-    GatherNd { batch_dims: u64 },
+    GatherNd {
+        /// Leading axes shared by data and indices.
+        batch_dims: u64,
+    },
     /// Data with updates written at indices (ScatterND, ScatterElements, Scatter): data's shape.
     Scatter,
     /// The k largest (or smallest) along `axis`: values and int64 positions;
     /// k from input 1 (opset 10 on) or the attribute (`k`, opset 1).
-    TopK { axis: i64, k: Option<u64> },
+    TopK {
+        /// The axis.
+        axis: i64,
+        /// k from the attribute (`None`: input 1).
+        k: Option<u64>,
+    },
     /// Positions of the non-zero elements: `[rank, count]`, int64.
     NonZero,
     /// The slices along `axis` (flattened when `None`) where the condition (input 1) holds.
-    Compress { axis: Option<i64> },
+    Compress {
+        /// The axis (`None`: flattened).
+        axis: Option<i64>,
+    },
     /// One-hot encoding: a new axis of extent `depth` (input 1) at `axis`.
-    OneHot { axis: i64 },
+    OneHot {
+        /// Where the new axis goes.
+        axis: i64,
+    },
     /// Distinct values (and their positions, inverse map, counts).
     Unique,
     /// Selected boxes: `[count, 3]`, int64.

@@ -22,57 +22,134 @@ use crate::tensor::{checked_product, Shape, ShapeError};
 /// The layout family.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayoutOp {
-    Concat { axis: i64 },
+    /// Joins its inputs along `axis` (a copy).
+    Concat {
+        /// The axis joined.
+        axis: i64,
+    },
     /// Every output is a copy (view) of the input.
     Split,
+    /// Caffe Slice: the input cut into parts along an axis.
     Slice(SliceParams),
+    /// Caffe Flatten: a run of axes merged into one.
     Flatten(FlattenParams),
+    /// Caffe Reshape: new dims for a run of axes (0 copies, −1 infers).
     Reshape(ReshapeParams),
+    /// Caffe Crop: `bottom[0]` cut to `bottom[1]`'s extents.
     Crop(CropParams),
-    Permute { order: Vec<usize> },
-    ShuffleChannel { group: u64 },
-    Tile { axis: i64, tiles: u64 },
-    Squeeze { axes: Vec<i64> },
-    Unsqueeze { axes: Vec<i64> },
+    /// Caffe Permute (SSD): axes reordered.
+    Permute {
+        /// The new order of the input's axes (unlisted ones follow).
+        order: Vec<usize>,
+    },
+    /// Channels regrouped across `group` groups (ShuffleNet).
+    ShuffleChannel {
+        /// The number of groups.
+        group: u64,
+    },
+    /// Caffe Tile: the input repeated `tiles` times along `axis`.
+    Tile {
+        /// The axis repeated.
+        axis: i64,
+        /// How many copies.
+        tiles: u64,
+    },
+    /// Axes of extent 1 removed.
+    Squeeze {
+        /// Which (empty: every axis of extent 1).
+        axes: Vec<i64>,
+    },
+    /// Axes of extent 1 inserted.
+    Unsqueeze {
+        /// Their positions in the output.
+        axes: Vec<i64>,
+    },
     /// ONNX Slice: starts/ends/axes/steps given as inputs 1–4 (opset 10 on),
     /// or as attributes (`attrs`, opsets 1–9).
-    StridedSlice { attrs: Option<SliceAttrs> },
+    StridedSlice {
+        /// The attributes, for opsets 1–9 (`None`: from inputs).
+        attrs: Option<SliceAttrs>,
+    },
     /// Pads (negative: crops) each axis; `pads` as an attribute (opsets 1–10)
     /// or input 1 with optional axes input 3 (opset 18).
-    Pad { pads: Option<Vec<i64>> },
+    Pad {
+        /// The pads, from the attribute (`None`: from inputs).
+        pads: Option<Vec<i64>>,
+    },
     /// Broadcasts the input to a shape given as a second input.
     Expand,
     /// Picks slices along `axis` by an index tensor (embedding lookups, token selection).
-    Gather { axis: i64 },
+    Gather {
+        /// The axis indexed.
+        axis: i64,
+    },
     /// Space to depth (YOLOv2's passthrough): (N, C·s², H/s, W/s); `reverse`
     /// goes back, (N, C/s², H·s, W·s). A copy.
-    Reorg { stride: u64, reverse: bool },
+    Reorg {
+        /// The block size s.
+        stride: u64,
+        /// Depth to space instead.
+        reverse: bool,
+    },
     /// The input with its order along `axis` reversed (a sequence run backwards). A copy.
-    Reverse { axis: i64 },
+    Reverse {
+        /// The reversed axis.
+        axis: i64,
+    },
     /// Reorders every axis (`None`: reverses them, ONNX Transpose's default).
-    Transpose { perm: Option<Vec<usize>> },
+    Transpose {
+        /// The output's axes as input axes (`None`: reversed).
+        perm: Option<Vec<usize>>,
+    },
     /// ONNX Reshape: the target from input 1 (or the `shape` attribute of
     /// opsets 1–4); 0 copies the input's extent unless `allow_zero`, −1 is inferred.
-    ReshapeTo { dims: Option<Vec<i64>>, allow_zero: bool },
+    ReshapeTo {
+        /// The target from the `shape` attribute (`None`: from input 1).
+        dims: Option<Vec<i64>>,
+        /// A 0 means an extent of 0, not a copy.
+        allow_zero: bool,
+    },
     /// ONNX Flatten: always 2-D, `[∏ dims[..axis], ∏ dims[axis..]]`.
-    Flatten2d { axis: i64 },
+    Flatten2d {
+        /// Axes before it go to the first output axis.
+        axis: i64,
+    },
     /// ONNX Split along `axis`: sizes from input 1 (opset 13 on) or the
     /// `split` attribute, else `num_outputs` (opset 18) or one part per
     /// output, the last one smaller when the extent does not divide.
-    SplitParts { axis: i64, split: Vec<i64>, num_outputs: Option<u64> },
+    SplitParts {
+        /// The split axis.
+        axis: i64,
+        /// Sizes from the attribute (empty: from input 1 or equal parts).
+        split: Vec<i64>,
+        /// The number of equal parts (opset 18).
+        num_outputs: Option<u64>,
+    },
     /// ONNX Tile: each axis repeated by input 1's count.
     TileBy,
     /// DepthToSpace / SpaceToDepth with a square block.
-    DepthToSpace { block: u64 },
-    SpaceToDepth { block: u64 },
+    DepthToSpace {
+        /// The block size.
+        block: u64,
+    },
+    /// The inverse of `DepthToSpace`: (N, C·b², H/b, W/b).
+    SpaceToDepth {
+        /// The block size.
+        block: u64,
+    },
     /// Crops or pads the listed axes (all when empty) to extents given as input 1.
-    CenterCropPad { axes: Vec<i64> },
+    CenterCropPad {
+        /// The axes cropped or padded.
+        axes: Vec<i64>,
+    },
 }
 
 /// The attribute form of ONNX Slice (opsets 1–9).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SliceAttrs {
+    /// Where each axis starts.
     pub starts: Vec<i64>,
+    /// Where each axis ends (exclusive).
     pub ends: Vec<i64>,
     /// Empty: axes 0, 1, … in order.
     pub axes: Vec<i64>,
@@ -637,35 +714,45 @@ fn gather_value(data: &Value, shape: &Shape, indices: &[i64], axis: i64) -> Opti
 }
 
 
+/// Caffe Slice's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SliceParams {
+    /// The axis cut.
     pub axis: i64,
     /// Cut positions along the axis; empty means equal parts, one per output.
     pub points: Vec<u64>,
 }
 
+/// Caffe Flatten's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlattenParams {
+    /// First axis merged.
     pub axis: i64,
     /// Last axis merged (inclusive).
     pub end_axis: i64,
 }
 
+/// Caffe Reshape's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReshapeParams {
     /// 0 copies the input's extent at that position; -1 is inferred.
     pub dims: Vec<i64>,
+    /// First axis replaced.
     pub axis: i64,
     /// -1: replace every axis from `axis` on.
     pub num_axes: i64,
 }
 
+/// Caffe Crop's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CropParams {
+    /// First axis cropped (every later one too).
     pub axis: i64,
+    /// Offsets per cropped axis (one: the same for all).
     pub offsets: Vec<u64>,
 }
 
+/// Caffe Concat / ONNX Concat: extents add up along `axis`, the others must match.
 pub fn concat_shape(axis: i64, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
     let first = nth(inputs, 0, "blob to concatenate")?;
     let axis = first.axis(axis)?;
@@ -683,6 +770,7 @@ pub fn concat_shape(axis: i64, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
     Ok(Shape(dims))
 }
 
+/// Caffe Slice: the parts along the axis, cut at `points` or equal.
 pub fn slice_shapes(p: &SliceParams, input: &Shape, n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
     let axis = input.axis(p.axis)?;
     let extent = input.dims()[axis];
@@ -723,6 +811,7 @@ pub fn slice_shapes(p: &SliceParams, input: &Shape, n_outputs: usize) -> Result<
         .collect())
 }
 
+/// Caffe Flatten: axes `axis..=end_axis` merged.
 pub fn flatten_shape(p: &FlattenParams, input: &Shape) -> Result<Shape, ShapeError> {
     let start = input.axis(p.axis)?;
     let end = input.axis(p.end_axis)?;
@@ -736,6 +825,7 @@ pub fn flatten_shape(p: &FlattenParams, input: &Shape) -> Result<Shape, ShapeErr
     Ok(Shape(dims))
 }
 
+/// Caffe Reshape: `dims` replace `num_axes` axes from `axis` (0 copies, −1 inferred).
 pub fn reshape_shape(p: &ReshapeParams, input: &Shape) -> Result<Shape, ShapeError> {
     let rank = input.rank() as i64;
     // Caffe's axis may equal the rank (append axes), so resolve it by hand.
@@ -807,7 +897,6 @@ pub fn crop_shape(p: &CropParams, inputs: &[&Shape]) -> Result<Shape, ShapeError
     Ok(Shape(dims))
 }
 
-/// Listed axes first, in order; unlisted axes keep their order after them.
 /// A permute's order completed to `rank` axes (the unnamed ones follow in
 /// order, as `permute_shape` places them); `None` for an empty or invalid order.
 pub fn full_permutation(order: &[usize], rank: usize) -> Option<Vec<usize>> {
@@ -826,6 +915,7 @@ pub fn full_permutation(order: &[usize], rank: usize) -> Option<Vec<usize>> {
     Some(perm)
 }
 
+/// Permute: listed axes first, in order; unlisted axes keep their order after them.
 pub fn permute_shape(order: &[usize], input: &Shape) -> Result<Shape, ShapeError> {
     let mut seen = vec![false; input.rank()];
     let mut dims = Vec::with_capacity(input.rank());
@@ -839,6 +929,7 @@ pub fn permute_shape(order: &[usize], input: &Shape) -> Result<Shape, ShapeError
     Ok(Shape(dims))
 }
 
+/// Tile: the axis's extent times `tiles`.
 pub fn tile_shape(axis: i64, tiles: u64, input: &Shape) -> Result<Shape, ShapeError> {
     let axis = input.axis(axis)?;
     let mut dims = input.dims().to_vec();
@@ -846,6 +937,7 @@ pub fn tile_shape(axis: i64, tiles: u64, input: &Shape) -> Result<Shape, ShapeEr
     Ok(Shape(dims))
 }
 
+/// ShuffleChannel: the same shape; channels must divide by `group`.
 pub fn shuffle_shape(group: u64, input: &Shape) -> Result<Shape, ShapeError> {
     let c = channels(input)?;
     if group == 0 || c % group != 0 {
@@ -873,6 +965,7 @@ pub fn reorg_shape(stride: u64, reverse: bool, input: &Shape) -> Result<Shape, S
     Ok(Shape(dims))
 }
 
+/// Gather: `data`'s axis replaced by the indices' shape.
 pub fn gather_shape(data: &Shape, indices: &Shape, axis: i64) -> Result<Shape, ShapeError> {
     let axis = data.axis(axis)?;
     let mut dims = data.dims()[..axis].to_vec();
@@ -881,6 +974,7 @@ pub fn gather_shape(data: &Shape, indices: &Shape, axis: i64) -> Result<Shape, S
     Ok(Shape(dims))
 }
 
+/// Squeeze: the listed axes (all of extent 1; none listed: every one) removed.
 pub fn squeeze_shape(x: &Shape, axes: &[i64]) -> Result<Shape, ShapeError> {
     if axes.is_empty() {
         return Ok(Shape(x.dims().iter().copied().filter(|&d| d != 1).collect()));
@@ -894,6 +988,7 @@ pub fn squeeze_shape(x: &Shape, axes: &[i64]) -> Result<Shape, ShapeError> {
     Ok(Shape(x.dims().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()))
 }
 
+/// Unsqueeze: axes of extent 1 inserted at the listed output positions.
 pub fn unsqueeze_shape(x: &Shape, axes: &[i64]) -> Result<Shape, ShapeError> {
     let rank = x.rank().checked_add(axes.len()).ok_or_else(|| ShapeError::new("Unsqueeze: rank overflows"))?;
     let axes = resolve_axes(axes, rank)?;

@@ -28,8 +28,13 @@ pub enum LossOp {
     /// ONNX NegativeLogLikelihoodLoss (`softmax` false: the input is already
     /// log-probabilities) or SoftmaxCrossEntropyLoss (`softmax` true; an
     /// optional second output holds the log-probabilities): inputs scores
-    /// [N, C, d…], target [N, d…], optional class weights [C].
-    ClassLoss { softmax: bool, reduction_none: bool },
+    /// `[N, C, d…]`, target `[N, d…]`, optional class weights `[C]`.
+    ClassLoss {
+        /// Softmax first (SoftmaxCrossEntropyLoss).
+        softmax: bool,
+        /// No reduction: one loss per element.
+        reduction_none: bool,
+    },
 }
 
 impl Family for LossOp {

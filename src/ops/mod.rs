@@ -52,6 +52,7 @@ pub use resize::{AspectPolicy, InterpParams, ResizeOp, ScaledParams, UnpoolParam
 pub use value::{Input, Value, MAX_VALUE_ELEMS};
 pub use window::{AutoPad, Rounding, Window};
 
+/// nnmem's operator vocabulary: one variant per family, each holding its typed parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Convolution and transposed convolution (conv.rs).
@@ -94,12 +95,14 @@ pub enum Op {
 /// An operator outside the vocabulary, by the name the file gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownOp {
+    /// The op type as the file names it (`domain:Type` outside the default domain).
     pub type_name: String,
 }
 
 /// An output shape, or a marker that it is fixed only when the net runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutShape {
+    /// Known.
     Known(Shape),
     /// Sized at run time. The shape given has 1 for the data-dependent
     /// extent, so later layers can still size their weights (which never depend on it).
@@ -110,22 +113,33 @@ pub enum OutShape {
     /// names what is counted (`R` regions, `S` sampled regions, `D`
     /// detections, `G` ground-truth boxes); the graph builder turns it into
     /// a free symbol the report shows and `--dim` binds.
-    RunTimeExtent { shape: Shape, axis: usize, symbol: &'static str },
+    RunTimeExtent {
+        /// The shape, 1 along `axis`.
+        shape: Shape,
+        /// The data-dependent axis.
+        axis: usize,
+        /// The letter naming the count.
+        symbol: &'static str,
+    },
 }
 
 /// A weight blob a layer stores, named by its role ("weight", "bias", "mean").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamSpec {
+    /// Its role (`weight`, `bias`, `mean`, …).
     pub role: &'static str,
+    /// Its shape.
     pub shape: Shape,
     /// Learned (true) or running statistic (false).
     pub trainable: bool,
 }
 
 impl ParamSpec {
+    /// A learned weight blob.
     pub fn learned(role: &'static str, dims: Vec<u64>) -> Self {
         ParamSpec { role, shape: Shape(dims), trainable: true }
     }
+    /// A running statistic (not trained).
     pub fn statistic(role: &'static str, dims: Vec<u64>) -> Self {
         ParamSpec { role, shape: Shape(dims), trainable: false }
     }
@@ -150,8 +164,11 @@ pub enum SavedType {
 /// outputs or weights (max-pool indices, dropout mask, normalisation statistics).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtraSaved {
+    /// What it is (for reports).
     pub what: &'static str,
+    /// Its elements.
     pub elems: u64,
+    /// Its element type.
     pub dtype: SavedType,
 }
 
@@ -169,6 +186,7 @@ pub struct MemoryFacts {
     pub saves_outputs: Vec<usize>,
     /// Whether backward needs the weights (always resident, listed for the report).
     pub saves_params: bool,
+    /// Tensors kept for backward besides inputs, outputs and weights.
     pub extra_saved: Vec<ExtraSaved>,
     /// The op may overwrite its first input (when no one else reads it).
     pub in_place_ok: bool,
@@ -296,8 +314,11 @@ impl Fusion {
 /// default: every operator states each one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScheduleFacts {
+    /// Whether it computes data or only shapes/constants.
     pub produces: Produces,
+    /// Whether its output is new storage, a view, or in place.
     pub storage: Storage,
+    /// Its role in decompositions and epilogues.
     pub fusion: Fusion,
     /// Backward holds one input-sized temporary (batch, layer and group
     /// normalisation), in profiles with `norm_backward_temporary`.
@@ -312,6 +333,7 @@ pub struct ScheduleFacts {
 /// `Fusion::MatrixProduct`, the mask add `Fusion::Sum`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttentionPart {
+    /// No part of attention.
     None,
     /// Multiplies or divides its one data operand by constants (a scale).
     Scale,
@@ -350,6 +372,7 @@ pub struct ConvGeometry {
     pub batch: u64,
     /// Output channels and groups (the group count for this input).
     pub out_channels: u64,
+    /// The group count for this input.
     pub groups: u64,
     /// Elements of the output's spatial axes, one image.
     pub out_spatial_elems: u64,

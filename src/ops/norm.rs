@@ -13,33 +13,64 @@ use crate::tensor::{DType, Shape, ShapeError};
 /// The normalisation family.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NormOp {
+    /// Local response normalisation (Caffe LRN, ONNX LRN).
     Lrn(LrnParams),
     /// Normalises with running statistics (Caffe BatchNorm: mean, variance, factor).
-    BatchNorm { eps: f32, caffe_factor: bool },
+    BatchNorm {
+        /// ε added to the variance.
+        eps: f32,
+        /// Caffe's scale-factor blob (statistics divided by it).
+        caffe_factor: bool,
+    },
     /// Caffe Scale: multiply by a learned or second-input scale, optional bias.
     Scale(ScaleParams),
     /// Caffe Bias: add a learned or second-input bias.
     Bias(ScaleParams),
     /// Fork BN layer: learned scale and shift per channel, optional running stats.
-    BnFork { running_stats: bool },
+    BnFork {
+        /// Whether it keeps running statistics.
+        running_stats: bool,
+    },
     /// SSD Normalize: L2 across channels with a learned scale.
-    Normalize { channel_shared: bool },
+    Normalize {
+        /// One scale for every channel.
+        channel_shared: bool,
+    },
     /// Normalises over the axes from `axis` on, learned scale and bias.
-    LayerNorm { axis: i64, eps: f32 },
+    LayerNorm {
+        /// The first normalised axis.
+        axis: i64,
+        /// ε.
+        eps: f32,
+    },
     /// Normalises per group of channels; `None` groups: one per channel (InstanceNorm).
-    GroupNorm { groups: Option<u64>, eps: f32 },
+    GroupNorm {
+        /// The number of groups (`None`: one per channel).
+        groups: Option<u64>,
+        /// ε.
+        eps: f32,
+    },
     /// x / ‖x‖₂ over the axes from `axis` on, no weights (Python normalisers).
-    L2Normalize { axis: i64 },
+    L2Normalize {
+        /// The first normalised axis.
+        axis: i64,
+    },
     /// x / √(mean(x²) + ε) · scale over the axes from `axis` on (ONNX
     /// RMSNormalization; ORT's SimplifiedLayerNormalization, whose optional
     /// outputs are LayerNorm's row statistics).
-    RmsNorm { axis: i64 },
+    RmsNorm {
+        /// The first normalised axis.
+        axis: i64,
+    },
     /// ORT's SkipLayerNormalization (`rms` false: inputs x, skip, gamma,
     /// beta, bias) and SkipSimplifiedLayerNormalization (`rms` true: x, skip,
     /// gamma, bias): the norm of x + skip (+ bias) over the last axis.
     /// Outputs: y, mean and inverse deviation per row (the last axis kept as
     /// 1), and x + skip + bias.
-    SkipNorm { rms: bool },
+    SkipNorm {
+        /// The RMS form (no mean subtracted).
+        rms: bool,
+    },
 }
 
 impl Family for NormOp {
@@ -292,8 +323,10 @@ pub fn group_norm_memory(groups: Option<u64>, input: Option<&Shape>) -> MemoryFa
     }
 }
 
+/// LRN's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LrnParams {
+    /// The window's extent.
     pub local_size: u64,
     /// ACROSS_CHANNELS (true) or WITHIN_CHANNEL.
     pub across_channels: bool,
@@ -302,6 +335,7 @@ pub struct LrnParams {
 /// Caffe Scale / Bias: the factor covers `num_axes` axes of the input from `axis`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScaleParams {
+    /// The first axis the factor covers.
     pub axis: i64,
     /// -1: every axis from `axis` to the end.
     pub num_axes: i64,
@@ -320,6 +354,7 @@ fn factor_dims(p: &ScaleParams, input: &Shape) -> Result<Vec<u64>, ShapeError> {
         .ok_or_else(|| ShapeError::new(format!("num_axes {} from axis {} exceeds input {input}", p.num_axes, p.axis)))
 }
 
+/// Caffe Scale / Bias: the input's shape; a second-input factor must match its axes from `axis` (or be a scalar).
 pub fn scale_shape(p: &ScaleParams, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
     let x = nth(inputs, 0, "blob to scale")?;
     if let Some(factor) = inputs.get(1) {

@@ -10,19 +10,27 @@ use super::window::{Rounding, Window};
 use super::{first, known, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
 use crate::tensor::{checked_product, DType, Shape, ShapeError};
 
+/// How a pooling window combines its elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMethod {
+    /// The maximum.
     Max,
+    /// The mean.
     Average,
+    /// A sample drawn by value (Caffe stochastic pooling).
     Stochastic,
     /// The p-norm of each window (ONNX LpPool).
     Lp,
 }
 
+/// A pooling layer's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolParams {
+    /// How windows combine.
     pub method: PoolMethod,
+    /// The window geometry.
     pub window: Window,
+    /// How a partial last window counts.
     pub rounding: Rounding,
     /// Pool over the whole spatial extent (output 1×1).
     pub global: bool,
@@ -32,6 +40,7 @@ pub struct PoolParams {
 }
 
 impl PoolMethod {
+    /// The method's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             PoolMethod::Max => "MaxPool",
@@ -78,6 +87,7 @@ impl Family for PoolParams {
     }
 }
 
+/// Pooling: the window rule per spatial axis, channels and batch kept.
 pub fn pool_shape(p: &PoolParams, input: &Shape) -> Result<Shape, ShapeError> {
     if input.rank() < 3 {
         return Err(ShapeError::new(format!("pooling needs an N×C×spatial input, got {input}")));

@@ -22,13 +22,24 @@ use crate::tensor::{DType, Shape, ShapeError};
 #[derive(Clone, Debug, PartialEq)]
 pub enum QuantOp {
     /// QuantizeLinear; `output` from the `output_dtype` attribute.
-    Quantize { output: Option<DType> },
+    Quantize {
+        /// The output type (`None`: from the zero point, else uint8).
+        output: Option<DType>,
+    },
     /// DequantizeLinear; `output` from the `output_dtype` attribute.
-    Dequantize { output: Option<DType> },
+    Dequantize {
+        /// The output type (`None`: the scale's).
+        output: Option<DType>,
+    },
     /// DynamicQuantizeLinear: y, y_scale, y_zero_point.
     DynamicQuantize,
     /// MatMulNBits: `k` input features, `n` output features.
-    MatMulNBits { k: u64, n: u64 },
+    MatMulNBits {
+        /// Input features K.
+        k: u64,
+        /// Output features N.
+        n: u64,
+    },
 }
 
 impl Family for QuantOp {

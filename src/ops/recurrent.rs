@@ -16,9 +16,12 @@ use super::{nth, overflow, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutSha
 use super::value::Input;
 use crate::tensor::{checked_product, Shape, ShapeError};
 
+/// Which recurrent layer of Caffe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecurrentKind {
+    /// Caffe LSTM: W_xc (4H, I), b_c (4H), W_hc (4H, H); gates i, f, o, g.
     Lstm,
+    /// Caffe RNN (tanh cell).
     Rnn,
     /// An LSTM over x (T, N, I) with blobs W_ih (4H, I), W_hh (4H, H), b (4H)
     /// and gates in the order i, f, o, g (the caffe_ocr fork's `Lstm`); the
@@ -26,14 +29,19 @@ pub enum RecurrentKind {
     LstmIhHh,
 }
 
+/// Caffe LSTM / RNN parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecurrentParams {
+    /// Which layer.
     pub kind: RecurrentKind,
+    /// Hidden units H.
     pub num_output: u64,
+    /// Whether the last hidden state is an output.
     pub expose_hidden: bool,
 }
 
 impl RecurrentParams {
+    /// The report name.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             RecurrentKind::Lstm | RecurrentKind::LstmIhHh => "LSTM",
@@ -76,6 +84,7 @@ impl Family for RecurrentParams {
     }
 }
 
+/// Caffe LSTM/RNN: (T, N, H) from x (T, N, …), plus the hidden state when exposed.
 pub fn recurrent_shapes(p: &RecurrentParams, inputs: &[&Shape], n_outputs: usize) -> Result<Vec<OutShape>, ShapeError> {
     let x = nth(inputs, 0, "sequence")?;
     let (t, n) = match x.dims() {
@@ -89,6 +98,7 @@ pub fn recurrent_shapes(p: &RecurrentParams, inputs: &[&Shape], n_outputs: usize
     Ok(outs)
 }
 
+/// Caffe LSTM/RNN weights from the input width and H.
 pub fn recurrent_params(p: &RecurrentParams, inputs: &[&Shape]) -> Result<Vec<ParamSpec>, ShapeError> {
     let x = nth(inputs, 0, "sequence")?;
     if p.kind == RecurrentKind::LstmIhHh {
@@ -186,6 +196,7 @@ impl RnnCell {
 /// ONNX LSTM, GRU or RNN over a whole sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SequenceParams {
+    /// LSTM, GRU or RNN.
     pub cell: RnnCell,
     /// `hidden_size`.
     pub hidden: u64,
@@ -201,10 +212,13 @@ pub struct SequenceParams {
 pub struct Recurrence {
     /// The cell (None only in a default value).
     pub cell: Option<RnnCell>,
+    /// Hidden units H.
     pub hidden: u64,
+    /// Directions (1 or 2).
     pub directions: u64,
     /// Time steps and batch.
     pub steps: u64,
+    /// Batch rows.
     pub batch: u64,
     /// Width of each step's input.
     pub input_width: u64,

@@ -22,37 +22,75 @@ use crate::tensor::{DType, Shape, ShapeError};
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReduceOp {
     /// Caffe Reduction: reduces every axis from `axis` on.
-    Reduction { axis: i64 },
+    Reduction {
+        /// The first axis reduced.
+        axis: i64,
+    },
     /// Caffe ArgMax (also ONNX ArgMax with an axis): indices of the `top_k` largest.
-    ArgMax { top_k: u64, out_max_val: bool, axis: Option<i64> },
+    ArgMax {
+        /// How many of the largest.
+        top_k: u64,
+        /// Also output their values.
+        out_max_val: bool,
+        /// The axis (`None`: over everything but the batch).
+        axis: Option<i64>,
+    },
     /// ONNX Reduce*: the listed axes (attribute, or input 1 when given; none:
     /// all, or none at all with `noop_with_empty_axes`), kept as 1 or dropped.
-    Axes { kind: ReduceKind, axes: Vec<i64>, keep_dims: bool, noop_with_empty_axes: bool },
+    Axes {
+        /// The reduction.
+        kind: ReduceKind,
+        /// The axes reduced.
+        axes: Vec<i64>,
+        /// Reduced axes kept with extent 1.
+        keep_dims: bool,
+        /// No axes means no reduction (opset 18).
+        noop_with_empty_axes: bool,
+    },
     /// Running sum along an axis given as an input (ONNX CumSum): same shape.
     CumSum,
     /// ONNX ArgMax / ArgMin: int64 positions along `axis`, kept as 1 or dropped.
-    ArgExtreme { max: bool, axis: i64, keep_dims: bool },
+    ArgExtreme {
+        /// ArgMax (else ArgMin).
+        max: bool,
+        /// The axis.
+        axis: i64,
+        /// The axis kept with extent 1.
+        keep_dims: bool,
+    },
     /// CTC greedy decoding of (T, N, C) scores: the labels, padded, as
     /// (N, T, 1, 1); with a second input (the true labels), the accuracy as
     /// (1, 2, 1, 1). No gradient.
     CtcGreedyDecode,
 }
 
+/// How ONNX Reduce* combines elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceKind {
+    /// ReduceMean.
     Mean,
+    /// ReduceSum.
     Sum,
+    /// ReduceMax.
     Max,
+    /// ReduceMin.
     Min,
+    /// ReduceProd.
     Prod,
+    /// ReduceL1.
     L1,
+    /// ReduceL2.
     L2,
+    /// ReduceLogSumExp.
     LogSumExp,
+    /// ReduceSumSquare.
     SumSquare,
+    /// ReduceLogSum.
     LogSum,
 }
 
 impl ReduceKind {
+    /// The ONNX op's name.
     pub fn name(self) -> &'static str {
         match self {
             ReduceKind::Mean => "ReduceMean",
@@ -240,11 +278,13 @@ impl Family for ReduceOp {
     }
 }
 
+/// Caffe Reduction: the axes before `axis` remain.
 pub fn reduction_shape(axis: i64, input: &Shape) -> Result<Shape, ShapeError> {
     let axis = if input.rank() == 0 { 0 } else { input.axis(axis)? };
     Ok(Shape(input.dims()[..axis].to_vec()))
 }
 
+/// ArgMax: `top_k` along the axis, or (N, 1 or 2, top_k) over everything.
 pub fn argmax_shape(top_k: u64, out_max_val: bool, axis: Option<i64>, input: &Shape) -> Result<Shape, ShapeError> {
     match axis {
         Some(axis) => {
@@ -258,6 +298,7 @@ pub fn argmax_shape(top_k: u64, out_max_val: bool, axis: Option<i64>, input: &Sh
 }
 
 
+/// ONNX Reduce*: the listed axes (none: all) dropped or kept as 1.
 pub fn reduce_shape(x: &Shape, axes: &[i64], keep_dims: bool) -> Result<Shape, ShapeError> {
     // No axes: every axis is reduced (ONNX default).
     let axes = if axes.is_empty() { (0..x.rank()).collect() } else { resolve_axes(axes, x.rank())? };

@@ -22,7 +22,9 @@ use crate::tensor::{DType, Shape, ShapeError};
 /// The resampling family.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResizeOp {
+    /// Caffe Upsample (SegNet, YOLO): integer scales or stated extents.
     Upsample(UpsampleParams),
+    /// Caffe Interp (PSPNet, DeepLab): to stated extents, or by zoom/shrink factors.
     Interp(InterpParams),
     /// Unpooling: (N, C, H', W') with H', W' from `UnpoolParams::size`.
     Unpool(UnpoolParams),
@@ -39,9 +41,11 @@ pub struct ScaledParams {
     pub scales: Vec<f32>,
     /// Input positions of the scales and sizes in this opset (`None`: not an input).
     pub scales_input: Option<usize>,
+    /// Input position of the sizes (`None`: not an input).
     pub sizes_input: Option<usize>,
     /// The axes scales and sizes apply to (opset 18); empty: every axis.
     pub axes: Vec<i64>,
+    /// How sizes keep the aspect ratio.
     pub policy: AspectPolicy,
     /// `coordinate_transformation_mode` is tf_crop_and_resize.
     pub tf_crop_and_resize: bool,
@@ -50,8 +54,11 @@ pub struct ScaledParams {
 /// `keep_aspect_ratio_policy` (opset 18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AspectPolicy {
+    /// Each axis to its own size.
     Stretch,
+    /// The largest size that fits inside the sizes, aspect kept.
     NotLarger,
+    /// The smallest size that covers the sizes, aspect kept.
     NotSmaller,
 }
 
@@ -178,31 +185,44 @@ pub fn scaled_shape(p: &ScaledParams, x: &Shape, scales: Option<&[f64]>, sizes: 
     Ok(Shape(dims))
 }
 
+/// Caffe Upsample's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpsampleParams {
+    /// Height scale.
     pub scale_h: u64,
+    /// Width scale.
     pub scale_w: u64,
     /// Explicit output extents override the scale.
     pub out_h: Option<u64>,
+    /// Explicit output width.
     pub out_w: Option<u64>,
     /// Subtract one from the scaled extent (odd pre-pool sizes).
     pub pad_out_h: bool,
+    /// Subtract one from the scaled width.
     pub pad_out_w: bool,
 }
 
+/// Caffe Interp's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InterpParams {
+    /// Stated output height.
     pub height: Option<u64>,
+    /// Stated output width.
     pub width: Option<u64>,
+    /// Zoom factor: (H−1)·zoom + 1.
     pub zoom: Option<u64>,
+    /// Shrink factor: (H−1)/shrink + 1.
     pub shrink: Option<u64>,
     /// Negative values crop.
     pub pad_beg: i64,
+    /// Padding at the end (negative: crops).
     pub pad_end: i64,
 }
 
+/// Unpooling's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnpoolParams {
+    /// Where the output extent comes from.
     pub size: UnpoolSize,
     /// Input 1 is the argmax mask of a max pooling.
     pub mask_input: bool,
@@ -213,11 +233,23 @@ pub struct UnpoolParams {
 pub enum UnpoolSize {
     /// Stated (`unpool_size`, `unpool_h`/`unpool_w`), or the extent of the blob
     /// the paired max pooling read, which the loader looks up.
-    Fixed { h: u64, w: u64 },
+    Fixed {
+        /// Height.
+        h: u64,
+        /// Width.
+        w: u64,
+    },
     /// The height and width of input `index` (a reference blob).
     LikeInput(usize),
     /// (H−1)·stride − 2·pad + kernel per axis, (h, w) pairs.
-    Window { kernel: [u64; 2], stride: [u64; 2], pad: [u64; 2] },
+    Window {
+        /// Kernel (h, w).
+        kernel: [u64; 2],
+        /// Stride (h, w).
+        stride: [u64; 2],
+        /// Padding (h, w).
+        pad: [u64; 2],
+    },
     /// The window fitted to input `index`: kernel = stride = ⌈H_ref/H⌉ (stride 1
     /// when that is H_ref), pad = ⌊((H−1)·stride + kernel − H_ref)/2⌋, then the
     /// window rule (extended-caffe's UnPooling with a second bottom).
@@ -231,6 +263,7 @@ fn spatial(input: &Shape) -> Result<(u64, u64), ShapeError> {
     }
 }
 
+/// Caffe Upsample: stated extents, else the input's times the scales (minus one where padded).
 pub fn upsample_shape(p: &UpsampleParams, input: &Shape) -> Result<Shape, ShapeError> {
     let (h, w) = spatial(input)?;
     let scaled = |extent: u64, scale: u64, pad_out: bool| {
@@ -286,6 +319,7 @@ pub fn unpool_shape(p: &UnpoolParams, inputs: &[&Shape]) -> Result<Shape, ShapeE
     Ok(Shape(vec![x.dims()[0], x.dims()[1], out_h, out_w]))
 }
 
+/// Unpooling writes its output whole; its backward gathers (keeps the mask input when given).
 pub fn unpool_memory(p: &UnpoolParams, output: Option<&Shape>) -> MemoryFacts {
     let mut f = MemoryFacts::default();
     if p.mask_input {
@@ -298,6 +332,7 @@ pub fn unpool_memory(p: &UnpoolParams, output: Option<&Shape>) -> MemoryFacts {
     f
 }
 
+/// Caffe Interp: stated extents, else zoomed or shrunk, after padding.
 pub fn interp_shape(p: &InterpParams, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
     let x = nth(inputs, 0, "blob to resize")?;
     let (h, w) = spatial(x)?;

@@ -29,6 +29,7 @@ pub enum Value {
 }
 
 impl Value {
+    /// Number of elements.
     pub fn len(&self) -> usize {
         match self {
             Value::Int(v) => v.len(),
@@ -36,6 +37,7 @@ impl Value {
         }
     }
 
+    /// Whether it has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -126,8 +128,11 @@ impl Value {
 /// value when that is small and known.
 #[derive(Clone, Copy, Debug)]
 pub struct Input<'a> {
+    /// Its shape.
     pub shape: &'a Shape,
+    /// Its element type.
     pub dtype: DType,
+    /// Its elements, when small and known.
     pub value: Option<&'a Value>,
 }
 

@@ -6,6 +6,7 @@ use crate::tensor::ShapeError;
 /// How a window count that does not divide evenly is rounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rounding {
+    /// Rounded down (partial windows dropped).
     Floor,
     /// Caffe pooling's default: a partial last window still produces an output.
     Ceil,
@@ -20,18 +21,24 @@ pub enum AutoPad {
     /// ⌈input / stride⌉; an odd total puts the extra pad at the end (upper)
     /// or the beginning (lower). The stated pads are ignored.
     SameUpper,
+    /// Like `SameUpper`, the odd pad at the beginning.
     SameLower,
 }
 
 /// Geometry along each spatial axis (all vectors have the same length).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Window {
+    /// Kernel extent per axis.
     pub kernel: Vec<u64>,
+    /// Stride per axis.
     pub stride: Vec<u64>,
     /// Padding before and after, per axis.
     pub pad_begin: Vec<u64>,
+    /// Padding after, per axis.
     pub pad_end: Vec<u64>,
+    /// Dilation per axis.
     pub dilation: Vec<u64>,
+    /// How the padding is given.
     pub auto_pad: AutoPad,
 }
 
@@ -91,6 +98,7 @@ impl Window {
         })
     }
 
+    /// Number of spatial axes.
     pub fn n_axes(&self) -> usize {
         self.kernel.len()
     }

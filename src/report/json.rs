@@ -320,6 +320,7 @@ pub struct SettingsJson {
     pub content_layers: Option<Vec<String>>,
     /// Style transfer: `in-net` or `after-forward`.
     pub loss_placement: Option<&'static str>,
+    /// The attention kernel and how attention ran.
     pub attention: AttentionJson,
 }
 
@@ -328,8 +329,11 @@ pub struct SettingsJson {
 pub struct AttentionJson {
     /// `fused` or `math`: what `scaled_dot_product_attention` calls run with.
     pub kernel: &'static str,
+    /// Attention computations run by the fused kernel.
     pub fused: usize,
+    /// Those run as the composition (math path).
     pub math: usize,
+    /// Attention a model writes out itself (not an SDPA call), run as written.
     pub as_written: usize,
 }
 
