@@ -41,6 +41,10 @@ pub(super) struct Dataflow<'a> {
     pub facts: Vec<MemoryFacts>,
     /// Per node: the trainable weights its backward step makes gradients for.
     pub node_weights: Vec<Vec<TensorId>>,
+    /// Per node, beside `node_weights`: the weight reaches the node through
+    /// weight-only views alone (Transpose(W) into a MatMul), so the gradient
+    /// its backward step makes for W is a view of the product's gradient.
+    pub weight_via_view: Vec<Vec<bool>>,
     /// Per node: not run (style transfer stops at the deepest loss).
     pub skipped: Vec<bool>,
     /// Per tensor: training needs its gradient.
@@ -94,6 +98,7 @@ impl<'a> Dataflow<'a> {
             fold_root: vec![None; n_nodes],
             facts: Vec::new(),
             node_weights: Vec::new(),
+            weight_via_view: Vec::new(),
             skipped: vec![false; n_nodes],
             requires_grad: vec![false; graph.tensors.len()],
             needs_backward: vec![false; n_nodes],
@@ -116,7 +121,7 @@ impl<'a> Dataflow<'a> {
         df.attend();
         df.facts = node_facts(graph, &df.fold_root);
         df.attention_facts();
-        df.node_weights = node_weights(graph, &df.data);
+        (df.node_weights, df.weight_via_view) = node_weights(graph, &df.data);
         df.skip_unused();
         df.count_unknown();
         df.mark_gradients();
@@ -397,27 +402,37 @@ fn node_facts(graph: &Graph, fold_root: &[Option<TensorId>]) -> Vec<MemoryFacts>
 
 /// The trainable weights each node reads, directly or through weight-only
 /// nodes (an ONNX Linear is MatMul(x, Transpose(W)): W's gradient is made by
-/// the MatMul's backward step).
-fn node_weights(graph: &Graph, data: &[bool]) -> Vec<Vec<TensorId>> {
-    let mut weight_sources: Vec<Vec<TensorId>> = vec![Vec::new(); graph.tensors.len()];
+/// the MatMul's backward step), and per weight whether it is read through
+/// weight-only views alone (a transpose, a reshape: PyTorch's `W.t()`), so
+/// that the gradient reaching W is a view of the product's gradient.
+fn node_weights(graph: &Graph, data: &[bool]) -> (Vec<Vec<TensorId>>, Vec<Vec<bool>>) {
+    let mut weight_sources: Vec<Vec<(TensorId, bool)>> = vec![Vec::new(); graph.tensors.len()];
     let mut node_weights: Vec<Vec<TensorId>> = Vec::with_capacity(graph.nodes.len());
+    let mut via_views: Vec<Vec<bool>> = Vec::with_capacity(graph.nodes.len());
     for nd in &graph.nodes {
-        let mut ws: Vec<TensorId> = nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).collect();
+        let mut ws: Vec<(TensorId, bool)> =
+            nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).map(|p| (p, false)).collect();
+        let direct = ws.len();
         for t in &nd.inputs {
             if !data[t.0] {
-                for &w in &weight_sources[t.0] {
-                    if !ws.contains(&w) {
-                        ws.push(w);
+                for &(w, v) in &weight_sources[t.0] {
+                    if !ws.iter().any(|&(x, _)| x == w) {
+                        ws.push((w, v));
                     }
                 }
             }
         }
         if !nd.inputs.iter().any(|t| data[t.0]) {
+            // A weight-only node: its outputs carry its weights, as views when
+            // the op is one and every earlier step was.
+            let view = nd.op.schedule_facts().storage.view_like();
             for &o in &nd.outputs {
-                weight_sources[o.0] = ws.clone();
+                weight_sources[o.0] =
+                    ws.iter().enumerate().map(|(k, &(w, v))| (w, view && (k < direct || v))).collect();
             }
         }
-        node_weights.push(ws);
+        node_weights.push(ws.iter().map(|&(w, _)| w).collect());
+        via_views.push(ws.iter().map(|&(_, v)| v).collect());
     }
-    node_weights
+    (node_weights, via_views)
 }
