@@ -120,6 +120,7 @@ impl<'a> Dataflow<'a> {
         df.fold();
         df.attend();
         df.facts = node_facts(graph, &df.fold_root);
+        df.single_node_attention();
         df.attention_facts();
         (df.node_weights, df.weight_via_view) = node_weights(graph, &df.data);
         df.skip_unused();
@@ -184,6 +185,22 @@ impl<'a> Dataflow<'a> {
         }
     }
 
+    /// Attention in one node (ONNX Attention, ORT's GroupQueryAttention and
+    /// MultiHeadAttention): a call of its own, whose facts are the op's (the
+    /// fused kernel) unless the backend runs the math path.
+    fn single_node_attention(&mut self) {
+        for i in 0..self.graph.nodes.len() {
+            if self.folded[i] || self.attention_at[i].is_some() {
+                continue;
+            }
+            let Some(e) = self.facts[i].fused_attention else { continue };
+            let Some(call) = Call::of_node(i, &self.data_inputs[i], &e) else { continue };
+            let runs = call.runs(self.profile, self.training);
+            self.attention_at[i] = Some((self.attention.len(), runs));
+            self.attention.push(call);
+        }
+    }
+
     /// The fused kernel's facts on its output node; the math path's dropout
     /// when the graph has no Dropout node for it (dynamo's exports): the f32
     /// noise and the dropped probabilities, both kept for backward.
@@ -192,6 +209,14 @@ impl<'a> Dataflow<'a> {
             let Some((c, runs)) = *at else { continue };
             let call = &self.attention[c];
             match runs {
+                // A single node's own facts are the fused kernel's.
+                Runs::Fused if call.single_node() => {}
+                // Its math path keeps the scores and probabilities instead of
+                // the log-sum-exp.
+                Runs::Math if call.single_node() => {
+                    let extra = call.math_matrices();
+                    self.facts[i].extra_saved = extra;
+                }
                 Runs::Fused => self.facts[i] = call.fused_facts(),
                 Runs::Math if call.dropout && call.dropout_node.is_none() => {
                     let elems = call.scores();
@@ -253,7 +278,8 @@ impl<'a> Dataflow<'a> {
     /// Node `i` reads `data_inputs[i]` rather than its own inputs (a folded
     /// decomposition's root, a fused attention call).
     pub fn rewired(&self, i: usize) -> bool {
-        self.fold_root[i].is_some() || matches!(self.attention_at[i], Some((_, Runs::Fused)))
+        self.fold_root[i].is_some()
+            || matches!(self.attention_at[i], Some((c, Runs::Fused)) if !self.attention[c].single_node())
     }
 
     /// Transient bytes an attention call adds at node `i`: (training forward,
@@ -262,6 +288,13 @@ impl<'a> Dataflow<'a> {
     /// path's `_safe_softmax` test bytes at the softmax.
     pub fn attention_workspace(&self, i: usize) -> Option<(u64, u64, u64)> {
         let att = &self.profile.attention;
+        if let Some((c, runs)) = self.attention_at[i].filter(|&(c, _)| self.attention[c].single_node()) {
+            // A single node: the fused kernel's scratch is the op's own
+            // business; the math path holds the scores and probabilities in
+            // inference, and its backward the gradients of both.
+            let m = self.attention[c].math_matrices().iter().map(|e| e.elems.saturating_mul(4)).fold(0u64, u64::saturating_add);
+            return (runs == Runs::Math).then_some((0, m, m));
+        }
         if let Some((c, Runs::Fused)) = self.attention_at[i] {
             let call = &self.attention[c];
             let (fwd, bwd) = if att.cpu_flash_scratch { call.cpu_flash_scratch(self.threads) } else { (0, 0) };
