@@ -124,7 +124,7 @@ fn recurrent_cases_within_limits() {
 }
 
 #[test]
-#[ignore = "issue 15: 34 of 44 rows within 10 %, median 1.5 %; over: GPT-2 training 2x128 (-18 %) and T5 training 2x128 (-21 %), whose peak is the tied weight gradient summed out of place in backward (autograd input buffer: 3 table-sized buffers, nnmem counts 2), T5 inference 2x128 / 2x512 (-11 % / -30 %: the scores kept by a Python local to the end of the attention call, the relative-bias lookup computed per call)"]
+#[ignore = "issue 15: 40 of 44 rows within 10 %, median 1.3 %; over: T5 inference 2x128 / 2x512 (-11.3 % / -29.6 %, both exporters). 2x512: the peak inside enc.0's attention also holds scores + position_bias (8 MiB, bound to the Python local `scores` until the call returns; nnmem frees it after the softmax) and the relative-position bias [1,H,S,S] (4 MiB, an embedding lookup by buckets computed from the sequence length, which nnmem takes for a constant); 2x128: the peak at the LM head also holds the encoder's last block output and `enc` (256 KiB each, top-level Python locals past their last reader). Variables that outlive their last reader are not in the graph (docs/memory-model.md, module calls)"]
 fn transformer_cases_within_limits() {
     check_family("transformer");
 }

@@ -225,8 +225,11 @@ pub struct MemoryArgs {
     pub loss_placement: Option<PlacementArg>,
 
     /// Kernel for scaled_dot_product_attention calls (found by their export
-    /// spelling): fused keeps no seq×seq scores (PyTorch's flash kernels),
-    /// math runs the products, softmax and dropout the ops spell. Default: the
+    /// spelling) and single attention nodes (ONNX Attention, com.microsoft
+    /// GroupQueryAttention and MultiHeadAttention): fused keeps no seq×seq
+    /// scores (PyTorch's flash kernels), math runs the products, softmax and
+    /// dropout the ops spell (a single node: its scores and probabilities,
+    /// f32). Default: the
     /// profile's (fused for pytorch and cudnn; pytorch on CPU still runs the
     /// math path for a call with dropout in training). Attention a model writes
     /// out itself always runs as written.

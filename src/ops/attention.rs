@@ -24,7 +24,7 @@
 //! one f32 log-sum-exp per query row (B·Hq·Sq), never a Sq×Skv tensor.
 
 use super::value::{shape_arg, Input};
-use super::{ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
+use super::{AttentionExtents, ConvGeometry, ExtraSaved, Family, MemoryFacts, OutShape, ParamSpec, SavedType, ScheduleFacts};
 use crate::tensor::{Shape, ShapeError};
 
 /// The attention family.
@@ -93,8 +93,12 @@ impl Family for AttentionOp {
         match self {
             AttentionOp::Rotary => MemoryFacts { saves_inputs: (1..inputs.len().min(3)).collect(), ..Default::default() },
             AttentionOp::Onnx { .. } | AttentionOp::GroupQuery { .. } | AttentionOp::MultiHead { .. } => {
-                let geo = outputs.first().and_then(|y| self.geometry(inputs, y));
-                let (rows, macs) = geo.map_or((0, 0), |g| {
+                // With a past, the keys attended are the present K's (past + new).
+                let geo = outputs.first().and_then(|y| self.geometry(inputs, y)).map(|g| match outputs.get(1).map(|p| p.dims()) {
+                    Some([_, _, total, _]) => Geometry { kv_len: *total, ..g },
+                    _ => g,
+                });
+                let (rows, macs) = geo.as_ref().map_or((0, 0), |g| {
                     let rows = g.batch.saturating_mul(g.q_heads).saturating_mul(g.q_len);
                     (rows, rows.saturating_mul(g.kv_len).saturating_mul(g.d.saturating_add(g.dv)))
                 });
@@ -103,6 +107,13 @@ impl Family for AttentionOp {
                     saves_outputs: vec![0],
                     extra_saved: vec![ExtraSaved { what: "log-sum-exp per query row", elems: rows, dtype: SavedType::Fixed(crate::tensor::DType::F32) }],
                     macs,
+                    fused_attention: geo.map(|g| AttentionExtents {
+                        batch_heads: g.batch.saturating_mul(g.q_heads),
+                        q_len: g.q_len,
+                        kv_len: g.kv_len,
+                        head_qk: g.d,
+                        head_v: g.dv,
+                    }),
                     ..Default::default()
                 }
             }
@@ -338,6 +349,16 @@ mod tests {
         assert_eq!(f.extra_saved.len(), 1);
         assert_eq!(f.extra_saved[0].elems, 32 * 4096, "one log-sum-exp per query row");
         assert_eq!(f.macs, 32 * 4096 * 4096 * 256);
+        assert_eq!(
+            f.fused_attention,
+            Some(AttentionExtents { batch_heads: 32, q_len: 4096, kv_len: 4096, head_qk: 128, head_v: 128 })
+        );
+        // One new token over a past of 4,095: the present K holds 4,096 keys.
+        let (q1, k1, y1) = (s(&[1, 32, 1, 128]), s(&[1, 32, 1, 128]), s(&[1, 32, 1, 128]));
+        let present = s(&[1, 32, 4096, 128]);
+        let f = op.memory_facts(&[&q1, &k1, &k1], &[&y1, &present, &present]);
+        assert_eq!(f.fused_attention.map(|e| (e.q_len, e.kv_len)), Some((1, 4096)));
+        assert_eq!(f.macs, 32 * 4096 * 256);
     }
 
     #[test]

@@ -203,6 +203,22 @@ pub struct MemoryFacts {
     pub view_permutation: Option<Vec<usize>>,
     /// The memory layout the op's kernel needs of its first input.
     pub input_layout: InputLayout,
+    /// The op is a whole attention computation in one node (ONNX Attention,
+    /// ORT's GroupQueryAttention, MultiHeadAttention): the extents of the
+    /// score matrix its fused kernel never makes, for a backend that runs
+    /// the math path instead (the memory pass's `--attention math`).
+    pub fused_attention: Option<AttentionExtents>,
+}
+
+/// The extents of one attention computation's scores: batch × query heads,
+/// query rows, key columns; head sizes of Q·Kᵀ and of V.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttentionExtents {
+    pub batch_heads: u64,
+    pub q_len: u64,
+    pub kv_len: u64,
+    pub head_qk: u64,
+    pub head_v: u64,
 }
 
 /// What an op's kernel needs of the layout of its first input (frameworks

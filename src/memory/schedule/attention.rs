@@ -20,7 +20,7 @@
 
 use crate::graph::{DType, Graph, TensorId};
 use crate::memory::profiles::{AttentionKernel, Profile};
-use crate::ops::{AttentionPart, ExtraSaved, MemoryFacts, Produces, SavedType};
+use crate::ops::{AttentionExtents, AttentionPart, ExtraSaved, MemoryFacts, Produces, SavedType};
 
 /// The traced function a dynamo export names for these nodes.
 const SDPA: &str = "aten.scaled_dot_product_attention";
@@ -93,6 +93,48 @@ impl Call {
             macs: self.batch_heads.saturating_mul(self.q_len).saturating_mul(self.kv_len).saturating_mul(self.head_qk + self.head_v),
             ..Default::default()
         }
+    }
+
+    /// One node that is the whole computation (ONNX Attention, ORT's
+    /// GroupQueryAttention and MultiHeadAttention, `AttentionExtents` in its
+    /// facts): nothing inner, the node is both softmax and output, and its
+    /// own facts are the fused kernel's.
+    pub fn single_node(&self) -> bool {
+        self.inner.is_empty() && self.softmax == self.output
+    }
+
+    /// A single attention node as a call: its data operands in order (Q, K,
+    /// V; a packed input stands for all three).
+    pub fn of_node(i: usize, data_inputs: &[TensorId], e: &AttentionExtents) -> Option<Call> {
+        let q = *data_inputs.first()?;
+        Some(Call {
+            inner: Vec::new(),
+            softmax: i,
+            dropout_node: None,
+            output: i,
+            q,
+            k: data_inputs.get(1).copied().unwrap_or(q),
+            v: data_inputs.get(2).copied().unwrap_or(q),
+            mask: None,
+            sdpa: true,
+            dropout: false,
+            batch_heads: e.batch_heads,
+            q_len: e.q_len,
+            kv_len: e.kv_len,
+            head_qk: e.head_qk,
+            head_v: e.head_v,
+        })
+    }
+
+    /// The math path of a single attention node: the score matrix and the
+    /// probabilities, f32 (training keeps both for backward, inference frees
+    /// them as the node returns).
+    pub fn math_matrices(&self) -> Vec<ExtraSaved> {
+        let elems = self.scores();
+        vec![
+            ExtraSaved { what: "attention scores", elems, dtype: SavedType::Fixed(DType::F32) },
+            ExtraSaved { what: "attention probabilities", elems, dtype: SavedType::Fixed(DType::F32) },
+        ]
     }
 
     /// Score rows: batch × heads × query rows.
@@ -421,5 +463,48 @@ mod tests {
         assert_eq!(c.cpu_flash_scratch(2), (295_936, 524_288));
         let c = Call { q_len: 128, kv_len: 128, ..c };
         assert_eq!(c.cpu_flash_scratch(2).0, 49_664);
+    }
+
+    /// One ONNX Attention node on 4-D Q, K, V [1, 2, 64, 8] (2 heads, 64
+    /// positions, head 8): a fused kernel by its facts, the math path's score
+    /// and probability matrices (1·2·64·64 f32 = 32,768 B each) when asked.
+    fn single_node() -> Graph {
+        let mut g = G(Graph::new("t", ModelFormat::Onnx));
+        let mut operands = Vec::new();
+        for name in ["q", "k", "v"] {
+            let t = g.tensor(name, vec![1, 2, 64, 8], TensorKind::Input, None);
+            g.0.inputs.push(t);
+            operands.push(t);
+        }
+        let attention = Op::Attention(crate::ops::AttentionOp::Onnx { q_heads: None, kv_heads: None });
+        let y = g.node("attention", attention, &operands, vec![1, 2, 64, 8]);
+        g.0.outputs.push(y);
+        g.0
+    }
+
+    #[test]
+    fn a_single_attention_node_runs_the_math_path_when_asked() {
+        use crate::memory::{analyse, AttentionKernel, MemorySettings, Scenario};
+        let g = single_node();
+        let mut s = MemorySettings { scenarios: vec![Scenario::Inference], ..Default::default() };
+        // Fused (the default): Q, K, V and Y, 4,096 B each; no score matrix.
+        let r = analyse(&g, &s);
+        assert_eq!(r.scenarios[0].peak_bytes, 4 * 4096);
+        assert_eq!(r.scenarios[0].settings.attention_calls.fused, 1);
+        // Math: the scores and probabilities exist while the node runs.
+        s.profile.attention.kernel = AttentionKernel::Math;
+        let r = analyse(&g, &s);
+        assert_eq!(r.scenarios[0].peak_bytes, 4 * 4096 + 2 * 32768);
+        assert_eq!(r.scenarios[0].settings.attention_calls.math, 1);
+        assert_eq!(r.scenarios[0].peak_breakdown.get(crate::memory::Category::Workspace), 2 * 32768);
+        // Training keeps them for backward instead of the log-sum-exp.
+        let prec = crate::memory::training::Precision::new(DType::F32, false);
+        let df = super::super::dataflow::Dataflow::new(&g, &s.profile, &prec, super::super::Mode::Training, 1);
+        let saved: Vec<(&str, u64)> = df.facts[0].extra_saved.iter().map(|e| (e.what, e.elems)).collect();
+        assert_eq!(saved, vec![("attention scores", 8192), ("attention probabilities", 8192)]);
+        s.profile.attention.kernel = AttentionKernel::Fused;
+        let df = super::super::dataflow::Dataflow::new(&g, &s.profile, &prec, super::super::Mode::Training, 1);
+        let saved: Vec<(&str, u64)> = df.facts[0].extra_saved.iter().map(|e| (e.what, e.elems)).collect();
+        assert_eq!(saved, vec![("log-sum-exp per query row", 128)]);
     }
 }

@@ -41,6 +41,10 @@ pub(super) struct Dataflow<'a> {
     pub facts: Vec<MemoryFacts>,
     /// Per node: the trainable weights its backward step makes gradients for.
     pub node_weights: Vec<Vec<TensorId>>,
+    /// Per node, beside `node_weights`: the weight reaches the node through
+    /// weight-only views alone (Transpose(W) into a MatMul), so the gradient
+    /// its backward step makes for W is a view of the product's gradient.
+    pub weight_via_view: Vec<Vec<bool>>,
     /// Per node: not run (style transfer stops at the deepest loss).
     pub skipped: Vec<bool>,
     /// Per tensor: training needs its gradient.
@@ -94,6 +98,7 @@ impl<'a> Dataflow<'a> {
             fold_root: vec![None; n_nodes],
             facts: Vec::new(),
             node_weights: Vec::new(),
+            weight_via_view: Vec::new(),
             skipped: vec![false; n_nodes],
             requires_grad: vec![false; graph.tensors.len()],
             needs_backward: vec![false; n_nodes],
@@ -115,8 +120,9 @@ impl<'a> Dataflow<'a> {
         df.fold();
         df.attend();
         df.facts = node_facts(graph, &df.fold_root);
+        df.single_node_attention();
         df.attention_facts();
-        df.node_weights = node_weights(graph, &df.data);
+        (df.node_weights, df.weight_via_view) = node_weights(graph, &df.data);
         df.skip_unused();
         df.count_unknown();
         df.mark_gradients();
@@ -179,6 +185,22 @@ impl<'a> Dataflow<'a> {
         }
     }
 
+    /// Attention in one node (ONNX Attention, ORT's GroupQueryAttention and
+    /// MultiHeadAttention): a call of its own, whose facts are the op's (the
+    /// fused kernel) unless the backend runs the math path.
+    fn single_node_attention(&mut self) {
+        for i in 0..self.graph.nodes.len() {
+            if self.folded[i] || self.attention_at[i].is_some() {
+                continue;
+            }
+            let Some(e) = self.facts[i].fused_attention else { continue };
+            let Some(call) = Call::of_node(i, &self.data_inputs[i], &e) else { continue };
+            let runs = call.runs(self.profile, self.training);
+            self.attention_at[i] = Some((self.attention.len(), runs));
+            self.attention.push(call);
+        }
+    }
+
     /// The fused kernel's facts on its output node; the math path's dropout
     /// when the graph has no Dropout node for it (dynamo's exports): the f32
     /// noise and the dropped probabilities, both kept for backward.
@@ -187,6 +209,14 @@ impl<'a> Dataflow<'a> {
             let Some((c, runs)) = *at else { continue };
             let call = &self.attention[c];
             match runs {
+                // A single node's own facts are the fused kernel's.
+                Runs::Fused if call.single_node() => {}
+                // Its math path keeps the scores and probabilities instead of
+                // the log-sum-exp.
+                Runs::Math if call.single_node() => {
+                    let extra = call.math_matrices();
+                    self.facts[i].extra_saved = extra;
+                }
                 Runs::Fused => self.facts[i] = call.fused_facts(),
                 Runs::Math if call.dropout && call.dropout_node.is_none() => {
                     let elems = call.scores();
@@ -248,7 +278,8 @@ impl<'a> Dataflow<'a> {
     /// Node `i` reads `data_inputs[i]` rather than its own inputs (a folded
     /// decomposition's root, a fused attention call).
     pub fn rewired(&self, i: usize) -> bool {
-        self.fold_root[i].is_some() || matches!(self.attention_at[i], Some((_, Runs::Fused)))
+        self.fold_root[i].is_some()
+            || matches!(self.attention_at[i], Some((c, Runs::Fused)) if !self.attention[c].single_node())
     }
 
     /// Transient bytes an attention call adds at node `i`: (training forward,
@@ -257,6 +288,13 @@ impl<'a> Dataflow<'a> {
     /// path's `_safe_softmax` test bytes at the softmax.
     pub fn attention_workspace(&self, i: usize) -> Option<(u64, u64, u64)> {
         let att = &self.profile.attention;
+        if let Some((c, runs)) = self.attention_at[i].filter(|&(c, _)| self.attention[c].single_node()) {
+            // A single node: the fused kernel's scratch is the op's own
+            // business; the math path holds the scores and probabilities in
+            // inference, and its backward the gradients of both.
+            let m = self.attention[c].math_matrices().iter().map(|e| e.elems.saturating_mul(4)).fold(0u64, u64::saturating_add);
+            return (runs == Runs::Math).then_some((0, m, m));
+        }
         if let Some((c, Runs::Fused)) = self.attention_at[i] {
             let call = &self.attention[c];
             let (fwd, bwd) = if att.cpu_flash_scratch { call.cpu_flash_scratch(self.threads) } else { (0, 0) };
@@ -397,27 +435,37 @@ fn node_facts(graph: &Graph, fold_root: &[Option<TensorId>]) -> Vec<MemoryFacts>
 
 /// The trainable weights each node reads, directly or through weight-only
 /// nodes (an ONNX Linear is MatMul(x, Transpose(W)): W's gradient is made by
-/// the MatMul's backward step).
-fn node_weights(graph: &Graph, data: &[bool]) -> Vec<Vec<TensorId>> {
-    let mut weight_sources: Vec<Vec<TensorId>> = vec![Vec::new(); graph.tensors.len()];
+/// the MatMul's backward step), and per weight whether it is read through
+/// weight-only views alone (a transpose, a reshape: PyTorch's `W.t()`), so
+/// that the gradient reaching W is a view of the product's gradient.
+fn node_weights(graph: &Graph, data: &[bool]) -> (Vec<Vec<TensorId>>, Vec<Vec<bool>>) {
+    let mut weight_sources: Vec<Vec<(TensorId, bool)>> = vec![Vec::new(); graph.tensors.len()];
     let mut node_weights: Vec<Vec<TensorId>> = Vec::with_capacity(graph.nodes.len());
+    let mut via_views: Vec<Vec<bool>> = Vec::with_capacity(graph.nodes.len());
     for nd in &graph.nodes {
-        let mut ws: Vec<TensorId> = nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).collect();
+        let mut ws: Vec<(TensorId, bool)> =
+            nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).map(|p| (p, false)).collect();
+        let direct = ws.len();
         for t in &nd.inputs {
             if !data[t.0] {
-                for &w in &weight_sources[t.0] {
-                    if !ws.contains(&w) {
-                        ws.push(w);
+                for &(w, v) in &weight_sources[t.0] {
+                    if !ws.iter().any(|&(x, _)| x == w) {
+                        ws.push((w, v));
                     }
                 }
             }
         }
         if !nd.inputs.iter().any(|t| data[t.0]) {
+            // A weight-only node: its outputs carry its weights, as views when
+            // the op is one and every earlier step was.
+            let view = nd.op.schedule_facts().storage.view_like();
             for &o in &nd.outputs {
-                weight_sources[o.0] = ws.clone();
+                weight_sources[o.0] =
+                    ws.iter().enumerate().map(|(k, &(w, v))| (w, view && (k < direct || v))).collect();
             }
         }
-        node_weights.push(ws);
+        node_weights.push(ws.iter().map(|&(w, _)| w).collect());
+        via_views.push(ws.iter().map(|&(_, v)| v).collect());
     }
-    node_weights
+    (node_weights, via_views)
 }

@@ -125,22 +125,136 @@ impl Gradients {
     }
 
     /// Weight gradients: born at the backward step of the weight's last
-    /// reader (none when the weights are frozen, as in style transfer).
+    /// reader (none when the weights are frozen, as in style transfer). A
+    /// weight read by several nodes (a tied embedding and LM head) gets one
+    /// gradient per reader, summed as they arrive: the incoming gradient is a
+    /// transient, and when the buffer holds a view (the first gradient came
+    /// through `W.t()`) autograd sums out of place, so the sum is a second
+    /// transient that then replaces the view; later sums are in place.
     fn weight_gradients(&mut self, df: &Dataflow<'_>, plans: &[NodePlan]) {
         let mut seen = vec![false; df.graph.tensors.len()];
+        let mut holds_view = vec![false; df.graph.tensors.len()];
         for i in (0..plans.len()).rev() {
             if df.style.is_some() || !plans[i].needs_backward || plans[i].role == Role::Skip {
                 continue;
             }
-            for &p in &df.node_weights[i] {
+            for (k, &p) in df.node_weights[i].iter().enumerate() {
                 let t = df.graph.tensor(p);
                 let b = t.elems().unwrap_or(0).saturating_mul(df.prec.master).saturating_mul(df.copies);
                 if std::mem::replace(&mut seen[p.0], true) {
-                    self.weight_grad_accum[i] = self.weight_grad_accum[i].saturating_add(b);
+                    let out_of_place = std::mem::replace(&mut holds_view[p.0], false) && !df.profile.persistent;
+                    let transient = if out_of_place { b.saturating_mul(2) } else { b };
+                    self.weight_grad_accum[i] = self.weight_grad_accum[i].saturating_add(transient);
                 } else {
                     self.weight_grads_born[i] = self.weight_grads_born[i].saturating_add(b);
+                    holds_view[p.0] = df.weight_via_view[i].get(k).copied().unwrap_or(false);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::{Graph, ModelFormat, Node, NodeId, Shape, Tensor, TensorId, TensorKind};
+    use crate::memory::{analyse, Category, MemorySettings, Scenario};
+    use crate::ops::{DenseOp, ElementwiseOp, EltwiseKind, LayoutOp, Op};
+    use crate::tensor::DType;
+
+    /// A 64×16 f32 table: 4,096 B.
+    const W: u64 = 64 * 16 * 4;
+
+    fn tensor(g: &mut Graph, name: &str, dims: Vec<u64>, dtype: DType, kind: TensorKind) -> TensorId {
+        g.add_tensor(Tensor {
+            name: name.into(),
+            shape: Some(Shape::new(dims)),
+            unknown: None,
+            dtype,
+            kind,
+            trainable: kind == TensorKind::Param,
+            producer: None,
+        })
+    }
+
+    fn node(g: &mut Graph, op: Op, inputs: &[TensorId], params: &[TensorId], out: TensorId) {
+        g.tensors[out.0].producer = Some(NodeId(g.nodes.len()));
+        g.nodes.push(Node {
+            name: g.tensors[out.0].name.clone(),
+            source_type: op.name().into(),
+            op,
+            inputs: inputs.to_vec(),
+            params: params.to_vec(),
+            outputs: vec![out],
+            in_place: false,
+            attrs: Vec::new(),
+            scope: Vec::new(),
+            call: None,
+        });
+    }
+
+    /// The table's readers: `heads` LM heads MatMul(x, Transpose(W)) after
+    /// `embeddings` Gathers of W (each embedding feeds the next reader).
+    fn tied(embeddings: usize, heads: usize) -> Graph {
+        let mut g = Graph::new("tied", ModelFormat::Onnx);
+        let w = tensor(&mut g, "w", vec![64, 16], DType::F32, TensorKind::Param);
+        let mut x = None;
+        for k in 0..embeddings {
+            let ids = tensor(&mut g, &format!("ids{k}"), vec![2, 8], DType::I64, TensorKind::Input);
+            g.inputs.push(ids);
+            let e = tensor(&mut g, &format!("e{k}"), vec![2, 8, 16], DType::F32, TensorKind::Activation);
+            node(&mut g, Op::Layout(LayoutOp::Gather { axis: 0 }), &[ids], &[w], e);
+            x = Some(match x {
+                None => e,
+                Some(prev) => {
+                    let s = tensor(&mut g, &format!("s{k}"), vec![2, 8, 16], DType::F32, TensorKind::Activation);
+                    let sum = Op::Elementwise(ElementwiseOp::Eltwise { kind: EltwiseKind::Sum, broadcast: true });
+                    node(&mut g, sum, &[prev, e], &[], s);
+                    s
+                }
+            });
+        }
+        let mut out = x.expect("one embedding");
+        for k in 0..heads {
+            let wt = tensor(&mut g, &format!("wt{k}"), vec![16, 64], DType::F32, TensorKind::Constant);
+            node(&mut g, Op::Layout(LayoutOp::Transpose { perm: None }), &[], &[w], wt);
+            let y = tensor(&mut g, &format!("logits{k}"), vec![2, 8, 64], DType::F32, TensorKind::Activation);
+            node(&mut g, Op::Dense(DenseOp::MatMul), &[out, wt], &[], y);
+            out = y;
+        }
+        g.outputs.push(out);
+        g
+    }
+
+    /// Weight-gradient bytes at each node's backward high point.
+    fn weight_grads_during(g: &Graph) -> Vec<(String, u64)> {
+        let settings = MemorySettings { scenarios: vec![Scenario::Training], ..Default::default() };
+        let r = analyse(g, &settings);
+        let s = r.scenario(Scenario::Training).expect("training");
+        s.timeline
+            .iter()
+            .filter(|t| t.phase == crate::memory::Phase::Backward)
+            .filter_map(|t| Some((g.nodes[t.node?].name.clone(), t.during.get(Category::WeightGrads))))
+            .collect()
+    }
+
+    #[test]
+    fn a_tied_head_gradient_is_a_view_so_the_first_sum_is_out_of_place() {
+        // Head first (its gradient arrives through W.t()), then the embedding:
+        // the view, the embedding's gradient and their sum.
+        let steps = weight_grads_during(&tied(1, 1));
+        assert_eq!(steps, vec![("logits0".into(), W), ("e0".into(), 3 * W)]);
+        // A third reader sums into the sum, in place: one incoming gradient.
+        let steps = weight_grads_during(&tied(2, 1));
+        assert_eq!(steps.iter().find(|(n, _)| n == "e1").map(|s| s.1), Some(3 * W));
+        assert_eq!(steps.iter().find(|(n, _)| n == "e0").map(|s| s.1), Some(2 * W));
+    }
+
+    #[test]
+    fn a_table_read_directly_sums_in_place() {
+        // Two embeddings of one table (no head): the first gradient is a
+        // plain buffer, so the second is added into it.
+        let steps = weight_grads_during(&tied(2, 0));
+        assert_eq!(steps.iter().find(|(n, _)| n == "e1").map(|s| s.1), Some(W));
+        assert_eq!(steps.iter().find(|(n, _)| n == "e0").map(|s| s.1), Some(2 * W));
     }
 }

@@ -185,7 +185,7 @@ impl Layouts {
         // [batch, seq, heads, head] and returns it transposed to
         // [batch, heads, seq, head], so the usual `transpose(1, 2).reshape`
         // back to [batch, seq, heads·head] is a view.
-        let fused_attention = matches!(df.attention_at[i], Some((_, Runs::Fused)));
+        let fused_attention = matches!(df.attention_at[i], Some((c, Runs::Fused)) if !df.attention[c].single_node());
         for &o in nd.outputs.iter().filter(|o| df.data[o.0]) {
             let Some(out) = Self::dims(df, o) else { continue };
             if fused_attention && role != Role::Skip {
