@@ -214,10 +214,15 @@ pub struct MemoryFacts {
 /// query rows, key columns; head sizes of Q·Kᵀ and of V.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AttentionExtents {
+    /// Batch × query heads.
     pub batch_heads: u64,
+    /// Query rows.
     pub q_len: u64,
+    /// Key columns (the past included).
     pub kv_len: u64,
+    /// Head size of Q and K.
     pub head_qk: u64,
+    /// Head size of V.
     pub head_v: u64,
 }
 

@@ -169,64 +169,103 @@ impl Call {
     }
 }
 
-/// Every attention computation in the graph, in node order. `data_inputs`
-/// and `readers` are the dataflow's (after folding).
-pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<usize>], folded: &[bool]) -> Vec<Call> {
-    let part = |i: usize| graph.nodes[i].op.schedule_facts().attention;
-    let producer = |t: TensorId| graph.tensor(t).producer.map(|p| p.0).filter(|&p| !folded[p]);
-    let is_product = |i: usize| graph.nodes[i].op.schedule_facts().fusion.takes_bias();
-    let dims = |t: TensorId| graph.tensor(t).shape.as_ref().map(|s| s.dims().to_vec());
-    // Readers that compute data (a Shape node reading a tensor is not a use).
-    let users = |t: TensorId| -> Vec<usize> {
-        readers[t.0].iter().copied().filter(|&r| graph.nodes[r].op.schedule_facts().produces == Produces::Data).collect()
-    };
-    let mut calls = Vec::new();
-    for s in 0..graph.nodes.len() {
-        if folded[s] || part(s) != AttentionPart::Softmax || data_inputs[s].len() != 1 {
-            continue;
+/// The graph as the attention search reads it: the dataflow's data inputs
+/// and readers (after folding).
+struct Search<'a> {
+    graph: &'a Graph,
+    data_inputs: &'a [Vec<TensorId>],
+    readers: &'a [Vec<usize>],
+    folded: &'a [bool],
+}
+
+/// The chain before a softmax: the scores' product, the nodes between, the mask.
+struct Scores {
+    product: usize,
+    inner: Vec<usize>,
+    mask: Option<TensorId>,
+}
+
+/// The chain after a softmax: the ·V product and the nodes between (dropout,
+/// views).
+struct Output {
+    product: usize,
+    dropout_node: Option<usize>,
+    inner: Vec<usize>,
+}
+
+impl Search<'_> {
+    fn part(&self, i: usize) -> AttentionPart {
+        self.graph.nodes[i].op.schedule_facts().attention
+    }
+
+    fn producer(&self, t: TensorId) -> Option<usize> {
+        self.graph.tensor(t).producer.map(|p| p.0).filter(|&p| !self.folded[p])
+    }
+
+    fn is_product(&self, i: usize) -> bool {
+        self.graph.nodes[i].op.schedule_facts().fusion.takes_bias()
+    }
+
+    fn dims(&self, t: TensorId) -> Option<Vec<u64>> {
+        self.graph.tensor(t).shape.as_ref().map(|s| s.dims().to_vec())
+    }
+
+    /// Readers that compute data (a Shape node reading a tensor is not a use).
+    fn users(&self, t: TensorId) -> Vec<usize> {
+        self.readers[t.0].iter().copied().filter(|&r| self.graph.nodes[r].op.schedule_facts().produces == Produces::Data).collect()
+    }
+
+    fn only_user(&self, t: TensorId) -> Option<usize> {
+        match self.users(t).as_slice() {
+            [r] => Some(*r),
+            _ => None,
         }
-        let mut inner = vec![s];
+    }
+
+    /// Back from the softmax `s`: mask adds and scales applied to the scores,
+    /// up to the product that made them.
+    fn scores_before(&self, s: usize) -> Option<Scores> {
+        let (graph, data_inputs) = (self.graph, self.data_inputs);
+        let mut inner = Vec::new();
         let mut mask = None;
-        // Back from the softmax: mask adds and scales applied to the scores.
         let mut x = data_inputs[s][0];
-        let scores = loop {
-            let Some(p) = producer(x).filter(|_| users(x).len() == 1) else { break None };
+        loop {
+            let p = self.producer(x).filter(|_| self.users(x).len() == 1)?;
             let facts = graph.nodes[p].op.schedule_facts();
-            if is_product(p) {
-                break Some(p);
+            if self.is_product(p) {
+                return (data_inputs[p].len() == 2).then_some(Scores { product: p, inner, mask });
             } else if (facts.attention == AttentionPart::Scale || facts.storage.view_like()) && data_inputs[p].len() == 1 {
                 inner.push(p);
                 x = data_inputs[p][0];
             } else if facts.fusion.bias_add() && (1..=2).contains(&data_inputs[p].len()) {
                 inner.push(p);
                 let ins = &data_inputs[p];
-                let chain = ins.iter().position(|&t| producer(t).is_some_and(|q| is_product(q) || graph.nodes[q].op.schedule_facts().attention == AttentionPart::Scale)).unwrap_or(0);
+                let chain = ins
+                    .iter()
+                    .position(|&t| self.producer(t).is_some_and(|q| self.is_product(q) || self.part(q) == AttentionPart::Scale))
+                    .unwrap_or(0);
                 if ins.len() == 2 {
                     mask = Some(ins[1 - chain]);
                 }
                 x = ins[chain];
             } else {
-                break None;
+                return None;
             }
-        };
-        let Some(sc) = scores else { continue };
-        if data_inputs[sc].len() != 2 {
-            continue;
         }
-        inner.push(sc);
-        // Forward from the softmax: an optional dropout (a view when its
-        // ratio is 0), then the ·V product.
+    }
+
+    /// Forward from the softmax `s`: an optional dropout (a view when its
+    /// ratio is 0), then the ·V product reading the probabilities first.
+    fn output_after(&self, s: usize) -> Option<Output> {
+        let (graph, data_inputs) = (self.graph, self.data_inputs);
         let mut probs = graph.nodes[s].outputs[0];
         let mut dropout_node = None;
-        let next = |t: TensorId| match users(t).as_slice() {
-            [r] => Some(*r),
-            _ => None,
-        };
-        let Some(mut o) = next(probs) else { continue };
+        let mut inner = Vec::new();
+        let mut o = self.only_user(probs)?;
         for _ in 0..4 {
             let facts = graph.nodes[o].op.schedule_facts();
             let pass = facts.attention == AttentionPart::Dropout || (facts.storage.view_like() && data_inputs[o].len() == 1);
-            if !pass || is_product(o) {
+            if !pass || self.is_product(o) {
                 break;
             }
             if facts.attention == AttentionPart::Dropout {
@@ -234,47 +273,67 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
             }
             inner.push(o);
             probs = graph.nodes[o].outputs[0];
-            let Some(after) = next(probs) else { break };
+            let Some(after) = self.only_user(probs) else { break };
             o = after;
         }
-        if !is_product(o) || data_inputs[o].len() != 2 || data_inputs[o][0] != probs {
-            continue;
-        }
-        // Operands: Q and Kᵀ, each scaled by a constant first in an SDPA call.
+        let reads_probs = self.is_product(o) && data_inputs[o].len() == 2 && data_inputs[o][0] == probs;
+        reads_probs.then_some(Output { product: o, dropout_node, inner })
+    }
+
+    /// Q and Kᵀ of the scores' product, each scaled by a constant first in
+    /// an SDPA call (the scale nodes join `inner`), and whether they were.
+    fn operands(&self, sc: usize, inner: &mut Vec<usize>) -> (TensorId, TensorId, bool) {
+        let data_inputs = self.data_inputs;
         let scaled = |t: TensorId| {
-            producer(t)
-                .filter(|&p| users(t).len() == 1 && part(p) == AttentionPart::Scale && data_inputs[p].len() == 1)
+            self.producer(t)
+                .filter(|&p| self.users(t).len() == 1 && self.part(p) == AttentionPart::Scale && data_inputs[p].len() == 1)
                 .map(|p| (p, data_inputs[p][0]))
         };
         let (a, b) = (data_inputs[sc][0], data_inputs[sc][1]);
-        let pre = (scaled(a), scaled(b));
-        let (q, k) = match pre {
+        match (scaled(a), scaled(b)) {
             (Some((pa, qa)), Some((pb, kb))) => {
                 inner.push(pa);
                 inner.push(pb);
-                (qa, kb)
+                (qa, kb, true)
             }
-            _ => (a, b),
-        };
-        let traced = [sc, s, o].iter().any(|&i| graph.nodes[i].call.as_ref().is_some_and(|c| c.function == SDPA));
-        let sdpa = traced || matches!(pre, (Some(_), Some(_)));
-        let (mut k, mut v) = (k, data_inputs[o][1]);
-        // Views the call itself applies to K and V (with enable_gqa, the
-        // expansion of grouped K/V to every head) belong to the kernel: a
-        // fused kernel reads the grouped tensors where they lie.
-        if let Some(id) = graph.nodes[o].call.as_ref().filter(|c| c.function == SDPA).map(|c| c.id.as_str()) {
-            for operand in [&mut k, &mut v] {
-                while let Some(p) = producer(*operand).filter(|&p| {
-                    users(*operand).len() == 1
-                        && data_inputs[p].len() == 1
-                        && graph.nodes[p].op.schedule_facts().storage.view_like()
-                        && graph.nodes[p].call.as_ref().is_some_and(|c| c.id == id)
-                }) {
-                    inner.push(p);
-                    *operand = data_inputs[p][0];
-                }
-            }
+            _ => (a, b, false),
         }
+    }
+
+    /// Views the SDPA call `o` belongs to applies itself to K and V (with
+    /// enable_gqa, the expansion of grouped K/V to every head) belong to the
+    /// kernel: a fused kernel reads the grouped tensors where they lie.
+    fn call_views(&self, o: usize, operand: &mut TensorId, inner: &mut Vec<usize>) {
+        let graph = self.graph;
+        let Some(id) = graph.nodes[o].call.as_ref().filter(|c| c.function == SDPA).map(|c| c.id.as_str()) else { return };
+        while let Some(p) = self.producer(*operand).filter(|&p| {
+            self.users(*operand).len() == 1
+                && self.data_inputs[p].len() == 1
+                && graph.nodes[p].op.schedule_facts().storage.view_like()
+                && graph.nodes[p].call.as_ref().is_some_and(|c| c.id == id)
+        }) {
+            inner.push(p);
+            *operand = self.data_inputs[p][0];
+        }
+    }
+
+    /// The attention computation around softmax `s`, if the pattern holds.
+    fn call_at(&self, s: usize) -> Option<Call> {
+        let graph = self.graph;
+        if self.folded[s] || self.part(s) != AttentionPart::Softmax || self.data_inputs[s].len() != 1 {
+            return None;
+        }
+        let Scores { product: sc, inner: before, mask } = self.scores_before(s)?;
+        let Output { product: o, dropout_node, inner: after } = self.output_after(s)?;
+        let mut inner = vec![s];
+        inner.extend(before);
+        inner.push(sc);
+        inner.extend(after);
+        let (q, mut k, scaled) = self.operands(sc, &mut inner);
+        let traced = [sc, s, o].iter().any(|&i| graph.nodes[i].call.as_ref().is_some_and(|c| c.function == SDPA));
+        let mut v = self.data_inputs[o][1];
+        self.call_views(o, &mut k, &mut inner);
+        self.call_views(o, &mut v, &mut inner);
         // dynamo writes no Dropout node for the call: its argument says.
         let traced_p = graph.nodes[o]
             .call
@@ -283,13 +342,15 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
             .and_then(|c| c.arg(4, "dropout_p"))
             .and_then(|p| p.parse::<f64>().ok())
             .unwrap_or(0.0);
-        let (Some(sd), Some(qd), Some(vd)) = (dims(graph.nodes[sc].outputs[0]), dims(q), dims(v)) else { continue };
+        let (Some(sd), Some(qd), Some(vd)) = (self.dims(graph.nodes[sc].outputs[0]), self.dims(q), self.dims(v)) else {
+            return None;
+        };
         if sd.len() < 2 || qd.is_empty() || vd.is_empty() {
-            continue;
+            return None;
         }
         let n = sd.len();
         inner.sort_unstable();
-        calls.push(Call {
+        Some(Call {
             inner,
             softmax: s,
             dropout_node,
@@ -298,16 +359,22 @@ pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<
             k,
             v,
             mask,
-            sdpa,
+            sdpa: traced || scaled,
             dropout: dropout_node.is_some() || traced_p > 0.0,
             batch_heads: sd[..n - 2].iter().product(),
             q_len: sd[n - 2],
             kv_len: sd[n - 1],
             head_qk: *qd.last().unwrap_or(&0),
             head_v: *vd.last().unwrap_or(&0),
-        });
+        })
     }
-    calls
+}
+
+/// Every attention computation in the graph, in node order. `data_inputs`
+/// and `readers` are the dataflow's (after folding).
+pub(crate) fn find(graph: &Graph, data_inputs: &[Vec<TensorId>], readers: &[Vec<usize>], folded: &[bool]) -> Vec<Call> {
+    let search = Search { graph, data_inputs, readers, folded };
+    (0..graph.nodes.len()).filter_map(|s| search.call_at(s)).collect()
 }
 
 #[cfg(test)]
