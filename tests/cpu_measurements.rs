@@ -9,6 +9,9 @@
 //! past K/V cache). Rows marked `informational` (the eval exports, BatchNorm
 //! folded) are not held. Limits per family (max |error|, median |error|):
 //! vision and recurrent 8 % / 3 %, transformer 10 % / 5 %, style 5 % / 3 %.
+//! The whole-family tests that still fail are ignored with the reason; beside
+//! them, `*_but_known_gaps` hold every other row and fail when a known gap
+//! (a peak set by Python variable lifetimes the graph cannot show) starts to hold.
 //! docs/measurements/cpu_baseline_errors.md is the same comparison as a table
 //! (scripts/compare_cpu.py).
 
@@ -36,6 +39,13 @@ fn scenario_key(scenario: &str) -> &str {
 
 /// Every held row of `family` within its limits.
 fn check_family(wanted: &str) {
+    check_family_except(wanted, &[]);
+}
+
+/// Every held row of `family` within its limits, except the cases in `known`
+/// (key, why): those must still be outside them — a known gap that starts to
+/// hold fails the test, so the list only shrinks. The median counts every row.
+fn check_family_except(wanted: &str, known: &[(&str, &str)]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = std::fs::read_dir(root.join("docs/measurements"))
         .unwrap()
@@ -81,7 +91,14 @@ fn check_family(wanted: &str) {
                 let error = (predicted - measured as f64) / measured as f64;
                 eprintln!("{key} ({exporter}): measured {measured}, predicted {predicted}, error {:+.2} %", 100.0 * error);
                 let (max, _) = limits(family);
-                if error.abs() > max {
+                let gap = known.iter().find(|(k, _)| k == key);
+                if let Some((_, why)) = gap {
+                    if error.abs() <= max {
+                        failures.push(format!("{key} ({exporter}) now holds ({:+.1} %): take it off the known gaps", 100.0 * error));
+                    } else {
+                        eprintln!("known gap {key} ({exporter}): {why}");
+                    }
+                } else if error.abs() > max {
                     failures.push(format!("{key} ({exporter}): predicted {predicted}, measured {measured}, error {:+.1} % (limit {:.0} %)", 100.0 * error, 100.0 * max));
                 }
                 errors.entry(family.to_string()).or_default().push(error.abs());
@@ -118,6 +135,18 @@ fn vision_cases_within_limits() {
     check_family("vision");
 }
 
+/// What the ONNX graph cannot tell: a Python variable kept bound past its last
+/// reader (docs/memory-model.md, "Module calls hold their arguments").
+const UNET_LIFETIME: &str = "the decoder keeps the old `x` bound through `dec(torch.cat(...))`; the same UNet written as \
+                             statements exports the identical graph and measures nnmem's figure (scripts/unet_code_styles.py)";
+const T5_LIFETIME: &str = "scores + position_bias bound to a Python local through the attention call, the per-call \
+                           relative-position bias, and top-level locals past their last reader";
+
+#[test]
+fn vision_cases_within_limits_but_known_gaps() {
+    check_family_except("vision", &[("unet/inference/b1_256", UNET_LIFETIME), ("unet/inference/b1_512", UNET_LIFETIME)]);
+}
+
 #[test]
 fn recurrent_cases_within_limits() {
     check_family("recurrent");
@@ -127,4 +156,9 @@ fn recurrent_cases_within_limits() {
 #[ignore = "issue 15: 40 of 44 rows within 10 %, median 1.3 %; over: T5 inference 2x128 / 2x512 (-11.3 % / -29.6 %, both exporters). 2x512: the peak inside enc.0's attention also holds scores + position_bias (8 MiB, bound to the Python local `scores` until the call returns; nnmem frees it after the softmax) and the relative-position bias [1,H,S,S] (4 MiB, an embedding lookup by buckets computed from the sequence length, which nnmem takes for a constant); 2x128: the peak at the LM head also holds the encoder's last block output and `enc` (256 KiB each, top-level Python locals past their last reader). Variables that outlive their last reader are not in the graph (docs/memory-model.md, module calls)"]
 fn transformer_cases_within_limits() {
     check_family("transformer");
+}
+
+#[test]
+fn transformer_cases_within_limits_but_known_gaps() {
+    check_family_except("transformer", &[("t5/inference/b2_s128_d32", T5_LIFETIME), ("t5/inference/b2_s512_d128", T5_LIFETIME)]);
 }
