@@ -163,8 +163,8 @@ pub struct Profile {
     pub conv_workspace: ConvWorkspace,
     /// How recurrent ops (ONNX LSTM, GRU, RNN) run.
     pub sequence_kernels: SequenceKernels,
-    /// Convolution backward reorders the input and the output gradient into
-    /// blocked layouts and the weights once (transient).
+    /// Convolution backward runs oneDNN's data pass, then its weights pass,
+    /// each on blocked copies (transient; `onednn_backward_workspace`).
     pub conv_backward_blocked: bool,
     /// Batch-norm backward holds one input-sized temporary.
     pub norm_backward_temporary: bool,
@@ -422,6 +422,12 @@ pub struct ConvSizes {
     pub unit_window: bool,
     /// The input is stored channels-last (N, spatial…, C).
     pub channels_last: bool,
+    /// The weights get no gradient (style transfer): backward runs the data
+    /// pass alone.
+    pub frozen_weights: bool,
+    /// The input gets no gradient (the image under a first convolution in
+    /// training): backward runs the weights pass alone.
+    pub input_no_grad: bool,
 }
 
 /// oneDNN's blocked layouts hold channels in blocks of this many (f32 with
@@ -506,6 +512,73 @@ fn pytorch_cpu_sequence(r: &Recurrence, elem: u64) -> SequenceCosts {
         },
         None => SequenceCosts::default(),
     }
+}
+
+/// oneDNN's backward-weights kernel splits its work over the batch and
+/// spatial positions (each extra thread then sums into a private copy of the
+/// weight gradient) when both activations it reads exceed this many times the
+/// blocked weights; otherwise it splits over channel blocks and needs no copy.
+/// Measured with 2 threads (probes of single convolutions, docs/memory-model.md):
+/// copies at ratios 10.9 to 21.8 and up, none at 6.25 and below.
+pub const ONEDNN_BACKWARD_WEIGHTS_SPLIT_RATIO: u64 = 8;
+
+/// Transient bytes of a oneDNN convolution backward beyond the gradients it
+/// returns (input, weight and bias gradients, counted by the caller), at the
+/// worst of its moments. PyTorch runs the data pass, then the weights pass:
+/// - data: the output gradient and the weights reordered, the blocked input
+///   gradient (a strided 1×1 kernel gathers into one more of its size), then
+///   the plain input gradient while the blocked one is alive;
+/// - weights: the output gradient and the input reordered again (the 3-channel
+///   image is read as it is; a strided 1×1 kernel gathers its strided input
+///   positions), the blocked weight gradient and, when the work is split over
+///   positions, one more copy of it for the second thread; those are freed,
+///   then the plain weight gradient is allocated beside the blocked one.
+/// Padded channels (blocks of 16) on every blocked copy. Bias gradients
+/// (C_out elements) are left out. With frozen weights only the data pass
+/// runs; for an input without gradient, only the weights pass.
+fn onednn_backward_workspace(s: &ConvSizes) -> u64 {
+    let blocked_in = s.in_channels > 3;
+    let in_blk = channel_blocked(s.input, s.in_channels);
+    let gout_blk = channel_blocked(s.output, s.out_channels);
+    let mut w_blk = channel_blocked(s.weight, s.out_channels);
+    // The data pass pads the weights' input channels even for a 3-channel
+    // input (its blocked input gradient has 16); the weights pass does not.
+    let w_blk_data = if s.groups == 1 { channel_blocked(w_blk, s.in_channels) } else { w_blk };
+    if s.groups == 1 && blocked_in {
+        w_blk = w_blk_data;
+    }
+    let gathered = if s.pointwise && s.strided {
+        let c = s.in_channels.div_ceil(ONEDNN_CHANNEL_BLOCK).saturating_mul(ONEDNN_CHANNEL_BLOCK);
+        c.saturating_mul(s.out_spatial).saturating_mul(s.batch.max(1)).saturating_mul(s.elem_bytes)
+    } else {
+        0
+    };
+    let data_scratch = if s.pointwise && s.strided { in_blk } else { 0 };
+    // The weights pass reads the gathered input when there is one.
+    let src_read = if gathered > 0 { gathered } else if blocked_in { in_blk } else { s.input };
+    let split_copy = if s.groups == 1 && src_read.min(gout_blk) > w_blk.saturating_mul(ONEDNN_BACKWARD_WEIGHTS_SPLIT_RATIO) {
+        w_blk
+    } else {
+        0
+    };
+    let weight_grad = if s.frozen_weights { 0 } else { s.weight };
+    let returned = s.input.saturating_add(weight_grad);
+    let data = if s.input_no_grad {
+        0
+    } else {
+        let first = gout_blk.saturating_add(w_blk_data).saturating_add(in_blk).saturating_add(data_scratch).saturating_sub(returned);
+        first.max(in_blk.saturating_sub(weight_grad))
+    };
+    if s.frozen_weights {
+        return data;
+    }
+    let reads = gout_blk
+        .saturating_add(if blocked_in { in_blk } else { 0 })
+        .saturating_add(gathered)
+        .saturating_add(w_blk)
+        .saturating_add(split_copy)
+        .saturating_sub(s.weight);
+    data.max(reads).max(w_blk)
 }
 
 impl ConvSizes {
@@ -622,8 +695,7 @@ impl Profile {
             // scratch of 256 × its weight, whatever the spatial size.
             s.weight.saturating_mul(ONEDNN_DEPTHWISE_CHANNELS_LAST_BACKWARD_SCRATCH)
         } else if self.conv_backward_blocked {
-            // Blocked copies of the input and of the output gradient, and the weights.
-            s.input.saturating_add(s.output).saturating_add(s.weight)
+            onednn_backward_workspace(s)
         } else {
             match self.conv_workspace {
                 ConvWorkspace::Im2colPerImage
@@ -728,6 +800,51 @@ mod tests {
         assert!(ConvSizes { large_kernel: true, ..s }.runs_onednn());
         // Its backward holds one column buffer beside the gradients.
         assert_eq!(Profile::pytorch().conv_backward_workspace(&s, 1), 43_352_064);
+    }
+
+    #[test]
+    fn onednn_conv_backward_peaks_at_its_worst_moment() {
+        let p = Profile::pytorch();
+        // SqueezeNet 1.1 classifier.1 (1×1, 512→1000 at 13²), measured: the
+        // data pass, then the weights pass ends with the plain weight gradient
+        // (2,048,000 B) allocated beside the blocked one, padded to 1008 output
+        // channels: 1008·512·4 = 2,064,384 B beyond the gradients (the profiler
+        // shows 2,068,384 with a 4,000 B bias temporary, left out).
+        let s = ConvSizes { weight: 2_048_000, pointwise: true, unit_window: true, ..conv(512, 13, 1000, 13) };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 2_064_384);
+        // 1×1, 64→256 at 40²: the weights pass holds the blocked output
+        // gradient and input (1,638,400 + 409,600 B, measured exactly); at 56²
+        // the work is split over positions and a second blocked weight gradient
+        // joins them (3,211,264 + 802,816 + 65,536; measured 4,087,936 with an
+        // 8,320 B reduction scratch).
+        let s = ConvSizes { weight: 65_536, pointwise: true, unit_window: true, ..conv(64, 40, 256, 40) };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 2_048_000);
+        let s = ConvSizes { weight: 65_536, pointwise: true, unit_window: true, ..conv(64, 56, 256, 56) };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 4_079_616);
+        // 3×3, 40→24 at 28²: every copy padded (48 and 32 channels), the
+        // weight in both: 100,352 + 150,528 + 55,296 − 34,560 (measured 271,872).
+        let s = ConvSizes { weight: 34_560, ..conv(40, 28, 24, 28) };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 271_616);
+        // Frozen weights (style transfer): the data pass alone, output
+        // gradient and weights reordered and the blocked input gradient, less
+        // the input gradient returned: 3×3, 64→64 at 64², measured 1,196,032.
+        let s = ConvSizes { weight: 147_456, frozen_weights: true, ..conv(64, 64, 64, 64) };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 1_196_032);
+        // A 3-channel input that needs its gradient (style transfer's first
+        // convolution, 3→64 at 128²): the data pass still makes a 16-channel
+        // blocked input gradient and pads the weights to 64·16·9·4; measured
+        // 4,194,304 + 36,864 + 1,048,576 − 196,608, exact.
+        let s = ConvSizes { weight: 6_912, frozen_weights: true, ..conv(3, 128, 64, 128) };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 5_083_136);
+        // 3→6 at 256² in training: with an input gradient the data pass is the
+        // worst moment (4,194,304 + 9,216 + 4,194,304 live, measured); for the
+        // image, which gets none, only the weights pass runs: the blocked output
+        // gradient, the weights (16·3·9·4) and the split copy, less the weight
+        // gradient (measured 4,205,688 with its 8,576 B reduction scratch).
+        let s = ConvSizes { weight: 648, ..conv(3, 256, 6, 256) };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 8_397_824 - 786_432 - 648);
+        let s = ConvSizes { input_no_grad: true, ..s };
+        assert_eq!(p.conv_backward_workspace(&s, 1), 4_194_304 + 1_728 + 1_728 - 648);
     }
 
     #[test]

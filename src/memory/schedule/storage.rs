@@ -317,6 +317,8 @@ impl Storages {
                 strided: geo.strided,
                 unit_window: geo.unit_window,
                 channels_last,
+                frozen_weights: df.style.is_some(),
+                input_no_grad: df.data_inputs[i].first().is_some_and(|t| !df.requires_grad[t.0]),
             };
             let ws = df.worker(profile.conv_forward_workspace(&sizes, df.threads), node_batch);
             plan.workspace_train = ws;
