@@ -43,10 +43,11 @@ pub fn check_fits(graph: &Graph, settings: &MemorySettings) -> Result<(), String
     // Scratch the schedule derives from the shapes (facts), checked here, not saturated.
     let mut scratch: u64 = 0;
     let overflow = |what: &str| format!("{what} overflows 64 bits");
+    let (mut ins, mut outs) = (Vec::new(), Vec::new());
     for node in &graph.nodes {
-        let ins: Option<Vec<&crate::graph::Shape>> = node.inputs.iter().map(|&t| graph.tensor(t).shape.as_ref()).collect();
-        let outs: Option<Vec<&crate::graph::Shape>> = node.outputs.iter().map(|&t| graph.tensor(t).shape.as_ref()).collect();
-        let (Some(ins), Some(outs)) = (ins, outs) else { continue };
+        if !super::known_shapes(graph, &node.inputs, &mut ins) || !super::known_shapes(graph, &node.outputs, &mut outs) {
+            continue;
+        }
         let f = node.op.memory_facts(&ins, &outs);
         // Per image: a profile that holds one per worker is covered by `threads` below.
         let mut elems = f.column_elems_per_image;

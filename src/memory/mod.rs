@@ -23,8 +23,16 @@ pub use profiles::{AttentionKernel, ConvWorkspace, DropoutMask, Profile};
 pub use schedule::ResolvedLoss;
 pub use training::{parse_dtype, Optimizer, Precision};
 
-use crate::graph::{DType, Graph, TensorId};
+use crate::graph::{DType, Graph, Shape, TensorId};
 use std::fmt;
+
+/// The shapes of `tensors` into `into` (cleared first, so that one buffer
+/// serves every node); whether every one is known.
+pub(crate) fn known_shapes<'g>(graph: &'g Graph, tensors: &[TensorId], into: &mut Vec<&'g Shape>) -> bool {
+    into.clear();
+    into.extend(tensors.iter().filter_map(|&t| graph.tensor(t).shape.as_ref()));
+    into.len() == tensors.len()
+}
 
 /// What to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -159,6 +159,14 @@ fn memory_cells(a: &Analysed, i: usize, options: &TableOptions) -> Vec<String> {
     }
 }
 
+/// A node's output shapes, separated by spaces.
+fn shapes_text(graph: &Graph, node: &Node) -> String {
+    match node.outputs.as_slice() {
+        [one] => shape_text(graph, *one),
+        many => many.iter().map(|&t| shape_text(graph, t)).collect::<Vec<_>>().join(" "),
+    }
+}
+
 /// Bytes of all of a node's outputs, when every one is known.
 fn output_bytes(graph: &Graph, node: &Node) -> Option<u64> {
     node.outputs.iter().map(|&t| graph.tensor(t).bytes()).try_fold(0u64, |a, b| a.checked_add(b?))
@@ -188,12 +196,11 @@ fn rows(a: &Analysed, options: &TableOptions) -> (Vec<RowData>, usize) {
         let rows = visible
             .map(|i| {
                 let node = &graph.nodes[i];
-                let shapes: Vec<String> = node.outputs.iter().map(|&t| shape_text(graph, t)).collect();
                 RowData {
                     name: node.name.clone(),
                     in_place: node.in_place,
                     kind: node.source_type.clone(),
-                    shape: shapes.join(" "),
+                    shape: shapes_text(graph, node),
                     params: node_params(i),
                     output: output_bytes(graph, node),
                     memory: memory_cells(a, i, options),
@@ -250,7 +257,7 @@ fn rows(a: &Analysed, options: &TableOptions) -> (Vec<RowData>, usize) {
             (Some(x), Some(y)) => Some(x.saturating_add(y)),
             _ => None,
         };
-        g.0.shape = node.outputs.iter().map(|&t| shape_text(graph, t)).collect::<Vec<_>>().join(" ");
+        g.0.shape = shapes_text(graph, node);
         if let Some((s, m)) = chosen.and_then(|sc| sc.nodes.get(i).map(|m| (sc.scenario, m))) {
             g.3 &= !m.runs;
             if let Some(v) = compact_value(s, m) {
@@ -521,7 +528,7 @@ const IN_PLACE: &str = " (in place)";
 
 /// The per-node (or per-group) table; returns how many shape-only nodes it hid.
 pub fn write_table(out: &mut dyn Write, a: &Analysed, style: Style, options: &TableOptions) -> io::Result<usize> {
-    let (data, hidden) = rows(a, options);
+    let (mut data, hidden) = rows(a, options);
     let first = match options.grouping {
         Grouping::Nodes => "layer",
         Grouping::Depth(_) => "module",
@@ -534,20 +541,23 @@ pub fn write_table(out: &mut dyn Write, a: &Analysed, style: Style, options: &Ta
     };
     let mut header: Vec<String> = [first, second, "output shape", "params", "output"].map(String::from).to_vec();
     header.extend(memory_headers(a, options));
+    // The rows' strings move into the cells (an in-place row's name stays:
+    // shortening below reads it again).
     let mut rows: Vec<Vec<String>> = data
-        .iter()
+        .iter_mut()
         .map(|r| {
-            let mut cells = vec![
-                if r.in_place { format!("{}{IN_PLACE}", r.name) } else { r.name.clone() },
-                r.kind.clone(),
-                r.shape.clone(),
+            let mut cells = Vec::with_capacity(header.len().max(5 + r.memory.len()));
+            cells.extend([
+                if r.in_place { format!("{}{IN_PLACE}", r.name) } else { std::mem::take(&mut r.name) },
+                std::mem::take(&mut r.kind),
+                std::mem::take(&mut r.shape),
                 params_cell(r.params),
                 r.output.map(format_bytes).unwrap_or_else(|| "?".into()),
-            ];
-            cells.extend(r.memory.iter().cloned());
+            ]);
+            cells.append(&mut r.memory);
             cells.resize(header.len(), String::new());
             // Names come from the model file: never let them drive the terminal.
-            cells.into_iter().map(|c| printable(&c).into_owned()).collect()
+            cells.into_iter().map(printable_string).collect()
         })
         .collect();
     let numeric = |c: usize| c >= 3;
@@ -560,31 +570,37 @@ pub fn write_table(out: &mut dyn Write, a: &Analysed, style: Style, options: &Ta
             r[0] = if d.in_place {
                 let room = widths[0].saturating_sub(IN_PLACE.chars().count());
                 format!("{}{IN_PLACE}", shorten_middle(&printable(&d.name), room))
-            } else {
+            } else if r[0].chars().count() > widths[0] {
                 shorten_middle(&r[0], widths[0])
+            } else {
+                std::mem::take(&mut r[0])
             };
             for c in [1, 2] {
-                r[c] = shorten_middle(&r[c], widths[c]);
+                if r[c].chars().count() > widths[c] {
+                    r[c] = shorten_middle(&r[c], widths[c]);
+                }
             }
         }
     }
-    let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
+    // One line's text, reused from line to line.
+    let mut text = String::new();
+    let mut line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
         if style == Style::Markdown {
             let escaped: Vec<String> = cells.iter().map(|c| md_inline(c)).collect();
             return writeln!(out, "| {} |", escaped.join(" | "));
         }
-        let mut text = String::new();
+        text.clear();
         for (c, cell) in cells.iter().enumerate() {
             if c > 0 {
                 text.push_str("  ");
             }
-            let pad = widths[c].saturating_sub(cell.chars().count());
+            let pad = std::iter::repeat_n(' ', widths[c].saturating_sub(cell.chars().count()));
             if numeric(c) {
-                text.push_str(&" ".repeat(pad));
+                text.extend(pad);
                 text.push_str(cell);
             } else {
                 text.push_str(cell);
-                text.push_str(&" ".repeat(pad));
+                text.extend(pad);
             }
         }
         writeln!(out, "{}", text.trim_end())
@@ -607,6 +623,15 @@ pub fn write_table(out: &mut dyn Write, a: &Analysed, style: Style, options: &Ta
         line(out, r)?;
     }
     Ok(hidden)
+}
+
+/// `text` as [`printable`] writes it, without a copy when it is printable already.
+fn printable_string(text: String) -> String {
+    let escaped = match printable(&text) {
+        std::borrow::Cow::Owned(e) => Some(e),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    escaped.unwrap_or(text)
 }
 
 /// Narrows the name, type and shape columns (in that order, down to their

@@ -273,6 +273,8 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
             b.add_node(i, nodes[i], m);
         }
     }
+    // Every op moved into the graph: free the emptied slots before the shape rules run.
+    drop(mapped);
     let NodeAdder { mut g, ids, sources, values, unknown, .. } = b;
     unknown.warn(&mut g);
     mark_constants(&mut g);

@@ -230,17 +230,19 @@ fn own_rule<'a>(op: &crate::ops::Op, src: &NodeSource, slots: &[Slot<'_>]) -> St
     if outs.iter().any(|o| matches!(o, OutShape::RunTime(_) | OutShape::RunTimeExtent { .. })) {
         return Step::RunTime((0..n_outputs).map(dtype).collect());
     }
-    let shapes: Vec<Shape> = outs
+    if outs.len() < n_outputs {
+        return Step::Unsized(format!("the rule gives {} of {n_outputs} outputs", outs.len()));
+    }
+    let mut out: Vec<Slot<'a>> = outs
         .into_iter()
-        .map(|o| match o {
-            OutShape::Known(s) | OutShape::RunTime(s) | OutShape::RunTimeExtent { shape: s, .. } => s,
+        .enumerate()
+        .map(|(k, o)| {
+            let s = match o {
+                OutShape::Known(s) | OutShape::RunTime(s) | OutShape::RunTimeExtent { shape: s, .. } => s,
+            };
+            Slot { shape: Some(Cow::Owned(s)), dtype: dtype(k), ..Slot::default() }
         })
         .collect();
-    if shapes.len() < n_outputs {
-        return Step::Unsized(format!("the rule gives {} of {n_outputs} outputs", shapes.len()));
-    }
-    let mut out: Vec<Slot<'a>> =
-        shapes.into_iter().enumerate().map(|(k, s)| Slot { shape: Some(Cow::Owned(s)), dtype: dtype(k), ..Slot::default() }).collect();
     // Values of small outputs whose inputs' values are known.
     let small = out.iter().all(|o| {
         o.shape.as_ref().and_then(|s| s.elems()).is_some_and(|e| e <= MAX_VALUE_ELEMS) && o.dtype.is_some_and(value::evaluable)

@@ -147,7 +147,7 @@ impl<'a> Dataflow<'a> {
     /// Readers of every tensor, and the decompositions folded back into one op.
     fn fold(&mut self) {
         let no_skip = vec![false; self.graph.nodes.len()];
-        self.readers = readers_of(self.graph.tensors.len(), &self.data_inputs, &no_skip);
+        readers_of(&mut self.readers, self.graph.tensors.len(), &self.data_inputs, &no_skip);
         if !self.profile.fuse_pointwise_decompositions {
             return;
         }
@@ -160,7 +160,7 @@ impl<'a> Dataflow<'a> {
         }
         self.fold_root = fold_root;
         if self.folded.iter().any(|&f| f) {
-            self.readers = readers_of(self.graph.tensors.len(), &self.data_inputs, &self.folded);
+            readers_of(&mut self.readers, self.graph.tensors.len(), &self.data_inputs, &self.folded);
         }
     }
 
@@ -181,7 +181,7 @@ impl<'a> Dataflow<'a> {
             }
         }
         if rewired {
-            self.readers = readers_of(self.graph.tensors.len(), &self.data_inputs, &self.folded);
+            readers_of(&mut self.readers, self.graph.tensors.len(), &self.data_inputs, &self.folded);
         }
     }
 
@@ -395,9 +395,11 @@ fn data_tensors(graph: &Graph) -> Vec<bool> {
     data
 }
 
-/// Per tensor, the nodes reading it (in order, once each), `skip` nodes left out.
-fn readers_of(n_tensors: usize, inputs: &[Vec<TensorId>], skip: &[bool]) -> Vec<Vec<usize>> {
-    let mut r: Vec<Vec<usize>> = vec![Vec::new(); n_tensors];
+/// Per tensor, the nodes reading it (in order, once each), `skip` nodes left
+/// out, into `r` (its lists are cleared and reused when it is filled again).
+fn readers_of(r: &mut Vec<Vec<usize>>, n_tensors: usize, inputs: &[Vec<TensorId>], skip: &[bool]) {
+    r.iter_mut().for_each(Vec::clear);
+    r.resize(n_tensors, Vec::new());
     for (i, ins) in inputs.iter().enumerate() {
         if skip[i] {
             continue;
@@ -408,12 +410,12 @@ fn readers_of(n_tensors: usize, inputs: &[Vec<TensorId>], skip: &[bool]) -> Vec<
             }
         }
     }
-    r
 }
 
 /// Facts per node, on the original shapes. An op whose shapes are not all
 /// known is assumed to keep every input.
 fn node_facts(graph: &Graph, fold_root: &[Option<TensorId>]) -> Vec<MemoryFacts> {
+    let (mut ins, mut outs) = (Vec::new(), Vec::new());
     graph
         .nodes
         .iter()
@@ -423,9 +425,8 @@ fn node_facts(graph: &Graph, fold_root: &[Option<TensorId>]) -> Vec<MemoryFacts>
                 // The folded op (SiLU, GELU) keeps its input.
                 return MemoryFacts { saves_inputs: vec![0], ..Default::default() };
             }
-            let ins: Vec<_> = nd.inputs.iter().filter_map(|&t| graph.tensor(t).shape.as_ref()).collect();
-            let outs: Vec<_> = nd.outputs.iter().filter_map(|&t| graph.tensor(t).shape.as_ref()).collect();
-            if ins.len() != nd.inputs.len() || outs.len() != nd.outputs.len() {
+            let known = crate::memory::known_shapes(graph, &nd.inputs, &mut ins);
+            if !(known && crate::memory::known_shapes(graph, &nd.outputs, &mut outs)) {
                 return MemoryFacts { saves_inputs: (0..nd.inputs.len()).collect(), ..Default::default() };
             }
             nd.op.memory_facts(&ins, &outs)

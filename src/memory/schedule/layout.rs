@@ -29,8 +29,15 @@ fn contiguous(dims: &[u64]) -> Vec<u64> {
 
 /// Whether `strides` address `dims` contiguously (axes of extent 1 aside).
 fn is_contiguous(dims: &[u64], strides: &[u64]) -> bool {
-    let c = contiguous(dims);
-    dims.iter().zip(strides.iter().zip(&c)).all(|(&d, (&s, &cs))| d <= 1 || s == cs)
+    // `contiguous(dims)` from the innermost axis out, without building it.
+    let mut cs = 1u64;
+    for (k, &d) in dims.iter().enumerate().rev() {
+        if strides.get(k).is_some_and(|&s| d > 1 && s != cs) {
+            return false;
+        }
+        cs = cs.saturating_mul(d.max(1));
+    }
+    true
 }
 
 /// Strides of `new` dims as a view of `old` dims with `old_strides`, when the
