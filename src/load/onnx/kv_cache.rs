@@ -7,19 +7,7 @@
 //! extent along the concatenated axis (every layer, the whole batch).
 
 use crate::graph::{AttrValue, Graph, TensorKind};
-
-/// `n` with its digits grouped by thousands (`4,194,304`).
-pub(super) fn grouped(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use crate::units::format_count;
 
 /// Notes the cache (module doc) when the graph has one; returns (bytes now,
 /// bytes per token) when every cache input is sized.
@@ -69,9 +57,9 @@ pub(super) fn note_kv_cache(g: &mut Graph) -> Option<(u64, u64)> {
         Some((now, per, len)) => {
             g.notes.push(format!(
                 "{what}: {} B at past length {}, {} B more per generated token (every layer, the whole batch); {tail}",
-                grouped(now),
-                grouped(len),
-                grouped(per)
+                format_count(now),
+                format_count(len),
+                format_count(per)
             ));
             Some((now, per))
         }
@@ -79,18 +67,5 @@ pub(super) fn note_kv_cache(g: &mut Graph) -> Option<(u64, u64)> {
             g.notes.push(format!("{what}; bind the past length (--dim) to size it; {tail}"));
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::grouped;
-
-    #[test]
-    fn digits_group_by_thousands() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(4_194_304), "4,194,304");
-        assert_eq!(grouped(1_000), "1,000");
     }
 }

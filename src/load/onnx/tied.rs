@@ -60,7 +60,7 @@ pub(super) fn tie_embeddings(g: &mut Graph, tie: bool) -> Vec<(TensorId, TensorI
         let what = if tie {
             "counted as one weight (--tie-embeddings)".to_string()
         } else {
-            format!("counted twice ({} parameters more than one table); --tie-embeddings counts them once", super::kv_cache::grouped(td.iter().product::<u64>()))
+            format!("counted twice ({} parameters more than one table); --tie-embeddings counts them once", crate::units::format_count(td.iter().product::<u64>()))
         };
         let note = format!(
             "the embedding table \"{}\" {:?} and the weight \"{}\" {:?} of \"{}\" have the same dims: probably one tied weight in the framework (GPT-2, BERT and T5 tie them, Llama does not), {what}",
