@@ -87,8 +87,13 @@ fn storage_order(strides: &[u64]) -> Vec<usize> {
     order
 }
 
-/// Dense strides for `dims` stored in `order` (outermost first).
+/// Dense strides for `dims` stored in `order` (outermost first); an order
+/// that does not name every axis once gives the contiguous strides.
 fn dense_in_order(dims: &[u64], order: &[usize]) -> Vec<u64> {
+    let mut seen = vec![false; dims.len()];
+    if order.len() != dims.len() || order.iter().any(|&a| a >= dims.len() || std::mem::replace(&mut seen[a], true)) {
+        return contiguous(dims);
+    }
     let mut s = vec![0u64; dims.len()];
     let mut step = 1u64;
     for &a in order.iter().rev() {
@@ -122,12 +127,18 @@ impl Layouts {
     /// The strides of `t` (contiguous ones when none were recorded).
     fn strides_of(&self, df: &Dataflow<'_>, t: TensorId) -> Option<Vec<u64>> {
         let dims = Self::dims(df, t)?;
-        Some(self.strides[t.0].clone().unwrap_or_else(|| contiguous(dims)))
+        Some(self.strides[t.0].clone().filter(|s| s.len() == dims.len()).unwrap_or_else(|| contiguous(dims)))
+    }
+
+    /// The strides recorded for `t`, when they match its rank.
+    fn recorded<'s>(&'s self, df: &Dataflow<'_>, t: TensorId) -> Option<&'s [u64]> {
+        let rank = Self::dims(df, t)?.len();
+        self.strides[t.0].as_deref().filter(|s| s.len() == rank)
     }
 
     /// `t` is stored channels-last.
     pub(super) fn is_channels_last(&self, df: &Dataflow<'_>, t: TensorId) -> bool {
-        match (&self.strides[t.0], Self::dims(df, t)) {
+        match (self.recorded(df, t), Self::dims(df, t)) {
             (Some(s), Some(d)) => channels_last(d, s),
             _ => false,
         }
@@ -158,7 +169,7 @@ impl Layouts {
             return 0;
         }
         let Some(&x) = df.data_inputs[i].first() else { return 0 };
-        let (Some(dims), Some(strides)) = (Self::dims(df, x), self.strides[x.0].as_ref()) else { return 0 };
+        let (Some(dims), Some(strides)) = (Self::dims(df, x), self.recorded(df, x)) else { return 0 };
         let fits = match df.facts[i].input_layout {
             InputLayout::Any => true,
             InputLayout::Contiguous => is_contiguous(dims, strides),
@@ -235,7 +246,8 @@ impl Layouts {
                 }
                 (_, s) => s,
             };
-            self.strides[o.0] = s.filter(|s| !is_contiguous(out, s));
+            // Strides of another rank than the output (a malformed graph) are dropped.
+            self.strides[o.0] = s.filter(|s| s.len() == out.len() && !is_contiguous(out, s));
         }
     }
 }
@@ -297,6 +309,14 @@ mod tests {
         // An LSTM's [T,N,H] output seen batch first, [N,T,H], is not rows of H.
         let s = contiguous(&[128, 2, 512]);
         assert_eq!(view_strides(&[2, 128, 512], &[s[1], s[0], s[2]], &[256, 512]), None);
+    }
+
+    #[test]
+    fn an_order_that_does_not_fit_the_rank_gives_contiguous_strides() {
+        // A malformed graph (fuzzing found one) can pair dims and an order of other ranks.
+        assert_eq!(dense_in_order(&[2, 3], &[0, 2, 1]), contiguous(&[2, 3]));
+        assert_eq!(dense_in_order(&[2, 3], &[1, 1]), contiguous(&[2, 3]));
+        assert_eq!(dense_in_order(&[2, 3, 4], &[0, 2, 1]), vec![12, 1, 3]);
     }
 
     #[test]
