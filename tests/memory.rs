@@ -32,7 +32,7 @@ impl G {
             outputs: vec![t],
             in_place,
             attrs: Vec::new(),
-            scope: Vec::new(),
+            scope: Default::default(),
             call: None,
         });
         t
@@ -130,15 +130,15 @@ fn a_module_call_holds_its_argument_until_it_returns() {
     let plain = inference(&g);
     assert_eq!(plain.peak_bytes, 48);
     for n in &mut g.nodes[1..3] {
-        n.scope = vec!["m".to_string()];
+        n.scope = ["m".to_string()].into();
     }
     let held = inference(&g);
     assert_eq!(held.peak_bytes, 64);
     assert_eq!(held.peak_node_name.as_deref(), Some("c"));
     // Names alone mean nothing to the memory pass.
     g.nodes[1].name = "/other/b".into();
-    g.nodes[1].scope = Vec::new();
-    g.nodes[2].scope = Vec::new();
+    g.nodes[1].scope = Default::default();
+    g.nodes[2].scope = Default::default();
     assert_eq!(inference(&g).peak_bytes, 48);
 }
 

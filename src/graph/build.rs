@@ -406,7 +406,7 @@ impl GraphBuilder {
             outputs: output_ids.clone(),
             in_place: spec.in_place,
             attrs: spec.attrs,
-            scope: Vec::new(),
+            scope: Default::default(),
             call: None,
         });
         Ok(output_ids)

@@ -11,6 +11,7 @@ pub mod build;
 pub use crate::tensor::{checked_product, DType, Shape, ShapeError};
 
 use crate::ops::Op;
+use std::sync::Arc;
 
 /// Index into `Graph::tensors`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,7 +150,8 @@ pub struct Node {
     /// The module path of the framework code that made the node, outermost
     /// first (`["layer1", "layer1.0", "conv1"]`), as the loader read it from
     /// the file; empty when the file records none (Caffe, hand-made graphs).
-    pub scope: Vec<String>,
+    /// Shared: consecutive nodes of one module hold the same list.
+    pub scope: Arc<[String]>,
     /// The framework function call the node was made from, when the file
     /// records it (PyTorch's dynamo exporter); `None` otherwise.
     pub call: Option<FrameworkCall>,

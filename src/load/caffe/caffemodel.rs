@@ -146,7 +146,7 @@ fn weights_graph(path: &Path, layers: Vec<StoredLayer>) -> Graph {
             outputs: Vec::new(),
             in_place: false,
             attrs: Vec::new(),
-            scope: Vec::new(),
+            scope: Default::default(),
             call: None,
         });
     }

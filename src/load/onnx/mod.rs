@@ -33,6 +33,7 @@ mod torch_meta;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -612,8 +613,11 @@ impl<'a> NodeAdder<'a> {
         };
         // The dynamo exporter records the module path in the node's metadata;
         // the TorchScript exporter writes it into the name.
-        let scope = torch_meta::module_scope(&n.metadata_props)
-            .unwrap_or_else(|| module_scope(&name, self.g.nodes.last().map(|p| p.scope.as_slice()).unwrap_or(&[])));
+        let previous = self.g.nodes.last().map(|p| &p.scope);
+        let scope = match torch_meta::module_scope(&n.metadata_props) {
+            Some(parts) => shared_scope(parts.iter().map(String::as_str), previous),
+            None => module_scope(&name, previous),
+        };
         let call = torch_meta::framework_call(&n.metadata_props);
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
@@ -675,14 +679,23 @@ fn check_byte_sizes(path: &Path, g: &Graph) -> Result<(), LoadError> {
 /// without a leading `/` carry no path; exporters give them to some constants
 /// (`Constant_803`), which belong to the module around them: the previous
 /// node's (`previous`).
-fn module_scope(name: &str, previous: &[String]) -> Vec<String> {
+fn module_scope(name: &str, previous: Option<&Arc<[String]>>) -> Arc<[String]> {
     match name.strip_prefix('/') {
         Some(path) => {
-            let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
-            parts.pop();
-            parts
+            // The last part is the node's own name.
+            let parts = path.rsplit_once('/').map(|(scope, _)| scope.split('/'));
+            shared_scope(parts.into_iter().flatten(), previous)
         }
-        None => previous.to_vec(),
+        None => previous.cloned().unwrap_or_default(),
+    }
+}
+
+/// The module path `parts` as a shared list: the previous node's when equal
+/// (consecutive nodes of one module then hold one list), a new one otherwise.
+fn shared_scope<'s>(parts: impl Iterator<Item = &'s str> + Clone, previous: Option<&Arc<[String]>>) -> Arc<[String]> {
+    match previous {
+        Some(p) if parts.clone().eq(p.iter().map(String::as_str)) => Arc::clone(p),
+        _ => parts.map(str::to_string).collect(),
     }
 }
 
@@ -1070,12 +1083,17 @@ mod tests {
 
     #[test]
     fn module_scopes_from_exporter_names() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(module_scope("/layer1/layer1.0/conv1/Conv", &[]), s(&["layer1", "layer1.0", "conv1"]));
-        assert_eq!(module_scope("/Conv", &s(&["a"])), s(&[]));
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Arc<[String]>>();
+        assert_eq!(module_scope("/layer1/layer1.0/conv1/Conv", None), s(&["layer1", "layer1.0", "conv1"]));
+        assert_eq!(module_scope("/Conv", Some(&s(&["a"]))), s(&[]));
+        assert_eq!(module_scope("//Conv", None), s(&[""]));
         // No path: the module around it.
-        assert_eq!(module_scope("Constant_803", &s(&["features", "features.3"])), s(&["features", "features.3"]));
-        assert_eq!(module_scope("conv1", &[]), s(&[]));
+        assert_eq!(module_scope("Constant_803", Some(&s(&["features", "features.3"]))), s(&["features", "features.3"]));
+        assert_eq!(module_scope("conv1", None), s(&[]));
+        // The same path as the previous node's: that node's list, shared.
+        let previous = s(&["layers", "layers.0"]);
+        assert!(Arc::ptr_eq(&module_scope("/layers/layers.0/MatMul", Some(&previous)), &previous));
+        assert!(!Arc::ptr_eq(&module_scope("/layers/layers.1/MatMul", Some(&previous)), &previous));
     }
 }
 

@@ -289,7 +289,7 @@ mod tests {
             outputs: vec![],
             in_place: false,
             attrs: vec![],
-            scope: vec![],
+            scope: Default::default(),
             call: None,
         }
     }

@@ -415,7 +415,7 @@ mod tests {
                 outputs: vec![t],
                 in_place: false,
                 attrs: Vec::new(),
-                scope: Vec::new(),
+                scope: Default::default(),
                 call: None,
             });
             t

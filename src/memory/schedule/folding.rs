@@ -131,7 +131,7 @@ mod tests {
                 outputs: vec![t],
                 in_place: false,
                 attrs: Vec::new(),
-                scope: Vec::new(),
+                scope: Default::default(),
                 call: None,
             });
             t

@@ -187,7 +187,7 @@ mod tests {
             outputs: vec![out],
             in_place: false,
             attrs: Vec::new(),
-            scope: Vec::new(),
+            scope: Default::default(),
             call: None,
         });
     }

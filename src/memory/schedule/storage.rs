@@ -390,7 +390,7 @@ impl Storages {
     /// `Node::scope`.
     fn hold_for_module_calls(&self, df: &Dataflow<'_>, last_use: &mut [usize]) {
         let graph = df.graph;
-        let scopes: Vec<&[String]> = graph.nodes.iter().map(|n| n.scope.as_slice()).collect();
+        let scopes: Vec<&[String]> = graph.nodes.iter().map(|n| &n.scope[..]).collect();
         if scopes.iter().all(|s| s.is_empty()) {
             return;
         }
