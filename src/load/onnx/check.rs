@@ -7,9 +7,44 @@
 //!   the input's channels against the weight's (times `group`), the ranks.
 //! - Gemm: the inner size of A and B, after `transA` / `transB`.
 //! - MatMul: the inner dims (numpy rules: the last of A, the one before last of B).
+//!
+//! Before any shape is computed, `axis_bounds` refuses an `axis` or `axes`
+//! attribute that no tensor can have (beyond ±`MAX_AXIS`), at every depth:
+//! such a value is never a valid model, and tract, given one, can loop for a
+//! time that grows with it (a LayerNormalization axis near −2⁶³, found by
+//! fuzzing).
 
-use super::proto::NodeProto;
+use super::proto::{AttributeProto, NodeProto};
 use crate::graph::{Graph, TensorId};
+
+/// The largest |axis| any attribute may name: a tensor has at most
+/// `budget::MAX_RANK` dims, and an Unsqueeze adds at most as many as it lists.
+pub(super) const MAX_AXIS: i64 = 2 * super::budget::MAX_RANK as i64;
+
+/// `Err((location, message))` for the first node, at any depth (subgraphs
+/// in attributes included), with an `axis`/`axes` attribute beyond ±`MAX_AXIS`.
+pub(super) fn axis_bounds<'a>(nodes: impl IntoIterator<Item = &'a NodeProto>) -> Result<(), (String, String)> {
+    fn attribute(a: &AttributeProto, depth: usize) -> Option<i64> {
+        let bad = |v: &i64| !(-MAX_AXIS..=MAX_AXIS).contains(v);
+        if a.name == "axis" || a.name == "axes" {
+            if let Some(v) = std::iter::once(&a.i).chain(&a.ints).find(|v| bad(v)) {
+                return Some(*v);
+            }
+        }
+        // Subgraphs: decoding already capped their depth (the load budget).
+        let graphs = a.g.iter().map(|g| &**g).chain(&a.graphs);
+        graphs.flat_map(|g| &g.node).find_map(|n| n.attribute.iter().find_map(|a| attribute(a, depth + 1)))
+    }
+    for (i, n) in nodes.into_iter().enumerate() {
+        if let Some(v) = n.attribute.iter().find_map(|a| attribute(a, 0)) {
+            return Err((
+                super::node_location(n, i),
+                format!("an axis attribute of {v} (or one in its subgraphs) is outside any tensor's rank (at most ±{MAX_AXIS})"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// `Err((location, message))` for the first contradiction, in execution order.
 pub(super) fn contradictions(

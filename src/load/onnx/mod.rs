@@ -248,6 +248,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
         d.inputs.iter().map(|(v, _)| v).filter(|v| !inits.contains_key(v.name.as_str())).collect();
     let nodes: Vec<&NodeProto> = d.nodes.iter().map(|(n, _)| n).collect();
     let order = check_structure(path, &nodes, &inits, &real_inputs)?;
+    check::axis_bounds(nodes.iter().copied()).map_err(|(location, message)| model_err(path, location, message))?;
     let scalars = map::scalar_floats(d.nodes.iter().map(|(n, b)| (n, b.as_ref())), &d.initializers);
     let ctx = map::MapCtx { opset, initializers: &inits, scalars: &scalars };
     let mut mapped: Vec<Option<map::Mapped>> =
