@@ -345,6 +345,18 @@ fn weightless_proto(
             n.attribute.retain(|a| a.name != "training_mode");
             bn_training.push((extra, node.input.get(1).cloned().unwrap_or_default()));
         }
+        if n.op_type == "LayerNormalization" && n.domain.is_empty() {
+            // tract's LayerNormalization rules loop for minutes on an axis
+            // outside the input's rank (found by fuzzing). Output 0 has the
+            // input's shape, which an Identity gives tract; the statistics
+            // outputs stay unknown to tract (nnmem's own rule sizes them).
+            for out in n.output.drain(1..).filter(|s| !s.is_empty()) {
+                graph.input.push(fact_input(&out, elem::FLOAT, &[], false));
+            }
+            n.op_type = "Identity".into();
+            n.input.truncate(1);
+            n.attribute.clear();
+        }
         for a in &mut n.attribute {
             if n.op_type == "Cast" && a.name == "to" {
                 a.i = i64::from(tract_elem(a.i as i32));
