@@ -24,7 +24,7 @@ pub(super) const MAX_AXIS: i64 = 2 * super::budget::MAX_RANK as i64;
 /// `Err((location, message))` for the first node, at any depth (subgraphs
 /// in attributes included), with an `axis`/`axes` attribute beyond ±`MAX_AXIS`.
 pub(super) fn axis_bounds<'a>(nodes: impl IntoIterator<Item = &'a NodeProto>) -> Result<(), (String, String)> {
-    fn attribute(a: &AttributeProto, depth: usize) -> Option<i64> {
+    fn attribute(a: &AttributeProto) -> Option<i64> {
         let bad = |v: &i64| !(-MAX_AXIS..=MAX_AXIS).contains(v);
         if a.name == "axis" || a.name == "axes" {
             if let Some(v) = std::iter::once(&a.i).chain(&a.ints).find(|v| bad(v)) {
@@ -33,10 +33,10 @@ pub(super) fn axis_bounds<'a>(nodes: impl IntoIterator<Item = &'a NodeProto>) ->
         }
         // Subgraphs: decoding already capped their depth (the load budget).
         let graphs = a.g.iter().map(|g| &**g).chain(&a.graphs);
-        graphs.flat_map(|g| &g.node).find_map(|n| n.attribute.iter().find_map(|a| attribute(a, depth + 1)))
+        graphs.flat_map(|g| &g.node).find_map(|n| n.attribute.iter().find_map(|a| attribute(a)))
     }
     for (i, n) in nodes.into_iter().enumerate() {
-        if let Some(v) = n.attribute.iter().find_map(|a| attribute(a, 0)) {
+        if let Some(v) = n.attribute.iter().find_map(attribute) {
             return Err((
                 super::node_location(n, i),
                 format!("an axis attribute of {v} (or one in its subgraphs) is outside any tensor's rank (at most ±{MAX_AXIS})"),
