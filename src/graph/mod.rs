@@ -172,6 +172,20 @@ pub struct FrameworkCall {
     pub args: Vec<String>,
     /// Keyword arguments, in order.
     pub kwargs: Vec<(String, String)>,
+    /// The source lines the call was traced under, outermost frame first: the
+    /// root module's `forward`, then one frame per module call (frame `d`
+    /// belongs to the module `Node::scope[..d]`). Empty when the file records
+    /// none. Shared: consecutive nodes of one statement hold the same list.
+    pub stack: Arc<[SourceLine]>,
+}
+
+/// One frame of the Python call stack an exporter recorded for a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceLine {
+    /// `file:line`, which tells statements apart.
+    pub location: String,
+    /// The statement's (first) line of code, trimmed: `x = self.up(x)`.
+    pub code: String,
 }
 
 impl FrameworkCall {
@@ -262,6 +276,50 @@ pub struct ParamTotals {
 }
 
 impl Graph {
+    /// Which tensors carry data through the network: graph inputs, whatever a
+    /// node computes from at least one of them, and what a node computes (not a
+    /// view) from a learned weight — eager code runs it on every call (T5's
+    /// relative-position bias is a lookup in a weight at indices made from the
+    /// sequence length: a new tensor per call). Values computed only from
+    /// constants (a shape, a mask from a shape) and views of weights (a
+    /// transposed weight) are constant-folded or views in a framework and hold no
+    /// activation memory; nor do the outputs of ops that produce shapes or
+    /// constants (`Produces::ShapeOrConstant`).
+    pub fn data_tensors(&self) -> Vec<bool> {
+        let mut data: Vec<bool> = self.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
+        // Learned float weights and views of them. A quantised (integer)
+        // weight is dequantised inside the kernel that reads it (a runtime's
+        // QDQ fusion), so its float form (made with float scales) stays a
+        // constant.
+        let mut weight: Vec<bool> =
+            self.tensors.iter().map(|t| t.kind == TensorKind::Param && t.trainable && t.dtype.is_float()).collect();
+        for node in &self.nodes {
+            let facts = node.op.schedule_facts();
+            if facts.produces != crate::ops::Produces::Data {
+                continue;
+            }
+            let from_data = node.inputs.iter().any(|t| data[t.0]);
+            let dequantises = node
+            .inputs
+            .iter()
+            .chain(&node.params)
+            .any(|t| self.tensor(*t).kind == TensorKind::Param && !self.tensor(*t).dtype.is_float());
+        let from_weight = !dequantises && node.inputs.iter().chain(&node.params).any(|t| weight[t.0]);
+            let allocates = facts.storage == crate::ops::Storage::Allocates;
+            for &o in &node.outputs {
+                if self.tensor(o).kind != TensorKind::Activation {
+                    continue;
+                }
+                if from_data || (from_weight && allocates) {
+                    data[o.0] = true;
+                } else if from_weight {
+                    weight[o.0] = true;
+                }
+            }
+        }
+        data
+    }
+
     /// An empty graph.
     pub fn new(name: impl Into<String>, format: ModelFormat) -> Self {
         Graph {

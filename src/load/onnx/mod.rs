@@ -619,7 +619,8 @@ impl<'a> NodeAdder<'a> {
             Some(parts) => shared_scope(parts.iter().map(String::as_str), previous),
             None => module_scope(&name, previous),
         };
-        let call = torch_meta::framework_call(&n.metadata_props);
+        let previous_stack = self.g.nodes.last().and_then(|p| p.call.as_ref()).map(|c| &c.stack);
+        let call = torch_meta::framework_call(&n.metadata_props, previous_stack);
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
         }
@@ -639,19 +640,10 @@ impl<'a> NodeAdder<'a> {
     }
 }
 
-/// Node outputs computed from no data (a ConstantOfShape, a transposed weight,
-/// a shape vector) are constants, not activations: data are the graph inputs
-/// and what ops that produce data compute from them (the memory pass's own
-/// definition, `Produces`).
+/// Node outputs that carry no data (a ConstantOfShape, a transposed weight,
+/// a shape vector) are constants, not activations (`Graph::data_tensors`).
 fn mark_constants(g: &mut Graph) {
-    let mut data: Vec<bool> = g.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
-    for node in &g.nodes {
-        let computes = node.op.schedule_facts().produces == crate::ops::Produces::Data;
-        let from_data = node.inputs.iter().any(|t| data[t.0]);
-        for &o in &node.outputs {
-            data[o.0] = computes && from_data;
-        }
-    }
+    let data = g.data_tensors();
     for (t, is_data) in g.tensors.iter_mut().zip(data) {
         if t.kind == TensorKind::Activation && !is_data {
             t.kind = TensorKind::Constant;
