@@ -218,6 +218,63 @@ pub struct Graph {
     pub uncounted_weights: Vec<NodeId>,
     /// Inputs whose first dimension `--batch` (or a scenario's default) replaced.
     pub batch_overrides: Vec<BatchOverride>,
+    /// A decoder's KV cache, when the loader found one (ONNX, `src/load/onnx/kv_cache.rs`).
+    pub kv_cache: Option<KvCache>,
+}
+
+/// A decoder's KV cache: graph inputs holding the past keys and values that
+/// the step joins with its own into graph outputs (docs/memory-model.md,
+/// "KV-cache decoding").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvCache {
+    /// Every cache input, in graph order.
+    pub inputs: Vec<KvCacheInput>,
+}
+
+/// One cache input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvCacheInput {
+    /// The graph input (the past keys or values of one layer).
+    pub tensor: TensorId,
+    /// The axis the past length runs along (the `Concat`'s).
+    pub axis: usize,
+    /// The file's name for that length: the input's `dim_param` on the axis,
+    /// or the name nnmem gives an unnamed dimension; `None` when the file
+    /// fixes the length.
+    pub symbol: Option<String>,
+    /// The graph output that returns it with this step's appended.
+    pub present: TensorId,
+}
+
+/// The cache's size at the bound past length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvCacheSize {
+    /// The past length (the largest extent along the cache axes).
+    pub past: u64,
+    /// Bytes of every cache input.
+    pub bytes: u64,
+    /// Bytes more per generated token: each input's bytes divided by its
+    /// extent along the cache axis, summed.
+    pub bytes_per_token: u64,
+}
+
+impl KvCache {
+    /// The cache's size, when every input is sized and the past is not empty.
+    pub fn size(&self, g: &Graph) -> Option<KvCacheSize> {
+        let mut size = KvCacheSize { past: 0, bytes: 0, bytes_per_token: 0 };
+        for i in &self.inputs {
+            let t = g.tensor(i.tensor);
+            let extent = *t.shape.as_ref()?.dims().get(i.axis)?;
+            if extent == 0 {
+                return None;
+            }
+            let b = t.bytes()?;
+            size.past = size.past.max(extent);
+            size.bytes = size.bytes.saturating_add(b);
+            size.bytes_per_token = size.bytes_per_token.saturating_add(b / extent);
+        }
+        Some(size)
+    }
 }
 
 /// A dimension that the file leaves free and that nothing bound: a graph
@@ -278,6 +335,7 @@ impl Graph {
             free_symbols: Vec::new(),
             uncounted_weights: Vec::new(),
             batch_overrides: Vec::new(),
+            kv_cache: None,
         }
     }
 
