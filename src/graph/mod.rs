@@ -220,6 +220,12 @@ pub struct Graph {
     pub batch_overrides: Vec<BatchOverride>,
     /// A decoder's KV cache, when the loader found one (ONNX, `src/load/onnx/kv_cache.rs`).
     pub kv_cache: Option<KvCache>,
+    /// The parts of quantised weights whose parameter count is not their
+    /// stored element count (ONNX, `src/load/onnx/quantised.rs`): MatMulNBits'
+    /// packed blocks count the logical weight's N×K elements, the scales and
+    /// zero points of a stored quantised weight none. Their bytes count as
+    /// stored; none of them gets a gradient (`Graph::gets_gradient`).
+    pub quantised_params: std::collections::HashMap<TensorId, u64>,
 }
 
 /// A decoder's KV cache: graph inputs holding the past keys and values that
@@ -336,6 +342,7 @@ impl Graph {
             uncounted_weights: Vec::new(),
             batch_overrides: Vec::new(),
             kv_cache: None,
+            quantised_params: std::collections::HashMap::new(),
         }
     }
 
@@ -388,13 +395,31 @@ impl Graph {
         uses
     }
 
+    /// A weight's parameter elements: its elements, or for a part of a
+    /// quantised weight what `quantised_params` says (`None`: unsized).
+    pub fn param_elems(&self, id: TensorId) -> Option<u64> {
+        match self.quantised_params.get(&id) {
+            Some(&e) => Some(e),
+            None => self.tensor(id).elems(),
+        }
+    }
+
+    /// Whether training gives weight `id` a gradient (and optimizer state):
+    /// a learned float weight that is not part of a quantised one. Integer
+    /// weights cannot be trained by autograd, and a quantised weight's scales
+    /// and zero points describe a frozen weight (docs/memory-model.md).
+    pub fn gets_gradient(&self, id: TensorId) -> bool {
+        let t = self.tensor(id);
+        t.kind == TensorKind::Param && t.trainable && t.dtype.is_float() && !self.quantised_params.contains_key(&id)
+    }
+
     /// Per node: (learned, statistics) elements of the weights it is the first to read.
     pub fn node_param_counts(&self) -> Vec<(u64, u64)> {
         let mut counts = vec![(0u64, 0u64); self.nodes.len()];
         for (i, p) in self.first_param_uses() {
             let t = self.tensor(p);
             let slot = if t.trainable { &mut counts[i].0 } else { &mut counts[i].1 };
-            *slot = slot.saturating_add(t.elems().unwrap_or(0));
+            *slot = slot.saturating_add(self.param_elems(p).unwrap_or(0));
         }
         counts
     }
@@ -405,7 +430,7 @@ impl Graph {
         for (_, p) in self.first_param_uses() {
             let t = self.tensor(p);
             let slot = if t.trainable { &mut totals.params } else { &mut totals.non_trainable };
-            *slot = slot.saturating_add(t.elems().unwrap_or(0));
+            *slot = slot.saturating_add(self.param_elems(p).unwrap_or(0));
             totals.param_bytes = totals.param_bytes.saturating_add(t.bytes().unwrap_or(0));
         }
         totals

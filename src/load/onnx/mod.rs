@@ -27,6 +27,7 @@ pub mod proto;
 mod constants;
 mod tied;
 mod kv_cache;
+mod quantised;
 mod rules;
 mod torch_meta;
 
@@ -278,6 +279,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
     // Every op moved into the graph: free the emptied slots before the shape rules run.
     drop(mapped);
     let NodeAdder { mut g, ids, sources, values, unknown, .. } = b;
+    quantised::count_quantised(&mut g, &sources);
     unknown.warn(&mut g);
     mark_constants(&mut g);
     for (v, _) in &d.outputs {
