@@ -172,3 +172,79 @@ fn transformer_cases_within_limits_but_known_gaps() {
         &[("t5/inference/b2_s128_d32", "legacy", T5_LIFETIME), ("t5/inference/b2_s512_d128", "legacy", T5_LIFETIME)],
     );
 }
+
+/// The measured KV-cache decode cases (GPT-2 and Llama at past 256 and 1,024,
+/// both exporters) through `--scenario decode`: the step's peak above weights,
+/// new token and cache within 0.1 % of PyTorch's; the cache's bytes and its
+/// growth per token as the rule gives them (docs/memory-model.md, "KV-cache
+/// decoding"); and the step peak's growth per token of past against the
+/// measured one — (peak at 1,024 − peak at 256) / 768 plus the cache's own
+/// growth, which the measurement leaves out — within 0.1 %.
+#[test]
+fn decode_cases_through_the_decode_scenario() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data: Value = serde_json::from_str(&std::fs::read_to_string(root.join("docs/measurements/cpu_transformer.json")).unwrap()).unwrap();
+    // (model, exporter) -> [(past, measured, peak_bytes_per_token, cache_bytes_per_token)]
+    let mut growth: BTreeMap<(String, String), Vec<(u64, f64, u64, u64)>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for (key, case) in data["cases"].as_object().unwrap() {
+        if case["scenario"] != "decode" {
+            continue;
+        }
+        let measured = case["methods"]["profiler"]["peak_bytes"].as_u64().unwrap();
+        let past = key.rsplit("_p").next().unwrap().parse::<u64>().unwrap();
+        for entry in case["nnmem"].as_array().unwrap() {
+            let mut args: Vec<String> = entry["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+            let at = args.iter().position(|a| a == "--scenario").unwrap();
+            args[at + 1] = "decode".into();
+            let exporter = entry["exporter"].as_str().unwrap().to_string();
+            let out = Command::cargo_bin("nnmem").unwrap().current_dir(root).args(&args).output().unwrap();
+            assert!(out.status.success(), "{key} ({exporter}): {}", String::from_utf8_lossy(&out.stderr));
+            n += 1;
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(r["scenarios"].get("inference").is_none(), "--scenario decode computes decode alone");
+            let sc = &r["scenarios"]["decode"];
+            let (b, d) = (&sc["peak_breakdown"], &sc["decode"]);
+            let peak = sc["peak_bytes"].as_u64().unwrap();
+            let predicted = (peak - b["weights"].as_u64().unwrap() - b["inputs"].as_u64().unwrap()) as f64;
+            let error = (predicted - measured as f64) / measured as f64;
+            eprintln!("{key} ({exporter}) decode: measured {measured}, predicted {predicted}, error {:+.3} %", 100.0 * error);
+            if error.abs() > 0.001 {
+                failures.push(format!("{key} ({exporter}): step peak {:+.3} % (limit 0.1 %)", 100.0 * error));
+            }
+            // The cache: every past input, at the case's length; the new token is the rest of the inputs.
+            let cache_bytes: u64 = case["inputs"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(name, _)| name.starts_with("past_"))
+                .map(|(_, dims)| dims.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).product::<u64>() * 4)
+                .sum();
+            assert_eq!(d["past_length"].as_u64(), Some(past), "{key} ({exporter})");
+            assert_eq!(d["cache_bytes"].as_u64(), Some(cache_bytes), "{key} ({exporter})");
+            assert_eq!(d["cache_bytes_per_token"].as_u64(), Some(cache_bytes / past), "{key} ({exporter})");
+            assert_eq!(b["inputs"].as_u64().unwrap() - cache_bytes, 16, "{key} ({exporter}): the inputs are the cache and 2×1 token ids");
+            let per_token = d["peak_bytes_per_token"].as_u64().unwrap();
+            assert_eq!(d["next_peak_bytes"].as_u64(), Some(peak + per_token), "{key} ({exporter})");
+            growth.entry((case["model"].as_str().unwrap().to_string(), exporter)).or_default().push((
+                past,
+                measured as f64,
+                per_token,
+                cache_bytes / past,
+            ));
+        }
+    }
+    assert_eq!(n, 8, "GPT-2 and Llama at two past lengths, both exporters");
+    for ((model, exporter), mut rows) in growth {
+        rows.sort_by_key(|r| r.0);
+        let [(p0, m0, _, cache_per_token), (p1, m1, g1, _)] = rows[..] else { panic!("{model} ({exporter}): two past lengths") };
+        let measured = (m1 - m0) / (p1 - p0) as f64 + cache_per_token as f64;
+        let error = (g1 as f64 - measured) / measured;
+        eprintln!("{model} ({exporter}): step peak per token of past {g1} B, measured {measured:.1} B, error {:+.3} %", 100.0 * error);
+        if error.abs() > 0.001 {
+            failures.push(format!("{model} ({exporter}): growth per token {g1} B vs measured {measured:.1} B ({:+.3} %)", 100.0 * error));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -27,6 +27,7 @@ pub mod proto;
 mod constants;
 mod tied;
 mod kv_cache;
+mod quantised;
 mod rules;
 mod torch_meta;
 
@@ -278,6 +279,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
     // Every op moved into the graph: free the emptied slots before the shape rules run.
     drop(mapped);
     let NodeAdder { mut g, ids, sources, values, unknown, .. } = b;
+    quantised::count_quantised(&mut g, &sources);
     unknown.warn(&mut g);
     mark_constants(&mut g);
     for (v, _) in &d.outputs {
@@ -291,7 +293,14 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
     check_byte_sizes(path, &g)?;
     constants::reclassify(&mut g, |j| nodes[order[j]].input.iter().filter_map(|x| ids.get(x.as_str()).copied()).collect());
     tied::tie_embeddings(&mut g, options.tie_embeddings);
-    kv_cache::note_kv_cache(&mut g);
+    kv_cache::note_kv_cache(&mut g, |input, axis| {
+        let v = real_inputs.iter().find(|v| v.name == input)?;
+        match v.dims()?.get(axis)? {
+            Dim::Param(p) => Some(p.clone()),
+            Dim::Unknown => Some(unnamed_dim_symbol(input, axis)),
+            Dim::Value(_) => None,
+        }
+    });
     // Graph nodes are in execution order: node k is the file's node order[k].
     let decided = decided.into_iter().map(|(k, then_branch)| control::Decision { node: order[k], then_branch }).collect();
     Ok((g, decided))

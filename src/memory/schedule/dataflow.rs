@@ -424,7 +424,7 @@ fn node_weights(graph: &Graph, data: &[bool]) -> (Vec<Vec<TensorId>>, Vec<Vec<bo
     let mut via_views: Vec<Vec<bool>> = Vec::with_capacity(graph.nodes.len());
     for nd in &graph.nodes {
         let mut ws: Vec<(TensorId, bool)> =
-            nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).map(|p| (p, false)).collect();
+            nd.params.iter().copied().filter(|&p| graph.gets_gradient(p)).map(|p| (p, false)).collect();
         let direct = ws.len();
         for t in &nd.inputs {
             if !data[t.0] {
