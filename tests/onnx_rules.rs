@@ -126,7 +126,7 @@ fn measured_exports_agree_and_skip_tract() {
         eprintln!("SKIPPED measured_exports_agree_and_skip_tract: no exports under {}", dir.display());
         return;
     }
-    let dims = dims(&["batch=2", "seq=64", "dec_seq=16", "past=31", "height=96", "width=96", "frames=8"]);
+    let dims = dims(&["batch=2", "seq=64", "dec_seq=16", "past=31", "height=96", "width=96", "frames=8", "height_blocks=6", "width_blocks=6"]);
     let mut not_covered = Vec::new();
     for f in &files {
         let base = LoadOptions { dims: dims.clone(), ..LoadOptions::default() };

@@ -25,6 +25,7 @@ mod map;
 mod names;
 pub mod proto;
 mod constants;
+mod dim_expr;
 mod tied;
 mod kv_cache;
 mod quantised;
@@ -301,9 +302,27 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
             Dim::Value(_) => None,
         }
     });
+    note_missing_source_lines(d, &mut g);
     // Graph nodes are in execution order: node k is the file's node order[k].
     let decided = decided.into_iter().map(|(k, then_branch)| control::Decision { node: order[k], then_branch }).collect();
     Ok((g, decided))
+}
+
+/// PyTorch's TorchScript exporter (`torch.onnx.export(..., dynamo=False)`)
+/// records module paths but no source lines, which the dynamo exporter keeps
+/// per node: say so, since how long the model's Python variables keep tensors
+/// is then unknown (docs/memory-model.md, "Python locals").
+fn note_missing_source_lines(d: &Decoded<'_>, g: &mut Graph) {
+    let from_pytorch = d.header.producer_name == "pytorch";
+    let has_lines = g.nodes.iter().any(|n| n.call.as_ref().is_some_and(|c| !c.stack.is_empty()));
+    if from_pytorch && !has_lines && !g.nodes.is_empty() {
+        g.notes.push(
+            "exported by PyTorch without source lines (the TorchScript exporter): tensors the model's Python code keeps \
+             in variables after their last use are not visible, so eager PyTorch may hold more than this figure; the \
+             dynamo exporter (torch.onnx.export(..., dynamo=True)) records the lines and nnmem reads them"
+                .to_string(),
+        );
+    }
 }
 
 /// The default-domain opset the model imports (0 when none), with a warning
@@ -824,8 +843,14 @@ fn bind_inputs(
                     Dim::Value(x) => DimSpec::Value(*x),
                     Dim::Param(p) => {
                         used_symbols.insert(p.clone());
-                        match dim_values.get(p.as_str()) {
-                            Some(&x) => DimSpec::Value(x),
+                        // `16*height_blocks`: --dim binds the symbols it reads.
+                        let read = dim_expr::symbols(p).unwrap_or_default();
+                        used_symbols.extend(read.iter().map(|s| s.to_string()));
+                        let value = dim_values.get(p.as_str()).copied().or_else(|| {
+                            (!read.is_empty()).then(|| dim_expr::evaluate(p, |s| dim_values.get(s).copied())).flatten()
+                        });
+                        match value {
+                            Some(x) => DimSpec::Value(x),
                             None => DimSpec::Symbol(p.clone()),
                         }
                     }

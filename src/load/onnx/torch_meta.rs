@@ -74,6 +74,12 @@ pub(super) fn framework_call(
     Some(FrameworkCall { function, id, args: args.unwrap_or_default(), kwargs: kwargs.unwrap_or_default(), stack })
 }
 
+/// More frames than any module nesting has: a deeper stack is cut here (and
+/// then no longer lines up with the node's scope, so no rule reads it).
+const MOST_FRAMES: usize = 64;
+/// Longer lines of code are cut: a statement's names and calls are at its start.
+const LONGEST_CODE: usize = 1024;
+
 /// The frames of a Python traceback (`File "m.py", line 12, in forward` then
 /// the line of code), outermost first. Lines that fit neither are skipped; a
 /// frame without its code line keeps an empty statement.
@@ -83,13 +89,20 @@ fn source_lines(trace: &str) -> Vec<SourceLine> {
     for line in trace.lines() {
         let text = line.trim();
         if let Some(rest) = text.strip_prefix("File \"") {
+            if frames.len() > MOST_FRAMES {
+                break;
+            }
             let Some((file, rest)) = rest.split_once('"') else { continue };
             let number = rest.trim_start_matches(", line ").split(',').next().unwrap_or("").trim();
             frames.push(SourceLine { location: format!("{file}:{number}"), code: String::new() });
             awaiting_code = true;
         } else if awaiting_code && !text.is_empty() {
             if let Some(last) = frames.last_mut() {
-                last.code = text.to_string();
+                let mut end = text.len().min(LONGEST_CODE);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                last.code = text[..end].to_string();
             }
             awaiting_code = false;
         }

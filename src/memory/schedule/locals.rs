@@ -22,6 +22,9 @@
 use crate::graph::{Graph, SourceLine, TensorId};
 use std::collections::HashMap;
 
+/// Deeper call stacks are not read.
+const MOST_FRAMES: usize = 64;
+
 /// For each tensor bound to a local: the last node that must run before the
 /// variable lets it go.
 pub(super) fn local_holds(graph: &Graph) -> Vec<(TensorId, usize)> {
@@ -31,8 +34,10 @@ pub(super) fn local_holds(graph: &Graph) -> Vec<(TensorId, usize)> {
         .map(|n| {
             let stack = &n.call.as_ref()?.stack[..];
             // Frame d belongs to the module scope[..d]; a node whose stack does
-            // not line up with its scope is left out rather than guessed at.
-            (!stack.is_empty() && stack.len() == n.scope.len() + 1).then_some(stack)
+            // not line up with its scope is left out rather than guessed at, as
+            // is one deeper than any module nesting (the work here grows with
+            // the square of the depth).
+            (!stack.is_empty() && stack.len() == n.scope.len() + 1 && stack.len() <= MOST_FRAMES).then_some(stack)
         })
         .collect();
     if stacks.iter().all(Option::is_none) {
