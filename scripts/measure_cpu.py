@@ -508,7 +508,11 @@ MODELS = {
     "swin_t": dict(family="vision", sizes=[("b1_224", 224), ("b1_384", 384)], fixed=True),
     "wide_resnet50_2": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)]),
     "fcn_resnet50": dict(family="vision", sizes=[("b1_256", 256), ("b1_512", 512)]),
-    "unet": dict(family="vision", sizes=[("b1_256", 256), ("b1_512", 512)]),
+    "unet": dict(family="vision", sizes=[("b1_256", 256), ("b1_512", 512)], exporters=("legacy", "dynamo"),
+                 dynamo_multiple=16,  # four 2x poolings: torch.export needs the sides as multiples of 16
+                 # torch.export traces BatchNorm in inference form even for a module in train() mode (the .train.
+                 # file has BatchNorm folded into the convolutions, like the eval export): no training graph
+                 dynamo_inference_only=True),
     "r3d_18": dict(family="vision", video=True, sizes=[("b1_t8_112", (8, 112)), ("b1_t16_112", (16, 112))]),
 }
 
@@ -582,6 +586,8 @@ def all_cases():
             for scenario in ("inference", "training"):
                 entries = []
                 for exp in spec.get("exporters", ("legacy",)):
+                    if exp == "dynamo" and scenario == "training" and spec.get("dynamo_inference_only"):
+                        continue
                     ev, tr = model_files(name, exp, label)
                     # PyTorch eager runs BatchNorm and Dropout as ops of their own: the training export is the
                     # file that describes it in both scenarios (as ../shared/check/nnmem_check.py accuracy does);
@@ -1378,6 +1384,10 @@ def export_model(name, manifest, only=None):
                 {0: "batch", 2: "frames", 3: "height", 4: "width"}
             dyn_axes = {"input": axes, "output": {0: "batch"}}
             dyn_shapes = None
+            if spec.get("dynamo_multiple"):
+                k = spec["dynamo_multiple"]
+                side = lambda n: k * torch.export.Dim(n, min=1, max=4096 // k)  # noqa: E731
+                dyn_shapes = ({2: side("height_blocks"), 3: side("width_blocks")},)
         for exp in spec.get("exporters", ("legacy",)):
             for training, path in zip((False, True), model_files(name, exp, label)):
                 if only and not re.search(only, path):

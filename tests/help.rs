@@ -28,7 +28,7 @@ fn every_subcommand_help_has_examples() {
 #[test]
 fn value_lists_are_shown_and_aliases_refused() {
     let help = stdout(&["inspect", "-h"]);
-    for list in ["pytorch, caffe, torch-nn, cudnn, tiny-dnn", "f32, f16, bf16, f64", "inference, training, style-transfer, all"] {
+    for list in ["pytorch, caffe, torch-nn, cudnn, tiny-dnn", "f32, f16, bf16, f64", "inference, training, style-transfer, decode, all"] {
         assert!(help.replace('\n', " ").split_whitespace().collect::<Vec<_>>().join(" ").contains(list), "missing {list} in:\n{help}");
     }
     let out = nnmem().args(["inspect", "model.onnx", "--profile", "torch"]).output().unwrap();

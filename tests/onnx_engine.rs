@@ -125,10 +125,37 @@ fn a_llama_2_7b_shaped_graph_is_sized_whole() {
     assert_eq!(find(&g, "logits").shape.as_ref().unwrap().0, vec![1, 4096, 32000]);
 }
 
+/// In training a quantised weight is frozen: its integer tensor cannot be
+/// trained by autograd, and its scales and zero points describe it; none gets
+/// a gradient or optimizer state. The float weights beside them do.
+#[test]
+fn quantised_weights_get_no_gradient_or_optimizer_state() {
+    use nnmem::memory::{analyse, MemorySettings, Optimizer, Scenario};
+    let settings = MemorySettings { scenarios: vec![Scenario::Training], optimizer: Optimizer::Adam, ..Default::default() };
+    let state = |g: &Graph| analyse(g, &settings).scenarios[0].peak_breakdown.get(nnmem::memory::Category::OptimizerState);
+    let mut dims = serde_json::Map::new();
+    for (k, v) in [("b", 2), ("s", 3), ("p", 5)] {
+        dims.insert(k.into(), v.into());
+    }
+    let g = load(&dir().join("transformer_ops.onnx"), &options(&dims, OnnxShapes::Own)).unwrap();
+    for name in ["wq_int", "wq_scale", "wq_zp", "w4", "w4_scale"] {
+        let id = nnmem::graph::TensorId(g.tensors.iter().position(|t| t.name == name).unwrap());
+        assert!(!g.gets_gradient(id), "{name}");
+    }
+    // Adam: two f32 moments of rms_gamma (64 f32) only.
+    assert_eq!(state(&g), 2 * 256);
+    // MatMulNBits: the float weights around it (layer-norm gamma, beta, biases: 224 f32) only.
+    let g = load(&dir().join("ort_contrib.onnx"), &LoadOptions::default()).unwrap();
+    assert_eq!(state(&g), 2 * (64 + 64 + 64 + 32) * 4);
+}
+
 /// Quantised weights are parameters at their stored size: the int8 and int4
 /// tensors a DequantizeLinear reads with their scales and zero points
 /// (activation scales and zero points are arguments, rotary tables
 /// constants); the dequantized float weight is a constant, not an activation.
+/// Their parameter count is the logical weight's: an int8 or int4 tensor one
+/// per element (int4 two per byte in bytes), MatMulNBits' packed blocks N×K,
+/// scales and zero points none.
 #[test]
 fn quantised_weights_count_their_stored_bytes() {
     let none = serde_json::Map::new();
@@ -140,7 +167,11 @@ fn quantised_weights_count_their_stored_bytes() {
     // wq_int 64·64 i8, wq_scale 64 f32, wq_zp 64 i8, w4 64·32 int4, w4_scale 4·32 f32, rms_gamma 64 f32.
     let t = g.param_totals();
     assert_eq!(t.param_bytes, 4096 + 256 + 64 + 1024 + 512 + 256);
-    assert_eq!(t.params + t.non_trainable, 4096 + 64 + 64 + 2048 + 128 + 64);
+    assert_eq!((t.params, t.non_trainable), (4096 + 2048 + 64, 0));
+    let per_node = g.node_param_counts();
+    let node = |name: &str| g.nodes.iter().position(|n| n.name == name).unwrap();
+    assert_eq!(per_node[node("wq")], (4096, 0), "wq_int 64·64 i8; its scale and zero point count no parameters");
+    assert_eq!(per_node[node("w4f")], (2048, 0), "w4 64·32 int4: 2,048 parameters in 1,024 bytes");
     for name in ["wq_int", "wq_zp", "w4"] {
         assert_eq!(find(&g, name).kind, TensorKind::Param, "{name}");
     }
@@ -153,6 +184,10 @@ fn quantised_weights_count_their_stored_bytes() {
     let g = load(&dir().join("ort_contrib.onnx"), &LoadOptions::default()).unwrap();
     let t = g.param_totals();
     assert_eq!(t.param_bytes, 1024 + 512 + 64 + (64 + 64 + 64 + 32) * 4);
+    // K = 64, N = 32: the packed blocks hold 32·64 4-bit weights in 1,024 bytes.
+    assert_eq!(t.params, 32 * 64 + 64 + 64 + 64 + 32);
+    let nb = g.nodes.iter().position(|n| n.name == "nb").unwrap();
+    assert_eq!(g.node_param_counts()[nb], (32 * 64 + 32, 0), "N×K and the bias");
     assert_eq!(find(&g, "nb_w").kind, TensorKind::Param);
     for name in ["cos16", "sin16", "seqlens_k", "total_len", "pos_ids"] {
         assert_eq!(find(&g, name).kind, TensorKind::Constant, "{name}");

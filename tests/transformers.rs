@@ -174,3 +174,83 @@ fn kv_cache_decoding_is_noted_per_token_and_fit_varies_the_past_length() {
     assert!(fits <= 200 << 20 && next > 200 << 20, "{r}");
     assert!(next - fits >= 2 * 8192, "{r}");
 }
+
+fn nnmem(args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("nnmem").unwrap().args(args).output().unwrap()
+}
+
+#[test]
+fn decode_scenario_reports_the_step_the_cache_and_the_growth_per_token() {
+    // Llama decode at batch 2, past 1,024: one step is inference's schedule;
+    // the cache is 8 inputs of 2×2×1,024×64 f32; one token more adds 8,192 B
+    // of cache, 8,192 B of present K/V and the expanded K and V of the layer
+    // at the peak, 2 × (2 batch × 6 heads × 64 × 4 B) = 6,144 B: 22,528 B.
+    let model = measured("llama_decode.onnx");
+    let model = model.to_str().unwrap();
+    let bind = ["--dim", "batch=2", "--dim", "past=1024"];
+    let r = report("llama_decode.onnx", &[&["--scenario", "all"][..], &bind].concat());
+    let (inf, dec) = (&r["scenarios"]["inference"], &r["scenarios"]["decode"]);
+    for k in ["peak_bytes", "peak_node", "peak_breakdown"] {
+        assert_eq!(inf[k], dec[k], "{k}");
+    }
+    assert!(r["scenarios"]["training"].is_object(), "all keeps training");
+    let d = &dec["decode"];
+    assert_eq!(d["cache_inputs"], 8);
+    assert_eq!((d["past_length"].as_u64(), d["cache_bytes"].as_u64(), d["cache_bytes_per_token"].as_u64()), (Some(1024), Some(8_388_608), Some(8192)));
+    assert_eq!(d["peak_bytes_per_token"], 22_528);
+    // The growth is checked against a real run one token longer.
+    let longer = report("llama_decode.onnx", &["--scenario", "decode", "--dim", "batch=2", "--dim", "past=1025"]);
+    assert_eq!(d["next_peak_bytes"], longer["scenarios"]["decode"]["peak_bytes"]);
+    assert_eq!(longer["scenarios"]["decode"]["peak_bytes"].as_u64().unwrap(), dec["peak_bytes"].as_u64().unwrap() + 22_528);
+    // The same through --input per cache input (as the measurements give it).
+    let mut by_input: Vec<String> = vec!["--scenario".into(), "decode".into(), "--input".into(), "input_ids=2x1".into()];
+    for l in 0..4 {
+        for kv in ["key", "value"] {
+            by_input.extend(["--input".to_string(), format!("past_{kv}_{l}=2x2x1024x64")]);
+        }
+    }
+    let by_input: Vec<&str> = by_input.iter().map(String::as_str).collect();
+    assert_eq!(report("llama_decode.onnx", &by_input)["scenarios"]["decode"], *dec);
+    // Table and HTML say the same.
+    let table = nnmem(&[&["inspect", model, "-q", "--scenario", "decode"][..], &bind].concat());
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("KV cache: 8.00 MiB in 8 inputs at past length 1,024; per generated token +8.00 KiB (8,192 B)"), "{text}");
+    assert!(text.contains("step peak grows 22.00 KiB (22,528 B) per token of past length"), "{text}");
+    let html = nnmem(&[&["inspect", model, "-q", "--scenario", "decode", "--format", "html"][..], &bind].concat());
+    let html = String::from_utf8(html.stdout).unwrap();
+    assert!(html.contains("id=\"peak-decode\"") && html.contains("per generated token +8.00 KiB (8,192 B)"));
+    // Gates.
+    let gate = |limit: &str| nnmem(&[&["inspect", model, "-q", "--scenario", "decode", "--assert", limit][..], &bind].concat()).status.code();
+    assert_eq!(gate("decode.peak < 24GiB"), Some(0));
+    assert_eq!(gate("decode.peak < 90MiB"), Some(1));
+    assert_eq!(gate("decode.inputs == 8388624"), Some(0));
+    // Unbound, the figures are a lower bound: a gate cannot pass.
+    let out = nnmem(&["inspect", model, "-q", "--scenario", "decode", "--assert", "decode.peak < 24GiB"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // fit over the past length with the decode scenario.
+    let out = nnmem(&["fit", model, "--json", "-q", "--scenario", "decode", "--dim", "batch=2", "--vary", "past", "--budget", "200MiB"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let f: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((f["fits"]["scenario"].as_str(), f["scenarios"][0].as_str()), (Some("decode"), Some("decode")));
+    let fits = f["fits"]["size"].as_u64().unwrap();
+    // The growth rule predicts the same longest context: 98,596,680 + (P − 1,024) · 22,528 ≤ 200 MiB.
+    assert_eq!(fits, 1024 + ((200u64 << 20) - 98_596_680) / 22_528);
+}
+
+#[test]
+fn decode_without_a_kv_cache_is_an_error_and_all_leaves_it_out() {
+    let model = measured("llama.onnx");
+    let model = model.to_str().unwrap();
+    let out = nnmem(&["inspect", model, "-q", "--scenario", "decode", "--input", "input_ids=2x128"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("llama.onnx") && err.contains("--scenario decode needs a decoder exported with a KV cache"), "{err}");
+    let r = report("llama.onnx", &["--input", "input_ids=2x128"]);
+    let names: Vec<&String> = r["scenarios"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["inference", "training"]);
+    assert!(r["warnings"].as_array().unwrap().is_empty(), "{r}");
+    // A decode gate on such a model cannot be checked: exit 2, saying why.
+    let out = nnmem(&["inspect", model, "-q", "--input", "input_ids=2x128", "--assert", "decode.peak < 24GiB"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no KV cache"));
+}

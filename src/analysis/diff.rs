@@ -44,7 +44,7 @@ pub struct DiffResult {
     pub layers: Vec<LayerDiff>,
 }
 
-const SCENARIOS: [Scenario; 3] = [Scenario::Inference, Scenario::Training, Scenario::StyleTransfer];
+const SCENARIOS: [Scenario; 4] = Scenario::ALL;
 
 /// Compares `a` and `b`, listing at most `top` layers.
 pub fn diff(a: &Analysed, b: &Analysed, top: usize) -> DiffResult {
@@ -68,7 +68,7 @@ pub fn diff(a: &Analysed, b: &Analysed, top: usize) -> DiffResult {
         }
     }
     // Per-layer bytes of the most telling scenario both sides computed.
-    let layer_scenario = [Scenario::Training, Scenario::StyleTransfer, Scenario::Inference]
+    let layer_scenario = [Scenario::Training, Scenario::StyleTransfer, Scenario::Inference, Scenario::Decode]
         .into_iter()
         .find(|&s| a.memory.scenario(s).is_some() && b.memory.scenario(s).is_some());
     let la = layer_bytes(a, layer_scenario);

@@ -26,6 +26,8 @@ pub fn chosen(settings: &MemorySettings) -> Scenario {
         Scenario::StyleTransfer
     } else if settings.scenarios.contains(&Scenario::Training) {
         Scenario::Training
+    } else if settings.scenarios == [Scenario::Decode] {
+        Scenario::Decode
     } else {
         Scenario::Inference
     }
@@ -73,6 +75,7 @@ pub fn steps(graph: &Graph, settings: &MemorySettings, scenario: Scenario) -> (V
         "the input".into(),
         match scenario {
             Scenario::StyleTransfer => "the image, and the style and content targets".into(),
+            Scenario::Decode => "the new tokens and the past KV cache are resident".into(),
             _ => "the input batch itself is resident".into(),
         },
         i128::from(b.get(Category::Inputs)),
@@ -81,7 +84,7 @@ pub fn steps(graph: &Graph, settings: &MemorySettings, scenario: Scenario) -> (V
     push(
         "activations alive at the peak".into(),
         match scenario {
-            Scenario::Inference => "only the outputs still to be read are alive; in-place layers share storage".into(),
+            Scenario::Inference | Scenario::Decode => "only the outputs still to be read are alive; in-place layers share storage".into(),
             _ if settings.profile.persistent => {
                 "every module or blob keeps its output for the run; in-place layers share".into()
             }
@@ -92,7 +95,7 @@ pub fn steps(graph: &Graph, settings: &MemorySettings, scenario: Scenario) -> (V
     push(
         "activation gradients".into(),
         match scenario {
-            Scenario::Inference => "none in inference".into(),
+            Scenario::Inference | Scenario::Decode => "none in inference".into(),
             Scenario::StyleTransfer => "gradients of the loss feature maps coexist with the saved maps (Gram and content terms)".into(),
             _ => "gradients flowing back through the activations at the peak step".into(),
         },
@@ -101,7 +104,7 @@ pub fn steps(graph: &Graph, settings: &MemorySettings, scenario: Scenario) -> (V
     push(
         "weight gradients and optimizer state".into(),
         match scenario {
-            Scenario::Inference => "none in inference".into(),
+            Scenario::Inference | Scenario::Decode => "none in inference".into(),
             Scenario::StyleTransfer => format!("the image's gradient and {} state ({} image-sized vectors)", settings.optimizer, settings.optimizer.state_copies()),
             _ => format!("one gradient per learned weight, {} keeps {} more copies", settings.optimizer, settings.optimizer.state_copies()),
         },

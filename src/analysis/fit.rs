@@ -251,15 +251,18 @@ impl Probe {
 /// Loads the model with the knob at `size` and runs the memory pass.
 pub fn probe(path: &Path, base: &LoadOptions, settings: &MemorySettings, axis: &Axis, size: u64) -> Result<Probe, ProbeError> {
     let (options, flags) = axis.options_at(base, size)?;
-    let analysed = super::run(path, &options, settings)?;
+    let analysed = super::run_peaks(path, &options, settings)?;
     if let Some(s) = analysed.memory.scenarios.iter().find(|s| !s.completeness.is_complete()) {
         let why = super::incompleteness(&analysed.graph, s).unwrap_or_default();
         return Err(ProbeError::Incomplete { knob: axis.knob.label(), size, why });
     }
+    // Decode's peak is inference's: named decode only when inference is not computed.
+    let has_inference = analysed.memory.scenario(crate::memory::Scenario::Inference).is_some();
     let (peak_bytes, scenario) = analysed
         .memory
         .scenarios
         .iter()
+        .filter(|s| !(has_inference && s.scenario == crate::memory::Scenario::Decode))
         .map(|s| (s.peak_bytes, s.scenario.as_str()))
         .max_by_key(|p| p.0)
         .unwrap_or((0, "none"));

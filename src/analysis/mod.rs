@@ -45,13 +45,45 @@ pub fn scenario_options(options: &LoadOptions, settings: &MemorySettings) -> Loa
     o
 }
 
-/// Loads `path` with the scenario's defaults and runs the memory pass.
+/// Loads `path` with the scenario's defaults and runs the memory pass. The
+/// decode scenario's peak growth per token comes from a second evaluation one
+/// token of past longer (`decode_growth`).
 pub fn run(path: &Path, options: &LoadOptions, settings: &MemorySettings) -> Result<Analysed, LoadError> {
+    let mut a = run_once(path, options, settings)?;
+    if settings.scenarios.contains(&Scenario::Decode) {
+        decode_growth(path, options, settings, &mut a);
+    }
+    Ok(a)
+}
+
+/// `run` without the decode scenario's second evaluation: the peaks alone
+/// (what `fit` and `sweep` probe).
+pub fn run_peaks(path: &Path, options: &LoadOptions, settings: &MemorySettings) -> Result<Analysed, LoadError> {
+    run_once(path, options, settings)
+}
+
+fn run_once(path: &Path, options: &LoadOptions, settings: &MemorySettings) -> Result<Analysed, LoadError> {
     let effective = scenario_options(options, settings);
     let graph = load::load(path, &effective)?;
     if settings.scenarios.contains(&Scenario::StyleTransfer) {
         memory::resolve_loss_layers(&graph, &settings.loss_layers).map_err(|message| LoadError::Usage { message })?;
     }
+    let mut decode_left_out = None;
+    if settings.scenarios.contains(&Scenario::Decode) && graph.kv_cache.is_none() {
+        if !settings.decode_if_cached {
+            return Err(LoadError::Format {
+                path: path.to_path_buf(),
+                message: "--scenario decode needs a decoder exported with a KV cache (past keys and values as graph inputs that a \
+                          Concat joins with the step's own into graph outputs); this model has none: use --scenario inference"
+                    .into(),
+            });
+        }
+        decode_left_out = Some(MemorySettings {
+            scenarios: settings.scenarios.iter().copied().filter(|&s| s != Scenario::Decode).collect(),
+            ..settings.clone()
+        });
+    }
+    let settings = decode_left_out.as_ref().unwrap_or(settings);
     // A figure that could reach 2^64 is refused here, never printed saturated.
     memory::check_fits(&graph, settings).map_err(|message| LoadError::Format { path: path.to_path_buf(), message })?;
     let memory = memory::analyse(&graph, settings);
@@ -66,6 +98,72 @@ pub fn run(path: &Path, options: &LoadOptions, settings: &MemorySettings) -> Res
         }
     }
     Ok(Analysed { graph, memory, notes })
+}
+
+/// The load options that lengthen every KV-cache input of `graph` (loaded
+/// with `options`) by one token: an `--input` given for it grows on its cache
+/// axis; else the symbol the file names that axis with is bound one higher
+/// (every input it sizes follows, as the file relates them); else (a length
+/// the file fixes) the input gets an `--input` of its shape one longer.
+pub fn one_token_longer(graph: &Graph, options: &LoadOptions) -> Option<LoadOptions> {
+    let cache = graph.kv_cache.as_ref()?;
+    let mut o = options.clone();
+    for i in &cache.inputs {
+        let t = graph.tensor(i.tensor);
+        let dims = t.shape.as_ref()?.dims().to_vec();
+        let next = dims.get(i.axis)?.checked_add(1)?;
+        if let Some(spec) = o.inputs.iter_mut().find(|s| s.name.as_deref() == Some(t.name.as_str())) {
+            *spec.dims.get_mut(i.axis)? = next;
+            continue;
+        }
+        match &i.symbol {
+            Some(sym) => {
+                o.dims.retain(|b| &b.symbol != sym);
+                o.dims.push(load::DimBinding { symbol: sym.clone(), value: next });
+            }
+            None => {
+                let mut d = dims;
+                d[i.axis] = next;
+                o.inputs.push(load::InputSpec { name: Some(t.name.clone()), dims: d });
+            }
+        }
+    }
+    Some(o)
+}
+
+/// The decode scenario's peak growth per token of past length: the step
+/// evaluated again one token longer (`one_token_longer`), its peak minus this
+/// one. Left out, with a warning, when that evaluation fails or is incomplete.
+fn decode_growth(path: &Path, options: &LoadOptions, settings: &MemorySettings, a: &mut Analysed) {
+    let Some(k) = a.memory.scenarios.iter().position(|s| s.scenario == Scenario::Decode) else { return };
+    let Some(cache) = a.graph.kv_cache.as_ref().and_then(|c| c.size(&a.graph)) else { return };
+    if !a.memory.scenarios[k].completeness.is_complete() {
+        return;
+    }
+    let step = MemorySettings { scenarios: vec![Scenario::Inference], ..settings.clone() };
+    let next = one_token_longer(&a.graph, options)
+        .ok_or_else(|| "a cache input's shape cannot be lengthened".to_string())
+        .and_then(|o| run_once(path, &o, &step).map_err(|e| e.to_string()))
+        .and_then(|b| {
+            let grown = b.graph.kv_cache.as_ref().and_then(|c| c.size(&b.graph)).map(|c| c.past);
+            match b.memory.scenarios.first() {
+                Some(r) if r.completeness.is_complete() && grown == Some(cache.past + 1) => Ok(r.peak_bytes),
+                _ => Err(format!("at past length {} the figures are incomplete", cache.past + 1)),
+            }
+        });
+    let sc = &mut a.memory.scenarios[k];
+    match next {
+        Ok(next_peak) => {
+            if let Some(d) = sc.decode.as_mut() {
+                d.peak_growth =
+                    Some(memory::PeakGrowth { bytes_per_token: next_peak.saturating_sub(sc.peak_bytes), next_peak_bytes: next_peak });
+            }
+        }
+        Err(why) => a.memory.warnings.push(format!(
+            "decode: the step one token longer (past length {}) could not be evaluated, so the peak's growth per token is left out: {why}",
+            cache.past + 1
+        )),
+    }
 }
 
 /// The flags that would bind what the graph leaves free: `--dim NAME=N` per

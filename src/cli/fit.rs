@@ -15,7 +15,8 @@ use nnmem::units::format_bytes;
 #[command(after_help = "Examples:
   nnmem fit vgg19.prototxt --budget 8GiB --scenario style-transfer
   nnmem fit resnet50.onnx --budget 16GiB --vary batch --dim height=224 --dim width=224
-  nnmem fit gpt.onnx --budget 24GiB --vary seq --dim batch=1")]
+  nnmem fit gpt.onnx --budget 24GiB --vary seq --dim batch=1
+  nnmem fit decoder.onnx --budget 24GiB --scenario decode --vary past --dim batch=1")]
 pub struct FitArgs {
     #[command(flatten)]
     pub model: ModelArgs,

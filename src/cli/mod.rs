@@ -27,6 +27,7 @@ Examples:
   nnmem inspect resnet50.onnx --dim batch=8 --dim height=224 --dim width=224 --optimizer adam
   nnmem inspect vit.onnx --input 1x3x224x224 --depth 2
   nnmem inspect model.onnx --input 1x3x224x224 --json --assert 'training.peak < 8GiB'
+  nnmem inspect decoder.onnx --scenario decode --dim past=1024 --assert 'decode.peak < 24GiB'
   nnmem inspect vgg19.prototxt --scenario style-transfer --format html -o report.html";
 
 const TOP_EXAMPLES: &str = "\
@@ -133,7 +134,7 @@ pub struct InspectArgs {
     pub json: bool,
 
     /// Fail (exit 1) unless the report satisfies this budget, e.g.
-    /// 'training.peak < 8GiB', 'inference.workspace <= 512MiB', 'params < 25M'.
+    /// 'training.peak < 8GiB', 'inference.workspace <= 512MiB', 'decode.peak < 24GiB', 'params < 25M'.
     /// KB/MB/GB are powers of 10, KiB/MiB/GiB powers of 2. Repeatable.
     #[arg(long = "assert", value_name = "GATE", value_parser = parse_gate)]
     pub gates: Vec<report::gate::Gate>,
@@ -256,7 +257,11 @@ pub enum ScenarioArg {
     Inference,
     Training,
     StyleTransfer,
-    /// Inference and training.
+    /// One generation step of a decoder with a KV cache (past keys/values as
+    /// inputs) at the bound past length, with the memory added per generated
+    /// token and the step peak's growth per token of past.
+    Decode,
+    /// Inference and training, and decode when the model has a KV cache.
     All,
 }
 
@@ -268,8 +273,10 @@ impl MemoryArgs {
                 ScenarioArg::Inference => vec![Scenario::Inference],
                 ScenarioArg::Training => vec![Scenario::Training],
                 ScenarioArg::StyleTransfer => vec![Scenario::StyleTransfer],
-                ScenarioArg::All => vec![Scenario::Inference, Scenario::Training],
+                ScenarioArg::Decode => vec![Scenario::Decode],
+                ScenarioArg::All => vec![Scenario::Inference, Scenario::Training, Scenario::Decode],
             },
+            decode_if_cached: matches!(self.scenario, ScenarioArg::All),
             optimizer: self.optimizer.unwrap_or(match self.scenario {
                 ScenarioArg::StyleTransfer => nnmem::memory::Optimizer::Lbfgs { history: 100 },
                 _ => nnmem::memory::Optimizer::Sgd,

@@ -172,6 +172,20 @@ pub struct FrameworkCall {
     pub args: Vec<String>,
     /// Keyword arguments, in order.
     pub kwargs: Vec<(String, String)>,
+    /// The source lines the call was traced under, outermost frame first: the
+    /// root module's `forward`, then one frame per module call (frame `d`
+    /// belongs to the module `Node::scope[..d]`). Empty when the file records
+    /// none. Shared: consecutive nodes of one statement hold the same list.
+    pub stack: Arc<[SourceLine]>,
+}
+
+/// One frame of the Python call stack an exporter recorded for a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceLine {
+    /// `file:line`, which tells statements apart.
+    pub location: String,
+    /// The statement's (first) line of code, trimmed: `x = self.up(x)`.
+    pub code: String,
 }
 
 impl FrameworkCall {
@@ -218,6 +232,69 @@ pub struct Graph {
     pub uncounted_weights: Vec<NodeId>,
     /// Inputs whose first dimension `--batch` (or a scenario's default) replaced.
     pub batch_overrides: Vec<BatchOverride>,
+    /// A decoder's KV cache, when the loader found one (ONNX, `src/load/onnx/kv_cache.rs`).
+    pub kv_cache: Option<KvCache>,
+    /// The parts of quantised weights whose parameter count is not their
+    /// stored element count (ONNX, `src/load/onnx/quantised.rs`): MatMulNBits'
+    /// packed blocks count the logical weight's N×K elements, the scales and
+    /// zero points of a stored quantised weight none. Their bytes count as
+    /// stored; none of them gets a gradient (`Graph::gets_gradient`).
+    pub quantised_params: std::collections::HashMap<TensorId, u64>,
+}
+
+/// A decoder's KV cache: graph inputs holding the past keys and values that
+/// the step joins with its own into graph outputs (docs/memory-model.md,
+/// "KV-cache decoding").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvCache {
+    /// Every cache input, in graph order.
+    pub inputs: Vec<KvCacheInput>,
+}
+
+/// One cache input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvCacheInput {
+    /// The graph input (the past keys or values of one layer).
+    pub tensor: TensorId,
+    /// The axis the past length runs along (the `Concat`'s).
+    pub axis: usize,
+    /// The file's name for that length: the input's `dim_param` on the axis,
+    /// or the name nnmem gives an unnamed dimension; `None` when the file
+    /// fixes the length.
+    pub symbol: Option<String>,
+    /// The graph output that returns it with this step's appended.
+    pub present: TensorId,
+}
+
+/// The cache's size at the bound past length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvCacheSize {
+    /// The past length (the largest extent along the cache axes).
+    pub past: u64,
+    /// Bytes of every cache input.
+    pub bytes: u64,
+    /// Bytes more per generated token: each input's bytes divided by its
+    /// extent along the cache axis, summed.
+    pub bytes_per_token: u64,
+}
+
+impl KvCache {
+    /// The cache's size, when every input is sized and the past is not empty.
+    pub fn size(&self, g: &Graph) -> Option<KvCacheSize> {
+        let mut size = KvCacheSize { past: 0, bytes: 0, bytes_per_token: 0 };
+        for i in &self.inputs {
+            let t = g.tensor(i.tensor);
+            let extent = *t.shape.as_ref()?.dims().get(i.axis)?;
+            if extent == 0 {
+                return None;
+            }
+            let b = t.bytes()?;
+            size.past = size.past.max(extent);
+            size.bytes = size.bytes.saturating_add(b);
+            size.bytes_per_token = size.bytes_per_token.saturating_add(b / extent);
+        }
+        Some(size)
+    }
 }
 
 /// A dimension that the file leaves free and that nothing bound: a graph
@@ -262,6 +339,50 @@ pub struct ParamTotals {
 }
 
 impl Graph {
+    /// Which tensors carry data through the network: graph inputs, whatever a
+    /// node computes from at least one of them, and what a node computes (not a
+    /// view) from a learned weight — eager code runs it on every call (T5's
+    /// relative-position bias is a lookup in a weight at indices made from the
+    /// sequence length: a new tensor per call). Values computed only from
+    /// constants (a shape, a mask from a shape) and views of weights (a
+    /// transposed weight) are constant-folded or views in a framework and hold no
+    /// activation memory; nor do the outputs of ops that produce shapes or
+    /// constants (`Produces::ShapeOrConstant`).
+    pub fn data_tensors(&self) -> Vec<bool> {
+        let mut data: Vec<bool> = self.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
+        // Learned float weights and views of them. A quantised (integer)
+        // weight is dequantised inside the kernel that reads it (a runtime's
+        // QDQ fusion), so its float form (made with float scales) stays a
+        // constant.
+        let mut weight: Vec<bool> =
+            self.tensors.iter().map(|t| t.kind == TensorKind::Param && t.trainable && t.dtype.is_float()).collect();
+        for node in &self.nodes {
+            let facts = node.op.schedule_facts();
+            if facts.produces != crate::ops::Produces::Data {
+                continue;
+            }
+            let from_data = node.inputs.iter().any(|t| data[t.0]);
+            let dequantises = node
+            .inputs
+            .iter()
+            .chain(&node.params)
+            .any(|t| self.tensor(*t).kind == TensorKind::Param && !self.tensor(*t).dtype.is_float());
+        let from_weight = !dequantises && node.inputs.iter().chain(&node.params).any(|t| weight[t.0]);
+            let allocates = facts.storage == crate::ops::Storage::Allocates;
+            for &o in &node.outputs {
+                if self.tensor(o).kind != TensorKind::Activation {
+                    continue;
+                }
+                if from_data || (from_weight && allocates) {
+                    data[o.0] = true;
+                } else if from_weight {
+                    weight[o.0] = true;
+                }
+            }
+        }
+        data
+    }
+
     /// An empty graph.
     pub fn new(name: impl Into<String>, format: ModelFormat) -> Self {
         Graph {
@@ -278,6 +399,8 @@ impl Graph {
             free_symbols: Vec::new(),
             uncounted_weights: Vec::new(),
             batch_overrides: Vec::new(),
+            kv_cache: None,
+            quantised_params: std::collections::HashMap::new(),
         }
     }
 
@@ -330,13 +453,31 @@ impl Graph {
         uses
     }
 
+    /// A weight's parameter elements: its elements, or for a part of a
+    /// quantised weight what `quantised_params` says (`None`: unsized).
+    pub fn param_elems(&self, id: TensorId) -> Option<u64> {
+        match self.quantised_params.get(&id) {
+            Some(&e) => Some(e),
+            None => self.tensor(id).elems(),
+        }
+    }
+
+    /// Whether training gives weight `id` a gradient (and optimizer state):
+    /// a learned float weight that is not part of a quantised one. Integer
+    /// weights cannot be trained by autograd, and a quantised weight's scales
+    /// and zero points describe a frozen weight (docs/memory-model.md).
+    pub fn gets_gradient(&self, id: TensorId) -> bool {
+        let t = self.tensor(id);
+        t.kind == TensorKind::Param && t.trainable && t.dtype.is_float() && !self.quantised_params.contains_key(&id)
+    }
+
     /// Per node: (learned, statistics) elements of the weights it is the first to read.
     pub fn node_param_counts(&self) -> Vec<(u64, u64)> {
         let mut counts = vec![(0u64, 0u64); self.nodes.len()];
         for (i, p) in self.first_param_uses() {
             let t = self.tensor(p);
             let slot = if t.trainable { &mut counts[i].0 } else { &mut counts[i].1 };
-            *slot = slot.saturating_add(t.elems().unwrap_or(0));
+            *slot = slot.saturating_add(self.param_elems(p).unwrap_or(0));
         }
         counts
     }
@@ -347,7 +488,7 @@ impl Graph {
         for (_, p) in self.first_param_uses() {
             let t = self.tensor(p);
             let slot = if t.trainable { &mut totals.params } else { &mut totals.non_trainable };
-            *slot = slot.saturating_add(t.elems().unwrap_or(0));
+            *slot = slot.saturating_add(self.param_elems(p).unwrap_or(0));
             totals.param_bytes = totals.param_bytes.saturating_add(t.bytes().unwrap_or(0));
         }
         totals

@@ -74,7 +74,7 @@ pub fn check_fits(graph: &Graph, settings: &MemorySettings) -> Result<(), String
         }
     }
     const COPIES: u64 = 10;
-    let trains = settings.scenarios.iter().any(|&s| s != Scenario::Inference);
+    let trains = settings.scenarios.iter().any(|s| s.trains());
     let state = if trains { settings.optimizer.state_copies() } else { 0 };
     let per_thread = settings.profile.per_thread_copies || settings.profile.conv_workspace == ConvWorkspace::Im2colPerThread;
     let threads = if per_thread { u64::from(settings.threads.max(1)) } else { 1 };

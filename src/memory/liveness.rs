@@ -53,7 +53,7 @@ impl Tracker {
 }
 
 pub(crate) fn replay(s: &Schedule, scenario: Scenario, optimizer_state: u64) -> Outcome {
-    let training = scenario != Scenario::Inference;
+    let training = scenario.trains();
     let mut r = Replay {
         s,
         training,

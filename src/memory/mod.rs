@@ -44,6 +44,10 @@ pub enum Scenario {
     /// Gatys neural style: frozen weights, the input image optimized, losses
     /// on chosen feature maps (docs/style-transfer.md).
     StyleTransfer,
+    /// One generation step of a decoder with a KV cache at the bound past
+    /// length: inference's schedule, with the cache's size and its growth per
+    /// generated token (`ScenarioReport::decode`).
+    Decode,
 }
 
 impl Scenario {
@@ -53,6 +57,18 @@ impl Scenario {
             Scenario::Inference => "inference",
             Scenario::Training => "training",
             Scenario::StyleTransfer => "style-transfer",
+            Scenario::Decode => "decode",
+        }
+    }
+
+    /// Every scenario, in the order `--scenario all` computes them.
+    pub const ALL: [Scenario; 4] = [Scenario::Inference, Scenario::Training, Scenario::StyleTransfer, Scenario::Decode];
+
+    /// Whether the scenario runs backward (gradients, saved tensors, an optimizer).
+    pub fn trains(self) -> bool {
+        match self {
+            Scenario::Inference | Scenario::Decode => false,
+            Scenario::Training | Scenario::StyleTransfer => true,
         }
     }
 }
@@ -300,6 +316,10 @@ pub struct MemorySettings {
     pub threads: u32,
     /// Style transfer's loss layers.
     pub loss_layers: LossLayers,
+    /// `Scenario::Decode` is computed only for a graph with a KV cache and
+    /// left out otherwise (`--scenario all`); false: asking decode of a graph
+    /// without one is an error (`analysis::run`).
+    pub decode_if_cached: bool,
 }
 
 impl Default for MemorySettings {
@@ -312,6 +332,7 @@ impl Default for MemorySettings {
             profile: Profile::pytorch(),
             threads: 1,
             loss_layers: LossLayers::default(),
+            decode_if_cached: false,
         }
     }
 }
@@ -429,6 +450,27 @@ pub struct TimelineStep {
     pub during: Breakdown,
 }
 
+/// The decode scenario's own figures (docs/memory-model.md, "KV-cache decoding").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodeFigures {
+    /// How many graph inputs hold the cache.
+    pub cache_inputs: usize,
+    /// The cache at the bound past length (`None`: a cache input is unsized).
+    pub cache: Option<crate::graph::KvCacheSize>,
+    /// How much the step's peak grows per token of past length (filled by
+    /// `analysis::run`, which evaluates the step again one token longer).
+    pub peak_growth: Option<PeakGrowth>,
+}
+
+/// The step peak's growth with the past length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeakGrowth {
+    /// Peak at past length `past + 1` minus the peak at `past`.
+    pub bytes_per_token: u64,
+    /// The peak at `past + 1`.
+    pub next_peak_bytes: u64,
+}
+
 /// One scenario's figures: the peak, where and of what, per node and over time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioReport {
@@ -455,6 +497,8 @@ pub struct ScenarioReport {
     /// Live bytes by category after every forward step, then every backward
     /// step, in execution order (nodes that do not run are left out).
     pub timeline: Vec<TimelineStep>,
+    /// The decode scenario: the cache and the growth per token.
+    pub decode: Option<DecodeFigures>,
 }
 
 /// Every scenario computed, and what the pass could not do.
@@ -478,7 +522,30 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
     let prec = Precision::new(settings.dtype, settings.mixed_precision);
     let mut report = MemoryReport::default();
     for &scenario in &settings.scenarios {
-        let training = scenario != Scenario::Inference;
+        if scenario == Scenario::Decode {
+            let Some(cache) = &graph.kv_cache else {
+                report.warnings.push("decode: the graph has no KV cache (past keys and values as graph inputs); nothing to decode".into());
+                continue;
+            };
+            // One generation step is inference's schedule; reuse it when computed.
+            let step = match report.scenario(Scenario::Inference) {
+                Some(r) => r.clone(),
+                None => {
+                    let s = MemorySettings { scenarios: vec![Scenario::Inference], ..settings.clone() };
+                    match analyse(graph, &s).scenarios.pop() {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                }
+            };
+            report.scenarios.push(ScenarioReport {
+                scenario,
+                decode: Some(DecodeFigures { cache_inputs: cache.inputs.len(), cache: cache.size(graph), peak_growth: None }),
+                ..step
+            });
+            continue;
+        }
+        let training = scenario.trains();
         let loss = if scenario == Scenario::StyleTransfer {
             match resolve_loss_layers(graph, &settings.loss_layers) {
                 Ok(l) => l,
@@ -491,13 +558,14 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
             ResolvedLoss::default()
         };
         let mode = match scenario {
-            Scenario::Inference => schedule::Mode::Inference,
+            // Decode is handled above: one step is inference's schedule.
+            Scenario::Inference | Scenario::Decode => schedule::Mode::Inference,
             Scenario::Training => schedule::Mode::Training,
             Scenario::StyleTransfer => schedule::Mode::Style(&loss),
         };
         let sched = schedule::Schedule::build(graph, &settings.profile, &prec, mode, settings.threads);
         let state = match scenario {
-            Scenario::Inference => 0,
+            Scenario::Inference | Scenario::Decode => 0,
             Scenario::Training => sched.trainable_master_bytes.saturating_mul(settings.optimizer.state_copies()),
             // The image is the parameter: its state is image-sized vectors.
             Scenario::StyleTransfer => sched.optimized_input_bytes.saturating_mul(settings.optimizer.state_copies()),
@@ -548,6 +616,7 @@ pub fn analyse(graph: &Graph, settings: &MemorySettings) -> MemoryReport {
             },
             nodes: out.nodes,
             timeline: out.timeline,
+            decode: None,
         });
     }
     report

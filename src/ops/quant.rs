@@ -12,7 +12,8 @@
 //! The stored weights of a quantised graph (the integer tensor a
 //! DequantizeLinear reads, MatMulNBits' packed blocks and zero points) are
 //! parameters at their stored element size; the loader marks those input
-//! positions (`TypeFacts::stored_weights`).
+//! positions (`TypeFacts::stored_weights`) and counts their parameters as the
+//! logical weight's elements (src/load/onnx/quantised.rs).
 
 use super::value::{shape_arg, Input};
 use super::{no_grad, ConvGeometry, Family, MemoryFacts, OutShape, ParamSpec, ScheduleFacts};

@@ -7,7 +7,7 @@
 //! Grammar: `SUBJECT OP VALUE`.
 //! - SUBJECT: `params`, `non_trainable`, `param_bytes`, `activation_bytes`, or
 //!   `SCENARIO.FIGURE` with SCENARIO `inference` | `training` | `style-transfer`
-//!   and FIGURE `peak` or a peak-breakdown category (`weights`, `weight_grads`,
+//!   | `decode` and FIGURE `peak` or a peak-breakdown category (`weights`, `weight_grads`,
 //!   `optimizer_state`, `activations`, `saved_for_backward`, `activation_grads`,
 //!   `workspace`, `inputs`). For `diff`, SUBJECT is followed by `.delta`.
 //! - OP: `<`, `<=`, `>`, `>=`, `==`, `!=`.
@@ -156,6 +156,8 @@ pub enum Unavailable {
     NotComputed(Scenario),
     /// The figure is a lower bound: the reason and how to complete it.
     Incomplete(String),
+    /// A decode figure of a model without a KV cache.
+    NoKvCache,
 }
 
 impl fmt::Display for Unavailable {
@@ -163,6 +165,9 @@ impl fmt::Display for Unavailable {
         match self {
             Unavailable::NotComputed(s) => write!(f, "the {} scenario was not computed (choose it with --scenario)", s.as_str()),
             Unavailable::Incomplete(why) => write!(f, "the figure is incomplete, only a lower bound: {why}"),
+            Unavailable::NoKvCache => f.write_str(
+                "the model has no KV cache (past keys and values as graph inputs joined into present outputs), so no decode scenario",
+            ),
         }
     }
 }
@@ -174,7 +179,7 @@ impl Subject {
             return Some(Subject::Total(t));
         }
         let (s, f) = text.split_once('.')?;
-        let scenario = [Scenario::Inference, Scenario::Training, Scenario::StyleTransfer].into_iter().find(|x| x.as_str() == s)?;
+        let scenario = Scenario::ALL.into_iter().find(|x| x.as_str() == s)?;
         Some(Subject::Scenario(scenario, Figure::parse(f)?))
     }
 
@@ -182,7 +187,7 @@ impl Subject {
         let totals: Vec<&str> = Total::ALL.iter().map(|t| t.as_str()).collect();
         let figures: Vec<&str> = std::iter::once("peak").chain(Category::ALL.iter().map(|c| c.as_str())).collect();
         format!(
-            "use {}, or SCENARIO.FIGURE with SCENARIO one of inference, training, style-transfer and FIGURE one of {}",
+            "use {}, or SCENARIO.FIGURE with SCENARIO one of inference, training, style-transfer, decode and FIGURE one of {}",
             totals.join(", "),
             figures.join(", ")
         )
@@ -228,6 +233,9 @@ impl Subject {
                 }
             }
             Subject::Scenario(s, figure) => {
+                if s == Scenario::Decode && a.graph.kv_cache.is_none() {
+                    return Err(Unavailable::NoKvCache);
+                }
                 let sc = a.memory.scenario(s).ok_or(Unavailable::NotComputed(s))?;
                 if let Some(why) = crate::analysis::incompleteness(&a.graph, sc) {
                     return Err(Unavailable::Incomplete(why));
@@ -410,6 +418,9 @@ mod tests {
         assert_eq!((g.subject, g.limit), (Subject::Total(Total::Params), 25_000_000));
         let g = Gate::parse("style-transfer.activation_grads > 0").unwrap();
         assert_eq!(g.subject, Subject::Scenario(Scenario::StyleTransfer, Figure::Category(Category::ActivationGrads)));
+        let g = Gate::parse("decode.peak < 24GiB").unwrap();
+        assert_eq!((g.subject, g.limit), (Subject::Scenario(Scenario::Decode, Figure::Peak), 24 << 30));
+        assert_eq!(g.subject.scenario(), Some(Scenario::Decode));
     }
 
     #[test]

@@ -246,6 +246,9 @@ pub fn write(out: &mut dyn Write, a: &crate::analysis::Analysed, source: &Source
         let bound = if sc.completeness.is_complete() { "" } else { "≥ " };
         let tail = if sc.completeness.is_complete() { "" } else { " <b>incomplete</b>" };
         let _ = write!(html, "<tr><td>{} peak</td><td id=\"peak-{}\">{bound}{} ({} bytes) at {} ({}){tail}</td></tr>", sc.scenario.as_str(), sc.scenario.as_str(), esc(&format_bytes(sc.peak_bytes)), format_count(sc.peak_bytes), esc(sc.peak_node_name.as_deref().unwrap_or("-")), sc.peak_phase.as_str());
+        for (k, line) in super::table::decode_lines(sc).iter().enumerate() {
+            let _ = write!(html, "<tr><td>{}</td><td id=\"decode-{k}\">{}</td></tr>", if k == 0 { "decode, per token" } else { "" }, esc(line));
+        }
     }
     html.push_str("</table>");
     // What the figures leave out, and everything nnmem could not resolve, before any chart.

@@ -139,6 +139,9 @@ pub struct Node {
     #[serde(rename = "style-transfer", skip_serializing_if = "Option::is_none")]
     /// Style-transfer figures.
     pub style_transfer: Option<NodeFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Decode figures (one generation step: inference's).
+    pub decode: Option<NodeFigures>,
 }
 
 /// One node's figures in one scenario.
@@ -230,6 +233,27 @@ pub struct ScenarioJson {
     pub naive: NaiveJson,
     /// The settings used.
     pub settings: SettingsJson,
+    /// The decode scenario only: the KV cache and the growth per token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode: Option<DecodeJson>,
+}
+
+#[derive(Serialize)]
+/// The decode scenario's own figures (docs/memory-model.md, "KV-cache decoding").
+pub struct DecodeJson {
+    /// Graph inputs holding the cache.
+    pub cache_inputs: usize,
+    /// The bound past length (null: a cache input is unsized).
+    pub past_length: Option<u64>,
+    /// Bytes of the cache inputs at that length.
+    pub cache_bytes: Option<u64>,
+    /// Memory added per generated token: the cache's growth (every layer, the whole batch).
+    pub cache_bytes_per_token: Option<u64>,
+    /// How much the step's peak grows per token of past length: the peak at
+    /// `past_length + 1` minus `peak_bytes` (null when it could not be evaluated).
+    pub peak_bytes_per_token: Option<u64>,
+    /// The step's peak at `past_length + 1`.
+    pub next_peak_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -428,6 +452,7 @@ pub fn build(graph: &Graph, source: &Source<'_>) -> JsonReport {
                 inference: None,
                 training: None,
                 style_transfer: None,
+                decode: None,
             })
             .collect(),
         totals: Totals {
@@ -457,6 +482,7 @@ pub fn inspect(a: &Analysed, source: &Source<'_>) -> JsonReport {
                 crate::memory::Scenario::Inference => node.inference = Some(figures),
                 crate::memory::Scenario::Training => node.training = Some(figures),
                 crate::memory::Scenario::StyleTransfer => node.style_transfer = Some(figures),
+                crate::memory::Scenario::Decode => node.decode = Some(figures),
             }
         }
     }
@@ -523,6 +549,14 @@ pub fn scenario_json(graph: &Graph, sc: &ScenarioReport) -> ScenarioJson {
                 as_written: s.attention_calls.as_written,
             },
         },
+        decode: sc.decode.as_ref().map(|d| DecodeJson {
+            cache_inputs: d.cache_inputs,
+            past_length: d.cache.map(|c| c.past),
+            cache_bytes: d.cache.map(|c| c.bytes),
+            cache_bytes_per_token: d.cache.map(|c| c.bytes_per_token),
+            peak_bytes_per_token: d.peak_growth.map(|g| g.bytes_per_token),
+            next_peak_bytes: d.peak_growth.map(|g| g.next_peak_bytes),
+        }),
     }
 }
 

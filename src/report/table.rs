@@ -85,7 +85,7 @@ pub fn shorten_middle(text: &str, width: usize) -> String {
 /// The scenario whose figures the compact table shows: the one a user
 /// would size a machine for (training, else style transfer, else inference).
 pub fn chosen_scenario(a: &Analysed) -> Option<&ScenarioReport> {
-    [Scenario::Training, Scenario::StyleTransfer, Scenario::Inference].into_iter().find_map(|s| a.memory.scenario(s))
+    [Scenario::Training, Scenario::StyleTransfer, Scenario::Inference, Scenario::Decode].into_iter().find_map(|s| a.memory.scenario(s))
 }
 
 /// One row's figures before formatting.
@@ -108,7 +108,7 @@ fn memory_headers(a: &Analysed, options: &TableOptions) -> Vec<String> {
         let mut h = Vec::new();
         for sc in &a.memory.scenarios {
             let name = sc.scenario.as_str();
-            if sc.scenario != Scenario::Inference {
+            if sc.scenario.trains() {
                 h.push(format!("saved ({name})"));
             }
             h.push(format!("workspace ({name})"));
@@ -124,7 +124,7 @@ fn memory_headers(a: &Analysed, options: &TableOptions) -> Vec<String> {
 /// (training, style transfer), or the live total after it (inference).
 fn compact_header(s: Scenario) -> String {
     match s {
-        Scenario::Inference => "live after (inference)".into(),
+        Scenario::Inference | Scenario::Decode => format!("live after ({})", s.as_str()),
         other => format!("saved ({})", other.as_str()),
     }
 }
@@ -132,7 +132,7 @@ fn compact_header(s: Scenario) -> String {
 /// The compact column's figure for one node (`None`: the scenario does not run it).
 fn compact_value(s: Scenario, m: &NodeMemory) -> Option<u64> {
     m.runs.then_some(match s {
-        Scenario::Inference => m.live_bytes_after,
+        Scenario::Inference | Scenario::Decode => m.live_bytes_after,
         _ => m.saved_bytes,
     })
 }
@@ -144,7 +144,7 @@ fn memory_cells(a: &Analysed, i: usize, options: &TableOptions) -> Vec<String> {
         let mut cells = Vec::new();
         for sc in &a.memory.scenarios {
             let Some(m) = sc.nodes.get(i) else { continue };
-            if sc.scenario != Scenario::Inference {
+            if sc.scenario.trains() {
                 cells.push(bytes(m.saved_bytes));
             }
             cells.push(bytes(m.workspace_bytes));
@@ -154,7 +154,7 @@ fn memory_cells(a: &Analysed, i: usize, options: &TableOptions) -> Vec<String> {
     } else {
         chosen_scenario(a)
             .and_then(|sc| sc.nodes.get(i).map(|m| (sc.scenario, m)))
-            .map(|(s, m)| vec![compact_value(s, m).map_or_else(|| "not run".into(), |b| if s == Scenario::Inference { format_bytes(b) } else { bytes(b) })])
+            .map(|(s, m)| vec![compact_value(s, m).map_or_else(|| "not run".into(), |b| if !s.trains() { format_bytes(b) } else { bytes(b) })])
             .unwrap_or_default()
     }
 }
@@ -262,7 +262,7 @@ fn rows(a: &Analysed, options: &TableOptions) -> (Vec<RowData>, usize) {
             g.3 &= !m.runs;
             if let Some(v) = compact_value(s, m) {
                 // Live totals: the group's largest; saved bytes: the group's sum.
-                g.2 = Some(if s == Scenario::Inference { g.2.unwrap_or(0).max(v) } else { g.2.unwrap_or(0).saturating_add(v) });
+                g.2 = Some(if !s.trains() { g.2.unwrap_or(0).max(v) } else { g.2.unwrap_or(0).saturating_add(v) });
             }
         }
         g.0.kind = g.1.to_string();
@@ -490,6 +490,7 @@ pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<SummaryLine> {
             .map(|(c, b)| format!("{} {}", c.as_str(), format_bytes(b)))
             .collect();
         lines.push(SummaryLine::new(format!("at the peak: {}", parts.join(", "))).sub());
+        lines.extend(decode_lines(sc).into_iter().map(|l| SummaryLine::new(l).sub()));
         if let Some(why) = crate::analysis::incompleteness(graph, sc) {
             lines.push(SummaryLine::new(format!("incomplete ({}): {why}", sc.scenario.as_str())).sub().flag());
         }
@@ -519,6 +520,34 @@ pub fn summary_lines(a: &Analysed, source: &Source<'_>) -> Vec<SummaryLine> {
     }
     for n in &a.notes {
         lines.push(SummaryLine::new(format!("note: {n}")).flag());
+    }
+    lines
+}
+
+/// The decode scenario's own figures, one line each: the KV cache and its
+/// growth per generated token, the step peak's growth per token of past.
+pub fn decode_lines(sc: &ScenarioReport) -> Vec<String> {
+    let Some(d) = &sc.decode else { return Vec::new() };
+    let mut lines = Vec::new();
+    match d.cache {
+        Some(c) => lines.push(format!(
+            "KV cache: {} in {} inputs at past length {}; per generated token +{} ({} B)",
+            format_bytes(c.bytes),
+            d.cache_inputs,
+            format_count(c.past),
+            format_bytes(c.bytes_per_token),
+            format_count(c.bytes_per_token)
+        )),
+        None => lines.push(format!("KV cache: {} inputs, unsized until the past length is bound (--dim)", d.cache_inputs)),
+    }
+    if let (Some(g), Some(c)) = (d.peak_growth, d.cache) {
+        lines.push(format!(
+            "step peak grows {} ({} B) per token of past length ({} at past length {})",
+            format_bytes(g.bytes_per_token),
+            format_count(g.bytes_per_token),
+            format_bytes(g.next_peak_bytes),
+            format_count(c.past.saturating_add(1))
+        ));
     }
     lines
 }

@@ -27,6 +27,7 @@ pub mod proto;
 mod constants;
 mod tied;
 mod kv_cache;
+mod quantised;
 mod rules;
 mod torch_meta;
 
@@ -278,6 +279,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
     // Every op moved into the graph: free the emptied slots before the shape rules run.
     drop(mapped);
     let NodeAdder { mut g, ids, sources, values, unknown, .. } = b;
+    quantised::count_quantised(&mut g, &sources);
     unknown.warn(&mut g);
     mark_constants(&mut g);
     for (v, _) in &d.outputs {
@@ -291,7 +293,14 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
     check_byte_sizes(path, &g)?;
     constants::reclassify(&mut g, |j| nodes[order[j]].input.iter().filter_map(|x| ids.get(x.as_str()).copied()).collect());
     tied::tie_embeddings(&mut g, options.tie_embeddings);
-    kv_cache::note_kv_cache(&mut g);
+    kv_cache::note_kv_cache(&mut g, |input, axis| {
+        let v = real_inputs.iter().find(|v| v.name == input)?;
+        match v.dims()?.get(axis)? {
+            Dim::Param(p) => Some(p.clone()),
+            Dim::Unknown => Some(unnamed_dim_symbol(input, axis)),
+            Dim::Value(_) => None,
+        }
+    });
     // Graph nodes are in execution order: node k is the file's node order[k].
     let decided = decided.into_iter().map(|(k, then_branch)| control::Decision { node: order[k], then_branch }).collect();
     Ok((g, decided))
@@ -619,7 +628,8 @@ impl<'a> NodeAdder<'a> {
             Some(parts) => shared_scope(parts.iter().map(String::as_str), previous),
             None => module_scope(&name, previous),
         };
-        let call = torch_meta::framework_call(&n.metadata_props);
+        let previous_stack = self.g.nodes.last().and_then(|p| p.call.as_ref()).map(|c| &c.stack);
+        let call = torch_meta::framework_call(&n.metadata_props, previous_stack);
         if let Op::Unknown(UnknownOp { type_name }) = &m.op {
             self.unknown.count(type_name, &name);
         }
@@ -639,19 +649,10 @@ impl<'a> NodeAdder<'a> {
     }
 }
 
-/// Node outputs computed from no data (a ConstantOfShape, a transposed weight,
-/// a shape vector) are constants, not activations: data are the graph inputs
-/// and what ops that produce data compute from them (the memory pass's own
-/// definition, `Produces`).
+/// Node outputs that carry no data (a ConstantOfShape, a transposed weight,
+/// a shape vector) are constants, not activations (`Graph::data_tensors`).
 fn mark_constants(g: &mut Graph) {
-    let mut data: Vec<bool> = g.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
-    for node in &g.nodes {
-        let computes = node.op.schedule_facts().produces == crate::ops::Produces::Data;
-        let from_data = node.inputs.iter().any(|t| data[t.0]);
-        for &o in &node.outputs {
-            data[o.0] = computes && from_data;
-        }
-    }
+    let data = g.data_tensors();
     for (t, is_data) in g.tensors.iter_mut().zip(data) {
         if t.kind == TensorKind::Activation && !is_data {
             t.kind = TensorKind::Constant;

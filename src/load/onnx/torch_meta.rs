@@ -13,10 +13,12 @@
 //! ```
 
 use super::proto::StringStringEntryProto;
-use crate::graph::FrameworkCall;
+use crate::graph::{FrameworkCall, SourceLine};
+use std::sync::Arc;
 
 const NAME_SCOPES: &str = "pkg.torch.onnx.name_scopes";
 const FX_NODE: &str = "pkg.torch.onnx.fx_node";
+const STACK_TRACE: &str = "pkg.torch.onnx.stack_trace";
 
 fn prop<'a>(props: &'a [StringStringEntryProto], key: &str) -> Option<&'a str> {
     props.iter().find(|p| p.key == key).map(|p| p.value.as_str())
@@ -35,8 +37,13 @@ pub(super) fn module_scope(props: &[StringStringEntryProto]) -> Option<Vec<Strin
     Some(names[1..names.len() - 1].iter().filter(|n| !n.is_empty()).cloned().collect())
 }
 
-/// The traced call in `fx_node`, when it is a `call_function`.
-pub(super) fn framework_call(props: &[StringStringEntryProto]) -> Option<FrameworkCall> {
+/// The traced call in `fx_node`, when it is a `call_function`, with the source
+/// lines of `stack_trace`; `previous` (the last node's stack) is shared when
+/// the lines are the same.
+pub(super) fn framework_call(
+    props: &[StringStringEntryProto],
+    previous: Option<&Arc<[SourceLine]>>,
+) -> Option<FrameworkCall> {
     let text = prop(props, FX_NODE)?;
     let id = text.trim().strip_prefix('%')?.split([' ', ':']).next()?.to_string();
     let target_at = text.find("call_function[target=")? + "call_function[target=".len();
@@ -59,7 +66,35 @@ pub(super) fn framework_call(props: &[StringStringEntryProto]) -> Option<Framewo
             .filter_map(|kv| kv.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
             .collect()
     });
-    Some(FrameworkCall { function, id, args: args.unwrap_or_default(), kwargs: kwargs.unwrap_or_default() })
+    let stack = match (prop(props, STACK_TRACE).map(source_lines), previous) {
+        (Some(lines), Some(p)) if lines[..] == p[..] => Arc::clone(p),
+        (Some(lines), _) => lines.into(),
+        (None, _) => Arc::default(),
+    };
+    Some(FrameworkCall { function, id, args: args.unwrap_or_default(), kwargs: kwargs.unwrap_or_default(), stack })
+}
+
+/// The frames of a Python traceback (`File "m.py", line 12, in forward` then
+/// the line of code), outermost first. Lines that fit neither are skipped; a
+/// frame without its code line keeps an empty statement.
+fn source_lines(trace: &str) -> Vec<SourceLine> {
+    let mut frames: Vec<SourceLine> = Vec::new();
+    let mut awaiting_code = false;
+    for line in trace.lines() {
+        let text = line.trim();
+        if let Some(rest) = text.strip_prefix("File \"") {
+            let Some((file, rest)) = rest.split_once('"') else { continue };
+            let number = rest.trim_start_matches(", line ").split(',').next().unwrap_or("").trim();
+            frames.push(SourceLine { location: format!("{file}:{number}"), code: String::new() });
+            awaiting_code = true;
+        } else if awaiting_code && !text.is_empty() {
+            if let Some(last) = frames.last_mut() {
+                last.code = text.to_string();
+            }
+            awaiting_code = false;
+        }
+    }
+    frames
 }
 
 /// Index of the bracket closing an already opened `open` in `s`.
@@ -115,6 +150,19 @@ mod tests {
     }
 
     #[test]
+    fn stack_trace_frames_outermost_first() {
+        let trace = "File \"/w/m.py\", line 377, in forward\n    x, bias, _ = blk(x, bias)\n  \
+                     File \"/w/m.py\", line 326, in forward\n    scores = scores + position_bias\n";
+        let p = props(&[(FX_NODE, "%add : [num_users=1] = call_function[target=torch.ops.aten.add.Tensor](args = (%a, %b), kwargs = {})"), (STACK_TRACE, trace)]);
+        let call = framework_call(&p, None).unwrap();
+        assert_eq!(call.stack.len(), 2);
+        assert_eq!(call.stack[0].location, "/w/m.py:377");
+        assert_eq!(call.stack[1].code, "scores = scores + position_bias");
+        let again = framework_call(&p, Some(&call.stack)).unwrap();
+        assert!(Arc::ptr_eq(&again.stack, &call.stack));
+    }
+
+    #[test]
     fn scope_drops_the_root_and_the_call() {
         let p = props(&[(NAME_SCOPES, "['', 'layers.0', 'layers.0.query', 'linear']")]);
         assert_eq!(module_scope(&p).unwrap(), vec!["layers.0", "layers.0.query"]);
@@ -126,7 +174,7 @@ mod tests {
     #[test]
     fn sdpa_call_with_positional_dropout() {
         let fx = "%scaled_dot_product_attention_1 : [num_users=1] = call_function[target=torch.ops.aten.scaled_dot_product_attention.default](args = (%transpose_4, %transpose_5, %transpose_6, None, 0.1), kwargs = {})";
-        let c = framework_call(&props(&[(FX_NODE, fx)])).unwrap();
+        let c = framework_call(&props(&[(FX_NODE, fx)]), None).unwrap();
         assert_eq!(c.function, "aten.scaled_dot_product_attention");
         assert_eq!(c.id, "scaled_dot_product_attention_1");
         assert_eq!(c.args, vec!["%transpose_4", "%transpose_5", "%transpose_6", "None", "0.1"]);
@@ -137,7 +185,7 @@ mod tests {
     #[test]
     fn keyword_arguments_and_lists() {
         let fx = "%expand : [num_users=1] = call_function[target=torch.ops.aten.expand.default](args = (%unsqueeze, [%sym_size_int_2, %sym_size_int_3]), kwargs = {device: cpu, pin_memory: False})";
-        let c = framework_call(&props(&[(FX_NODE, fx)])).unwrap();
+        let c = framework_call(&props(&[(FX_NODE, fx)]), None).unwrap();
         assert_eq!(c.function, "aten.expand");
         assert_eq!(c.args, vec!["%unsqueeze", "[%sym_size_int_2, %sym_size_int_3]"]);
         assert_eq!(c.kwargs, vec![("device".into(), "cpu".into()), ("pin_memory".into(), "False".into())]);
@@ -146,7 +194,7 @@ mod tests {
 
     #[test]
     fn odd_text_is_no_call() {
-        assert_eq!(framework_call(&props(&[(FX_NODE, "placeholder")])), None);
-        assert_eq!(framework_call(&props(&[(FX_NODE, "%x : [] = call_module[target=foo](args = ())")])), None);
+        assert_eq!(framework_call(&props(&[(FX_NODE, "placeholder")]), None), None);
+        assert_eq!(framework_call(&props(&[(FX_NODE, "%x : [] = call_module[target=foo](args = ())")]), None), None);
     }
 }

@@ -515,6 +515,7 @@ mod tests {
             id: "scaled_dot_product_attention".into(),
             args: vec!["%q".into(), "%k".into(), "%v".into(), "None".into(), "0.1".into()],
             kwargs: Vec::new(),
+            stack: Default::default(),
         };
         let out = g.0.nodes.len() - 1;
         g.0.nodes[out].call = Some(call);

@@ -6,11 +6,11 @@
 use super::attention::{self, Call, Runs};
 use super::folding::fold_decompositions;
 use super::{Mode, ResolvedLoss};
-use crate::graph::{Graph, TensorId, TensorKind};
+use crate::graph::{Graph, TensorId};
 use crate::memory::profiles::Profile;
 use crate::memory::LossPlacement;
 use crate::memory::training::Precision;
-use crate::ops::{ExtraSaved, MemoryFacts, Produces, SavedType, Storage};
+use crate::ops::{ExtraSaved, MemoryFacts, SavedType, Storage};
 
 pub(super) struct Dataflow<'a> {
     pub graph: &'a Graph,
@@ -25,7 +25,7 @@ pub(super) struct Dataflow<'a> {
     pub copies: u64,
     /// Per tensor: bytes at the run's precision (0 when the shape is unknown).
     pub bytes: Vec<u64>,
-    /// Per tensor: it carries data (see `data_tensors`).
+    /// Per tensor: it carries data (see `Graph::data_tensors`).
     pub data: Vec<bool>,
     /// Tensors the scenario needs whose size is unknown (left out of the estimate).
     pub unknown_tensors: usize,
@@ -78,7 +78,7 @@ impl<'a> Dataflow<'a> {
                 None => 0,
             })
             .collect();
-        let data = data_tensors(graph);
+        let data = graph.data_tensors();
         let n_nodes = graph.nodes.len();
         let mut df = Dataflow {
             graph,
@@ -374,27 +374,6 @@ impl<'a> Dataflow<'a> {
     }
 }
 
-/// Which tensors carry data through the network: graph inputs and whatever a
-/// node computes from at least one of them. Values computed only from weights
-/// and constants (a transposed weight, a shape) are constant-folded or views
-/// in a framework and hold no activation memory; nor do the outputs of ops
-/// that produce shapes or constants (`Produces::ShapeOrConstant`).
-fn data_tensors(graph: &Graph) -> Vec<bool> {
-    let mut data: Vec<bool> = graph.tensors.iter().map(|t| t.kind == TensorKind::Input).collect();
-    for node in &graph.nodes {
-        let computes = node.op.schedule_facts().produces == Produces::Data;
-        let from_data = node.inputs.iter().any(|t| data[t.0]);
-        if computes && from_data {
-            for &o in &node.outputs {
-                if graph.tensor(o).kind == TensorKind::Activation {
-                    data[o.0] = true;
-                }
-            }
-        }
-    }
-    data
-}
-
 /// Per tensor, the nodes reading it (in order, once each), `skip` nodes left
 /// out, into `r` (its lists are cleared and reused when it is filled again).
 fn readers_of(r: &mut Vec<Vec<usize>>, n_tensors: usize, inputs: &[Vec<TensorId>], skip: &[bool]) {
@@ -445,7 +424,7 @@ fn node_weights(graph: &Graph, data: &[bool]) -> (Vec<Vec<TensorId>>, Vec<Vec<bo
     let mut via_views: Vec<Vec<bool>> = Vec::with_capacity(graph.nodes.len());
     for nd in &graph.nodes {
         let mut ws: Vec<(TensorId, bool)> =
-            nd.params.iter().copied().filter(|&p| graph.tensor(p).trainable).map(|p| (p, false)).collect();
+            nd.params.iter().copied().filter(|&p| graph.gets_gradient(p)).map(|p| (p, false)).collect();
         let direct = ws.len();
         for t in &nd.inputs {
             if !data[t.0] {

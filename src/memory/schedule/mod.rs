@@ -22,6 +22,7 @@ mod dataflow;
 mod folding;
 mod gradients;
 mod layout;
+mod locals;
 mod storage;
 mod style;
 mod weights;

@@ -369,6 +369,11 @@ impl Storages {
         }
         if df.profile.module_scope_hold {
             self.hold_for_module_calls(df, &mut last_use);
+            for (t, until) in super::locals::local_holds(df.graph) {
+                if let Some(s) = self.storage_of[t.0] {
+                    last_use[s] = last_use[s].max(until);
+                }
+            }
         }
         if df.profile.persistent {
             // Modules or blobs keep every buffer for the run.

@@ -30,7 +30,7 @@ pub(super) fn resident(df: &Dataflow<'_>) -> Weights {
             if prec.weight_copy && t.dtype.is_float() {
                 w.weight_bytes = w.weight_bytes.saturating_add(e.saturating_mul(prec.compute));
             }
-            if t.trainable {
+            if graph.gets_gradient(p) {
                 w.trainable_master_bytes = w.trainable_master_bytes.saturating_add(master);
             }
         }

@@ -51,6 +51,28 @@ fn style_transfer_report_matches_the_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
 }
 
+#[test]
+fn decode_report_matches_the_schema() {
+    let validator = Validator::new();
+    let model = repo().join("fixtures/measured/llama_decode.dynamo.onnx");
+    for scenario in ["decode", "all"] {
+        let r = report(&model, &["--scenario", scenario, "--dim", "batch=2", "--dim", "past=256"]);
+        assert!(r["scenarios"]["decode"]["decode"]["peak_bytes_per_token"].as_u64().is_some(), "{scenario}: {r}");
+        let errors = validator.errors(&r);
+        assert!(errors.is_empty(), "{scenario}: {errors:#?}");
+    }
+    // Unbound: the cache is found, its size unknown.
+    let r = report(&model, &["--scenario", "decode"]);
+    assert!(r["scenarios"]["decode"]["decode"]["cache_bytes"].is_null());
+    assert!(validator.errors(&r).is_empty());
+    let model = model.to_str().unwrap();
+    let fit = output(&["fit", model, "--scenario", "decode", "--vary", "past", "--dim", "batch=2", "--budget", "100MiB", "--json", "-q"]);
+    let v: Value = serde_json::from_str(&fit).expect("JSON");
+    assert_eq!(v["fits"]["scenario"], "decode");
+    let errors = validator.errors(&v);
+    assert!(errors.is_empty(), "fit: {errors:#?}");
+}
+
 /// Runs nnmem with `args` and returns its stdout (exit 0 expected).
 fn output(args: &[&str]) -> String {
     let out = Command::new(nnmem_binary()).args(args).output().expect("nnmem runs");
