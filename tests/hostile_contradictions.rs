@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::{accepted, inspect, refused, run, Input};
 use nnmem::load::onnx::proto::{
-    put_len_field, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, SparseTensorProto,
+    put_len_field, AttributeProto, Dimension, GraphProto, ModelProto, NodeMsg, OperatorSetIdProto, SparseTensorProto,
     TensorProto, TensorShapeProto, TypeProto, TypeTensor, ValueInfoProto,
 };
 use prost::Message;
@@ -32,8 +32,8 @@ fn model(graph: &GraphProto, sparse: &[SparseTensorProto]) -> Vec<u8> {
     bytes
 }
 
-fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
+fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeMsg {
+    NodeMsg {
         input: inputs.iter().map(|s| s.to_string()).collect(),
         output: outputs.iter().map(|s| s.to_string()).collect(),
         name: name.into(),
@@ -70,7 +70,7 @@ fn weight(name: &str, dims: &[i64]) -> TensorProto {
 }
 
 /// One node reading x (and weights) into y.
-fn one_node(n: NodeProto, x: &[i64], weights: Vec<TensorProto>) -> GraphProto {
+fn one_node(n: NodeMsg, x: &[i64], weights: Vec<TensorProto>) -> GraphProto {
     GraphProto {
         name: "g".into(),
         node: vec![n],

@@ -9,7 +9,7 @@ mod common;
 
 use common::{accepted, inspect, refused};
 use nnmem::load::onnx::proto::{
-    put_len_field, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+    put_len_field, Dimension, GraphProto, ModelProto, NodeMsg, OperatorSetIdProto, TensorShapeProto, TypeProto,
     TypeTensor, ValueInfoProto,
 };
 use nnmem::units::is_unsafe;
@@ -48,7 +48,7 @@ fn encode(g: &GraphProto) -> Vec<u8> {
 fn model(name: &str, input: &str, graph_name: &str) -> Vec<u8> {
     let g = GraphProto {
         name: graph_name.into(),
-        node: vec![NodeProto {
+        node: vec![NodeMsg {
             input: vec![input.into()],
             output: vec!["y".into()],
             name: name.into(),
@@ -107,7 +107,7 @@ fn errors_and_warnings_escape_names() {
     // The node reads an input that does not exist: the error names the node and the input.
     let g = GraphProto {
         name: "g".into(),
-        node: vec![NodeProto {
+        node: vec![NodeMsg {
             input: vec!["gh\u{202e}ost\u{9b}".into()],
             output: vec!["y".into()],
             name: "n\u{202e}ode".into(),
@@ -125,7 +125,7 @@ fn errors_and_warnings_escape_names() {
     // An unknown op type with an escape in its name: a warning.
     let g = GraphProto {
         name: "g".into(),
-        node: vec![NodeProto { input: vec!["x".into()], output: vec!["y".into()], name: "u".into(), op_type: "Op\u{202e}\u{1b}]0;x\u{7}".into(), ..Default::default() }],
+        node: vec![NodeMsg { input: vec!["x".into()], output: vec!["y".into()], name: "u".into(), op_type: "Op\u{202e}\u{1b}]0;x\u{7}".into(), ..Default::default() }],
         input: vec![value("x", &[1, 4])],
         output: vec![value("y", &[])],
         ..Default::default()

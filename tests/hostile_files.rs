@@ -93,7 +93,7 @@ fn a_model_on_standard_input_is_read() {
 mod external {
     use super::common::{accepted, fifo, run_in, Input};
     use nnmem::load::onnx::proto::{
-        put_len_field, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+        put_len_field, AttributeProto, Dimension, GraphProto, ModelProto, NodeMsg, OperatorSetIdProto,
         SparseTensorProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeTensor, ValueInfoProto,
     };
     use prost::Message;
@@ -122,8 +122,8 @@ mod external {
         }
     }
 
-    fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
-        NodeProto {
+    fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeMsg {
+        NodeMsg {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: outputs.iter().map(|s| s.to_string()).collect(),
             name: name.into(),

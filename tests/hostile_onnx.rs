@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use common::{fifo, inspect as run_path, inspect_with as run_path_with, takes_linear_time, within_bounds, Outcome};
 use nnmem::load::onnx::proto::{
-    put_len_field, put_varint, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    put_len_field, put_varint, Dimension, GraphProto, ModelProto, NodeMsg, OperatorSetIdProto, StringStringEntryProto,
     TensorProto, TensorShapeProto, TypeProto, TypeTensor, ValueInfoProto,
 };
 use prost::Message;
@@ -79,8 +79,8 @@ fn model(graph: &GraphProto) -> Vec<u8> {
     bytes
 }
 
-fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
-    NodeProto {
+fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> NodeMsg {
+    NodeMsg {
         input: inputs.iter().map(|s| s.to_string()).collect(),
         output: outputs.iter().map(|s| s.to_string()).collect(),
         name: name.into(),
@@ -205,7 +205,7 @@ fn onnx_wrong_wire_types() {
     // A node (GraphProto field 1) as a fixed32.
     let mut g = vec![0x0d, 1, 2, 3, 4];
     rejects("node_fixed32.onnx", &raw_model(&g), &["GraphProto field 1 has the wrong wire type"]);
-    // A node whose op_type (NodeProto field 4, a string) is a varint.
+    // A node whose op_type (NodeMsg field 4, a string) is a varint.
     g.clear();
     put_len_field(&mut g, 1, &[0x20, 0x05]);
     rejects("op_type_varint.onnx", &raw_model(&g), &["graph node", "invalid wire type"]);
@@ -290,8 +290,8 @@ fn onnx_deep_subgraph_nesting() {
     for &(inner, attr, node) in lens.iter().rev() {
         graph.push(0x0a); // GraphProto.node
         put_varint(&mut graph, node as u64);
-        graph.extend_from_slice(&[0x22, 2, b'I', b'f']); // NodeProto.op_type
-        graph.push(0x2a); // NodeProto.attribute
+        graph.extend_from_slice(&[0x22, 2, b'I', b'f']); // NodeMsg.op_type
+        graph.push(0x2a); // NodeMsg.attribute
         put_varint(&mut graph, attr as u64);
         graph.extend_from_slice(&[0x0a, 4, b'b', b'o', b'd', b'y']); // AttributeProto.name
         graph.push(0x32); // AttributeProto.g
@@ -449,7 +449,7 @@ fn chain(n: usize) -> Vec<u8> {
     g.node = (0..n)
         .map(|i| {
             let input = if i == 0 { "x".to_string() } else { format!("v{}", i - 1) };
-            NodeProto { input: vec![input], output: vec![format!("v{i}")], op_type: "Relu".into(), ..Default::default() }
+            NodeMsg { input: vec![input], output: vec![format!("v{i}")], op_type: "Relu".into(), ..Default::default() }
         })
         .collect();
     g.output = vec![value(&format!("v{}", n - 1), &[])];
@@ -476,7 +476,7 @@ fn onnx_many_nodes_take_linear_time() {
 fn write_dangling_nodes(path: &Path, n: usize) {
     use std::io::Write;
     let node_bytes = |i: usize| {
-        NodeProto { input: vec![format!("missing{i}")], output: vec![format!("v{i}")], op_type: "Relu".into(), ..Default::default() }
+        NodeMsg { input: vec![format!("missing{i}")], output: vec![format!("v{i}")], op_type: "Relu".into(), ..Default::default() }
             .encode_to_vec()
     };
     let framed = |payload: &[u8]| {
@@ -537,7 +537,7 @@ fn onnx_wide_files_take_linear_time() {
         g.node = (0..n)
             .map(|i| {
                 let input = if i == 0 { "x".to_string() } else { format!("v{}", i - 1) };
-                NodeProto { input: vec![input], output: vec![format!("v{i}")], op_type: format!("Op{i}"), ..Default::default() }
+                NodeMsg { input: vec![input], output: vec![format!("v{i}")], op_type: format!("Op{i}"), ..Default::default() }
             })
             .collect();
         g.output = vec![value(&format!("v{}", n - 1), &[])];
@@ -548,7 +548,7 @@ fn onnx_wide_files_take_linear_time() {
         g.initializer = (0..n).map(|i| initializer(&format!("w{i}"), &[1, 4])).collect();
         let mut inputs = vec!["x".to_string()];
         inputs.extend((0..n).map(|i| format!("w{i}")));
-        g.node = vec![NodeProto { input: inputs, output: vec!["y".into()], op_type: "Concat".into(), ..Default::default() }];
+        g.node = vec![NodeMsg { input: inputs, output: vec!["y".into()], op_type: "Concat".into(), ..Default::default() }];
         model(&g)
     };
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nnmem::load::onnx::budget;
-use nnmem::load::onnx::proto::{self, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, Wire};
+use nnmem::load::onnx::proto::{self, GraphProto, ModelProto, NodeMsg, NodeProto, TensorProto, ValueInfoProto, Wire};
 use prost::Message;
 
 fn walk(buf: &[u8], depth: usize) {
@@ -42,7 +42,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = t.external_location();
         }
     }
-    let _ = NodeProto::decode(data);
+    // The hand-read plain form of a node gives exactly what prost gives, errors included.
+    let node = NodeProto::decode(data).map_err(|e| e.to_string());
+    assert_eq!(node, NodeMsg::decode(data).map(NodeProto::from).map_err(|e| e.to_string()));
     let _ = TensorProto::decode(data);
     if let Ok(v) = ValueInfoProto::decode(data) {
         let _ = v.dims();

@@ -23,7 +23,7 @@ pub(super) const MAX_AXIS: i64 = 2 * super::budget::MAX_RANK as i64;
 
 /// `Err((location, message))` for the first node, at any depth (subgraphs
 /// in attributes included), with an `axis`/`axes` attribute beyond ±`MAX_AXIS`.
-pub(super) fn axis_bounds<'a>(nodes: impl IntoIterator<Item = &'a NodeProto>) -> Result<(), (String, String)> {
+pub(super) fn axis_bounds<'a, 'b: 'a>(nodes: impl IntoIterator<Item = &'a NodeProto<'b>>) -> Result<(), (String, String)> {
     fn attribute(a: &AttributeProto) -> Option<i64> {
         let bad = |v: &i64| !(-MAX_AXIS..=MAX_AXIS).contains(v);
         if a.name == "axis" || a.name == "axes" {

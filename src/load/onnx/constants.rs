@@ -141,15 +141,15 @@ fn data_tensors(g: &Graph) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::super::proto::{
-        put_len_field, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+        put_len_field, AttributeProto, Dimension, GraphProto, ModelProto, NodeMsg, OperatorSetIdProto, TensorProto,
         TensorShapeProto, TypeProto, TypeTensor, ValueInfoProto,
     };
     use crate::graph::{Graph, TensorKind};
     use crate::load::{load, LoadOptions};
     use prost::Message;
 
-    fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-        NodeProto {
+    fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeMsg {
+        NodeMsg {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![output.to_string()],
             name: output.to_string(),
@@ -178,7 +178,7 @@ mod tests {
     }
 
     /// Loads a graph with these inputs, initializers and nodes (the last node's output is the graph output).
-    fn graph(inputs: Vec<ValueInfoProto>, initializer: Vec<TensorProto>, nodes: Vec<NodeProto>) -> Graph {
+    fn graph(inputs: Vec<ValueInfoProto>, initializer: Vec<TensorProto>, nodes: Vec<NodeMsg>) -> Graph {
         let out = nodes.last().unwrap().output[0].clone();
         let g = GraphProto { node: nodes, name: "g".into(), initializer, input: inputs, output: vec![value(&out, 1, &[])], value_info: vec![] };
         let mut bytes = ModelProto {

@@ -67,14 +67,14 @@ fn identity(from: &str, to: &str, name: &str) -> Vec<u8> {
 
 /// Replaces each decided `If` by its branch. Returns how many were replaced.
 pub(super) fn inline_branches<'a>(
-    nodes: &mut Vec<(NodeProto, Cow<'a, [u8]>)>,
+    nodes: &mut Vec<(NodeProto<'a>, Cow<'a, [u8]>)>,
     initializers: &mut Vec<(TensorProto, &'a [u8])>,
     decisions: &[Decision],
 ) -> usize {
-    let mut names: HashSet<String> = nodes.iter().flat_map(|(n, _)| n.output.iter().cloned()).collect();
+    let mut names: HashSet<String> = nodes.iter().flat_map(|(n, _)| n.output.iter().map(|o| o.to_string())).collect();
     names.extend(initializers.iter().map(|(t, _)| t.name.clone()));
     let mut replaced = 0;
-    let mut out: Vec<(NodeProto, Cow<'a, [u8]>)> = Vec::with_capacity(nodes.len());
+    let mut out: Vec<(NodeProto<'a>, Cow<'a, [u8]>)> = Vec::with_capacity(nodes.len());
     for (i, (node, bytes)) in std::mem::take(nodes).into_iter().enumerate() {
         let Some(d) = decisions.iter().find(|d| d.node == i) else {
             out.push((node, bytes));
@@ -99,7 +99,7 @@ fn expand<'a>(
     then_branch: bool,
     names: &mut HashSet<String>,
     initializers: &mut Vec<(TensorProto, &'a [u8])>,
-) -> Option<Vec<(NodeProto, Cow<'a, [u8]>)>> {
+) -> Option<Vec<(NodeProto<'a>, Cow<'a, [u8]>)>> {
     // Slices of the file when the node is; copies (and no initializers) when nnmem wrote it.
     let (node_bytes, init_bytes, outputs): (Vec<Cow<'a, [u8]>>, Vec<&'a [u8]>, Vec<String>) = match bytes {
         Cow::Borrowed(whole) => {
@@ -117,24 +117,25 @@ fn expand<'a>(
     if outputs.len() != node.output.len() {
         return None;
     }
-    let decoded: Vec<NodeProto> = node_bytes.iter().map(|n| NodeProto::decode(&n[..]).ok()).collect::<Option<_>>()?;
+    let decoded: Vec<NodeProto<'static>> =
+        node_bytes.iter().map(|n| NodeProto::decode(&n[..]).ok().map(NodeProto::into_owned)).collect::<Option<_>>()?;
     let inits: Vec<TensorProto> = init_bytes.iter().map(|t| TensorProto::decode(*t).ok()).collect::<Option<_>>()?;
     // Single assignment: nothing the branch defines may exist already.
     let defined: Vec<String> =
-        decoded.iter().flat_map(|n| n.output.iter()).chain(inits.iter().map(|t| &t.name)).filter(|s| !s.is_empty()).cloned().collect();
+        decoded.iter().flat_map(|n| n.output.iter().map(|o| o.as_str())).chain(inits.iter().map(|t| t.name.as_str())).filter(|s| !s.is_empty()).map(String::from).collect();
     if defined.iter().any(|n| names.contains(n)) {
         return None;
     }
     names.extend(defined);
     initializers.extend(inits.into_iter().zip(init_bytes));
-    let mut body: Vec<(NodeProto, Cow<'a, [u8]>)> = decoded.into_iter().zip(node_bytes).collect();
+    let mut body: Vec<(NodeProto<'a>, Cow<'a, [u8]>)> = decoded.into_iter().zip(node_bytes).collect();
     for (k, (from, to)) in outputs.iter().zip(&node.output).enumerate() {
         if to.is_empty() {
             continue;
         }
         let label = if node.name.is_empty() { format!("If::{to}") } else { format!("{}::output{k}", node.name) };
         let n = identity(from, to, &label);
-        body.push((NodeProto::decode(&n[..]).ok()?, Cow::Owned(n)));
+        body.push((NodeProto::decode(&n[..]).ok()?.into_owned(), Cow::Owned(n)));
     }
     Some(body)
 }
@@ -177,7 +178,8 @@ mod tests {
         let mut nodes: Vec<(NodeProto, Cow<'_, [u8]>)> = vec![(NodeProto::decode(&if_node[..]).unwrap(), Cow::Borrowed(&if_node[..]))];
         let mut inits = Vec::new();
         assert_eq!(inline_branches(&mut nodes, &mut inits, &[Decision { node: 0, then_branch: false }]), 1);
-        let ops: Vec<(&str, Vec<String>, Vec<String>)> = nodes.iter().map(|(n, _)| (n.op_type.as_str(), n.input.clone(), n.output.clone())).collect();
+        let texts = |v: &[crate::load::onnx::proto::Text<'_>]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        let ops: Vec<(&str, Vec<String>, Vec<String>)> = nodes.iter().map(|(n, _)| (n.op_type.as_str(), texts(&n.input), texts(&n.output))).collect();
         assert_eq!(ops[0], ("Neg", vec!["x".to_string()], vec!["e".to_string()]));
         assert_eq!(ops[1], ("Identity", vec!["e".to_string()], vec!["y".to_string()]));
         // A branch redefining an existing name is left alone.

@@ -14,7 +14,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use prost::Message;
 
 use super::proto::{self, put_len_field, NodeProto, Wire};
 
@@ -84,7 +83,7 @@ fn overload_of(node: &[u8]) -> String {
 /// Replaces every call of a model-local function by its body. Returns the
 /// number of calls inlined; `Err` when the result would exceed `max_nodes`.
 pub(super) fn inline<'a>(
-    nodes: &mut Vec<(NodeProto, Cow<'a, [u8]>)>,
+    nodes: &mut Vec<(NodeProto<'a>, Cow<'a, [u8]>)>,
     functions: &[&'a [u8]],
     max_nodes: usize,
 ) -> Result<usize, String> {
@@ -97,7 +96,7 @@ pub(super) fn inline<'a>(
     // Count first, so that a file whose calls expand past the budget is refused
     // before any body is written.
     let callee = |bytes: &[u8], n: &NodeProto| index.get(&(n.domain.as_str(), n.op_type.as_str(), overload_of(bytes).as_str())).copied();
-    let bodies: Vec<Vec<(NodeProto, &[u8])>> = funcs
+    let bodies: Vec<Vec<(NodeProto<'a>, &[u8])>> = funcs
         .iter()
         .map(|f| f.nodes.iter().filter_map(|b| NodeProto::decode(*b).ok().map(|n| (n, *b))).collect())
         .collect();
@@ -153,11 +152,11 @@ struct Inliner<'f, 'a> {
     /// Call labels handed out, so that two calls never share a prefix.
     labels: HashMap<String, usize>,
     max_nodes: usize,
-    out: Vec<(NodeProto, Cow<'a, [u8]>)>,
+    out: Vec<(NodeProto<'a>, Cow<'a, [u8]>)>,
 }
 
 impl<'a> Inliner<'_, 'a> {
-    fn visit(&mut self, node: NodeProto, bytes: Cow<'a, [u8]>, depth: usize) -> Result<(), String> {
+    fn visit(&mut self, node: NodeProto<'a>, bytes: Cow<'a, [u8]>, depth: usize) -> Result<(), String> {
         let overload = overload_of(&bytes);
         let key = (node.domain.as_str(), node.op_type.as_str(), overload.as_str());
         let found = self.index.get(&key).copied();
@@ -174,7 +173,7 @@ impl<'a> Inliner<'_, 'a> {
     }
 
     fn label(&mut self, call: &NodeProto) -> String {
-        let base = if call.name.is_empty() { call.op_type.clone() } else { call.name.clone() };
+        let base = if call.name.is_empty() { call.op_type.to_string() } else { call.name.to_string() };
         let n = self.labels.entry(base.clone()).or_insert(0);
         *n += 1;
         if *n == 1 {
@@ -190,10 +189,10 @@ impl<'a> Inliner<'_, 'a> {
         let label = self.label(call);
         let mut rename: HashMap<&str, String> = HashMap::new();
         for (k, formal) in f.inputs.iter().enumerate() {
-            rename.insert(formal.as_str(), call.input.get(k).cloned().unwrap_or_default());
+            rename.insert(formal.as_str(), call.input.get(k).map(|t| t.to_string()).unwrap_or_default());
         }
         for (k, formal) in f.outputs.iter().enumerate() {
-            rename.insert(formal.as_str(), call.output.get(k).cloned().unwrap_or_default());
+            rename.insert(formal.as_str(), call.output.get(k).map(|t| t.to_string()).unwrap_or_default());
         }
         let name_of = |v: &str| -> String {
             if v.is_empty() {
@@ -213,7 +212,7 @@ impl<'a> Inliner<'_, 'a> {
         for nb in &f.nodes {
             let rewritten = rewrite_node(nb, &name_of, &label, &caller_attrs, &f.defaults)
                 .ok_or_else(|| format!("function \"{}\" has a node that is not valid protobuf", f.name))?;
-            let decoded = NodeProto::decode(&rewritten[..]).map_err(|e| format!("function \"{}\": {e}", f.name))?;
+            let decoded = NodeProto::decode(&rewritten[..]).map_err(|e| format!("function \"{}\": {e}", f.name))?.into_owned();
             body.push((decoded, Cow::Owned(rewritten)));
         }
         for (n, b) in body {
@@ -362,12 +361,13 @@ mod tests {
         let other = node("relu_softmax", "local", &["out"], &["out2"], &[]);
         let mut nodes: Vec<(NodeProto, Cow<'_, [u8]>)> = [call, other]
             .into_iter()
-            .map(|b| (NodeProto::decode(&b[..]).unwrap(), Cow::Owned(b)))
+            .map(|b| (NodeProto::decode(&b[..]).unwrap().into_owned(), Cow::Owned(b)))
             .collect();
         let f = function();
         assert_eq!(inline(&mut nodes, &[&f], 100).unwrap(), 2);
+        let texts = |v: &[crate::load::onnx::proto::Text<'_>]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
         let got: Vec<(String, Vec<String>, Vec<String>)> =
-            nodes.iter().map(|(n, _)| (n.op_type.clone(), n.input.clone(), n.output.clone())).collect();
+            nodes.iter().map(|(n, _)| (n.op_type.to_string(), texts(&n.input), texts(&n.output))).collect();
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(got[0], ("Relu".into(), s(&["in"]), s(&["relu_softmax::r"])));
         assert_eq!(got[1], ("Softmax".into(), s(&["relu_softmax::r"]), s(&["out"])));
@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn the_node_budget_holds() {
         let call = node("relu_softmax", "local", &["in"], &["out"], &[]);
-        let mut nodes: Vec<(NodeProto, Cow<'_, [u8]>)> = vec![(NodeProto::decode(&call[..]).unwrap(), Cow::Owned(call))];
+        let mut nodes: Vec<(NodeProto, Cow<'_, [u8]>)> = vec![(NodeProto::decode(&call[..]).unwrap().into_owned(), Cow::Owned(call))];
         let f = function();
         assert!(inline(&mut nodes, &[&f], 1).is_err());
     }

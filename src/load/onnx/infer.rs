@@ -343,7 +343,7 @@ fn weightless_proto(
             // Inference form for tract; the extra outputs are filled by rule.
             let extra: Vec<String> = n.output.drain(1..).filter(|s| !s.is_empty()).collect();
             n.attribute.retain(|a| a.name != "training_mode");
-            bn_training.push((extra, node.input.get(1).cloned().unwrap_or_default()));
+            bn_training.push((extra, node.input.get(1).map(|x| x.to_string()).unwrap_or_default()));
         }
         if n.op_type == "LayerNormalization" && n.domain.is_empty() {
             // tract's LayerNormalization rules loop for minutes on an axis
@@ -467,7 +467,7 @@ fn set_dims(v: &mut pb::ValueInfoProto, dims: &[DimSpec]) {
 fn patch_unimplemented(decoded: &Decoded<'_>, model: &mut InferenceModel, outlets: &HashMap<String, OutletId>) -> bool {
     let mut changed = false;
     for (node, _) in &decoded.nodes {
-        let Some(first_out) = node.output.first().and_then(|o| outlets.get(o)) else { continue };
+        let Some(first_out) = node.output.first().and_then(|o| outlets.get(o.as_str())) else { continue };
         let tract_node = model.node(first_out.node);
         if !tract_node.op.name().starts_with("Unimplemented") {
             continue;

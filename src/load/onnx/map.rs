@@ -123,7 +123,7 @@ pub fn map_node(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> Mapped {
 
 fn unknown(node: &NodeProto) -> Op {
     let name = if node.domain.is_empty() || node.domain == "ai.onnx" {
-        node.op_type.clone()
+        node.op_type.to_string()
     } else {
         format!("{}:{}", node.domain, node.op_type)
     };
@@ -506,7 +506,7 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
                 _ => None,
             };
             let op = Op::Quant(QuantOp::Dequantize { output });
-            if ctx.initializers.contains_key(node.input.first().map_or("", String::as_str)) {
+            if ctx.initializers.contains_key(node.input.first().map_or("", |x| x.as_str())) {
                 (op, TypeFacts { stored_weights: &[0, 2], ..exact })
             } else {
                 (op, TypeFacts::args(1))
@@ -719,7 +719,7 @@ fn sequence_params(a: &Attrs<'_>, node: &NodeProto, ctx: &MapCtx<'_>, cell: RnnC
 /// payloads are read (from each node's or initializer's own bytes); weights
 /// never are.
 pub fn scalar_floats<'b>(
-    nodes: impl Iterator<Item = (&'b NodeProto, &'b [u8])>,
+    nodes: impl Iterator<Item = (&'b NodeProto<'b>, &'b [u8])>,
     initializers: &[(TensorProto, &[u8])],
 ) -> HashMap<String, f64> {
     let mut out = HashMap::new();
@@ -736,7 +736,7 @@ pub fn scalar_floats<'b>(
             continue;
         }
         if let Some(a) = n.attribute.iter().find(|a| a.name == "value_float") {
-            out.insert(name.clone(), f64::from(a.f));
+            out.insert(name.to_string(), f64::from(a.f));
             continue;
         }
         let value_tensor = super::proto::fields(bytes).ok().and_then(|fs| {
@@ -747,7 +747,7 @@ pub fn scalar_floats<'b>(
             })
         });
         if let Some(v) = value_tensor.and_then(one_float) {
-            out.insert(name.clone(), v);
+            out.insert(name.to_string(), v);
         }
     }
     out
@@ -946,7 +946,6 @@ mod tests {
 
     #[test]
     fn dropout_ratio_is_read_from_a_stored_scalar() {
-        use prost::Message;
         // ratio 0.0 as raw_data (PyTorch's export), 0.1 as float_data, a
         // two-element tensor (not a scalar) and a double.
         let zero = constant_node("r0", &[], 1, 9, &0f32.to_le_bytes());

@@ -51,7 +51,7 @@ pub(crate) struct Decoded<'a> {
     pub graph_name: String,
     /// Nodes with their bytes: borrowed from the file, or written when a
     /// model-local function's body was inlined (`functions`).
-    pub nodes: Vec<(NodeProto, std::borrow::Cow<'a, [u8]>)>,
+    pub nodes: Vec<(NodeProto<'a>, std::borrow::Cow<'a, [u8]>)>,
     pub initializers: Vec<(TensorProto, &'a [u8])>,
     pub inputs: Vec<(ValueInfoProto, &'a [u8])>,
     pub outputs: Vec<(ValueInfoProto, &'a [u8])>,
@@ -623,7 +623,7 @@ impl<'a> NodeAdder<'a> {
                 continue;
             }
             let id = self.g.add_tensor(Tensor {
-                name: o.clone(),
+                name: o.to_string(),
                 shape: None,
                 unknown: Some(Unknown::NoRule),
                 dtype: DType::F32,
@@ -636,9 +636,9 @@ impl<'a> NodeAdder<'a> {
             positional_out.push(Some(id));
         }
         let name = if !n.name.is_empty() {
-            n.name.clone()
+            n.name.to_string()
         } else {
-            n.output.iter().find(|o| !o.is_empty()).cloned().unwrap_or_else(|| format!("{}_{i}", n.op_type))
+            n.output.iter().find(|o| !o.is_empty()).map_or_else(|| format!("{}_{i}", n.op_type), |o| o.to_string())
         };
         // The dynamo exporter records the module path in the node's metadata;
         // the TorchScript exporter writes it into the name.
@@ -655,7 +655,7 @@ impl<'a> NodeAdder<'a> {
         self.sources.push(rules::NodeSource { facts: m.facts, inputs: positional, outputs: positional_out });
         self.g.nodes.push(Node {
             name,
-            source_type: n.op_type.clone(),
+            source_type: n.op_type.to_string(),
             op: m.op,
             inputs,
             params,

@@ -12,6 +12,7 @@
 //! constants) without decoding the whole file with tract's full schema.
 
 use std::fmt;
+use prost::Message;
 
 /// ModelProto header: ir_version 1, producer_name 2, opset_import 8. The graph
 /// (field 7) is not declared here: the loader splits it into its fields with
@@ -45,7 +46,7 @@ pub struct OperatorSetIdProto {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GraphProto {
     #[prost(message, repeated, tag = "1")]
-    pub node: Vec<NodeProto>,
+    pub node: Vec<NodeMsg>,
     #[prost(string, tag = "2")]
     pub name: String,
     #[prost(message, repeated, tag = "5")]
@@ -58,12 +59,13 @@ pub struct GraphProto {
     pub value_info: Vec<ValueInfoProto>,
 }
 
-/// NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7,
-/// metadata_props 9 (what the exporter recorded about the node's origin).
-// Fields named as onnx.proto names them; the doc above gives their numbers.
+/// NodeProto as prost decodes it, every string owned: the nodes of subgraphs
+/// (`GraphProto::node` inside an attribute), and what `NodeProto::decode` falls
+/// back on. Fields as in `NodeProto`.
+// Fields named as onnx.proto names them; `NodeProto`'s doc gives their numbers.
 #[allow(missing_docs)]
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct NodeProto {
+pub struct NodeMsg {
     #[prost(string, repeated, tag = "1")]
     pub input: Vec<String>,
     #[prost(string, repeated, tag = "2")]
@@ -78,6 +80,169 @@ pub struct NodeProto {
     pub domain: String,
     #[prost(message, repeated, tag = "9")]
     pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+/// NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7,
+/// metadata_props 9 (what the exporter recorded about the node's origin).
+/// A graph's nodes are the bulk of a model's strings, so their names borrow
+/// the bytes they were decoded from (`decode`); `into_owned` detaches them.
+// Fields named as onnx.proto names them; the doc above gives their numbers.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeProto<'a> {
+    pub input: Vec<Text<'a>>,
+    pub output: Vec<Text<'a>>,
+    pub name: Text<'a>,
+    pub op_type: Text<'a>,
+    pub attribute: Vec<AttributeProto>,
+    pub domain: Text<'a>,
+    pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+impl<'a> NodeProto<'a> {
+    /// Decodes a NodeProto from its bytes, with the result prost's `NodeMsg`
+    /// gives (errors included). The common form — only length-delimited fields,
+    /// valid UTF-8, no subgraph in an attribute — is read here with names
+    /// borrowed from `bytes`; anything else is left to prost.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, prost::DecodeError> {
+        match Self::decode_plain(bytes) {
+            Some(node) => Ok(node),
+            None => NodeMsg::decode(bytes).map(NodeProto::from),
+        }
+    }
+
+    /// The plain form, or `None` for anything `decode` leaves to prost.
+    fn decode_plain(bytes: &'a [u8]) -> Option<Self> {
+        let mut node = NodeProto::default();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            // Keys of fields 1-15 with wire type 2 are one byte; anything else goes to prost.
+            let key = bytes[pos];
+            if key & 0x80 != 0 || key & 7 != 2 || key >> 3 == 0 {
+                return None;
+            }
+            pos += 1;
+            let len = plain_length(bytes, &mut pos)?;
+            let payload = bytes.get(pos..pos.checked_add(len)?)?;
+            pos += len;
+            let text = || std::str::from_utf8(payload).ok().map(|s| Text(std::borrow::Cow::Borrowed(s)));
+            match key >> 3 {
+                1 => node.input.push(text()?),
+                2 => node.output.push(text()?),
+                3 => node.name = text()?,
+                4 => node.op_type = text()?,
+                5 => {
+                    let a = AttributeProto::decode(payload).ok()?;
+                    // Subgraphs nest: prost counts their depth from the node, so they stay with prost.
+                    if a.g.is_some() || !a.graphs.is_empty() {
+                        return None;
+                    }
+                    node.attribute.push(a);
+                }
+                7 => node.domain = text()?,
+                9 => node.metadata_props.push(StringStringEntryProto::decode(payload).ok()?),
+                // Fields nnmem does not read (doc_string 6, overload 8, ...), skipped as prost skips them.
+                _ => {}
+            }
+        }
+        Some(node)
+    }
+
+    /// The node with every name owned (for a node decoded from bytes that do not outlive it).
+    pub fn into_owned(self) -> NodeProto<'static> {
+        let owned = |v: Vec<Text<'a>>| v.into_iter().map(Text::into_owned).collect();
+        NodeProto {
+            input: owned(self.input),
+            output: owned(self.output),
+            name: self.name.into_owned(),
+            op_type: self.op_type.into_owned(),
+            attribute: self.attribute,
+            domain: self.domain.into_owned(),
+            metadata_props: self.metadata_props,
+        }
+    }
+}
+
+/// A length of at most 4 bytes of varint (lengths up to 256 MiB), else `None`.
+fn plain_length(bytes: &[u8], pos: &mut usize) -> Option<usize> {
+    let mut value = 0usize;
+    for shift in [0, 7, 14, 21] {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+impl From<NodeMsg> for NodeProto<'static> {
+    fn from(n: NodeMsg) -> Self {
+        let texts = |v: Vec<String>| v.into_iter().map(Text::from).collect();
+        NodeProto {
+            input: texts(n.input),
+            output: texts(n.output),
+            name: n.name.into(),
+            op_type: n.op_type.into(),
+            attribute: n.attribute,
+            domain: n.domain.into(),
+            metadata_props: n.metadata_props,
+        }
+    }
+}
+
+/// A string of a decoded node: borrowed from the file's bytes, or owned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Text<'a>(pub std::borrow::Cow<'a, str>);
+
+impl<'a> Text<'a> {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The same string, owned.
+    pub fn into_owned(self) -> Text<'static> {
+        Text(std::borrow::Cow::Owned(self.0.into_owned()))
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text(std::borrow::Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Text<'static> {
+    fn from(s: String) -> Self {
+        Text(std::borrow::Cow::Owned(s))
+    }
 }
 
 /// AttributeProto: name 1, f 2, i 3, s 4, t 5, g 6, floats 7, ints 8, strings 9,
@@ -638,6 +803,43 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 mod tests {
     use super::*;
     use prost::Message;
+
+    /// `NodeProto::decode` gives what prost gives, names borrowed on the plain form.
+    #[test]
+    fn node_decode_matches_prost() {
+        let attr = AttributeProto { name: "axis".into(), i: 1, r#type: 2, ..Default::default() };
+        let msg = NodeMsg {
+            input: vec!["x".into(), String::new(), "w".into()],
+            output: vec!["y".into()],
+            name: "/layer/MatMul".into(),
+            op_type: "MatMul".into(),
+            attribute: vec![attr.clone()],
+            domain: "ai.onnx".into(),
+            metadata_props: vec![StringStringEntryProto { key: "k".into(), value: "v".into() }],
+        };
+        let mut bytes = msg.encode_to_vec();
+        put_len_field(&mut bytes, 6, b"a doc string, skipped");
+        let node = NodeProto::decode(&bytes).unwrap();
+        assert_eq!(node, NodeProto::from(NodeMsg::decode(&bytes[..]).unwrap()));
+        assert!(matches!(node.name.0, std::borrow::Cow::Borrowed(_)));
+        // Left to prost: a varint field (doc_string's neighbour numbers are free), a repeated
+        // scalar name (the last wins), a subgraph, bytes that are not UTF-8, a truncated field.
+        let mut varint = bytes.clone();
+        varint.extend([0x50, 0x07]); // field 10, varint 7: unknown, skipped
+        let mut twice = bytes.clone();
+        put_len_field(&mut twice, 3, b"second");
+        let graph = AttributeProto { name: "then_branch".into(), g: Some(Box::default()), r#type: 5, ..Default::default() };
+        let with_graph = NodeMsg { attribute: vec![graph], ..msg.clone() }.encode_to_vec();
+        for b in [&varint, &twice, &with_graph] {
+            assert_eq!(NodeProto::decode(b).unwrap(), NodeProto::from(NodeMsg::decode(&b[..]).unwrap()));
+        }
+        assert_eq!(NodeProto::decode(&twice).unwrap().name, "second");
+        let mut bad = Vec::new();
+        put_len_field(&mut bad, 4, &[0xff, 0xfe]);
+        assert_eq!(NodeProto::decode(&bad).unwrap_err().to_string(), NodeMsg::decode(&bad[..]).unwrap_err().to_string());
+        let truncated = &bytes[..bytes.len() - 3];
+        assert_eq!(NodeProto::decode(truncated).unwrap_err().to_string(), NodeMsg::decode(truncated).unwrap_err().to_string());
+    }
 
     #[test]
     fn payload_fields_are_skipped() {
