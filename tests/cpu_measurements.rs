@@ -248,3 +248,39 @@ fn decode_cases_through_the_decode_scenario() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// One TorchScript graph, two PyTorch peaks (scripts/t5_code_styles.py): T5's
+/// attention as measured (`scores` stays bound through `w @ v`) and the same
+/// ops with every intermediate rebound to `scores` (the sum and the softmax
+/// input both alive in the softmax). The dynamo exports record the source
+/// lines; nnmem reads each one's peak to the byte (docs/memory-model.md,
+/// "Python locals").
+#[test]
+fn python_locals_tell_two_code_styles_apart() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("docs/measurements/code_styles.json")).unwrap()).unwrap();
+    let styles = &data["t5_attention_styles"];
+    assert_eq!(styles["torchscript_graphs_identical"], true);
+    let mut peaks = Vec::new();
+    for (style, case) in styles["cases"].as_object().unwrap() {
+        let out = Command::cargo_bin("nnmem")
+            .unwrap()
+            .current_dir(root)
+            .args(["inspect", case["dynamo_file"].as_str().unwrap(), "--json", "-q", "--scenario", "inference"])
+            .args(["--input", "input_ids=2x512", "--input", "decoder_input_ids=2x128"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let sc = &r["scenarios"]["inference"];
+        let b = &sc["peak_breakdown"];
+        let predicted = sc["peak_bytes"].as_u64().unwrap() - b["weights"].as_u64().unwrap() - b["inputs"].as_u64().unwrap();
+        let measured = case["peak_bytes"].as_u64().unwrap();
+        eprintln!("{style}: measured {measured}, predicted {predicted}");
+        assert_eq!(predicted, measured, "{style}");
+        peaks.push(measured);
+    }
+    assert_eq!(peaks.len(), 2);
+    assert_ne!(peaks[0], peaks[1], "the two styles measure apart");
+}
