@@ -176,6 +176,14 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_stack_is_cut() {
+        let frame = "File \"m.py\", line 1, in forward\n    x = f(x)\n";
+        assert_eq!(source_lines(&frame.repeat(10_000)).len(), MOST_FRAMES + 1);
+        let long = format!("File \"m.py\", line 1, in forward\n    x = {}\n", "é".repeat(5_000));
+        assert!(source_lines(&long)[0].code.len() <= LONGEST_CODE);
+    }
+
+    #[test]
     fn scope_drops_the_root_and_the_call() {
         let p = props(&[(NAME_SCOPES, "['', 'layers.0', 'layers.0.query', 'linear']")]);
         assert_eq!(module_scope(&p).unwrap(), vec!["layers.0", "layers.0.query"]);
