@@ -501,17 +501,21 @@ MODELS = {
                    sizes=[("b2_s128", dict(batch=2, seq=128)), ("b2_s512", dict(batch=2, seq=512))],
                    exporters=("legacy",)),
     # family "vision"
-    "resnext50_32x4d": dict(family="vision", sizes=[("b1_224", 224), ("b1_384", 384)]),
-    "regnet_y_400mf": dict(family="vision", sizes=[("b1_224", 224), ("b1_448", 448)]),
-    "shufflenet_v2_x1_0": dict(family="vision", sizes=[("b1_224", 224), ("b1_448", 448)]),
-    "convnext_tiny": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)]),
+    "resnext50_32x4d": dict(family="vision", sizes=[("b1_224", 224), ("b1_384", 384)], exporters=("legacy", "dynamo"),
+                           dynamo_multiple=32, dynamo_inference_only=True),
+    "regnet_y_400mf": dict(family="vision", sizes=[("b1_224", 224), ("b1_448", 448)], exporters=("legacy", "dynamo"),
+                          dynamo_multiple=32, dynamo_inference_only=True),
+    "shufflenet_v2_x1_0": dict(family="vision", sizes=[("b1_224", 224), ("b1_448", 448)], exporters=("legacy", "dynamo"),
+                              dynamo_multiple=32, dynamo_inference_only=True),
+    "convnext_tiny": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)], exporters=("legacy", "dynamo"),
+                         dynamo_multiple=32, dynamo_inference_only=True),
     "swin_t": dict(family="vision", sizes=[("b1_224", 224), ("b1_384", 384)], fixed=True),
-    "wide_resnet50_2": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)]),
-    "fcn_resnet50": dict(family="vision", sizes=[("b1_256", 256), ("b1_512", 512)]),
+    "wide_resnet50_2": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)], exporters=("legacy", "dynamo"),
+                           dynamo_multiple=32, dynamo_inference_only=True),
+    "fcn_resnet50": dict(family="vision", sizes=[("b1_256", 256), ("b1_512", 512)], exporters=("legacy", "dynamo"),
+                        dynamo_multiple=32, dynamo_inference_only=True),
     "unet": dict(family="vision", sizes=[("b1_256", 256), ("b1_512", 512)], exporters=("legacy", "dynamo"),
                  dynamo_multiple=16,  # four 2x poolings: torch.export needs the sides as multiples of 16
-                 # torch.export traces BatchNorm in inference form even for a module in train() mode (the .train.
-                 # file has BatchNorm folded into the convolutions, like the eval export): no training graph
                  dynamo_inference_only=True),
     "r3d_18": dict(family="vision", video=True, sizes=[("b1_t8_112", (8, 112)), ("b1_t16_112", (16, 112))]),
 }
@@ -586,9 +590,13 @@ def all_cases():
             for scenario in ("inference", "training"):
                 entries = []
                 for exp in spec.get("exporters", ("legacy",)):
-                    if exp == "dynamo" and scenario == "training" and spec.get("dynamo_inference_only"):
-                        continue
                     ev, tr = model_files(name, exp, label)
+                    if exp == "dynamo" and spec.get("dynamo_inference_only"):
+                        # torch.export traces BatchNorm in inference form even for a module in train() mode: the
+                        # eval export is the only dynamo file, held for inference
+                        if scenario == "inference":
+                            entries.append(dict(exporter=exp, export="eval", file=ev, args=nnmem_args(ev, scenario, dims)))
+                        continue
                     # PyTorch eager runs BatchNorm and Dropout as ops of their own: the training export is the
                     # file that describes it in both scenarios (as ../shared/check/nnmem_check.py accuracy does);
                     # the eval export (BatchNorm folded) is compared too, for information.
@@ -1391,6 +1399,8 @@ def export_model(name, manifest, only=None):
         for exp in spec.get("exporters", ("legacy",)):
             for training, path in zip((False, True), model_files(name, exp, label)):
                 if only and not re.search(only, path):
+                    continue
+                if training and exp == "dynamo" and spec.get("dynamo_inference_only"):
                     continue
                 torch.manual_seed(SEED)
                 module = build_models()[name]()

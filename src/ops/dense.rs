@@ -87,10 +87,13 @@ impl Family for DenseOp {
         }
     }
 
-    /// A MatMul may be the product of a linear layer whose bias add follows.
+    /// A MatMul, or a linear layer without a bias of its own (an ONNX MatMul
+    /// by a stored weight), may be the product of a linear layer whose bias
+    /// add follows.
     fn schedule_facts(&self) -> ScheduleFacts {
         match self {
             DenseOp::MatMul => ScheduleFacts { fusion: Fusion::MatrixProduct, ..ScheduleFacts::COMPUTES },
+            DenseOp::Linear(p) if !p.bias => ScheduleFacts { fusion: Fusion::MatrixProduct, ..ScheduleFacts::COMPUTES },
             DenseOp::Linear(_) | DenseOp::Embed(_) | DenseOp::MarginLinear(_) | DenseOp::Einsum { .. } | DenseOp::Det => {
                 ScheduleFacts::COMPUTES
             }
