@@ -81,7 +81,7 @@ struct Parser<'t, 'a, F> {
     tokens: &'t [Token<'a>],
     at: usize,
     value_of: &'t F,
-    /// Bracket nesting, bounded so that hostile text cannot overflow the stack.
+    /// Bracket and sign nesting, bounded so that hostile text cannot overflow the stack.
     depth: usize,
 }
 
@@ -126,7 +126,12 @@ impl<F: Fn(&str) -> Option<u64>> Parser<'_, '_, F> {
         match t {
             Token::Number(n) => Some(n as i128),
             Token::Name(n) => (self.value_of)(n).map(i128::from),
-            Token::Minus => self.atom()?.checked_neg(),
+            Token::Minus if self.depth < 32 => {
+                self.depth += 1;
+                let v = self.atom()?.checked_neg();
+                self.depth -= 1;
+                v
+            }
             Token::Open if self.depth < 32 => {
                 self.depth += 1;
                 let v = self.sum()?;
@@ -173,5 +178,7 @@ mod tests {
         assert_eq!(evaluate(&format!("{}*s70", u64::MAX), bound), None);
         let deep = format!("{}s15{}", "(".repeat(100), ")".repeat(100));
         assert_eq!(evaluate(&deep, bound), None);
+        assert_eq!(evaluate(&format!("{}s15", "-".repeat(1_000_000)), bound), None);
+        assert_eq!(evaluate("--s15", bound), Some(3));
     }
 }

@@ -380,6 +380,46 @@ mod tests {
     }
 
     #[test]
+    fn any_stacks_give_holds_within_the_graph() {
+        // Random scopes, stacks (aligned or not), lines and wiring: no panic,
+        // and every hold ends at or after its tensor's producer, inside the graph.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let codes = ["x = f(x)", "x, y = g(x)", "return h(x)", "xs.append(k(x))", "y = a(b(x)) + x", "z = [x]", ""];
+        let modules = ["a", "a.b", "c", "c.d.e"];
+        for _ in 0..200 {
+            let (mut g, x) = graph();
+            let mut made = vec![x];
+            for _ in 0..(1 + next(40)) {
+                let input = made[next(made.len() as u64) as usize];
+                let depth = next(4) as usize;
+                let mut frames: Vec<(&str, String, &str)> = vec![("", format!("m.py:{}", next(6)), codes[next(7) as usize])];
+                for _ in 0..depth {
+                    let line = format!("{}.py:{}", next(3), next(4));
+                    frames.push((modules[next(4) as usize], line, codes[next(7) as usize]));
+                }
+                let borrowed: Vec<(&str, &str, &str)> = frames.iter().map(|(m, l, c)| (*m, l.as_str(), *c)).collect();
+                let out = node(&mut g, input, &borrowed);
+                if next(5) == 0 {
+                    // A stack that does not line up with the scope.
+                    let last = g.nodes.len() - 1;
+                    g.nodes[last].scope = Vec::new().into();
+                }
+                made.push(out);
+            }
+            for (t, until) in local_holds(&g) {
+                let producer = g.tensor(t).producer.expect("a node's output").0;
+                assert!(producer < until && until < g.nodes.len(), "{producer} {until}");
+            }
+        }
+    }
+
+    #[test]
     fn calls_a_line_makes() {
         assert_eq!(call_count("input = module(input)"), 1);
         assert_eq!(call_count("x = dec(torch.cat([skips.pop(), up(x)], dim=1))"), 4);
