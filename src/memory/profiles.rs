@@ -172,9 +172,11 @@ pub struct Profile {
     /// into the first gradient buffer; each later contribution is transient.
     pub accumulate_grads_in_place: bool,
     /// A tensor passed into a module call stays referenced by the caller until
-    /// the call returns (eager Python frames). Module paths are `Node::scope`
-    /// (the ONNX loader reads them from names such as
-    /// `/encoder/layers/encoder_layer_0/mlp/mlp.0/MatMul`).
+    /// the call returns, and one a Python variable names until the variable is
+    /// rebound or its function returns (eager Python frames). Module paths are
+    /// `Node::scope` (the ONNX loader reads them from names such as
+    /// `/encoder/layers/encoder_layer_0/mlp/mlp.0/MatMul`); source lines are
+    /// `FrameworkCall::stack` (dynamo exports).
     pub module_scope_hold: bool,
     /// Every buffer lives for the whole run: modules (Torch nn) or blobs (Caffe)
     /// keep their output and gradient between iterations, so nothing is freed.
