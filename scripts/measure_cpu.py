@@ -458,6 +458,7 @@ def build_models():
         "shufflenet_v2_x1_0": lambda: tv("shufflenet_v2_x1_0"),
         "convnext_tiny": lambda: tv("convnext_tiny"),
         "swin_t": lambda: tv("swin_t"),
+        "vit_b_16": lambda: tv("vit_b_16"),
         "wide_resnet50_2": lambda: tv("wide_resnet50_2"),
         "fcn_resnet50": lambda: tv("fcn_resnet50"),
         "r3d_18": lambda: tv("r3d_18"),
@@ -510,6 +511,9 @@ MODELS = {
     "convnext_tiny": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)], exporters=("legacy", "dynamo"),
                          dynamo_multiple=32, dynamo_inference_only=True),
     "swin_t": dict(family="vision", sizes=[("b1_224", 224), ("b1_384", 384)], fixed=True),
+    # ViT-B/16 is in ../shared as a TorchScript export; here both exporters, for the locals of torchvision's
+    # EncoderBlock and nn.MultiheadAttention (fixed at 224 px: its position embedding is)
+    "vit_b_16": dict(family="vision", sizes=[("b1_224", 224)], fixed=True, exporters=("legacy", "dynamo")),
     "wide_resnet50_2": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)], exporters=("legacy", "dynamo"),
                            dynamo_multiple=32, dynamo_inference_only=True),
     "fcn_resnet50": dict(family="vision", sizes=[("b1_256", 256), ("b1_512", 512)], exporters=("legacy", "dynamo"),

@@ -102,6 +102,8 @@ struct Statement {
     position: usize,
     last_node: usize,
     targets: Vec<String>,
+    /// The plain names its line mentions (`x, _ = attn(x, mask)`: x, _, attn, mask).
+    mentions: Vec<String>,
 }
 
 struct Statements {
@@ -169,7 +171,7 @@ impl Statements {
                     };
                     let code = &stack[d].code;
                     let position = frame_statements[frame].len();
-                    list.push(Statement { frame, position, last_node: i, targets: assigned_names(code) });
+                    list.push(Statement { frame, position, last_node: i, targets: assigned_names(code), mentions: mentioned_names(code) });
                     frame_statements[frame].push(list.len() - 1);
                     open = Some(Open {
                         statement: list.len() - 1,
@@ -205,9 +207,13 @@ impl Statements {
             if made.targets.is_empty() {
                 return None;
             }
+            // The reader reaches the tensor through a name it mentions: of
+            // `x, _ = attn(x)` read by `x = x + y`, the tensor is `x`'s.
+            let named: Vec<&String> = made.targets.iter().filter(|t| read.mentions.contains(t)).collect();
+            let names = if named.is_empty() { made.targets.iter().collect() } else { named };
             let rebinding = self.frame_statements[made.frame][made.position + 1..]
                 .iter()
-                .find(|&&s| made.targets.iter().all(|t| self.list[s].targets.contains(t)));
+                .find(|&&s| names.iter().all(|t| self.list[s].targets.contains(t)));
             return Some(match rebinding {
                 Some(&s) => self.list[s].last_node,
                 None => self.frame_end[made.frame],
@@ -263,6 +269,42 @@ fn assigned_names(code: &str) -> Vec<String> {
             }
         }
         start = cut + 1;
+    }
+    names
+}
+
+/// The plain names a line mentions: identifiers not after a `.` (an
+/// attribute) and outside strings.
+fn mentioned_names(code: &str) -> Vec<String> {
+    let bytes = code.as_bytes();
+    let mut names: Vec<String> = Vec::new();
+    let (mut i, mut quote) = (0, None::<u8>);
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                i += 1;
+            }
+            None if c == b'\'' || c == b'"' => {
+                quote = Some(c);
+                i += 1;
+            }
+            None if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let after_dot = code[..start].trim_end().ends_with('.');
+                let name = &code[start..i];
+                if !after_dot && !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+            None => i += 1,
+        }
     }
     names
 }
@@ -424,6 +466,23 @@ mod tests {
         assert_eq!(call_count("input = module(input)"), 1);
         assert_eq!(call_count("x = dec(torch.cat([skips.pop(), up(x)], dim=1))"), 4);
         assert_eq!(call_count("(a, b) = (c, d)"), 0);
+    }
+
+    #[test]
+    fn names_a_line_mentions() {
+        assert_eq!(mentioned_names("x = x + self.drop(a)"), vec!["x", "self", "a"]);
+        assert_eq!(mentioned_names("y = f('x', z.w)"), vec!["y", "f", "z"]);
+    }
+
+    #[test]
+    fn a_tuple_target_is_let_go_with_the_name_read() {
+        // x, _ = attn(x); x = x + inp; y = mlp(x): the attention output is
+        // `x`'s and goes as `x` is rebound, though `_` never is.
+        let (mut g, x) = graph();
+        let attn = node(&mut g, x, &[("", "m.py:1", "x, _ = self.attn(x)")]);
+        let sum = node(&mut g, attn, &[("", "m.py:2", "x = x + inp")]);
+        node(&mut g, sum, &[("", "m.py:3", "y = self.mlp(x)")]);
+        assert_eq!(local_holds(&g), vec![(attn, 1), (sum, 2)]);
     }
 
     #[test]
