@@ -510,7 +510,7 @@ MODELS = {
                               dynamo_multiple=32, dynamo_inference_only=True),
     "convnext_tiny": dict(family="vision", sizes=[("b1_224", 224), ("b1_512", 512)], exporters=("legacy", "dynamo"),
                          dynamo_multiple=32, dynamo_inference_only=True),
-    "swin_t": dict(family="vision", sizes=[("b1_224", 224), ("b1_384", 384)], fixed=True),
+    "swin_t": dict(family="vision", sizes=[("b1_224", 224), ("b1_384", 384)], fixed=True, exporters=("legacy", "dynamo")),
     # ViT-B/16 is in ../shared as a TorchScript export; here both exporters, for the locals of torchvision's
     # EncoderBlock and nn.MultiheadAttention (fixed at 224 px: its position embedding is)
     "vit_b_16": dict(family="vision", sizes=[("b1_224", 224)], fixed=True, exporters=("legacy", "dynamo")),
