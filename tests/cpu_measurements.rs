@@ -126,7 +126,7 @@ fn style_transfer_cases_within_limits() {
 }
 
 #[test]
-#[ignore = "36 of 38 vision rows hold (median 0.0 %), but the TorchScript (legacy) export of UNet is -9.1 % in inference \
+#[ignore = "56 of 58 vision rows hold (median 0.0 %), but the TorchScript (legacy) export of UNet is -9.1 % in inference \
             at 256 and 512 px: its forward (`x = dec(torch.cat([skips.pop(), up(x)]))`) keeps the old `x` bound through \
             `dec`, a Python variable lifetime that file does not record; the dynamo export records the source lines and \
             is exact (docs/memory-model.md, 'Python locals')"]
