@@ -256,3 +256,19 @@ fn decode_without_a_kv_cache_is_an_error_and_all_leaves_it_out() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no KV cache"));
 }
+
+#[test]
+fn pytorch_exports_say_what_they_cannot_show() {
+    // The TorchScript exporter records no source lines: a note says eager
+    // PyTorch may hold more (docs/memory-model.md, "Python locals"). The
+    // dynamo export records them (no such note) but traced BatchNorm in its
+    // inference form, folded into the convolutions: a note counts them.
+    let notes = |r: &Value| -> Vec<String> { r["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect() };
+    let args = ["--input", "input=1x3x256x256", "--scenario", "inference"];
+    let legacy = notes(&report("unet.train.onnx", &args));
+    assert!(legacy.iter().any(|n| n.contains("without source lines")), "{legacy:?}");
+    assert!(!legacy.iter().any(|n| n.contains("BatchNorm")), "{legacy:?}");
+    let dynamo = notes(&report("unet.dynamo.onnx", &args));
+    assert!(!dynamo.iter().any(|n| n.contains("without source lines")), "{dynamo:?}");
+    assert!(dynamo.iter().any(|n| n.starts_with("18 BatchNorm layer(s) were exported in their inference form")), "{dynamo:?}");
+}

@@ -303,6 +303,7 @@ fn build(path: &Path, d: &Decoded<'_>, options: &LoadOptions, settle: bool) -> R
         }
     });
     note_missing_source_lines(d, &mut g);
+    note_inference_batch_norm(&mut g);
     // Graph nodes are in execution order: node k is the file's node order[k].
     let decided = decided.into_iter().map(|(k, then_branch)| control::Decision { node: order[k], then_branch }).collect();
     Ok((g, decided))
@@ -322,6 +323,25 @@ fn note_missing_source_lines(d: &Decoded<'_>, g: &mut Graph) {
              dynamo exporter (torch.onnx.export(..., dynamo=True)) records the lines and nnmem reads them"
                 .to_string(),
         );
+    }
+}
+
+/// torch.export traces BatchNorm in its inference form even for a module in
+/// train() mode, and the dynamo exporter then folds it into the convolution
+/// before it: such a file has no BatchNorm to train. Say so, counting them.
+fn note_inference_batch_norm(g: &mut Graph) {
+    let folded = g
+        .nodes
+        .iter()
+        .filter(|n| n.call.as_ref().is_some_and(|c| c.function == "aten._native_batch_norm_legit_no_training"))
+        .count();
+    if folded > 0 {
+        g.notes.push(format!(
+            "{folded} BatchNorm layer(s) were exported in their inference form (torch.export's \
+             _native_batch_norm_legit_no_training, whatever mode the module was in), most folded into the convolution \
+             before them: a training scenario of this file has no BatchNorm statistics or saved tensors; the \
+             TorchScript exporter with training=TrainingMode.TRAINING writes a training graph"
+        ));
     }
 }
 
