@@ -492,7 +492,7 @@ MODELS = {
                       ("b2_s512_d128", dict(batch=2, seq=512, dec_seq=128))]),
     "tfenc_lm": dict(family="transformer", inputs={"input_ids": ("batch", "seq")}, int_inputs=True,
                      sizes=[("b2_s128", dict(batch=2, seq=128)), ("b2_s512", dict(batch=2, seq=512))],
-                     exporters=("legacy",), fixed=True),  # the legacy export of nn.MultiheadAttention bakes the
+                     exporters=("legacy", "dynamo"), fixed=True),  # the legacy export of nn.MultiheadAttention bakes the
     # sequence length into its Reshape constants, so it is exported at each size
     # family "recurrent"
     "lstm_lm": dict(family="recurrent", inputs={"input_ids": ("batch", "seq")}, int_inputs=True,
