@@ -156,7 +156,7 @@ fn recurrent_cases_within_limits() {
 }
 
 #[test]
-#[ignore = "issue 15: 42 of 44 rows within 10 %, median 0.3 %; over: the TorchScript (legacy) export of T5 in inference, \
+#[ignore = "issue 15: 46 of 48 rows within 10 %, median 0.3 %; over: the TorchScript (legacy) export of T5 in inference, \
             2x128 and 2x512 (-11.3 % / -14.8 %): the peak inside enc.0's attention also holds scores + position_bias \
             (bound to the Python local `scores` until the call returns), and at 2x128 the LM head's peak holds top-level \
             locals past their last reader. That file records no source lines; the dynamo export does, and is within 1 % \
