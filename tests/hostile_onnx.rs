@@ -861,3 +861,51 @@ fn output_is_written_atomically() {
     let out = nnmem().arg("inspect").arg(&onnx).arg("-o").arg(dir.path().join("no/such/dir/r.json")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// What PyTorch's dynamo exporter records per node, made hostile: deep module
+/// paths and call stacks (aligned with each other, so the Python-locals rule
+/// reads them), lines of random Python-ish text, and input dims written as
+/// deeply nested arithmetic. nnmem reads what it can and stays within bounds.
+#[test]
+fn onnx_hostile_dynamo_metadata() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let alphabet = b"xy_=+-*/()[]{},.'\" :0123456789";
+    let mut nodes = Vec::new();
+    for i in 0..2_000 {
+        let depth = (xorshift(&mut state) % 200) as usize;
+        let scopes: Vec<String> = (0..depth).map(|d| format!("'m{}'", d % 7)).collect();
+        let mut trace = String::new();
+        for d in 0..=depth {
+            let code: String = (0..(xorshift(&mut state) % 80))
+                .map(|_| alphabet[(xorshift(&mut state) % alphabet.len() as u64) as usize] as char)
+                .collect();
+            trace.push_str(&format!("File \"m{}.py\", line {}, in forward\n    {code}\n", d % 3, xorshift(&mut state) % 5));
+        }
+        let mut n = node(&format!("n{i}"), "Relu", &[&format!("t{i}")], &[&format!("t{}", i + 1)]);
+        n.metadata_props = vec![
+            StringStringEntryProto { key: "pkg.torch.onnx.name_scopes".into(), value: format!("['', {}, 'relu']", scopes.join(", ")) },
+            StringStringEntryProto { key: "pkg.torch.onnx.stack_trace".into(), value: trace },
+            StringStringEntryProto {
+                key: "pkg.torch.onnx.fx_node".into(),
+                value: format!("%relu_{i} : [num_users=1] = call_function[target=torch.ops.aten.relu.default](args = (%t{i},), kwargs = {{}})"),
+            },
+        ];
+        nodes.push(n);
+    }
+    let mut input = value("t0", &fixed(&[1, 64]));
+    if let Some(TypeTensor { shape: Some(shape), .. }) = input.r#type.as_mut().and_then(|t| t.tensor_type.as_mut()) {
+        shape.dim[0] = Dimension { dim_value: None, dim_param: Some(format!("{}s{}", "-(".repeat(50_000), ")".repeat(50_000))) };
+    }
+    let graph = GraphProto { name: "g".into(), node: nodes, input: vec![input], output: vec![value("t2000", &[])], ..Default::default() };
+    let mut bytes = ModelProto {
+        ir_version: 8,
+        producer_name: "pytorch".into(),
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+    }
+    .encode_to_vec();
+    put_len_field(&mut bytes, 7, &graph.encode_to_vec());
+    let o = run_bytes("dynamo_metadata.onnx", &bytes, &["--dim", "s=3"]);
+    assert!(o.code == 0 || o.code == 2, "exit {}: {}", o.code, o.stderr);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    within_bounds(&o, "dynamo_metadata.onnx");
+}
