@@ -357,6 +357,15 @@ fn weightless_proto(
             n.input.truncate(1);
             n.attribute.clear();
         }
+        if n.op_type == "ConstantOfShape" && !n.attribute.iter().any(|a| a.name == "value") {
+            // The spec's default is one f32 zero; tract's is f64. Say it.
+            n.attribute.push(pb::AttributeProto {
+                name: "value".into(),
+                r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+                t: Some(pb::TensorProto { dims: vec![1], data_type: elem::FLOAT, float_data: vec![0.0], ..Default::default() }),
+                ..Default::default()
+            });
+        }
         for a in &mut n.attribute {
             if n.op_type == "Cast" && a.name == "to" {
                 a.i = i64::from(tract_elem(a.i as i32));
