@@ -585,7 +585,7 @@ mod tests {
     use crate::ops::{ConvOp, ConvParams, Window};
 
     fn conv(out: u64) -> Op {
-        Op::Conv(ConvOp::Forward(ConvParams {
+        Op::Conv(ConvOp::Forward(Box::new(ConvParams {
             out_channels: out,
             window: Window::symmetric(vec![3, 3], vec![1, 1], vec![1, 1], vec![1, 1]),
             group: 1,
@@ -593,7 +593,7 @@ mod tests {
             bias: true,
             axis: 1,
             output_pad: vec![],
-        }))
+        })))
     }
 
     fn spec(name: &str, op: Op, inputs: Vec<TensorId>, shared: Vec<Option<String>>) -> NodeSpec {

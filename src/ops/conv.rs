@@ -14,12 +14,12 @@ use crate::tensor::{checked_product, Shape, ShapeError};
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConvOp {
     /// Convolution (also grouped and depthwise).
-    Forward(ConvParams),
+    Forward(Box<ConvParams>),
     /// Transposed convolution.
-    Transposed(ConvParams),
+    Transposed(Box<ConvParams>),
     /// Deformable convolution (ONNX DeformConv): a convolution's output
     /// shape, sampling at learned offsets (input 2) and an optional mask (input 4).
-    Deformable(ConvParams),
+    Deformable(Box<ConvParams>),
 }
 
 impl ConvOp {

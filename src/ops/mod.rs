@@ -58,7 +58,7 @@ pub enum Op {
     /// Convolution and transposed convolution (conv.rs).
     Conv(ConvOp),
     /// Max, average and stochastic pooling, windowed or global (pool.rs).
-    Pool(PoolParams),
+    Pool(Box<PoolParams>),
     /// Fully connected layers, matrix products, embeddings (dense.rs).
     Dense(DenseOp),
     /// Same-shape functions of one or several inputs: activations, dropout,
@@ -73,7 +73,7 @@ pub enum Op {
     /// Reductions and scans along axes (reduce.rs).
     Reduce(ReduceOp),
     /// Spatial resampling (resize.rs).
-    Resize(ResizeOp),
+    Resize(Box<ResizeOp>),
     /// Prior boxes, detection output, RoI pooling, proposals (detection.rs).
     Detection(DetectionOp),
     /// Caffe's unrolled LSTM and RNN (recurrent.rs).
@@ -458,14 +458,14 @@ impl Op {
     fn family(&self) -> &dyn Family {
         match self {
             Op::Conv(f) => f,
-            Op::Pool(f) => f,
+            Op::Pool(f) => &**f,
             Op::Dense(f) => f,
             Op::Elementwise(f) => f,
             Op::Norm(f) => f,
             Op::Layout(f) => f,
             Op::Index(f) => f,
             Op::Reduce(f) => f,
-            Op::Resize(f) => f,
+            Op::Resize(f) => &**f,
             Op::Detection(f) => f,
             Op::Recurrent(f) => f,
             Op::Sequence(f) => f,
@@ -634,7 +634,7 @@ mod tests {
             global: false,
             clip_last_window: false,
         };
-        let f = Op::Pool(p).memory_facts(&[&s(&[1, 64, 112, 112])], &[&s(&[1, 64, 56, 56])]);
+        let f = Op::Pool(Box::new(p)).memory_facts(&[&s(&[1, 64, 112, 112])], &[&s(&[1, 64, 56, 56])]);
         assert_eq!(f.saves_inputs, vec![0]);
         assert_eq!(f.extra_saved[0].elems, 64 * 56 * 56);
         assert_eq!(f.extra_saved[0].dtype, SavedType::PoolIndex);
@@ -718,22 +718,22 @@ mod tests {
         };
         let x = s(&[2, 4, 10, 10]);
         let (w, b) = (s(&[8, 4, 3, 3]), s(&[8]));
-        let g = Op::Conv(ConvOp::Forward(p.clone())).conv_geometry(Some(&x), &[&w, &b]).unwrap();
+        let g = Op::Conv(ConvOp::Forward(Box::new(p.clone()))).conv_geometry(Some(&x), &[&w, &b]).unwrap();
         assert_eq!(g.padded_input_elems, 2 * 4 * 12 * 12);
         assert_eq!((g.in_channels, g.batch, g.weight_elems), (4, 2, 8 * 4 * 9));
         assert_eq!((g.out_channels, g.groups, g.out_spatial_elems, g.lead4_elems), (8, 1, 100, 2 * 4 * 10 * 10));
         assert!(!g.pointwise_kernel && !g.large_kernel && !g.strided && !g.dilated && !g.unit_window && !g.transposed);
         // A 3-D input counts N·C·T·H (PyTorch's size(0..3)); a 1-D one N·C·1·L.
         let p3 = ConvParams { window: Window::symmetric(vec![1, 1, 1], vec![2, 2, 2], vec![0, 0, 0], vec![1, 1, 1]), ..p.clone() };
-        let g3 = Op::Conv(ConvOp::Forward(p3)).conv_geometry(Some(&s(&[1, 4, 6, 8, 10])), &[]).unwrap();
+        let g3 = Op::Conv(ConvOp::Forward(Box::new(p3))).conv_geometry(Some(&s(&[1, 4, 6, 8, 10])), &[]).unwrap();
         assert_eq!((g3.lead4_elems, g3.out_spatial_elems), (4 * 6 * 8, 3 * 4 * 5));
         assert!(g3.strided && g3.pointwise_kernel && !g3.unit_window);
         let p1 = ConvParams { window: Window::symmetric(vec![5], vec![1], vec![0], vec![1]), ..p.clone() };
-        let g1 = Op::Conv(ConvOp::Forward(p1)).conv_geometry(Some(&s(&[2, 4, 30])), &[]).unwrap();
+        let g1 = Op::Conv(ConvOp::Forward(Box::new(p1))).conv_geometry(Some(&s(&[2, 4, 30])), &[]).unwrap();
         assert_eq!((g1.lead4_elems, g1.out_spatial_elems), (2 * 4 * 30, 26));
         assert!(!g1.large_kernel);
         let p7 = ConvParams { window: Window::symmetric(vec![7, 7], vec![1, 1], vec![3, 3], vec![1, 1]), group: 4, out_channels: 4, ..p.clone() };
-        let g7 = Op::Conv(ConvOp::Forward(p7)).conv_geometry(Some(&x), &[]).unwrap();
+        let g7 = Op::Conv(ConvOp::Forward(Box::new(p7))).conv_geometry(Some(&x), &[]).unwrap();
         assert!(g7.large_kernel && g7.groups == 4);
         assert_eq!(Op::Dense(DenseOp::MatMul).conv_geometry(Some(&x), &[]), None);
     }

@@ -431,28 +431,28 @@ fn loss_kind(canonical: &str) -> bool {
 pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize) -> Result<Op, FieldError> {
     let act = |a: Activation| Ok(Op::Elementwise(E::Activation(a)));
     match canonical {
-        "Convolution" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, false)?))),
-        "ConvolutionDepthwise" => Ok(Op::Conv(ConvOp::Forward(conv_params(p, true)?))),
-        "Deconvolution" => Ok(Op::Conv(ConvOp::Transposed(conv_params(p, false)?))),
-        "Pooling" => Ok(Op::Pool(pool_params(p)?)),
+        "Convolution" => Ok(Op::Conv(ConvOp::Forward(Box::new(conv_params(p, false)?)))),
+        "ConvolutionDepthwise" => Ok(Op::Conv(ConvOp::Forward(Box::new(conv_params(p, true)?)))),
+        "Deconvolution" => Ok(Op::Conv(ConvOp::Transposed(Box::new(conv_params(p, false)?)))),
+        "Pooling" => Ok(Op::Pool(Box::new(pool_params(p)?))),
         // C3D v1.1 (V2) reads its own blocks, v1.0 (V1 enums) the extended
         // convolution_param/pooling_param. Deconvolution3D takes bias_term from
         // convolution_param in both (deconvolution3d_layer.cpp:79).
         "Convolution3D" => {
             let b = p.block("convolution3d_param");
-            Ok(Op::Conv(ConvOp::Forward(conv3d_params(b, b.bool_or("bias_term", true)?)?)))
+            Ok(Op::Conv(ConvOp::Forward(Box::new(conv3d_params(b, b.bool_or("bias_term", true)?)?))))
         }
         "CONVOLUTION3D" => {
             let b = p.block("convolution_param");
-            Ok(Op::Conv(ConvOp::Forward(conv3d_params(b, b.bool_or("bias_term", true)?)?)))
+            Ok(Op::Conv(ConvOp::Forward(Box::new(conv3d_params(b, b.bool_or("bias_term", true)?)?))))
         }
         "Deconvolution3D" | "DECONVOLUTION3D" => {
             let bias = p.block("convolution_param").bool_or("bias_term", true)?;
             let geometry = p.block(if canonical == "Deconvolution3D" { "convolution3d_param" } else { "convolution_param" });
-            Ok(Op::Conv(ConvOp::Transposed(conv3d_params(geometry, bias)?)))
+            Ok(Op::Conv(ConvOp::Transposed(Box::new(conv3d_params(geometry, bias)?))))
         }
-        "Pooling3D" => Ok(Op::Pool(pool3d_params(p.block("pooling3d_param"))?)),
-        "POOLING3D" => Ok(Op::Pool(pool3d_params(p.block("pooling_param"))?)),
+        "Pooling3D" => Ok(Op::Pool(Box::new(pool3d_params(p.block("pooling3d_param"))?))),
+        "POOLING3D" => Ok(Op::Pool(Box::new(pool3d_params(p.block("pooling_param"))?))),
         "InnerProduct" => {
             let b = p.block("inner_product_param");
             let out = b.opt_u64("num_output")?.ok_or_else(|| FieldError {
@@ -574,20 +574,20 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
         "Upsample" => {
             let b = p.block("upsample_param");
             let scale = b.u64_or("scale", 2)?;
-            Ok(Op::Resize(ResizeOp::Upsample(UpsampleParams {
+            Ok(Op::Resize(Box::new(ResizeOp::Upsample(UpsampleParams {
                 scale_h: b.u64_or("scale_h", scale)?,
                 scale_w: b.u64_or("scale_w", scale)?,
                 out_h: b.opt_u64("upsample_h")?,
                 out_w: b.opt_u64("upsample_w")?,
                 pad_out_h: b.bool_or("pad_out_h", false)?,
                 pad_out_w: b.bool_or("pad_out_w", false)?,
-            })))
+            }))))
         }
         "UNPOOLING" | "Unpooling" => unpooling_op(p, n_bottoms, None),
         // extended-caffe's UnPooling: no mask, a window rule, or fitted to a second bottom.
         "UnPooling" => {
             if n_bottoms >= 2 {
-                return Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size: UnpoolSize::FitInput(1), mask_input: false })));
+                return Ok(Op::Resize(Box::new(ResizeOp::Unpool(UnpoolParams { size: UnpoolSize::FitInput(1), mask_input: false }))));
             }
             let b = p.block("unpooling_param");
             let pair = |h: &str, w: &str, one: &str, default: Option<u64>| -> Result<[u64; 2], FieldError> {
@@ -606,18 +606,18 @@ pub fn layer_op(canonical: &str, p: &Params<'_>, n_bottoms: usize, n_tops: usize
                 stride: pair("out_stride_h", "out_stride_w", "out_stride", Some(1))?,
                 pad: pair("out_pad_h", "out_pad_w", "out_pad", Some(0))?,
             };
-            Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size, mask_input: false })))
+            Ok(Op::Resize(Box::new(ResizeOp::Unpool(UnpoolParams { size, mask_input: false }))))
         }
         "Interp" => {
             let b = p.block("interp_param");
-            Ok(Op::Resize(ResizeOp::Interp(InterpParams {
+            Ok(Op::Resize(Box::new(ResizeOp::Interp(InterpParams {
                 height: b.opt_u64("height")?,
                 width: b.opt_u64("width")?,
                 zoom: b.opt_u64("zoom_factor")?,
                 shrink: b.opt_u64("shrink_factor")?,
                 pad_beg: b.i64_or("pad_beg", 0)?,
                 pad_end: b.i64_or("pad_end", 0)?,
-            })))
+            }))))
         }
         "PriorBox" => {
             let b = p.block("prior_box_param");
@@ -745,7 +745,7 @@ pub fn unpooling_op(p: &Params<'_>, n_bottoms: usize, paired: Option<(u64, u64)>
     if let UnpoolSize::Fixed { h: 0, .. } | UnpoolSize::Fixed { w: 0, .. } = size {
         return Err(err("the unpooled size must be positive"));
     }
-    Ok(Op::Resize(ResizeOp::Unpool(UnpoolParams { size, mask_input })))
+    Ok(Op::Resize(Box::new(ResizeOp::Unpool(UnpoolParams { size, mask_input }))))
 }
 
 /// Python layers run user code; a few well-known ones have a known shape:

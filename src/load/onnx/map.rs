@@ -148,7 +148,7 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             let out_channels = w.first().copied().unwrap_or(0);
             let (window, ok) = window(&a, &w.get(2..).unwrap_or(&[]).to_vec());
             let p = conv_params(&a, window, out_channels, has_input(2));
-            (Op::Conv(ConvOp::Forward(p)), own_if(ok, exact))
+            (Op::Conv(ConvOp::Forward(Box::new(p))), own_if(ok, exact))
         }
         "ConvTranspose" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
@@ -160,14 +160,14 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             p.output_pad = a.ints("output_padding").iter().map(|&v| v.max(0) as u64).collect();
             // An explicit output_shape (or SAME padding) fixes the extent another way.
             let own = ok && !same && a.get("output_shape").is_none() && a.ints("output_padding").iter().all(|&v| v >= 0);
-            (Op::Conv(ConvOp::Transposed(p)), own_if(own, exact))
+            (Op::Conv(ConvOp::Transposed(Box::new(p))), own_if(own, exact))
         }
         // Inputs: X, W, offset, B, mask.
         "DeformConv" => {
             let w = ctx.init_dims(node, 1).unwrap_or_default();
             let (window, ok) = window(&a, &w.get(2..).unwrap_or(&[]).to_vec());
             let p = conv_params(&a, window, w.first().copied().unwrap_or(0), has_input(3));
-            (Op::Conv(ConvOp::Deformable(p)), own_if(ok, exact))
+            (Op::Conv(ConvOp::Deformable(Box::new(p))), own_if(ok, exact))
         }
         "MaxPool" | "AveragePool" | "LpPool" => {
             let method = match node.op_type.as_str() {
@@ -177,13 +177,13 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             };
             let ceil = a.int("ceil_mode", 0) != 0;
             let (window, ok) = window(&a, &[]);
-            let op = Op::Pool(PoolParams {
+            let op = Op::Pool(Box::new(PoolParams {
                 method,
                 window,
                 rounding: if ceil { Rounding::Ceil } else { Rounding::Floor },
                 global: false,
                 clip_last_window: ceil,
-            });
+            }));
             (op, own_if(ok && !a.ints("kernel_shape").is_empty(), exact))
         }
         "GlobalMaxPool" | "GlobalAveragePool" | "GlobalLpPool" => {
@@ -192,13 +192,13 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
                 "GlobalAveragePool" => PoolMethod::Average,
                 _ => PoolMethod::Lp,
             };
-            let op = Op::Pool(PoolParams {
+            let op = Op::Pool(Box::new(PoolParams {
                 method,
                 window: Window::symmetric(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
                 rounding: Rounding::Floor,
                 global: true,
                 clip_last_window: false,
-            });
+            }));
             (op, exact)
         }
         "Gemm" => {
@@ -386,7 +386,7 @@ fn map_default_domain(node: &NodeProto, bytes: &[u8], ctx: &MapCtx<'_>) -> (Op, 
             (Op::Layout(L::Pad { pads: Some(pads) }), exact)
         }
         "Pad" => (Op::Layout(L::Pad { pads: None }), TypeFacts::args(1)),
-        "Resize" | "Upsample" => (Op::Resize(ResizeOp::Scaled(scaled_params(node, &a, opset))), TypeFacts::args(1)),
+        "Resize" | "Upsample" => (Op::Resize(Box::new(ResizeOp::Scaled(scaled_params(node, &a, opset)))), TypeFacts::args(1)),
         "Expand" => (Op::Layout(L::Expand), TypeFacts::args(1)),
         // Tile before opset 6 took tiles and axis inputs.
         "Tile" if opset >= 6 => (Op::Layout(L::TileBy), TypeFacts::args(1)),
@@ -1004,11 +1004,14 @@ mod tests {
         assert!(matches!(mapped("Pad", 2, vec![]).op, Op::Layout(L::Pad { pads: Some(_) })));
         assert!(matches!(mapped("Pad", 11, vec![]).op, Op::Layout(L::Pad { pads: None })));
         // Resize inputs: (X, scales) in opset 10, (X, roi, scales, sizes) from 11.
-        let Op::Resize(ResizeOp::Scaled(p)) = mapped("Resize", 10, vec![]).op else { panic!() };
+        let Op::Resize(r) = mapped("Resize", 10, vec![]).op else { panic!() };
+        let ResizeOp::Scaled(p) = *r else { panic!() };
         assert_eq!((p.scales_input, p.sizes_input), (Some(1), None));
-        let Op::Resize(ResizeOp::Scaled(p)) = mapped("Resize", 13, vec![]).op else { panic!() };
+        let Op::Resize(r) = mapped("Resize", 13, vec![]).op else { panic!() };
+        let ResizeOp::Scaled(p) = *r else { panic!() };
         assert_eq!((p.scales_input, p.sizes_input), (Some(2), Some(3)));
-        let Op::Resize(ResizeOp::Scaled(p)) = mapped("Upsample", 7, vec![]).op else { panic!() };
+        let Op::Resize(r) = mapped("Upsample", 7, vec![]).op else { panic!() };
+        let ResizeOp::Scaled(p) = *r else { panic!() };
         assert_eq!((p.scales_input, p.sizes_input), (None, None));
         // Softmax's default axis changed at 13.
         assert_eq!(mapped("Softmax", 11, vec![]).op, Op::Elementwise(E::Softmax { axis: 1 }));

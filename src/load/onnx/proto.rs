@@ -113,7 +113,29 @@ impl<'a> NodeProto<'a> {
 
     /// The plain form, or `None` for anything `decode` leaves to prost.
     fn decode_plain(bytes: &'a [u8]) -> Option<Self> {
-        let mut node = NodeProto::default();
+        // Each list gets its exact length up front: an attribute is 200 bytes,
+        // and a list grown by pushes keeps room for four of them or more.
+        let mut counts = [0usize; 10];
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let key = bytes[pos];
+            if key & 0x80 != 0 || key & 7 != 2 || key >> 3 == 0 {
+                return None;
+            }
+            pos += 1;
+            let len = plain_length(bytes, &mut pos)?;
+            pos = pos.checked_add(len).filter(|&end| end <= bytes.len())?;
+            if let Some(c) = counts.get_mut(usize::from(key >> 3)) {
+                *c += 1;
+            }
+        }
+        let mut node = NodeProto {
+            input: Vec::with_capacity(counts[1]),
+            output: Vec::with_capacity(counts[2]),
+            attribute: Vec::with_capacity(counts[5]),
+            metadata_props: Vec::with_capacity(counts[9]),
+            ..NodeProto::default()
+        };
         let mut pos = 0;
         while pos < bytes.len() {
             // Keys of fields 1-15 with wire type 2 are one byte; anything else goes to prost.
