@@ -894,7 +894,7 @@ fn onnx_hostile_dynamo_metadata() {
     }
     let mut input = value("t0", &fixed(&[1, 64]));
     if let Some(TypeTensor { shape: Some(shape), .. }) = input.r#type.as_mut().and_then(|t| t.tensor_type.as_mut()) {
-        shape.dim[0] = Dimension { dim_value: None, dim_param: Some(format!("{}s{}", "-(".repeat(50_000), ")".repeat(50_000))) };
+        shape.dim[0] = Dimension { dim_value: None, dim_param: Some(format!("{}s{}", "-(".repeat(10_000), ")".repeat(10_000))) };
     }
     let graph = GraphProto { name: "g".into(), node: nodes, input: vec![input], output: vec![value("t2000", &[])], ..Default::default() };
     let mut bytes = ModelProto {
@@ -905,7 +905,8 @@ fn onnx_hostile_dynamo_metadata() {
     .encode_to_vec();
     put_len_field(&mut bytes, 7, &graph.encode_to_vec());
     let o = run_bytes("dynamo_metadata.onnx", &bytes, &["--dim", "s=3"]);
-    assert!(o.code == 0 || o.code == 2, "exit {}: {}", o.code, o.stderr);
-    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    // Read whole (every string is under the loader's 64 KiB limit), the
+    // nested dim left a free symbol: a report with a warning, not an error.
+    assert_eq!(o.code, 0, "{}", o.stderr);
     within_bounds(&o, "dynamo_metadata.onnx");
 }

@@ -436,9 +436,43 @@ fn fact_input(name: &str, elem_type: i32, dims: &[i64], sane: bool) -> pb::Value
 }
 
 fn map_value_info_type(v: &mut pb::ValueInfoProto) {
+    use pb::tensor_shape_proto::dimension::Value;
     if let Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(t)), .. }) = &mut v.r#type {
         t.elem_type = tract_elem(t.elem_type);
+        for d in t.shape.iter_mut().flat_map(|s| s.dim.iter_mut()) {
+            if let Some(Value::DimParam(p)) = &mut d.value {
+                *p = tract_symbol(p);
+            }
+        }
     }
+}
+
+/// A dim's symbol as tract may be given it. tract parses a `dim_param` as an
+/// expression with a recursive parser: a deeply nested one (`-(-(-(…` ten
+/// thousand deep) overflowed the stack. Short, shallow text passes as it is;
+/// anything else becomes a plain name of its own (the same text, the same name).
+fn tract_symbol(p: &str) -> String {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut run = 0usize;
+    let mut longest_run = 0usize;
+    for c in p.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+        run = if c.is_alphanumeric() || c == '_' { 0 } else { run + 1 };
+        longest_run = longest_run.max(run);
+    }
+    if p.len() <= 256 && deepest <= 8 && longest_run <= 8 {
+        return p.to_string();
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.hash(&mut h);
+    format!("nnmem_dim_{:016x}", h.finish())
 }
 
 fn set_dims(v: &mut pb::ValueInfoProto, dims: &[DimSpec]) {
@@ -450,7 +484,7 @@ fn set_dims(v: &mut pb::ValueInfoProto, dims: &[DimSpec]) {
                 value: Some(match d {
                     // Values above i64::MAX were refused when the binding was made.
                     DimSpec::Value(v) => Value::DimValue(i64::try_from(*v).unwrap_or(i64::MAX)),
-                    DimSpec::Symbol(s) => Value::DimParam(s.clone()),
+                    DimSpec::Symbol(s) => Value::DimParam(tract_symbol(s)),
                 }),
                 ..Default::default()
             })
@@ -538,4 +572,20 @@ fn upsample_fact(
         fact = fact.with_datum_type(dt);
     }
     Some(fact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tract_symbol;
+
+    #[test]
+    fn deep_or_long_dims_reach_tract_as_plain_names() {
+        assert_eq!(tract_symbol("batch"), "batch");
+        assert_eq!(tract_symbol("(s0 + 1) // 2"), "(s0 + 1) // 2");
+        let deep = format!("{}s{}", "-(".repeat(10_000), ")".repeat(10_000));
+        let named = tract_symbol(&deep);
+        assert!(named.starts_with("nnmem_dim_") && named.len() == "nnmem_dim_".len() + 16, "{named}");
+        assert_eq!(tract_symbol(&deep), named);
+        assert_ne!(tract_symbol(&"x".repeat(300)), tract_symbol(&"y".repeat(300)));
+    }
 }
