@@ -116,16 +116,9 @@ impl<'a> NodeProto<'a> {
         // Each list gets its exact length up front: an attribute is 200 bytes,
         // and a list grown by pushes keeps room for four of them or more.
         let mut counts = [0usize; 10];
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let key = bytes[pos];
-            if key & 0x80 != 0 || key & 7 != 2 || key >> 3 == 0 {
-                return None;
-            }
-            pos += 1;
-            let len = plain_length(bytes, &mut pos)?;
-            pos = pos.checked_add(len).filter(|&end| end <= bytes.len())?;
-            if let Some(c) = counts.get_mut(usize::from(key >> 3)) {
+        for field in PlainFields::of(bytes) {
+            let (number, _) = field?;
+            if let Some(c) = counts.get_mut(usize::from(number)) {
                 *c += 1;
             }
         }
@@ -136,19 +129,10 @@ impl<'a> NodeProto<'a> {
             metadata_props: Vec::with_capacity(counts[9]),
             ..NodeProto::default()
         };
-        let mut pos = 0;
-        while pos < bytes.len() {
-            // Keys of fields 1-15 with wire type 2 are one byte; anything else goes to prost.
-            let key = bytes[pos];
-            if key & 0x80 != 0 || key & 7 != 2 || key >> 3 == 0 {
-                return None;
-            }
-            pos += 1;
-            let len = plain_length(bytes, &mut pos)?;
-            let payload = bytes.get(pos..pos.checked_add(len)?)?;
-            pos += len;
+        for field in PlainFields::of(bytes) {
+            let (number, payload) = field?;
             let text = || std::str::from_utf8(payload).ok().map(|s| Text(std::borrow::Cow::Borrowed(s)));
-            match key >> 3 {
+            match number {
                 1 => node.input.push(text()?),
                 2 => node.output.push(text()?),
                 3 => node.name = text()?,
@@ -182,6 +166,46 @@ impl<'a> NodeProto<'a> {
             domain: self.domain.into_owned(),
             metadata_props: self.metadata_props,
         }
+    }
+}
+
+/// The fields of a message in the plain form, in order: (field number,
+/// payload). An item is `None` — and the walk is over — at anything else:
+/// keys of fields 1-15 with wire type 2 are one byte; anything else goes to
+/// prost.
+struct PlainFields<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> PlainFields<'a> {
+    fn of(bytes: &'a [u8]) -> Self {
+        PlainFields { bytes, pos: 0 }
+    }
+}
+
+impl<'a> Iterator for PlainFields<'a> {
+    type Item = Option<(u8, &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.bytes.len() {
+            return None;
+        }
+        let field = (|| {
+            let key = self.bytes[self.pos];
+            if key & 0x80 != 0 || key & 7 != 2 || key >> 3 == 0 {
+                return None;
+            }
+            self.pos += 1;
+            let len = plain_length(self.bytes, &mut self.pos)?;
+            let payload = self.bytes.get(self.pos..self.pos.checked_add(len)?)?;
+            self.pos += len;
+            Some((key >> 3, payload))
+        })();
+        if field.is_none() {
+            self.pos = self.bytes.len();
+        }
+        Some(field)
     }
 }
 
