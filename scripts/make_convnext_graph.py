@@ -22,6 +22,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from make_llama_graph import save, weight_tensor  # the same weight and file conventions
+
 
 class Builder:
     def __init__(self, inline, seed=0):
@@ -52,15 +54,7 @@ class Builder:
         return out
 
     def weight(self, name, shape):
-        if self.inline:
-            t = numpy_helper.from_array((self.rng.standard_normal(shape) * 0.05).astype(np.float32), name)
-        else:
-            t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=shape)
-            t.data_location = TensorProto.EXTERNAL
-            for k, v in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 * int(np.prod(shape))))):
-                e = t.external_data.add()
-                e.key, e.value = k, v
-        self.inits.append(t)
+        self.inits.append(weight_tensor(name, shape, self.inline, self.rng))
         return name
 
 
@@ -152,10 +146,7 @@ def main():
     cfg = ap.parse_args()
     if len(cfg.depths) != 4 or len(cfg.widths) != 4:
         ap.error("--depths and --widths take four values")
-    m = build(cfg)
-    onnx.checker.check_model(m) if cfg.inline_weights else None
-    onnx.save(m, cfg.out)
-    print(f"{cfg.out}: {len(m.graph.node)} nodes, {sum(int(np.prod(t.dims)) for t in m.graph.initializer):,} parameters")
+    save(build(cfg), cfg)
 
 
 if __name__ == "__main__":

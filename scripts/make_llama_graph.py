@@ -52,17 +52,27 @@ class Builder:
         return self.const(np.array(values, dtype=np.int64))
 
     def weight(self, name, shape):
-        """A float32 weight: random values stored inline, or an external reference to a file never written."""
-        if self.inline:
-            t = numpy_helper.from_array((self.rng.standard_normal(shape) * 0.05).astype(np.float32), name)
-        else:
-            t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=shape)
-            t.data_location = TensorProto.EXTERNAL
-            for k, v in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 * int(np.prod(shape))))):
-                e = t.external_data.add()
-                e.key, e.value = k, v
-        self.inits.append(t)
+        self.inits.append(weight_tensor(name, shape, self.inline, self.rng))
         return name
+
+
+def weight_tensor(name, shape, inline, rng):
+    """A float32 weight: random values stored inline, or an external reference to a file never written."""
+    if inline:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.05).astype(np.float32), name)
+    t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=shape)
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 * int(np.prod(shape))))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return t
+
+
+def save(m, cfg):
+    """Checks the model when its weights are inline, writes it and says what it holds."""
+    onnx.checker.check_model(m) if cfg.inline_weights else None
+    onnx.save(m, cfg.out)
+    print(f"{cfg.out}: {len(m.graph.node)} nodes, {sum(int(np.prod(t.dims)) for t in m.graph.initializer):,} parameters")
 
 
 def rms_norm(b, x, weight, eps=1e-6):
@@ -186,10 +196,7 @@ def main():
     cfg = ap.parse_args()
     if cfg.tiny:
         cfg.layers, cfg.hidden, cfg.heads, cfg.kv_heads, cfg.ffn, cfg.vocab = 2, 32, 4, 2, 48, 64
-    m = build(cfg)
-    onnx.checker.check_model(m) if cfg.inline_weights else None
-    onnx.save(m, cfg.out)
-    print(f"{cfg.out}: {len(m.graph.node)} nodes, {sum(int(np.prod(t.dims)) for t in m.graph.initializer):,} parameters")
+    save(build(cfg), cfg)
 
 
 if __name__ == "__main__":
